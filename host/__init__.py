@@ -1,0 +1,1 @@
+"""KTRDR training host: runs the TrainingExecutor behind the TrainingHost gRPC service."""
