@@ -1,15 +1,50 @@
 """The KTRDR v2 strategy schema (typed).
 
-SKELETON written by the lead: attribute names are the contract other modules code against.
-The config helper completes validation (cross-field checks, error paths) and loading.
+Attribute names are the contract other modules code against. Every check that can be made
+without market data lives here as a validator, so ``StrategyConfig.model_validate`` alone
+rejects a bad strategy; :mod:`ktrdr.config.loader` turns the errors into ``field.path: problem``
+lines and raises ``StrategyConfigError`` listing all of them.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ktrdr.config.problems import ConfigProblems, cross_check
+from ktrdr.data.symbols import normalize_symbol
+from ktrdr.data.timeframes import normalize_timeframe, sort_timeframes
+from ktrdr.fuzzy import check_fuzzy_params
+from ktrdr.indicators import get_indicator, known_indicators
+
+# Element types (module-level aliases: inside the classes below `list` names a field).
+Symbol = Annotated[str, AfterValidator(normalize_symbol)]  # upper-cased, strict pattern
+Timeframe = Annotated[str, AfterValidator(normalize_timeframe)]  # canonical lower-case name
+SymbolList = list[Symbol]
+TimeframeList = list[Timeframe]
+StrList = list[str]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def _duplicates(items: StrList) -> StrList:
+    """Items that occur more than once, each named once, in order of first repeat."""
+    seen: set[str] = set()
+    repeated: StrList = []
+    for item in items:
+        if item in seen and item not in repeated:
+            repeated.append(item)
+        seen.add(item)
+    return repeated
 
 
 class _Lenient(BaseModel):
@@ -20,33 +55,84 @@ class _Lenient(BaseModel):
 
 class SymbolsConfig(_Lenient):
     mode: Literal["single", "multi_symbol"] = "single"
-    symbol: str | None = None
-    list: list[str] | None = None  # noqa: A003  (the YAML key is `list`)
+    symbol: Symbol | None = None  # for mode: single
+    list: SymbolList | None = None
 
-    def resolved(self) -> list[str]:
+    @model_validator(mode="after")
+    def _check_mode(self) -> SymbolsConfig:
+        if self.mode == "single" and self.symbol is None:
+            raise ValueError(
+                "mode 'single' needs 'symbol' (for several symbols use mode: multi_symbol "
+                "with 'list')"
+            )
+        if self.mode == "multi_symbol":
+            if not self.list:
+                raise ValueError("mode 'multi_symbol' needs a non-empty 'list'")
+            if dups := _duplicates(self.list):
+                raise ValueError(f"duplicate symbol(s) in 'list': {', '.join(dups)}")
+        return self
+
+    def resolved(self) -> StrList:
         """Symbols in declared order (upper-cased)."""
-        raise NotImplementedError
+        if self.mode == "single":
+            return [self.symbol] if self.symbol else []
+        return [*(self.list or [])]
 
 
 class TimeframesConfig(_Lenient):
     mode: Literal["single", "multi_timeframe"] = "single"
-    timeframe: str | None = None
-    list: list[str] | None = None  # noqa: A003
-    base_timeframe: str | None = None
+    timeframe: Timeframe | None = None  # for mode: single
+    list: TimeframeList | None = None
+    base_timeframe: Timeframe | None = None  # the timeframe every row is a bar of
 
-    def resolved(self) -> list[str]:
+    @model_validator(mode="after")
+    def _check_mode(self) -> TimeframesConfig:
+        if self.mode == "single" and self.timeframe is None:
+            raise ValueError(
+                "mode 'single' needs 'timeframe' (for several use mode: multi_timeframe "
+                "with 'list' and 'base_timeframe')"
+            )
+        if self.mode == "multi_timeframe":
+            if not self.list:
+                raise ValueError("mode 'multi_timeframe' needs a non-empty 'list'")
+            if dups := _duplicates(self.list):
+                raise ValueError(f"duplicate timeframe(s) in 'list': {', '.join(dups)}")
+            if self.base_timeframe is None:
+                raise ValueError("mode 'multi_timeframe' needs 'base_timeframe'")
+            if self.base_timeframe not in self.list:
+                raise ValueError(
+                    f"base_timeframe '{self.base_timeframe}' is not in 'list' "
+                    f"({', '.join(self.list)})"
+                )
+        return self
+
+    def resolved(self) -> StrList:
         """Timeframes, base timeframe first, then the others from finest to coarsest."""
-        raise NotImplementedError
+        base = self.base()
+        others = (self.list or []) if self.mode == "multi_timeframe" else []
+        return [base, *sort_timeframes(tf for tf in others if tf != base)]
 
     def base(self) -> str:
-        raise NotImplementedError
+        """The base timeframe: every training row is one bar of it."""
+        base = self.timeframe if self.mode == "single" else self.base_timeframe
+        if base is None:  # only possible on an unvalidated (model_construct) instance
+            raise ValueError("timeframes have no base timeframe")
+        return base
 
 
 class TrainingDataConfig(_Lenient):
     symbols: SymbolsConfig
     timeframes: TimeframesConfig
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: date | None = None  # inclusive
+    end_date: date | None = None  # inclusive, the whole day
+
+    @field_validator("end_date")
+    @classmethod
+    def _end_after_start(cls, end: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start_date")
+        if start is not None and end is not None and start > end:
+            raise ValueError(f"{end} is before start_date {start}")
+        return end
 
 
 class IndicatorConfig(BaseModel):
@@ -57,7 +143,7 @@ class IndicatorConfig(BaseModel):
     feature_id: str | None = None  # key used by fuzzy_sets; defaults to the lower-cased name
 
     @property
-    def id(self) -> str:  # noqa: A003
+    def id(self) -> str:
         return (self.feature_id or self.name).lower()
 
     @property
@@ -65,51 +151,87 @@ class IndicatorConfig(BaseModel):
         """Parameters given in the YAML (everything but name/feature_id)."""
         return dict(self.model_extra or {})
 
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        name = name.strip()
+        try:
+            get_indicator(name)
+        except KeyError:
+            raise ValueError(
+                f"unknown indicator {name!r}; known: {', '.join(known_indicators())}"
+            ) from None
+        return name
+
+    @field_validator("feature_id")
+    @classmethod
+    def _non_empty_id(cls, feature_id: str | None) -> str | None:
+        if feature_id is not None and not feature_id.strip():
+            raise ValueError("must not be empty")
+        return feature_id.strip() if feature_id is not None else None
+
+    @model_validator(mode="after")
+    def _check_params(self) -> IndicatorConfig:
+        problems = get_indicator(self.name).check_params(self.params)
+        if problems:
+            raise ConfigProblems([((), problem) for problem in problems])
+        return self
+
 
 class FuzzySetConfig(_Lenient):
-    type: Literal["triangular", "trapezoidal", "gaussian"]  # noqa: A003
-    parameters: list[float]
+    type: Literal["triangular", "trapezoidal", "gaussian"]
+    parameters: list[float]  # triangular a,b,c; trapezoidal a,b,c,d; gaussian mean,sigma
+
+    @field_validator("parameters")
+    @classmethod
+    def _check_shape(cls, parameters: list[float], info: ValidationInfo) -> list[float]:
+        set_type = info.data.get("type")
+        if set_type is not None:
+            problem = check_fuzzy_params(set_type, parameters)
+            if problem:
+                raise ValueError(problem)
+        return parameters
 
 
 class ArchitectureConfig(_Lenient):
-    hidden_layers: list[int] = Field(default_factory=lambda: [64, 32])
+    hidden_layers: list[PositiveInt] = Field(default_factory=lambda: [64, 32], min_length=1)
     activation: Literal["relu", "tanh", "sigmoid", "leaky_relu"] = "relu"
-    dropout: float = 0.2
+    dropout: float = Field(default=0.2, ge=0, lt=1)
 
 
 class FeaturesConfig(_Lenient):
-    lookback_periods: int = 0
+    lookback_periods: int = Field(default=0, ge=0)  # lagged copies of every feature
     include_price_context: bool = False
     scale_features: bool = True
 
 
 class EarlyStoppingConfig(_Lenient):
     enabled: bool = True
-    patience: int = 10
-    min_delta: float = 0.0
+    patience: int = Field(default=10, ge=1)  # epochs without improvement before stopping
+    min_delta: float = Field(default=0.0, ge=0)
 
 
 class LRSchedulerConfig(_Lenient):
-    type: Literal["none", "step", "cosine", "plateau"] = "none"  # noqa: A003
-    step_size: int = 10
-    gamma: float = 0.5
-    patience: int = 5
+    type: Literal["none", "step", "cosine", "plateau"] = "none"
+    step_size: int = Field(default=10, gt=0)
+    gamma: float = Field(default=0.5, gt=0)
+    patience: int = Field(default=5, ge=0)
 
 
 class ModelTrainingConfig(_Lenient):
-    learning_rate: float = 0.001
-    batch_size: int = 32
-    epochs: int = 50
+    learning_rate: float = Field(default=0.001, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    epochs: int = Field(default=50, gt=0)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    weight_decay: float = 0.0
+    weight_decay: float = Field(default=0.0, ge=0)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
-    gradient_clip: float | None = None
+    gradient_clip: float | None = Field(default=None, gt=0)  # max grad norm; None = off
     lr_scheduler: LRSchedulerConfig | None = None
     class_weights: Literal["none", "balanced"] = "none"
 
 
 class ModelConfig(_Lenient):
-    type: Literal["mlp"] = "mlp"  # noqa: A003
+    type: Literal["mlp"] = "mlp"
     architecture: ArchitectureConfig = Field(default_factory=ArchitectureConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     training: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
@@ -117,14 +239,21 @@ class ModelConfig(_Lenient):
 
 class LabelsConfig(_Lenient):
     source: Literal["zigzag"] = "zigzag"
-    zigzag_threshold: float = 0.02
-    label_lookahead: int = 20
+    zigzag_threshold: float = Field(default=0.02, gt=0)  # relative move that makes a new extreme
+    label_lookahead: int = Field(default=20, ge=1)
 
 
 class DataSplitConfig(_Lenient):
-    train: float = 0.7
-    validation: float = 0.15
-    test: float = 0.15
+    train: float = Field(default=0.7, gt=0)
+    validation: float = Field(default=0.15, ge=0)
+    test: float = Field(default=0.15, gt=0)
+
+    @model_validator(mode="after")
+    def _check_sum(self) -> DataSplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must sum to 1, got {total:g}")
+        return self
 
 
 class TrainingConfig(_Lenient):
@@ -133,14 +262,47 @@ class TrainingConfig(_Lenient):
 
 
 class StrategyConfig(_Lenient):
-    name: str
+    name: str = Field(min_length=1)
     description: str = ""
     version: str = "1.0"
     hypothesis: str = ""
     scope: str = ""
     training_data: TrainingDataConfig
-    indicators: list[IndicatorConfig]
-    fuzzy_sets: dict[str, dict[str, FuzzySetConfig]]
+    indicators: list[IndicatorConfig] = Field(min_length=1)
+    fuzzy_sets: dict[str, dict[str, FuzzySetConfig]]  # indicator id -> set name -> set
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+    @field_validator("name", "description", "version", "hypothesis", "scope", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        # YAML reads `version: 2.0` as a float; the schema wants text.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("fuzzy_sets")
+    @classmethod
+    def _lower_case_keys(
+        cls, fuzzy_sets: dict[str, dict[str, FuzzySetConfig]]
+    ) -> dict[str, dict[str, FuzzySetConfig]]:
+        lowered: dict[str, dict[str, FuzzySetConfig]] = {}
+        clashes: list[tuple[tuple[str | int, ...], str]] = []
+        for key, sets in fuzzy_sets.items():
+            if key.lower() in lowered:
+                clashes.append(((key,), f"same indicator id as another key: '{key.lower()}'"))
+            lowered[key.lower()] = sets
+        if clashes:
+            raise ConfigProblems(clashes)
+        return lowered
+
+    @model_validator(mode="after")
+    def _check_cross_references(self) -> StrategyConfig:
+        problems = cross_check(
+            [ind.id for ind in self.indicators],
+            {key: len(sets) for key, sets in self.fuzzy_sets.items()},
+        )
+        if problems:
+            raise ConfigProblems(problems)
+        return self

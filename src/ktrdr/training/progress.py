@@ -140,6 +140,11 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._warned = False
 
+    @property
+    def min_batch_interval(self) -> float:
+        """Seconds between two batch events (callers may skip building events sooner)."""
+        return self._min_batch_interval
+
     def emit(self, event: ProgressEvent) -> None:
         """Send ``event`` to the callback; batch events beyond the rate limit are dropped."""
         if self._callback is None:

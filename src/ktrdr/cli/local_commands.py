@@ -1,0 +1,190 @@
+"""Commands that need no service: validate a strategy, train in-process, predict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ktrdr.training.progress import ProgressEvent, ProgressKind
+
+
+def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    strategy = sub.add_parser(
+        "strategy",
+        help="work with strategy files",
+        formatter_class=formatter,
+        description="Work with strategy files.\n\nexample:\n  ktrdr strategy validate "
+        "examples/strategies/rsi_single.yaml",
+    )
+    ssub = strategy.add_subparsers(dest="strategy_command", metavar="COMMAND", required=True)
+    validate = ssub.add_parser(
+        "validate",
+        help="check a strategy YAML and summarise it",
+        formatter_class=formatter,
+        description="Check a strategy YAML; prints 'valid' and a summary, or every error.\n\n"
+        "example:\n  ktrdr strategy validate examples/strategies/rsi_single.yaml",
+    )
+    validate.add_argument("file", type=Path)
+    validate.set_defaults(handler=_validate)
+
+    train = sub.add_parser(
+        "train",
+        help="train a strategy (--local: in this process)",
+        formatter_class=formatter,
+        description="Train a strategy. With --local the training library runs in this process "
+        "and saves the model under --models-dir.\n\nexample:\n  ktrdr train "
+        "examples/strategies/rsi_single.yaml --local --seed 7",
+    )
+    train.add_argument("strategy", help="strategy YAML file (or, without --local, a name)")
+    train.add_argument("--local", action="store_true", help="run in-process, no services")
+    train.add_argument("--data-dir", type=Path, default=None, help="OHLCV files directory")
+    train.add_argument("--models-dir", type=Path, default=None, help="where models are saved")
+    train.add_argument("--symbols", default=None, help="comma-separated symbols override")
+    train.add_argument(
+        "--timeframes", default=None, help="comma-separated timeframes override (first = base)"
+    )
+    train.add_argument("--start", default=None, help="start date YYYY-MM-DD (inclusive)")
+    train.add_argument("--end", default=None, help="end date YYYY-MM-DD (inclusive)")
+    train.add_argument("--seed", type=int, default=None, help="random seed override")
+    train.add_argument("--device", default=None, help="auto|cpu|cuda|mps (default: KTRDR_DEVICE)")
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
+    train.set_defaults(handler=_train)
+
+    predict = sub.add_parser(
+        "predict",
+        help="BUY/HOLD/SELL signals from a saved model",
+        formatter_class=formatter,
+        description="Score OHLCV bars with a saved model.\n\nexample:\n  ktrdr predict "
+        "models/rsi_single/EURUSD_1h_v1 --data data/samples/EURUSD_1h.csv --out signals.csv",
+    )
+    predict.add_argument("model_dir", type=Path, help="a saved model version directory")
+    predict.add_argument("--data", type=Path, required=True, help="OHLCV file (base timeframe)")
+    predict.add_argument(
+        "--symbol",
+        default=None,
+        help="symbol of the data (default: from the file name SYMBOL_TF.csv)",
+    )
+    predict.add_argument("--out", type=Path, default=None, help="write signals as CSV here")
+    predict.set_defaults(handler=_predict)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ktrdr.config.cli import validate_command
+
+    return validate_command(args.file)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+class _ConsoleProgress:
+    """Steps as lines, epochs as a tqdm bar."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from tqdm.auto import tqdm
+
+        if event.kind is ProgressKind.STEP_STARTED:
+            self.close()
+            print(f"[{event.percent:5.1f}%] {event.message}", file=sys.stderr, flush=True)
+        elif event.kind is ProgressKind.EPOCH:
+            if self._bar is None:
+                self._bar = tqdm(
+                    total=event.total_epochs, desc="epochs", unit="epoch", file=sys.stderr
+                )
+            self._bar.n = event.epoch
+            shown = {k: round(v, 4) for k, v in event.metrics.items() if k != "learning_rate"}
+            self._bar.set_postfix(shown, refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _train(args: argparse.Namespace) -> int:
+    if not args.local:
+        handler = getattr(args, "remote_handler", None)
+        if handler is None:
+            print("error: only --local training is available in this build", file=sys.stderr)
+            return 2
+        code: int = handler(args)
+        return code
+    from ktrdr.config import apply_overrides, load_strategy
+    from ktrdr.config.settings import LibrarySettings
+    from ktrdr.storage import ModelStorage
+    from ktrdr.training.executor import TrainingExecutor
+
+    settings = LibrarySettings()
+    path = Path(args.strategy)
+    config = apply_overrides(
+        load_strategy(path),
+        symbols=_split(args.symbols),
+        timeframes=_split(args.timeframes),
+        start_date=args.start,
+        end_date=args.end,
+        seed=args.seed,
+    )
+    executor = TrainingExecutor(
+        args.data_dir or settings.data_dir, device=args.device or settings.device
+    )
+    progress = _ConsoleProgress()
+    try:
+        result = executor.run(config, progress, strategy_yaml=path.read_text())
+    finally:
+        progress.close()
+    stored = ModelStorage(args.models_dir or settings.models_dir).save(result.bundle)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model_path": str(stored.path),
+                    "version": stored.version,
+                    "strategy": stored.strategy,
+                    "device": result.device,
+                    "duration_s": result.duration_s,
+                    "metrics": result.summary,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    test = result.metrics["test"]
+    print(f"\n{config.name}: trained on {result.device} in {result.duration_s:.1f} s")
+    print(f"  test rows      {test['rows']}")
+    print(f"  test accuracy  {test['accuracy']:.4f}")
+    print(f"  test loss      {test['loss']:.4f}")
+    print(f"  macro F1       {test['macro']['f1']:.4f}   weighted F1 {test['weighted']['f1']:.4f}")
+    for name, row in test["per_class"].items():
+        print(
+            f"  {name:<5} precision {row['precision']:.3f} recall {row['recall']:.3f} "
+            f"f1 {row['f1']:.3f} support {row['support']}"
+        )
+    print(f"model saved: {stored.path} (version {stored.version})")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ktrdr.data import read_ohlcv_file
+    from ktrdr.training.predictor import Predictor
+
+    predictor = Predictor.load(args.model_dir)
+    symbol = args.symbol or args.data.stem.split("_")[0]
+    frames = {predictor.config.training_data.timeframes.base(): read_ohlcv_file(args.data)}
+    signals = predictor.predict(symbol, frames)
+    if args.out:
+        signals.to_csv(args.out, index_label="timestamp")
+        counts = signals["signal"].value_counts().to_dict()
+        print(f"{len(signals)} signals written to {args.out}: {counts}")
+    else:
+        with pd.option_context("display.max_rows", 20, "display.width", 120):
+            print(signals)
+    return 0

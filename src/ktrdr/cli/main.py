@@ -1,0 +1,85 @@
+"""The ``ktrdr`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from ktrdr import __version__
+from ktrdr.errors import TrainingError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples in each command's description as written."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ktrdr.cli import local_commands
+
+    parser = argparse.ArgumentParser(
+        prog="ktrdr",
+        description="KTRDR training: train neuro-fuzzy strategies locally or through the "
+        "backend/host gRPC services.\n\nexample:\n  ktrdr train "
+        "examples/strategies/rsi_single.yaml --local",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ktrdr {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging (-v INFO from the library, -vv DEBUG)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    local_commands.register(sub, _Formatter)
+    for register in _optional_registrars():
+        register(sub, _Formatter)
+    return parser
+
+
+def _optional_registrars() -> list[Callable[..., None]]:
+    """Command groups of the services and client (registered when their modules exist)."""
+    import importlib
+
+    out = []
+    for module in ("ktrdr.cli.service_commands", "ktrdr.cli.client_commands"):
+        try:
+            out.append(importlib.import_module(module).register)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return out
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    configure_logging(args.verbose)
+    try:
+        return handler(args)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

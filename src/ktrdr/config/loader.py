@@ -1,0 +1,160 @@
+"""Loading strategies from YAML, applying command-line overrides.
+
+Every entry point raises ``StrategyConfigError`` whose ``errors`` list every problem found,
+each as ``field.path: problem``. YAML syntax errors and duplicate keys name the line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ktrdr.config.problems import cross_check, format_path, format_validation_error
+from ktrdr.config.strategy import StrategyConfig
+from ktrdr.errors import StrategyConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def load_strategy(path: str | Path) -> StrategyConfig:
+    """Read and validate the strategy YAML at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StrategyConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StrategyConfigError(f"{path}: cannot read: {exc}") from exc
+    return parse_strategy(text, source=str(path))
+
+
+def parse_strategy(text: str, source: str = "<string>") -> StrategyConfig:
+    """Validate a strategy given as YAML text (``source`` names it in messages)."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StrategyConfigError(
+            f"{source}: YAML syntax error{where}: {exc.problem or exc.context}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise StrategyConfigError(f"{source}: YAML error: {exc}") from None
+    if data is None:
+        raise StrategyConfigError(f"{source}: the strategy is empty")
+    return strategy_from_dict(data, source)
+
+
+def strategy_from_dict(data: Any, source: str = "<dict>") -> StrategyConfig:
+    """Validate a strategy given as a mapping (already parsed YAML)."""
+    if not isinstance(data, Mapping):
+        raise StrategyConfigError(
+            f"{source}: a strategy must be a mapping of keys to values, got {type(data).__name__}"
+        )
+    try:
+        config = StrategyConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = format_validation_error(exc)
+        if any(error["loc"] for error in exc.errors()):
+            # Field errors stop pydantic before the cross-checks; run those on the raw data.
+            errors += [f"{format_path(loc)}: {msg}" for loc, msg in _raw_cross_check(data)]
+        raise StrategyConfigError(errors) from None
+    logger.debug("strategy %r from %s is valid", config.name, source)
+    return config
+
+
+def apply_overrides(
+    cfg: StrategyConfig,
+    *,
+    symbols: Sequence[str] | str | None = None,
+    timeframes: Sequence[str] | str | None = None,
+    start_date: date | str | None = None,
+    end_date: date | str | None = None,
+    seed: int | None = None,
+) -> StrategyConfig:
+    """A copy of ``cfg`` with command-line overrides, validated again.
+
+    ``symbols`` and ``timeframes`` are lists or comma-separated strings; one symbol or
+    timeframe gives ``mode: single``. With several timeframes the first is the base.
+    """
+    data = cfg.model_dump()
+    training_data = data["training_data"]
+    if symbols is not None:
+        names = _split(symbols)
+        if len(names) == 1:
+            training_data["symbols"] = {"mode": "single", "symbol": names[0]}
+        else:
+            training_data["symbols"] = {"mode": "multi_symbol", "list": names}
+    if timeframes is not None:
+        frames = _split(timeframes)
+        if len(frames) == 1:
+            training_data["timeframes"] = {"mode": "single", "timeframe": frames[0]}
+        else:
+            training_data["timeframes"] = {
+                "mode": "multi_timeframe",
+                "list": frames,
+                "base_timeframe": frames[0] if frames else None,
+            }
+    if start_date is not None:
+        training_data["start_date"] = start_date
+    if end_date is not None:
+        training_data["end_date"] = end_date
+    if seed is not None:
+        data["seed"] = seed
+    return strategy_from_dict(data, source="overrides")
+
+
+def _split(values: Sequence[str] | str) -> list[str]:
+    items = values.split(",") if isinstance(values, str) else list(values)
+    return [item.strip() for item in items if item.strip()]
+
+
+def _raw_cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """:func:`cross_check` on unvalidated data (entries it cannot read are skipped)."""
+    indicators = data.get("indicators")
+    fuzzy_sets = data.get("fuzzy_sets")
+    if not isinstance(indicators, list) or not isinstance(fuzzy_sets, Mapping):
+        return []
+    ids: list[str | None] = []
+    for entry in indicators:
+        ident = None
+        if isinstance(entry, Mapping):
+            ident = entry.get("feature_id") or entry.get("name")
+        ids.append(ident.strip().lower() if isinstance(ident, str) else None)
+    counts = {
+        str(key).lower(): len(sets) if isinstance(sets, Mapping) else 1
+        for key, sets in fuzzy_sets.items()
+    }
+    return cross_check(ids, counts)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate keys instead of keeping the last one silently."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    first_line: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = first_line.get(key)
+        except TypeError:  # unhashable key: SafeLoader reports it below
+            continue
+        if seen is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen})", key_node.start_mark
+            )
+        first_line[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+__all__ = ["apply_overrides", "load_strategy", "parse_strategy", "strategy_from_dict"]

@@ -1,0 +1,51 @@
+"""A one-screen, human-readable summary of a strategy (``ktrdr strategy validate``)."""
+
+from __future__ import annotations
+
+from ktrdr.config.strategy import StrategyConfig
+
+
+def strategy_summary(cfg: StrategyConfig) -> str:
+    """What the strategy trains on, with which inputs, model and training settings."""
+    data = cfg.training_data
+    timeframes = data.timeframes.resolved()
+    arch = cfg.model.architecture
+    feats = cfg.model.features
+    train = cfg.model.training
+    labels = cfg.training.labels
+    split = cfg.training.data_split
+    stopping = (
+        f"early stopping patience {train.early_stopping.patience}"
+        if train.early_stopping.enabled
+        else "no early stopping"
+    )
+    lines = [
+        f"Strategy:   {cfg.name} (version {cfg.version})",
+        *([f"            {cfg.description.strip().splitlines()[0]}"] if cfg.description else []),
+        f"Symbols:    {', '.join(data.symbols.resolved())}",
+        f"Timeframes: {timeframes[0]} (base)" + "".join(f", {tf}" for tf in timeframes[1:]),
+        f"Dates:      {data.start_date or 'first bar'} .. {data.end_date or 'last bar'}",
+        f"Indicators: {len(cfg.indicators)}",
+    ]
+    for ind in cfg.indicators:
+        params = ", ".join(f"{key}={value}" for key, value in ind.params.items())
+        sets = ", ".join(cfg.fuzzy_sets.get(ind.id, {}))
+        lines.append(f"  {ind.id:<14} {ind.name}({params}) -> fuzzy sets: {sets}")
+    lines += [
+        f"Model:      {cfg.model.type} hidden {arch.hidden_layers} {arch.activation}, "
+        f"dropout {arch.dropout:g}",
+        f"Features:   lookback {feats.lookback_periods}, price context "
+        f"{'on' if feats.include_price_context else 'off'}, scaling "
+        f"{'on' if feats.scale_features else 'off'}",
+        f"Training:   {train.optimizer} lr {train.learning_rate:g}, batch {train.batch_size}, "
+        f"{train.epochs} epochs, {stopping}",
+        f"Labels:     {labels.source} threshold {labels.zigzag_threshold:g}, "
+        f"lookahead {labels.label_lookahead}",
+        f"Split:      train {split.train:g} / validation {split.validation:g} / "
+        f"test {split.test:g}",
+        f"Seed:       {cfg.seed if cfg.seed is not None else 'none (not reproducible)'}",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = ["strategy_summary"]

@@ -1,0 +1,22 @@
+"""Symbol names: upper-case, a strict pattern so a symbol can never escape a directory."""
+
+from __future__ import annotations
+
+import re
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9._-]{1,32}$")
+
+
+def normalize_symbol(symbol: str) -> str:
+    """Upper-cased ``symbol``; ``ValueError`` unless it matches ``[A-Z0-9._-]{1,32}``."""
+    if not isinstance(symbol, str):
+        raise ValueError(f"symbol must be a string, got {symbol!r}")
+    name = symbol.strip().upper()
+    if not SYMBOL_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid symbol {symbol!r}: use 1-32 characters from A-Z, 0-9, '.', '_', '-'"
+        )
+    return name
+
+
+__all__ = ["SYMBOL_PATTERN", "normalize_symbol"]

@@ -1,0 +1,45 @@
+"""Timeframe names, their durations and their order (finest first)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+# The supported timeframes, finest first, with the duration of one bar.
+_DURATIONS: dict[str, pd.Timedelta] = {
+    "1m": pd.Timedelta(minutes=1),
+    "5m": pd.Timedelta(minutes=5),
+    "15m": pd.Timedelta(minutes=15),
+    "30m": pd.Timedelta(minutes=30),
+    "1h": pd.Timedelta(hours=1),
+    "2h": pd.Timedelta(hours=2),
+    "4h": pd.Timedelta(hours=4),
+    "1d": pd.Timedelta(days=1),
+    "1w": pd.Timedelta(days=7),
+}
+
+TIMEFRAMES: tuple[str, ...] = tuple(_DURATIONS)
+
+
+def normalize_timeframe(timeframe: str) -> str:
+    """Return the canonical (lower-case) name of ``timeframe``; ``ValueError`` if unknown."""
+    if not isinstance(timeframe, str):
+        raise ValueError(f"timeframe must be a string, got {timeframe!r}")
+    name = timeframe.strip().lower()
+    if name not in _DURATIONS:
+        raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAMES)}")
+    return name
+
+
+def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
+    """Duration of one bar of ``timeframe`` (case-insensitive)."""
+    return _DURATIONS[normalize_timeframe(timeframe)]
+
+
+def sort_timeframes(timeframes: Iterable[str]) -> list[str]:
+    """Normalized timeframes ordered from finest to coarsest."""
+    return sorted((normalize_timeframe(tf) for tf in timeframes), key=_DURATIONS.__getitem__)
+
+
+__all__ = ["TIMEFRAMES", "normalize_timeframe", "sort_timeframes", "timeframe_to_timedelta"]

@@ -1,0 +1,142 @@
+"""Steps 9 and 10: test-split metrics and permutation feature importance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from torch import nn
+
+from ktrdr.labels import CLASS_NAMES
+from ktrdr.training.cancellation import CancellationToken
+from ktrdr.training.trainer import Tensors, predict_logits
+
+CLASSES = list(range(len(CLASS_NAMES)))
+
+
+def label_distribution(y: np.ndarray) -> dict[str, int]:
+    counts = np.bincount(y, minlength=len(CLASS_NAMES))
+    return {name: int(counts[i]) for i, name in enumerate(CLASS_NAMES)}
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, per-class and averaged precision/recall/F1, and the confusion matrix."""
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=CLASSES, zero_division=0)
+    out: dict[str, Any] = {
+        "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
+        "per_class": {
+            name: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(s[i]),
+            }
+            for i, name in enumerate(CLASS_NAMES)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=CLASSES).tolist(),
+    }
+    for average in ("macro", "weighted"):
+        pa, ra, fa, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=CLASSES, average=average, zero_division=0
+        )
+        out[average] = {"precision": float(pa), "recall": float(ra), "f1": float(fa)}
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, test: Tensors, loss_fn: nn.Module, symbols: list[str]
+) -> dict[str, Any]:
+    """Metrics on the test split, overall and per symbol (each row uses its own symbol)."""
+    logits = predict_logits(model, test)
+    y_true = test.y.cpu().numpy()
+    y_pred = logits.argmax(dim=1).cpu().numpy()
+    sym = test.symbol_idx.cpu().numpy()
+    metrics = classification_metrics(y_true, y_pred)
+    metrics["loss"] = float(loss_fn(logits, test.y).item()) if len(test) else 0.0
+    metrics["rows"] = len(test)
+    per_symbol: dict[str, Any] = {}
+    for i, symbol in enumerate(symbols):
+        mask = sym == i
+        if not mask.any():
+            continue
+        mask_t = torch.from_numpy(mask).to(logits.device)
+        sub = classification_metrics(y_true[mask], y_pred[mask])
+        per_symbol[symbol] = {
+            "rows": int(mask.sum()),
+            "accuracy": sub["accuracy"],
+            "f1_macro": sub["macro"]["f1"],
+            "loss": float(loss_fn(logits[mask_t], test.y[mask_t]).item()),
+        }
+    metrics["per_symbol"] = per_symbol
+    return metrics
+
+
+@torch.no_grad()
+def permutation_importance(
+    model: nn.Module,
+    test: Tensors,
+    loss_fn: nn.Module,
+    feature_names: list[str],
+    *,
+    seed: int,
+    repeats: int = 3,
+    cancel: CancellationToken | None = None,
+) -> list[dict[str, Any]]:
+    """Mean increase of test loss (and drop of accuracy) when one feature is shuffled.
+
+    Seeded, ``repeats`` shuffles per feature, ranked by loss increase (most important first).
+    """
+    if len(test) == 0:
+        return []
+    model.eval()
+    base_logits = predict_logits(model, test)
+    base_loss = float(loss_fn(base_logits, test.y).item())
+    base_acc = float((base_logits.argmax(1) == test.y).float().mean().item())
+    gen = torch.Generator().manual_seed(seed)
+    results: list[dict[str, Any]] = []
+    x = test.x.clone()
+    for j, name in enumerate(feature_names):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        original = x[:, j].clone()
+        loss_up, acc_down = [], []
+        for _ in range(repeats):
+            perm = torch.randperm(len(test), generator=gen).to(x.device)
+            x[:, j] = original[perm]
+            logits = predict_logits(model, Tensors(x, test.y, test.symbol_idx))
+            loss_up.append(float(loss_fn(logits, test.y).item()) - base_loss)
+            acc_down.append(base_acc - float((logits.argmax(1) == test.y).float().mean().item()))
+        x[:, j] = original
+        results.append(
+            {
+                "feature": name,
+                "loss_increase": float(np.mean(loss_up)),
+                "loss_increase_std": float(np.std(loss_up)),
+                "accuracy_drop": float(np.mean(acc_down)),
+            }
+        )
+    results.sort(key=lambda r: r["loss_increase"], reverse=True)
+    for rank, row in enumerate(results, start=1):
+        row["rank"] = rank
+    return results
+
+
+def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The flat numbers a progress event or a listing shows."""
+    test = metrics.get("test", {})
+    out = {
+        "test_accuracy": float(test.get("accuracy", 0.0)),
+        "test_loss": float(test.get("loss", 0.0)),
+        "test_f1_macro": float(test.get("macro", {}).get("f1", 0.0)),
+        "test_f1_weighted": float(test.get("weighted", {}).get("f1", 0.0)),
+        "test_precision_macro": float(test.get("macro", {}).get("precision", 0.0)),
+        "test_recall_macro": float(test.get("macro", {}).get("recall", 0.0)),
+    }
+    training = metrics.get("training", {})
+    for key in ("best_epoch", "epochs_run", "best_val_loss", "train_samples_per_s"):
+        if training.get(key) is not None:
+            out[key] = float(training[key])
+    return out

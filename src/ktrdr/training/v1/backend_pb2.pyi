@@ -1,0 +1,366 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ktrdr.training.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExecutionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXECUTION_MODE_UNSPECIFIED: _ClassVar[ExecutionMode]
+    EXECUTION_MODE_AUTO: _ClassVar[ExecutionMode]
+    EXECUTION_MODE_LOCAL: _ClassVar[ExecutionMode]
+    EXECUTION_MODE_HOST: _ClassVar[ExecutionMode]
+
+class OperationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATION_STATUS_UNSPECIFIED: _ClassVar[OperationStatus]
+    OPERATION_STATUS_PENDING: _ClassVar[OperationStatus]
+    OPERATION_STATUS_RUNNING: _ClassVar[OperationStatus]
+    OPERATION_STATUS_COMPLETED: _ClassVar[OperationStatus]
+    OPERATION_STATUS_FAILED: _ClassVar[OperationStatus]
+    OPERATION_STATUS_CANCELLED: _ClassVar[OperationStatus]
+
+class StrategyStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STRATEGY_STATUS_UNSPECIFIED: _ClassVar[StrategyStatus]
+    STRATEGY_STATUS_UNTRAINED: _ClassVar[StrategyStatus]
+    STRATEGY_STATUS_TRAINING: _ClassVar[StrategyStatus]
+    STRATEGY_STATUS_TRAINED: _ClassVar[StrategyStatus]
+    STRATEGY_STATUS_FAILED: _ClassVar[StrategyStatus]
+
+class Codec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CODEC_UNSPECIFIED: _ClassVar[Codec]
+    CODEC_RAW: _ClassVar[Codec]
+    CODEC_ZSTD: _ClassVar[Codec]
+    CODEC_GZIP: _ClassVar[Codec]
+EXECUTION_MODE_UNSPECIFIED: ExecutionMode
+EXECUTION_MODE_AUTO: ExecutionMode
+EXECUTION_MODE_LOCAL: ExecutionMode
+EXECUTION_MODE_HOST: ExecutionMode
+OPERATION_STATUS_UNSPECIFIED: OperationStatus
+OPERATION_STATUS_PENDING: OperationStatus
+OPERATION_STATUS_RUNNING: OperationStatus
+OPERATION_STATUS_COMPLETED: OperationStatus
+OPERATION_STATUS_FAILED: OperationStatus
+OPERATION_STATUS_CANCELLED: OperationStatus
+STRATEGY_STATUS_UNSPECIFIED: StrategyStatus
+STRATEGY_STATUS_UNTRAINED: StrategyStatus
+STRATEGY_STATUS_TRAINING: StrategyStatus
+STRATEGY_STATUS_TRAINED: StrategyStatus
+STRATEGY_STATUS_FAILED: StrategyStatus
+CODEC_UNSPECIFIED: Codec
+CODEC_RAW: Codec
+CODEC_ZSTD: Codec
+CODEC_GZIP: Codec
+
+class Operation(_message.Message):
+    __slots__ = ("operation_id", "status", "strategy_name", "requested_mode", "mode", "mode_reason", "host_address", "require_gpu", "created_time", "started_time", "finished_time", "last_event", "error", "result")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_MODE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MODE_REASON_FIELD_NUMBER: _ClassVar[int]
+    HOST_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_GPU_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    status: OperationStatus
+    strategy_name: str
+    requested_mode: ExecutionMode
+    mode: ExecutionMode
+    mode_reason: str
+    host_address: str
+    require_gpu: bool
+    created_time: _timestamp_pb2.Timestamp
+    started_time: _timestamp_pb2.Timestamp
+    finished_time: _timestamp_pb2.Timestamp
+    last_event: _common_pb2.ProgressEvent
+    error: _common_pb2.ErrorDetail
+    result: _common_pb2.ResultSummary
+    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ...) -> None: ...
+
+class CreateTrainingRequest(_message.Message):
+    __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu")
+    STRATEGY_YAML_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_GPU_FIELD_NUMBER: _ClassVar[int]
+    strategy_yaml: str
+    strategy_name: str
+    overrides: _common_pb2.TrainingOverrides
+    execution_mode: ExecutionMode
+    require_gpu: bool
+    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., overrides: _Optional[_Union[_common_pb2.TrainingOverrides, _Mapping]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ...) -> None: ...
+
+class CreateTrainingResponse(_message.Message):
+    __slots__ = ("operation",)
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    operation: Operation
+    def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
+
+class WatchOperationRequest(_message.Message):
+    __slots__ = ("operation_id",)
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    def __init__(self, operation_id: _Optional[str] = ...) -> None: ...
+
+class WatchOperationResponse(_message.Message):
+    __slots__ = ("event", "status")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    event: _common_pb2.ProgressEvent
+    status: OperationStatus
+    def __init__(self, event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., status: _Optional[_Union[OperationStatus, str]] = ...) -> None: ...
+
+class GetOperationRequest(_message.Message):
+    __slots__ = ("operation_id",)
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    def __init__(self, operation_id: _Optional[str] = ...) -> None: ...
+
+class GetOperationResponse(_message.Message):
+    __slots__ = ("operation",)
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    operation: Operation
+    def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
+
+class ListOperationsRequest(_message.Message):
+    __slots__ = ("status", "strategy_name", "page_size", "page_token")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    status: OperationStatus
+    strategy_name: str
+    page_size: int
+    page_token: str
+    def __init__(self, status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListOperationsResponse(_message.Message):
+    __slots__ = ("operations", "next_page_token")
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[Operation]
+    next_page_token: str
+    def __init__(self, operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelOperationRequest(_message.Message):
+    __slots__ = ("operation_id", "reason")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    reason: str
+    def __init__(self, operation_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelOperationResponse(_message.Message):
+    __slots__ = ("status", "operation")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    status: OperationStatus
+    operation: Operation
+    def __init__(self, status: _Optional[_Union[OperationStatus, str]] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
+
+class TrainingConfig(_message.Message):
+    __slots__ = ("default_mode", "host_addresses", "results_address", "health_check_timeout_s", "local_concurrency", "max_bundle_bytes")
+    DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
+    HOST_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CHECK_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUNDLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    default_mode: ExecutionMode
+    host_addresses: _containers.RepeatedScalarFieldContainer[str]
+    results_address: str
+    health_check_timeout_s: float
+    local_concurrency: int
+    max_bundle_bytes: int
+    def __init__(self, default_mode: _Optional[_Union[ExecutionMode, str]] = ..., host_addresses: _Optional[_Iterable[str]] = ..., results_address: _Optional[str] = ..., health_check_timeout_s: _Optional[float] = ..., local_concurrency: _Optional[int] = ..., max_bundle_bytes: _Optional[int] = ...) -> None: ...
+
+class GetTrainingConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetTrainingConfigResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: TrainingConfig
+    def __init__(self, config: _Optional[_Union[TrainingConfig, _Mapping]] = ...) -> None: ...
+
+class UpdateTrainingConfigRequest(_message.Message):
+    __slots__ = ("default_mode",)
+    DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
+    default_mode: ExecutionMode
+    def __init__(self, default_mode: _Optional[_Union[ExecutionMode, str]] = ...) -> None: ...
+
+class UpdateTrainingConfigResponse(_message.Message):
+    __slots__ = ("previous_default_mode", "default_mode", "config")
+    PREVIOUS_DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    previous_default_mode: ExecutionMode
+    default_mode: ExecutionMode
+    config: TrainingConfig
+    def __init__(self, previous_default_mode: _Optional[_Union[ExecutionMode, str]] = ..., default_mode: _Optional[_Union[ExecutionMode, str]] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ...) -> None: ...
+
+class BundleSummary(_message.Message):
+    __slots__ = ("model_type", "feature_count", "device", "seed", "duration_s", "ktrdr_version", "torch_version", "created_time")
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    KTRDR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TORCH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
+    model_type: str
+    feature_count: int
+    device: str
+    seed: int
+    duration_s: float
+    ktrdr_version: str
+    torch_version: str
+    created_time: _timestamp_pb2.Timestamp
+    def __init__(self, model_type: _Optional[str] = ..., feature_count: _Optional[int] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., duration_s: _Optional[float] = ..., ktrdr_version: _Optional[str] = ..., torch_version: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SubmitResultsHeader(_message.Message):
+    __slots__ = ("session_id", "strategy_name", "bundle", "metrics", "raw_size_bytes", "codec", "sha256", "chunk_size_bytes")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    RAW_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    strategy_name: str
+    bundle: BundleSummary
+    metrics: _containers.ScalarMap[str, float]
+    raw_size_bytes: int
+    codec: Codec
+    sha256: str
+    chunk_size_bytes: int
+    def __init__(self, session_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., bundle: _Optional[_Union[BundleSummary, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., raw_size_bytes: _Optional[int] = ..., codec: _Optional[_Union[Codec, str]] = ..., sha256: _Optional[str] = ..., chunk_size_bytes: _Optional[int] = ...) -> None: ...
+
+class SubmitResultsChunk(_message.Message):
+    __slots__ = ("data", "index")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    index: int
+    def __init__(self, data: _Optional[bytes] = ..., index: _Optional[int] = ...) -> None: ...
+
+class SubmitResultsTrailer(_message.Message):
+    __slots__ = ("chunk_count", "encoded_size_bytes")
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ENCODED_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    chunk_count: int
+    encoded_size_bytes: int
+    def __init__(self, chunk_count: _Optional[int] = ..., encoded_size_bytes: _Optional[int] = ...) -> None: ...
+
+class SubmitResultsRequest(_message.Message):
+    __slots__ = ("header", "chunk", "trailer")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    TRAILER_FIELD_NUMBER: _ClassVar[int]
+    header: SubmitResultsHeader
+    chunk: SubmitResultsChunk
+    trailer: SubmitResultsTrailer
+    def __init__(self, header: _Optional[_Union[SubmitResultsHeader, _Mapping]] = ..., chunk: _Optional[_Union[SubmitResultsChunk, _Mapping]] = ..., trailer: _Optional[_Union[SubmitResultsTrailer, _Mapping]] = ...) -> None: ...
+
+class SubmitResultsResponse(_message.Message):
+    __slots__ = ("model", "duplicate", "sha256", "raw_size_bytes")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    RAW_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.ModelReference
+    duplicate: bool
+    sha256: str
+    raw_size_bytes: int
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelReference, _Mapping]] = ..., duplicate: _Optional[bool] = ..., sha256: _Optional[str] = ..., raw_size_bytes: _Optional[int] = ...) -> None: ...
+
+class ModelVersion(_message.Message):
+    __slots__ = ("version", "created_time", "test_metrics", "path", "operation_id")
+    class TestMetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
+    TEST_METRICS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    created_time: _timestamp_pb2.Timestamp
+    test_metrics: _containers.ScalarMap[str, float]
+    path: str
+    operation_id: str
+    def __init__(self, version: _Optional[int] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., path: _Optional[str] = ..., operation_id: _Optional[str] = ...) -> None: ...
+
+class StrategyModels(_message.Message):
+    __slots__ = ("strategy_name", "versions")
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    strategy_name: str
+    versions: _containers.RepeatedCompositeFieldContainer[ModelVersion]
+    def __init__(self, strategy_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ("strategy_name",)
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    strategy_name: str
+    def __init__(self, strategy_name: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("strategies",)
+    STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    strategies: _containers.RepeatedCompositeFieldContainer[StrategyModels]
+    def __init__(self, strategies: _Optional[_Iterable[_Union[StrategyModels, _Mapping]]] = ...) -> None: ...
+
+class StrategyInfo(_message.Message):
+    __slots__ = ("name", "status", "latest_version", "last_operation_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LAST_OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: StrategyStatus
+    latest_version: int
+    last_operation_id: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[StrategyStatus, str]] = ..., latest_version: _Optional[int] = ..., last_operation_id: _Optional[str] = ...) -> None: ...
+
+class ListStrategiesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListStrategiesResponse(_message.Message):
+    __slots__ = ("strategies",)
+    STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    strategies: _containers.RepeatedCompositeFieldContainer[StrategyInfo]
+    def __init__(self, strategies: _Optional[_Iterable[_Union[StrategyInfo, _Mapping]]] = ...) -> None: ...
