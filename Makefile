@@ -29,11 +29,22 @@ quality: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	@if [ -d protos/ktrdr ]; then $(VENV)/bin/buf lint; fi
+	$(VENV)/bin/buf lint
+	$(PY) scripts/gen_protos.py --check
 
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Regenerates src/ktrdr/training/v1 from protos/ (committed; never edit it by hand).
+protos: setup
+	$(PY) scripts/gen_protos.py
+
+# Checks protos/ against main for breaking changes (buf breaking, FILE rules).
+proto-breaking: setup
+	@if git cat-file -e main:protos/ktrdr/training/v1 2>/dev/null; then \
+		$(VENV)/bin/buf breaking --against '.git#branch=main'; \
+	else echo "main has no protos yet: nothing to compare"; fi
 
 demo: setup
 	$(PY) -m ktrdr.cli.main train examples/strategies/rsi_single.yaml --local \

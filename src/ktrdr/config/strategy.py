@@ -262,7 +262,8 @@ class TrainingConfig(_Lenient):
 
 
 class StrategyConfig(_Lenient):
-    name: str = Field(min_length=1)
+    # The name names the model directory, so it is held to a safe pattern.
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
     version: str = "1.0"
     hypothesis: str = ""

@@ -1,0 +1,58 @@
+"""Server bootstrap shared by both services: limits, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ktrdr.transfer import grpc_options
+
+logger = logging.getLogger(__name__)
+
+Register = Callable[[grpc.aio.Server], None]
+
+
+class Health:
+    """The standard ``grpc.health.v1`` service for ``""`` and the named services."""
+
+    def __init__(self, service_names: Sequence[str]) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self.names = ["", *service_names]
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self.names:
+            await self.servicer.set(name, status)
+
+
+def build_server(
+    register: Register,
+    full_service_names: Sequence[str],
+    *,
+    max_message_bytes: int,
+) -> tuple[grpc.aio.Server, Health]:
+    """A ``grpc.aio`` server with the services, health and reflection registered."""
+    server = grpc.aio.server(options=grpc_options(max_message_bytes))
+    register(server)
+    health_ = Health(full_service_names)
+    health_pb2_grpc.add_HealthServicer_to_server(health_.servicer, server)
+    reflection.enable_server_reflection(
+        [*full_service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    return server, health_
+
+
+def bind(server: grpc.aio.Server, address: str) -> int:
+    """Bind ``address`` (``host:port``, port 0 for a free one); returns the bound port."""
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}: address in use or not available")
+    return port
