@@ -47,7 +47,11 @@ def _optional_registrars() -> list[Callable[..., None]]:
     import importlib
 
     out = []
-    for module in ("ktrdr.cli.service_commands", "ktrdr.cli.client_commands"):
+    for module in (
+        "ktrdr.cli.host_commands",
+        "ktrdr.cli.backend_commands",
+        "ktrdr.cli.client_commands",
+    ):
         try:
             out.append(importlib.import_module(module).register)
         except ModuleNotFoundError as exc:
