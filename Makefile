@@ -46,9 +46,10 @@ proto-breaking: setup
 		$(VENV)/bin/buf breaking --against '.git#branch=main'; \
 	else echo "main has no protos yet: nothing to compare"; fi
 
+# Starts a host and a backend on free loopback ports, trains an example strategy in host
+# mode, prints metrics and models, writes .demo/training.png, stops both services.
 demo: setup
-	$(PY) -m ktrdr.cli.main train examples/strategies/rsi_single.yaml --local \
-		--data-dir data/samples --models-dir .demo/models
+	$(PY) scripts/demo.py
 
 bench: setup
 	$(PY) benchmarks/run_all.py

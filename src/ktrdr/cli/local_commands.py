@@ -34,7 +34,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 
     train = sub.add_parser(
         "train",
-        help="train a strategy (--local: in this process)",
+        help="train a strategy through the backend (--local: in this process)",
         formatter_class=formatter,
         description="Train a strategy. With --local the training library runs in this process "
         "and saves the model under --models-dir.\n\nexample:\n  ktrdr train "
@@ -118,6 +118,21 @@ def _train(args: argparse.Namespace) -> int:
             return 2
         code: int = handler(args)
         return code
+    remote_only = [
+        flag
+        for flag, value in (
+            ("--mode", getattr(args, "mode", None)),
+            ("--require-gpu", getattr(args, "require_gpu", False)),
+            ("--detach", getattr(args, "detach", False)),
+        )
+        if value
+    ]
+    if remote_only:
+        print(
+            f"error: {', '.join(remote_only)} apply to backend training, not --local",
+            file=sys.stderr,
+        )
+        return 2
     from ktrdr.config import apply_overrides, load_strategy
     from ktrdr.config.settings import LibrarySettings
     from ktrdr.storage import ModelStorage

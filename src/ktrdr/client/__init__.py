@@ -1,1 +1,38 @@
-"""ktrdr.client."""
+"""Python client of the KTRDR backend, for notebooks and scripts.
+
+from ktrdr.client import TrainingClient
+client = TrainingClient("127.0.0.1:50052")
+result = client.train("examples/strategies/rsi_single.yaml", mode="host")
+"""
+
+from ktrdr.client.errors import KtrdrClientError, KtrdrServiceError, OperationFailedError
+from ktrdr.client.local_services import LocalServices
+from ktrdr.client.progress import ProgressDisplay
+from ktrdr.client.records import ModelInfo, ModelRef, OperationInfo, StrategyInfo, frame
+from ktrdr.client.results import TrainingResult
+from ktrdr.client.training_client import (
+    BACKEND_ADDRESS_ENV,
+    DEFAULT_BACKEND_ADDRESS,
+    TrainingClient,
+    TrainingRun,
+    default_backend_address,
+)
+
+__all__ = [
+    "BACKEND_ADDRESS_ENV",
+    "DEFAULT_BACKEND_ADDRESS",
+    "KtrdrClientError",
+    "KtrdrServiceError",
+    "LocalServices",
+    "ModelInfo",
+    "ModelRef",
+    "OperationFailedError",
+    "OperationInfo",
+    "ProgressDisplay",
+    "StrategyInfo",
+    "TrainingClient",
+    "TrainingResult",
+    "TrainingRun",
+    "default_backend_address",
+    "frame",
+]

@@ -61,15 +61,23 @@ class ExecutorRun:
         self.last_percent = 0.0
 
     # -- publishing ----------------------------------------------------------------------
-    def publish(self, event: common_pb2.ProgressEvent) -> common_pb2.ProgressEvent:
-        """Number ``event`` and hand it to the fan-out (thread-safe)."""
+    def number(self, event: common_pb2.ProgressEvent) -> common_pb2.ProgressEvent:
+        """Give ``event`` the next sequence number without publishing it (thread-safe).
+
+        For an owner that must record an event (e.g. a terminal one, in a database) before
+        watchers see it: ``number``, record, then ``fanout.publish``.
+        """
         with self._lock:
             self._sequence += 1
             event.sequence = self._sequence
             self._last_event_at = time.monotonic()
             if event.percent:
                 self.last_percent = max(self.last_percent, event.percent)
-        self.fanout.publish(event)
+        return event
+
+    def publish(self, event: common_pb2.ProgressEvent) -> common_pb2.ProgressEvent:
+        """Number ``event`` and hand it to the fan-out (thread-safe)."""
+        self.fanout.publish(self.number(event))
         return event
 
     def _on_progress(self, event: ProgressEvent) -> None:  # worker thread

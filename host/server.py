@@ -1,0 +1,130 @@
+"""Starting and stopping the host: ``serve(settings)`` runs it until SIGTERM or SIGINT.
+
+Start: resolve the default device (a missing one stops the start), open the spool, rebuild a
+session for every spooled model and resend it, build the gRPC server (TrainingHost, health,
+reflection, explicit message-size limits), bind, and report SERVING.
+
+Stop (first SIGTERM/SIGINT): NOT_SERVING, refuse new sessions with UNAVAILABLE, let running
+sessions finish within ``shutdown_grace_s`` and cancel the rest, stop delivering (undelivered
+models stay in the spool for the next start), then stop the server. A second signal skips
+the rest of the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from host.delivery import ResultSender
+from host.servicer import SERVICE_NAME, TrainingHostServicer
+from host.sessions import ExecutorFactory, SessionRegistry
+from host.settings import HostSettings
+from host.spool import Spool
+from ktrdr.service.server import Health, bind, build_server
+from ktrdr.training.device import DeviceInfo, resolve_device
+from ktrdr.training.v1 import host_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+SERVER_STOP_GRACE_S = 2.0  # lets finished streams flush their last events
+
+
+@dataclass
+class RunningHost:
+    """A started host: its server, health, sessions and sender, and the bound port."""
+
+    settings: HostSettings
+    server: grpc.aio.Server
+    health: Health
+    registry: SessionRegistry
+    sender: ResultSender
+    device: DeviceInfo
+    port: int
+
+    @property
+    def address(self) -> str:
+        host = self.settings.address.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    async def shutdown(self, force: asyncio.Event | None = None) -> None:
+        """Drain and stop (see the module docstring); safe to call once."""
+        logger.info("shutting down: NOT_SERVING, no new sessions")
+        await self.health.set_serving(False)
+        self.registry.accepting = False
+        try:
+            await self.registry.drain(self.settings.shutdown_grace_s, force)
+            await self.sender.stop()
+        finally:
+            await self.server.stop(grace=SERVER_STOP_GRACE_S)
+        logger.info("host stopped")
+
+
+async def start_host(
+    settings: HostSettings, *, executor_factory: ExecutorFactory | None = None
+) -> RunningHost:
+    """Start serving on ``settings.address`` and resend the spool; returns the running host."""
+    device = resolve_device(settings.device)  # DeviceError: the configured device is missing
+    spool = await asyncio.to_thread(Spool, settings.spool_dir)
+    sender = ResultSender(spool, settings)
+    registry = SessionRegistry(settings, spool, sender, executor_factory)
+    servicer = TrainingHostServicer(registry, device)
+    server, health = build_server(
+        lambda s: host_pb2_grpc.add_TrainingHostServicer_to_server(servicer, s),
+        [SERVICE_NAME],
+        max_message_bytes=settings.max_message_bytes,
+    )
+    port = bind(server, settings.address)
+    await server.start()
+    resent = registry.restore(await asyncio.to_thread(spool.entries))
+    if resent:
+        logger.info("resending %d spooled model(s) from %s", resent, spool.directory)
+    await health.set_serving(True)
+    host = RunningHost(settings, server, health, registry, sender, device, port)
+    logger.info(
+        "training host listening on %s (device %s, up to %d session(s), spool %s)",
+        host.address,
+        device,
+        settings.max_sessions,
+        spool.directory,
+    )
+    return host
+
+
+async def serve(
+    settings: HostSettings, *, on_ready: Callable[[RunningHost], None] | None = None
+) -> None:
+    """Run the host until SIGTERM or SIGINT, then drain and stop."""
+    stop, force = asyncio.Event(), asyncio.Event()
+    _install_signal_handlers(stop, force)
+    host = await start_host(settings)
+    try:
+        if on_ready is not None:
+            on_ready(host)
+        await stop.wait()
+    finally:
+        await host.shutdown(force)
+
+
+def _install_signal_handlers(stop: asyncio.Event, force: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            logger.warning("second %s: cancelling running sessions now", signal.strsignal(signum))
+            force.set()
+        else:
+            logger.info("%s received: draining", signal.strsignal(signum))
+            stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. not main thread
+            loop.add_signal_handler(signum, on_signal, signum)
+
+
+__all__ = ["RunningHost", "serve", "start_host"]

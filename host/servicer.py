@@ -1,0 +1,93 @@
+"""``TrainingHostServicer``: the TrainingHost RPCs, each request -> registry/session -> response.
+
+Every refusal is a ``RequestRefused`` turned into its gRPC status here, with a message that
+says what to do. Streams end after the terminal event; a client that goes away only closes
+its own subscription, never the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from host.capabilities import describe_host
+from host.sessions import Session, SessionRegistry
+from host.validation import RequestRefused, validate_session_id, validate_start
+from ktrdr.training.device import DeviceInfo
+from ktrdr.training.v1 import host_pb2, host_pb2_grpc
+
+SERVICE_NAME = host_pb2.DESCRIPTOR.services_by_name["TrainingHost"].full_name
+
+
+class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
+    """Runs training sessions; see ``host.proto`` for the contract of each RPC."""
+
+    def __init__(self, registry: SessionRegistry, device: DeviceInfo) -> None:
+        self.registry = registry
+        self.device = device  # the host's default device, reported by GetCapabilities
+
+    async def StartTraining(
+        self, request: host_pb2.StartTrainingRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[host_pb2.StartTrainingResponse]:
+        try:
+            spec = validate_start(request, self.registry.settings.device)
+            session = self.registry.start(spec)
+        except RequestRefused as refused:
+            await context.abort(refused.code, refused.message)
+        # ACCEPTED was published on start, before any await: the snapshot is that event.
+        first, subscription = session.fanout.subscribe()
+        if first is not None:
+            yield host_pb2.StartTrainingResponse(event=first, state=session.state_after(first))
+        async for event in subscription:
+            yield host_pb2.StartTrainingResponse(event=event, state=session.state_after(event))
+
+    async def WatchSession(
+        self, request: host_pb2.WatchSessionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[host_pb2.WatchSessionResponse]:
+        session = await self._session(request.session_id, context)
+        first, subscription = session.fanout.subscribe()
+        if first is not None:
+            yield host_pb2.WatchSessionResponse(event=first, state=session.state_after(first))
+        async for event in subscription:
+            yield host_pb2.WatchSessionResponse(event=event, state=session.state_after(event))
+
+    async def CancelTraining(
+        self, request: host_pb2.CancelTrainingRequest, context: grpc.aio.ServicerContext
+    ) -> host_pb2.CancelTrainingResponse:
+        session = await self._session(request.session_id, context)
+        reason = request.reason or "cancelled by request"
+        state = await session.cancel(reason, self.registry.settings.cancel_wait_s)
+        return host_pb2.CancelTrainingResponse(state=state, session=session.to_proto())
+
+    async def GetSession(
+        self, request: host_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> host_pb2.GetSessionResponse:
+        session = await self._session(request.session_id, context)
+        return host_pb2.GetSessionResponse(session=session.to_proto())
+
+    async def ListSessions(
+        self, request: host_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> host_pb2.ListSessionsResponse:
+        sessions = self.registry.list_sessions(request.states)
+        return host_pb2.ListSessionsResponse(sessions=[s.to_proto() for s in sessions])
+
+    async def GetCapabilities(
+        self, request: host_pb2.GetCapabilitiesRequest, context: grpc.aio.ServicerContext
+    ) -> host_pb2.GetCapabilitiesResponse:
+        return describe_host(
+            self.device,
+            max_sessions=self.registry.settings.max_sessions,
+            active_sessions=self.registry.active_count,
+            accepting=self.registry.accepting,
+        )
+
+    async def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
+        try:
+            return self.registry.get(validate_session_id(session_id))
+        except RequestRefused as refused:
+            await context.abort(refused.code, refused.message)
+            raise  # unreachable: abort raises
+
+
+__all__ = ["SERVICE_NAME", "TrainingHostServicer"]

@@ -1,0 +1,84 @@
+"""The host's settings, read from the environment (prefix ``KTRDR_HOST_``) or an optional ``.env``.
+
+Every field below is one environment variable: ``address`` is ``KTRDR_HOST_ADDRESS``,
+``delivery_max_backoff_s`` is ``KTRDR_HOST_DELIVERY_MAX_BACKOFF_S``, and so on. Command-line
+options of ``ktrdr host serve`` win over the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ktrdr.transfer import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES
+
+
+class HostSettings(BaseSettings):
+    """Where the host listens, what it trains on, how it delivers and how it stops."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KTRDR_HOST_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Listen address, "host:port"; port 0 picks a free one (printed at start).
+    address: str = "127.0.0.1:50051"
+    # Directory holding the OHLCV files the strategies train on.
+    data_dir: Path = Path("data/samples")
+    # Where finished models wait until the backend acknowledges them (survives restarts).
+    spool_dir: Path = Path(".ktrdr-host/spool")
+    # Compute device for sessions that do not ask for one: auto, cpu, cuda, cuda:N or mps.
+    device: str = "auto"
+    # How many sessions may train at once; more are refused with RESOURCE_EXHAUSTED.
+    max_sessions: int = Field(default=1, ge=1)
+    # How long finished sessions stay visible to GetSession/ListSessions/WatchSession.
+    finished_session_ttl_s: float = Field(default=3600.0, ge=0)
+    # A heartbeat event is sent when a session reported nothing for this long.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=5.0)
+    # Upper bound on batch progress events per second and session.
+    max_batch_events_per_s: float = Field(default=4.0, gt=0)
+    # How long CancelTraining waits for the session to stop before answering CANCELLING.
+    cancel_wait_s: float = Field(default=2.0, ge=0)
+
+    # Delivery: wait before the first retry; each further wait is `factor` times longer ...
+    delivery_initial_backoff_s: float = Field(default=1.0, gt=0)
+    # ... growth factor of the wait between attempts ...
+    delivery_backoff_factor: float = Field(default=2.0, ge=1.0)
+    # ... capped here; after that, attempts go on at this interval until the backend answers.
+    delivery_max_backoff_s: float = Field(default=8.0, gt=0)
+    # Deadline of one SubmitResults call (the whole stream).
+    delivery_timeout_s: float = Field(default=300.0, gt=0)
+    # Encoded bytes per SubmitResults chunk.
+    chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, gt=0)
+    # Message-size limit of the server and of every channel the host opens.
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
+
+    # On SIGTERM/SIGINT: how long running sessions may go on before they are cancelled.
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _lower_device(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> HostSettings:
+        if self.chunk_size + 64 * 1024 > self.max_message_bytes:
+            raise ValueError(
+                f"chunk_size ({self.chunk_size}) must be at least 64 KiB below "
+                f"max_message_bytes ({self.max_message_bytes})"
+            )
+        if self.delivery_max_backoff_s < self.delivery_initial_backoff_s:
+            raise ValueError("delivery_max_backoff_s must not be below delivery_initial_backoff_s")
+        return self
+
+    def backoff_s(self, failed_attempts: int) -> float:
+        """Wait after the ``failed_attempts``-th failed attempt (1-based): 1, 2, 4, 8, 8... s."""
+        exponent = max(failed_attempts - 1, 0)
+        wait = self.delivery_initial_backoff_s * self.delivery_backoff_factor**exponent
+        return min(wait, self.delivery_max_backoff_s)
+
+
+__all__ = ["HostSettings"]

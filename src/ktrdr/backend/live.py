@@ -1,0 +1,170 @@
+"""An operation while it is active: its event numbering, fan-out, snapshots and transitions.
+
+Every transition is written to the store first and published second, so a watcher that saw
+the terminal event finds ``GetOperation`` in agreement. Non-terminal events are snapshotted
+to the store by a recorder task (step, epoch and accepted events at once; batch events and
+heartbeats at most once per ``SNAPSHOT_INTERVAL_S``) so a restarted backend still shows the
+last progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from typing import Protocol
+
+from ktrdr.backend.store import ModelRecord, OperationRecord, Store
+from ktrdr.service.convert import is_droppable, is_terminal
+from ktrdr.service.execution import new_fanout
+from ktrdr.service.fanout import EventFanout
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import common_pb2
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_INTERVAL_S = 1.0
+_TERMINAL_STATUS = {
+    common_pb2.PROGRESS_KIND_COMPLETED: pb.OPERATION_STATUS_COMPLETED,
+    common_pb2.PROGRESS_KIND_FAILED: pb.OPERATION_STATUS_FAILED,
+    common_pb2.PROGRESS_KIND_CANCELLED: pb.OPERATION_STATUS_CANCELLED,
+}
+
+
+class Numbering(Protocol):
+    """Gives events their sequence numbers (``ExecutorRun`` is one)."""
+
+    fanout: EventFanout[common_pb2.ProgressEvent]
+
+    def number(self, event: common_pb2.ProgressEvent) -> common_pb2.ProgressEvent: ...
+
+    def publish(self, event: common_pb2.ProgressEvent) -> common_pb2.ProgressEvent: ...
+
+
+class EventSequence:
+    """Numbering for operations whose events come from elsewhere (a host's stream)."""
+
+    def __init__(self, fanout: EventFanout[common_pb2.ProgressEvent], start: int = 0) -> None:
+        self.fanout = fanout
+        self._sequence = start
+        self._lock = threading.Lock()
+
+    def number(self, event: common_pb2.ProgressEvent) -> common_pb2.ProgressEvent:
+        with self._lock:
+            self._sequence += 1
+            event.sequence = self._sequence
+        return event
+
+    def publish(self, event: common_pb2.ProgressEvent) -> common_pb2.ProgressEvent:
+        self.fanout.publish(self.number(event))
+        return event
+
+
+def status_after(event: common_pb2.ProgressEvent | None, current: int) -> int:
+    """The operation's status once ``event`` happened."""
+    if event is not None and event.kind in _TERMINAL_STATUS:
+        return _TERMINAL_STATUS[event.kind]
+    return current
+
+
+class LiveOperation:
+    """An active operation in memory. Created on the event loop that serves it."""
+
+    def __init__(self, record: OperationRecord, store: Store, numbering: Numbering) -> None:
+        self.id = record.id
+        self.record = record
+        self.status = record.status
+        self.store = store
+        self.numbering = numbering
+        self.fanout = numbering.fanout
+        self.done = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.submit_attempts = 0
+        self._recorder = asyncio.create_task(self._record_progress(), name=f"record-{self.id}")
+
+    @classmethod
+    def sequenced(cls, record: OperationRecord, store: Store) -> LiveOperation:
+        start = record.last_event.sequence if record.last_event is not None else 0
+        return cls(record, store, EventSequence(new_fanout(), start))
+
+    @property
+    def finished(self) -> bool:
+        return self.done.is_set()
+
+    def publish(self, event: common_pb2.ProgressEvent) -> None:
+        """A non-terminal event (ignored once the operation finished)."""
+        if not self.finished:
+            self.numbering.publish(event)
+
+    def mark_running(self) -> bool:
+        if self.status != pb.OPERATION_STATUS_PENDING:
+            return self.status == pb.OPERATION_STATUS_RUNNING
+        if self.store.mark_running(self.id):
+            self.status = pb.OPERATION_STATUS_RUNNING
+            return True
+        return False
+
+    def finish(
+        self,
+        status: int,
+        event: common_pb2.ProgressEvent,
+        *,
+        error: common_pb2.ErrorDetail | None = None,
+        result: common_pb2.ResultSummary | None = None,
+    ) -> bool:
+        """Record then publish the terminal event; False if the operation already finished."""
+        if self.finished:
+            return False
+        if error is not None:
+            event.error.CopyFrom(error)
+        if result is not None:
+            event.result.CopyFrom(result)
+        self.numbering.number(event)
+        if not self.store.finish(self.id, status, event, error=error, result=result):
+            return False
+        self._finished(status, event)
+        return True
+
+    def complete(
+        self, event: common_pb2.ProgressEvent, result: common_pb2.ResultSummary, model: ModelRecord
+    ) -> bool:
+        """Record the saved model and COMPLETED, then publish; False if already finished."""
+        if self.finished:
+            return False
+        event.result.CopyFrom(result)
+        self.numbering.number(event)
+        if not self.store.complete_with_model(self.id, event, result, model):
+            return False
+        self._finished(pb.OPERATION_STATUS_COMPLETED, event)
+        return True
+
+    def _finished(self, status: int, event: common_pb2.ProgressEvent) -> None:
+        self.status = status
+        self.done.set()
+        self.fanout.publish(event)
+
+    async def _record_progress(self) -> None:
+        _, sub = self.fanout.subscribe()
+        last_write = 0.0
+        async for event in sub:
+            if is_terminal(event):
+                return  # the transition itself recorded it
+            now = time.monotonic()
+            if is_droppable(event) and now - last_write < SNAPSHOT_INTERVAL_S:
+                continue
+            last_write = now
+            try:
+                self.store.save_progress(self.id, event)
+            except Exception:  # a snapshot is best effort; the transitions are not
+                logger.exception("operation %s: cannot snapshot progress", self.id)
+
+    async def close(self) -> None:
+        """Stop the recorder (on shutdown)."""
+        self._recorder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._recorder
+
+
+__all__ = ["EventSequence", "LiveOperation", "Numbering", "status_after"]

@@ -1,0 +1,294 @@
+"""The operation lifecycle: create, run (local or host), watch, cancel, restart reconciliation.
+
+The store is the source of truth; ``LiveOperation`` objects exist only while an operation is
+active in this process. On start, operations left active by a previous process are
+reconciled: host ones are followed again through the host (``GetSession``/``WatchSession``,
+the model still arrives through the host's delivery retries), pending local ones are queued
+again, and local ones that were running are failed with "backend restarted".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from ktrdr.backend.conversions import operation_to_proto
+from ktrdr.backend.errors import RequestError, not_found
+from ktrdr.backend.host_runner import HostRunner
+from ktrdr.backend.live import LiveOperation, status_after
+from ktrdr.backend.local_runner import LocalRunner
+from ktrdr.backend.mode_selector import MODE_NAMES, ModeSelector, ModeUnavailable
+from ktrdr.backend.settings import BackendSettings
+from ktrdr.backend.store import OperationRecord, Store, now_us
+from ktrdr.backend.strategies import resolve_strategy
+from ktrdr.config import parse_strategy
+from ktrdr.config.strategy import StrategyConfig
+from ktrdr.service.convert import apply_overrides_from_proto, simple_event
+from ktrdr.service.execution import ExecutorRun, new_fanout
+from ktrdr.storage import ModelStorage
+from ktrdr.training.executor import TrainingExecutor
+from ktrdr.training.progress import ProgressKind
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import common_pb2, host_pb2
+
+logger = logging.getLogger(__name__)
+
+CANCEL_WAIT_S = 3.0
+STATUS_NAMES = pb.OperationStatus
+
+
+class Operations:
+    """Owns every operation of this backend process."""
+
+    def __init__(
+        self,
+        settings: BackendSettings,
+        store: Store,
+        storage: ModelStorage,
+        selector: ModeSelector,
+        *,
+        results_address: str,
+        default_mode: int,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.selector = selector
+        self.results_address = results_address
+        self.default_mode = default_mode
+        self.local = LocalRunner(storage, settings.local_concurrency)
+        self._live: dict[str, LiveOperation] = {}
+        self._hosts: dict[str, HostRunner] = {}
+        self._runs: dict[str, ExecutorRun] = {}
+
+    # -- lookups ---------------------------------------------------------------------------
+    def live(self, operation_id: str) -> LiveOperation | None:
+        return self._live.get(operation_id)
+
+    def get(self, operation_id: str) -> OperationRecord:
+        record = self.store.get_operation(operation_id)
+        if record is None:
+            raise not_found(operation_id)
+        return record
+
+    def to_proto(self, record: OperationRecord) -> pb.Operation:
+        """The operation with the freshest progress (the live event beats the snapshot)."""
+        live = self._live.get(record.id)
+        last = record.last_event
+        if live is not None and live.fanout.last is not None and not record.finished:
+            last = live.fanout.last
+        return operation_to_proto(record, last)
+
+    # -- creating --------------------------------------------------------------------------
+    async def create(self, request: pb.CreateTrainingRequest) -> OperationRecord:
+        text, config = resolve_strategy(request, self.settings.strategies_dir)
+        requested = request.execution_mode
+        if requested not in (pb.EXECUTION_MODE_UNSPECIFIED, *MODE_NAMES):
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"execution_mode: {requested} is not AUTO, LOCAL or HOST (or unset)",
+            )
+        mode = requested or self.default_mode
+        try:
+            selection = await self.selector.select(mode, request.require_gpu, default=not requested)
+        except ModeUnavailable as exc:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        accepted = simple_event(ProgressKind.ACCEPTED, f"accepted: {selection.reason}")
+        accepted.sequence = 1
+        record = OperationRecord(
+            id=uuid.uuid4().hex,
+            status=pb.OPERATION_STATUS_PENDING,
+            strategy_name=config.name,
+            strategy_yaml=text,
+            overrides=request.overrides,
+            requested_mode=requested,
+            mode=selection.mode,
+            mode_reason=selection.reason,
+            host_address=selection.host_address,
+            require_gpu=request.require_gpu,
+            created_us=now_us(),
+            last_event=accepted,
+        )
+        self.store.insert_operation(record)
+        logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
+        if record.is_host:
+            self._start_host(record, reattach=False)
+        else:
+            self._start_local(record, config)
+        return record
+
+    def _start_local(self, record: OperationRecord, config: StrategyConfig) -> None:
+        device = record.overrides.device or ("cuda" if record.require_gpu else self.settings.device)
+        fanout = new_fanout()
+        run = ExecutorRun(
+            TrainingExecutor(self.settings.market_data_dir, device=device),
+            config,
+            fanout=fanout,
+            strategy_yaml=record.strategy_yaml,
+        )
+        if record.last_event is not None:  # continue the stored numbering
+            for _ in range(record.last_event.sequence):
+                run.number(common_pb2.ProgressEvent())
+            fanout.publish(record.last_event)
+        op = LiveOperation(record, self.store, run)
+        self._runs[record.id] = run
+        self._launch(op, self.local.run(op, run))
+
+    def _start_host(self, record: OperationRecord, *, reattach: bool) -> None:
+        op = LiveOperation.sequenced(record, self.store)
+        if record.last_event is not None:
+            op.fanout.publish(record.last_event)
+        runner = HostRunner(
+            op,
+            results_address=self.results_address,
+            max_message_bytes=self.settings.max_message_bytes,
+        )
+        self._hosts[record.id] = runner
+        self._launch(op, runner.reconcile() if reattach else runner.start())
+
+    def _launch(self, op: LiveOperation, work: object) -> None:
+        self._live[op.id] = op
+
+        async def guarded() -> None:
+            try:
+                await work  # type: ignore[misc]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.exception("operation %s: runner crashed", op.id)
+                op.finish(
+                    pb.OPERATION_STATUS_FAILED,
+                    simple_event(ProgressKind.FAILED, f"internal error: {exc}"),
+                    error=common_pb2.ErrorDetail(code="INTERNAL", message=f"internal error: {exc}"),
+                )
+            finally:
+                await self._forget(op)
+
+        op.task = asyncio.create_task(guarded(), name=f"operation-{op.id}")
+
+    async def _forget(self, op: LiveOperation) -> None:
+        self._live.pop(op.id, None)
+        self._runs.pop(op.id, None)
+        runner = self._hosts.pop(op.id, None)
+        if runner is not None:
+            await runner.close()
+        await op.close()
+
+    # -- watching --------------------------------------------------------------------------
+    async def watch(self, operation_id: str) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
+        """The current state first, then live events until the terminal one."""
+        record = self.get(operation_id)
+        live = self._live.get(operation_id)
+        if live is None or record.finished:
+            record = self.get(operation_id)  # it may have finished just now
+            if record.last_event is not None:
+                yield record.last_event, record.status
+            return
+        last, sub = live.fanout.subscribe()
+        try:
+            if last is not None:
+                yield last, status_after(last, live.status)
+            async for event in sub:
+                yield event, status_after(event, live.status)
+        finally:
+            sub.close()
+
+    # -- cancelling ------------------------------------------------------------------------
+    async def cancel(self, operation_id: str, reason: str) -> OperationRecord:
+        record = self.get(operation_id)
+        reason = reason or "cancelled by request"
+        live = self._live.get(operation_id)
+        if record.finished or live is None:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"operation {operation_id} already finished: "
+                f"{STATUS_NAMES.Name(record.status).removeprefix('OPERATION_STATUS_')}",
+            )
+        if live.status == pb.OPERATION_STATUS_PENDING and not record.is_host:
+            self._cancelled(live, reason)
+        elif record.is_host:
+            await self._cancel_on_host(live, reason)
+        else:
+            run = self._runs.get(operation_id)
+            if run is not None:
+                run.cancel(reason)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(live.done.wait(), CANCEL_WAIT_S)
+        return self.get(operation_id)
+
+    def _cancelled(self, op: LiveOperation, reason: str) -> None:
+        op.finish(
+            pb.OPERATION_STATUS_CANCELLED,
+            simple_event(ProgressKind.CANCELLED, f"cancelled: {reason}"),
+            error=common_pb2.ErrorDetail(code="CANCELLED", message=reason),
+        )
+
+    async def _cancel_on_host(self, op: LiveOperation, reason: str) -> None:
+        runner = self._hosts[op.id]
+        try:
+            state = await runner.cancel(reason)
+        except grpc.aio.AioRpcError as exc:
+            self._cancelled(
+                op,
+                f"{reason} (host {runner.address} unreachable: {exc.code().name}; a model it "
+                "delivers later is refused)",
+            )
+            if op.task is not None:
+                op.task.cancel()
+            return
+        if state in (
+            host_pb2.SESSION_STATE_UNSPECIFIED,
+            host_pb2.SESSION_STATE_CANCELLED,
+            host_pb2.SESSION_STATE_COMPLETED,
+        ):
+            # Cancelled, unknown to the host, or training already over: the operation ends
+            # here, and a model delivered later is refused.
+            self._cancelled(op, reason)
+            if op.task is not None:
+                op.task.cancel()
+
+    # -- start and stop --------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Take over the operations a previous process left active."""
+        for record in self.store.active_operations():
+            if record.is_host:
+                logger.info("operation %s: re-attaching to host %s", record.id, record.host_address)
+                self._start_host(record, reattach=True)
+            elif record.status == pb.OPERATION_STATUS_PENDING:
+                logger.info("operation %s: queued again after a restart", record.id)
+                self._start_local(record, _config_of(record))
+            else:
+                message = "backend restarted while the operation was training locally"
+                event = simple_event(ProgressKind.FAILED, message)
+                event.sequence = (record.last_event.sequence if record.last_event else 0) + 1
+                error = common_pb2.ErrorDetail(code="ABORTED", message=message)
+                event.error.CopyFrom(error)
+                self.store.finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error)
+                logger.warning("operation %s: %s", record.id, message)
+
+    async def shutdown(self) -> None:
+        """Stop: local runs are cancelled and failed, host runs keep running on their host."""
+        for op in list(self._live.values()):
+            if not op.record.is_host and op.status == pb.OPERATION_STATUS_RUNNING:
+                run = self._runs.get(op.id)
+                if run is not None:
+                    run.cancel("backend shutting down")
+                message = "backend shut down while the operation was training locally"
+                op.finish(
+                    pb.OPERATION_STATUS_FAILED,
+                    simple_event(ProgressKind.FAILED, message),
+                    error=common_pb2.ErrorDetail(code="ABORTED", message=message),
+                )
+        tasks = [op.task for op in self._live.values() if op.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _config_of(record: OperationRecord) -> StrategyConfig:
+    return apply_overrides_from_proto(parse_strategy(record.strategy_yaml), record.overrides)

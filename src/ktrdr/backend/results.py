@@ -1,0 +1,250 @@
+"""``SubmitResults``: receive a host's model, save it once, complete the operation.
+
+The header is checked against the operation before any bytes are read (NOT_FOUND, a
+duplicate answered at once, ALREADY_EXISTS, FAILED_PRECONDITION). The transfer module then
+streams the bundle to a temporary file beside the model store, bounds its size, verifies its
+hash and validates it; ``ModelStorage`` saves it and the operation completes in the same
+store transaction that registers the model. Saves of one operation are serialized, so a
+resend racing the first delivery still yields exactly one stored copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+
+from ktrdr.backend.conversions import model_reference
+from ktrdr.backend.errors import RequestError
+from ktrdr.backend.live import LiveOperation
+from ktrdr.backend.local_runner import completed_event, test_metrics
+from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us
+from ktrdr.errors import BundleError
+from ktrdr.service.convert import timestamp_to_proto
+from ktrdr.storage import ModelBundle, ModelStorage
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import common_pb2
+from ktrdr.transfer import TransferError, receive_results
+
+logger = logging.getLogger(__name__)
+
+_STATUS = pb.OperationStatus
+
+
+async def _chain(
+    first: pb.SubmitResultsRequest, rest: AsyncIterator[pb.SubmitResultsRequest]
+) -> AsyncIterator[pb.SubmitResultsRequest]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+class ResultsIntake:
+    """The receiving end of model delivery."""
+
+    def __init__(
+        self,
+        store: Store,
+        storage: ModelStorage,
+        *,
+        incoming_dir: Path,
+        max_bundle_bytes: int,
+        live: Callable[[str], LiveOperation | None],
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.incoming_dir = incoming_dir
+        self.max_bundle_bytes = max_bundle_bytes
+        self._live = live
+        self._locks: dict[str, asyncio.Lock] = {}
+        incoming_dir.mkdir(parents=True, exist_ok=True)
+        for stale in incoming_dir.glob(".submit-*"):  # left by a crash mid-transfer
+            stale.unlink(missing_ok=True)
+
+    async def submit(
+        self, requests: AsyncIterable[pb.SubmitResultsRequest]
+    ) -> pb.SubmitResultsResponse:
+        """Receive one stream. A refusal is raised only after the client's stream has been
+        read to its end: gRPC Python clients that are still writing when the server ends a
+        client-streaming call see INTERNAL ("execute_batch") instead of the status sent.
+        """
+        iterator = aiter(requests)
+        try:
+            return await self._receive(iterator)
+        except RequestError:
+            await self._drain(iterator)
+            raise
+
+    async def _drain(self, iterator: AsyncIterator[pb.SubmitResultsRequest]) -> None:
+        """Discard the rest of a refused stream (bounded: at most twice the bundle limit)."""
+        budget = 2 * self.max_bundle_bytes
+        async for message in iterator:
+            budget -= message.ByteSize()
+            if budget < 0:
+                return
+
+    async def _receive(
+        self, iterator: AsyncIterator[pb.SubmitResultsRequest]
+    ) -> pb.SubmitResultsResponse:
+        first = await anext(iterator, None)
+        if first is not None and first.WhichOneof("part") == "header":
+            record = self._record(first.header.session_id)
+            if first.header.sha256:
+                early = self._settled(record, first.header.sha256)
+                if early is not None:
+                    await self._drain(iterator)
+                    return early
+            self._check_header(record, first.header)
+        source = _chain(first, iterator) if first is not None else iterator
+        bundles: list[ModelBundle] = []
+
+        def validate(path: Path) -> None:
+            bundle = ModelBundle.from_archive(path, max_member_bytes=self.max_bundle_bytes)
+            if first is not None and bundle.strategy_name != first.header.strategy_name:
+                raise BundleError(
+                    f"the bundle is for strategy {bundle.strategy_name!r}, the header says "
+                    f"{first.header.strategy_name!r}"
+                )
+            bundles.append(bundle)
+
+        try:
+            received = await receive_results(
+                source,
+                tmp_dir=self.incoming_dir,
+                max_raw_bytes=self.max_bundle_bytes,
+                validate=validate,
+            )
+        except TransferError as exc:
+            logger.warning("SubmitResults refused: %s", exc)
+            raise RequestError(exc.code, exc.message) from None
+        try:
+            return await self._store(
+                received.header, bundles[0], received.sha256, received.raw_size
+            )
+        finally:
+            received.path.unlink(missing_ok=True)
+
+    # -- checks ----------------------------------------------------------------------------
+    def _record(self, operation_id: str) -> OperationRecord:
+        record = self.store.get_operation(operation_id)
+        if record is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"no operation {operation_id!r} on this backend: results for an unknown "
+                "session are not accepted",
+            )
+        return record
+
+    def _settled(self, record: OperationRecord, sha256: str) -> pb.SubmitResultsResponse | None:
+        """The answer for an operation that already has its model; None when it has none."""
+        if record.status != pb.OPERATION_STATUS_COMPLETED or record.model_version is None:
+            return None
+        if record.bundle_sha256 == sha256:
+            logger.info("operation %s: duplicate delivery of %s answered", record.id, sha256)
+            return pb.SubmitResultsResponse(
+                model=common_pb2.ModelReference(
+                    strategy_name=record.strategy_name,
+                    version=record.model_version,
+                    path=record.model_path or "",
+                ),
+                duplicate=True,
+                sha256=sha256,
+                raw_size_bytes=record.result.bundle_size_bytes if record.result else 0,
+            )
+        raise RequestError(
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"operation {record.id} already completed with model {record.strategy_name} "
+            f"v{record.model_version} (sha256 {record.bundle_sha256}); a different bundle "
+            f"(sha256 {sha256}) is not accepted",
+        )
+
+    def _check_header(self, record: OperationRecord, header: pb.SubmitResultsHeader) -> None:
+        if not record.is_host:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"operation {record.id} runs locally in the backend; it takes no results "
+                "from a host",
+            )
+        if record.finished:  # pending too: after a restart the host may deliver first
+            state = _STATUS.Name(record.status).removeprefix("OPERATION_STATUS_")
+            why = f": {record.error.message}" if record.error and record.error.message else ""
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"operation {record.id} is {state}{why}; it is not waiting for results",
+            )
+        if header.strategy_name and header.strategy_name != record.strategy_name:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"header.strategy_name: {header.strategy_name!r} does not match operation "
+                f"{record.id}'s strategy {record.strategy_name!r}",
+            )
+
+    # -- saving ----------------------------------------------------------------------------
+    async def _store(
+        self, header: pb.SubmitResultsHeader, bundle: ModelBundle, sha256: str, size: int
+    ) -> pb.SubmitResultsResponse:
+        operation_id = header.session_id
+        lock = self._locks.setdefault(operation_id, asyncio.Lock())
+        async with lock:
+            record = self._record(operation_id)
+            settled = self._settled(record, sha256)
+            if settled is not None:
+                return settled
+            self._check_header(record, header)
+            live = self._live(operation_id)
+            if live is not None:
+                live.submit_attempts += 1
+            stored = await asyncio.to_thread(self.storage.save, bundle)
+            model = ModelRecord(
+                strategy_name=stored.strategy,
+                version=stored.version,
+                path=str(stored.path),
+                created_us=now_us(),
+                operation_id=operation_id,
+                sha256=sha256,
+                test_metrics=test_metrics(dict(stored.metrics)),
+            )
+            result = common_pb2.ResultSummary(
+                metrics=dict(header.metrics) or test_metrics(dict(stored.metrics)),
+                device=header.bundle.device,
+                duration_s=header.bundle.duration_s,
+                bundle_size_bytes=size,
+                bundle_sha256=sha256,
+                delivery=common_pb2.Delivery(
+                    status=common_pb2.DELIVERY_STATUS_DELIVERED,
+                    attempts=live.submit_attempts if live is not None else 1,
+                    last_attempt_time=timestamp_to_proto(),
+                    model=model_reference(model),
+                ),
+            )
+            event = completed_event(model, f"delivered by host {record.host_address}")
+            if live is not None:
+                done = live.complete(event, result, model)
+            else:
+                event.result.CopyFrom(result)
+                event.sequence = (record.last_event.sequence if record.last_event else 0) + 1
+                done = self.store.complete_with_model(operation_id, event, result, model)
+            if not done:  # finished meanwhile (cancelled): keep nothing
+                shutil.rmtree(stored.path, ignore_errors=True)
+                record = self._record(operation_id)
+                state = _STATUS.Name(record.status).removeprefix("OPERATION_STATUS_")
+                raise RequestError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"operation {operation_id} became {state} while the model arrived; "
+                    "it was not stored",
+                )
+            self._locks.pop(operation_id, None)
+        logger.info(
+            "operation %s: model %s v%d saved at %s",
+            operation_id,
+            model.strategy_name,
+            model.version,
+            model.path,
+        )
+        return pb.SubmitResultsResponse(
+            model=model_reference(model), duplicate=False, sha256=sha256, raw_size_bytes=size
+        )

@@ -1,0 +1,180 @@
+"""``BackendServicer``: the Backend service's RPCs, each a thin call into ``Operations``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from ktrdr.backend.conversions import (
+    config_to_proto,
+    models_to_proto,
+    strategies_to_proto,
+)
+from ktrdr.backend.errors import RequestError
+from ktrdr.backend.mode_selector import MODE_NAMES
+from ktrdr.backend.operations import Operations
+from ktrdr.backend.results import ResultsIntake
+from ktrdr.backend.strategies import strategy_files
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+CONFIG_DEFAULT_MODE = "default_mode"
+
+R = TypeVar("R")
+
+
+def _aborts_on_error(
+    method: Callable[..., Awaitable[R]],
+) -> Callable[..., Awaitable[R]]:
+    """Turn ``RequestError`` into the RPC's status; anything else is INTERNAL, logged."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except RequestError as exc:
+            await context.abort(exc.code, _with_details(exc))
+        raise AssertionError("unreachable")  # abort raises
+
+    return wrapper
+
+
+def _with_details(exc: RequestError) -> str:
+    if not exc.details:
+        return exc.message
+    return exc.message if len(exc.details) == 1 else "\n".join([exc.message, *exc.details])
+
+
+def _page_token(created_us: int, operation_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_us}:{operation_id}".encode()).decode()
+
+
+def _parse_page_token(token: str) -> tuple[int, str] | None:
+    if not token:
+        return None
+    try:
+        created, operation_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        return int(created), operation_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "page_token: not a token from a previous ListOperations response",
+        ) from None
+
+
+class BackendServicer(pb_grpc.BackendServicer):
+    """Implements ``ktrdr.training.v1.Backend``."""
+
+    def __init__(self, operations: Operations, results: ResultsIntake) -> None:
+        self.operations = operations
+        self.results = results
+
+    @_aborts_on_error
+    async def CreateTraining(
+        self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateTrainingResponse:
+        record = await self.operations.create(request)
+        return pb.CreateTrainingResponse(operation=self.operations.to_proto(record))
+
+    async def WatchOperation(
+        self, request: pb.WatchOperationRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchOperationResponse]:
+        try:
+            async for event, status in self.operations.watch(request.operation_id):
+                yield pb.WatchOperationResponse(event=event, status=status)  # type: ignore[arg-type]
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+
+    @_aborts_on_error
+    async def GetOperation(
+        self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOperationResponse:
+        record = self.operations.get(request.operation_id)
+        return pb.GetOperationResponse(operation=self.operations.to_proto(record))
+
+    @_aborts_on_error
+    async def ListOperations(
+        self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOperationsResponse:
+        if request.page_size < 0:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "page_size: must be >= 0")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        records = self.operations.store.list_operations(
+            status=request.status,
+            strategy_name=request.strategy_name,
+            limit=size + 1,
+            after=_parse_page_token(request.page_token),
+        )
+        page = records[:size]
+        token = _page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
+        return pb.ListOperationsResponse(
+            operations=[self.operations.to_proto(r) for r in page], next_page_token=token
+        )
+
+    @_aborts_on_error
+    async def CancelOperation(
+        self, request: pb.CancelOperationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelOperationResponse:
+        record = await self.operations.cancel(request.operation_id, request.reason)
+        return pb.CancelOperationResponse(
+            status=record.status,  # type: ignore[arg-type]
+            operation=self.operations.to_proto(record),
+        )
+
+    async def GetTrainingConfig(
+        self, request: pb.GetTrainingConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTrainingConfigResponse:
+        return pb.GetTrainingConfigResponse(config=self._config())
+
+    @_aborts_on_error
+    async def UpdateTrainingConfig(
+        self, request: pb.UpdateTrainingConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateTrainingConfigResponse:
+        new = request.default_mode
+        if new not in MODE_NAMES:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"default_mode: must be EXECUTION_MODE_AUTO, _LOCAL or _HOST, got {new}",
+            )
+        previous = self.operations.default_mode
+        self.operations.default_mode = new
+        self.operations.store.set_config(CONFIG_DEFAULT_MODE, MODE_NAMES[new])
+        logger.info("default mode %s -> %s", MODE_NAMES[previous], MODE_NAMES[new])
+        return pb.UpdateTrainingConfigResponse(
+            previous_default_mode=previous,  # type: ignore[arg-type]
+            default_mode=new,
+            config=self._config(),
+        )
+
+    @_aborts_on_error
+    async def SubmitResults(
+        self,
+        request_iterator: AsyncIterator[pb.SubmitResultsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.SubmitResultsResponse:
+        return await self.results.submit(request_iterator)
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        return models_to_proto(self.operations.store.models(request.strategy_name))
+
+    async def ListStrategies(
+        self, request: pb.ListStrategiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListStrategiesResponse:
+        files = list(strategy_files(self.operations.settings.strategies_dir))
+        return strategies_to_proto(self.operations.store.strategies(), files)
+
+    def _config(self) -> pb.TrainingConfig:
+        ops = self.operations
+        return config_to_proto(ops.settings, ops.default_mode, ops.results_address)

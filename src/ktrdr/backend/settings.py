@@ -1,0 +1,98 @@
+"""Backend settings, read from the environment (or an optional ``.env``).
+
+Every variable has the prefix ``KTRDR_BACKEND_`` except ``TRAINING_DEFAULT_MODE``, which keeps
+the name of the original plan. Lists (``KTRDR_BACKEND_HOST_ADDRESSES``) are JSON
+(``["10.0.0.5:50051"]``) or comma-separated (``10.0.0.5:50051,10.0.0.6:50051``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ktrdr.transfer import DEFAULT_MAX_MESSAGE_BYTES
+
+DefaultMode = Literal["auto", "local", "host"]
+DEFAULT_ADDRESS = "127.0.0.1:50052"
+
+
+class BackendSettings(BaseSettings):
+    """Where the backend listens, keeps its data, finds hosts, and how it chooses a mode."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KTRDR_BACKEND_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Listen address host:port (KTRDR_BACKEND_ADDRESS); port 0 picks a free port.
+    address: str = DEFAULT_ADDRESS
+    # SQLite database (backend.db) and the model store models/ live here
+    # (KTRDR_BACKEND_DATA_DIR).
+    data_dir: Path = Path(".ktrdr/backend")
+    # Strategy files a CreateTraining request may name (KTRDR_BACKEND_STRATEGIES_DIR).
+    strategies_dir: Path = Path("examples/strategies")
+    # OHLCV files for local runs (KTRDR_BACKEND_MARKET_DATA_DIR).
+    market_data_dir: Path = Path("data/samples")
+    # Training hosts in order of preference (KTRDR_BACKEND_HOST_ADDRESSES).
+    host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Address hosts send results to; empty means the listen address
+    # (KTRDR_BACKEND_RESULTS_ADDRESS). Set it when listening on 0.0.0.0.
+    results_address: str = ""
+    # Default execution mode until changed at run time (TRAINING_DEFAULT_MODE).
+    default_mode: DefaultMode = Field(
+        default="auto",
+        validation_alias=AliasChoices("TRAINING_DEFAULT_MODE", "default_mode"),
+    )
+    # Deadline of one host health check / capabilities call, seconds
+    # (KTRDR_BACKEND_HEALTH_CHECK_TIMEOUT_S).
+    health_check_timeout_s: float = Field(default=2.0, gt=0)
+    # Local trainings running at once; further requests queue (KTRDR_BACKEND_LOCAL_CONCURRENCY).
+    local_concurrency: int = Field(default=1, ge=1)
+    # Largest decompressed bundle SubmitResults accepts, bytes (KTRDR_BACKEND_MAX_BUNDLE_BYTES).
+    max_bundle_bytes: int = Field(default=1 << 30, gt=0)
+    # Message-size limit of the server and of host channels, bytes
+    # (KTRDR_BACKEND_MAX_MESSAGE_BYTES).
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
+    # Compute device of local runs: auto|cpu|cuda|mps (KTRDR_BACKEND_DEVICE).
+    device: str = "auto"
+    # Seconds a graceful stop waits for RPCs to finish (KTRDR_BACKEND_GRACE_S).
+    grace_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("host_addresses", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("default_mode", mode="before")
+    @classmethod
+    def _lower_mode(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "backend.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def incoming_dir(self) -> Path:
+        """Temporary files of SubmitResults streams (same file system as the model store)."""
+        return self.data_dir / "incoming"
+
+
+__all__ = ["DEFAULT_ADDRESS", "BackendSettings", "DefaultMode"]

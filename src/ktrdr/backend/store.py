@@ -1,0 +1,444 @@
+"""The backend's durable state in SQLite (WAL): operations, model registry, runtime config.
+
+One connection shared by every thread under a lock; every change is one transaction, so a
+crash leaves each operation either before or after a transition, never half-way. Progress
+snapshots, errors and results are stored as serialized protobuf messages.
+
+Strategy status is derived from the operations and models tables in one query, so it can
+never disagree with them: TRAINING while an operation is pending or running, FAILED when the
+latest finished (non-cancelled) operation failed, TRAINED when a model is stored, otherwise
+UNTRAINED.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import common_pb2
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = (pb.OPERATION_STATUS_PENDING, pb.OPERATION_STATUS_RUNNING)
+FINISHED_STATUSES = (
+    pb.OPERATION_STATUS_COMPLETED,
+    pb.OPERATION_STATUS_FAILED,
+    pb.OPERATION_STATUS_CANCELLED,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    strategy_name TEXT NOT NULL,
+    strategy_yaml TEXT NOT NULL,
+    overrides BLOB NOT NULL,
+    requested_mode INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mode_reason TEXT NOT NULL,
+    host_address TEXT NOT NULL,
+    require_gpu INTEGER NOT NULL,
+    created_us INTEGER NOT NULL,
+    started_us INTEGER,
+    finished_us INTEGER,
+    last_event BLOB,
+    error BLOB,
+    result BLOB,
+    model_version INTEGER,
+    model_path TEXT,
+    bundle_sha256 TEXT
+);
+CREATE INDEX IF NOT EXISTS operations_by_time ON operations (created_us DESC, id DESC);
+CREATE INDEX IF NOT EXISTS operations_by_strategy ON operations (strategy_name, created_us);
+CREATE TABLE IF NOT EXISTS models (
+    strategy_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    test_metrics TEXT NOT NULL,
+    operation_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (strategy_name, version)
+);
+CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """One operation as stored; proto-typed fields are the wire messages themselves."""
+
+    id: str
+    status: int
+    strategy_name: str
+    strategy_yaml: str
+    overrides: common_pb2.TrainingOverrides
+    requested_mode: int
+    mode: int
+    mode_reason: str
+    host_address: str
+    require_gpu: bool
+    created_us: int
+    started_us: int | None = None
+    finished_us: int | None = None
+    last_event: common_pb2.ProgressEvent | None = None
+    error: common_pb2.ErrorDetail | None = None
+    result: common_pb2.ResultSummary | None = None
+    model_version: int | None = None
+    model_path: str | None = None
+    bundle_sha256: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def is_host(self) -> bool:
+        return self.mode == pb.EXECUTION_MODE_HOST
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One stored model version in the registry."""
+
+    strategy_name: str
+    version: int
+    path: str
+    created_us: int
+    operation_id: str
+    sha256: str
+    test_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StrategyRecord:
+    name: str
+    status: int
+    latest_version: int
+    last_operation_id: str
+
+
+def _blob(message: object | None) -> bytes | None:
+    return None if message is None else message.SerializeToString()  # type: ignore[attr-defined]
+
+
+def _parse(cls: type, data: bytes | None):  # type: ignore[no-untyped-def]
+    if data is None:
+        return None
+    message = cls()
+    message.ParseFromString(data)
+    return message
+
+
+def _record(row: sqlite3.Row) -> OperationRecord:
+    return OperationRecord(
+        id=row["id"],
+        status=row["status"],
+        strategy_name=row["strategy_name"],
+        strategy_yaml=row["strategy_yaml"],
+        overrides=_parse(common_pb2.TrainingOverrides, row["overrides"]),
+        requested_mode=row["requested_mode"],
+        mode=row["mode"],
+        mode_reason=row["mode_reason"],
+        host_address=row["host_address"],
+        require_gpu=bool(row["require_gpu"]),
+        created_us=row["created_us"],
+        started_us=row["started_us"],
+        finished_us=row["finished_us"],
+        last_event=_parse(common_pb2.ProgressEvent, row["last_event"]),
+        error=_parse(common_pb2.ErrorDetail, row["error"]),
+        result=_parse(common_pb2.ResultSummary, row["result"]),
+        model_version=row["model_version"],
+        model_path=row["model_path"],
+        bundle_sha256=row["bundle_sha256"],
+    )
+
+
+class Store:
+    """Thread-safe access to ``backend.db``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=10
+        )
+        self._db.row_factory = sqlite3.Row
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- operations ------------------------------------------------------------------------
+    def insert_operation(self, record: OperationRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO operations (id, status, strategy_name, strategy_yaml, overrides, "
+                "requested_mode, mode, mode_reason, host_address, require_gpu, created_us, "
+                "last_event) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.status,
+                    record.strategy_name,
+                    record.strategy_yaml,
+                    _blob(record.overrides),
+                    record.requested_mode,
+                    record.mode,
+                    record.mode_reason,
+                    record.host_address,
+                    int(record.require_gpu),
+                    record.created_us,
+                    _blob(record.last_event),
+                ),
+            )
+
+    def get_operation(self, operation_id: str) -> OperationRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM operations WHERE id = ?", (operation_id,)
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def list_operations(
+        self,
+        *,
+        status: int = 0,
+        strategy_name: str = "",
+        limit: int = 50,
+        after: tuple[int, str] | None = None,
+    ) -> list[OperationRecord]:
+        """Newest first; ``after`` is the (created_us, id) of the previous page's last row."""
+        where: list[str] = []
+        args: list[object] = []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if strategy_name:
+            where.append("strategy_name = ?")
+            args.append(strategy_name)
+        if after is not None:
+            where.append("(created_us < ? OR (created_us = ? AND id < ?))")
+            args += [after[0], after[0], after[1]]
+        sql = "SELECT * FROM operations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_us DESC, id DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, [*args, limit]).fetchall()
+        return [_record(row) for row in rows]
+
+    def active_operations(self) -> list[OperationRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM operations WHERE status IN (?, ?) ORDER BY created_us",
+                ACTIVE_STATUSES,
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def mark_running(self, operation_id: str) -> bool:
+        """PENDING -> RUNNING; False when the operation is no longer pending."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE operations SET status = ?, started_us = ? WHERE id = ? AND status = ?",
+                (pb.OPERATION_STATUS_RUNNING, now_us(), operation_id, pb.OPERATION_STATUS_PENDING),
+            )
+            return cur.rowcount == 1
+
+    def save_progress(self, operation_id: str, event: common_pb2.ProgressEvent) -> None:
+        """Snapshot the latest event of an active operation (finished ones keep theirs)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE operations SET last_event = ? WHERE id = ? AND status IN (?, ?)",
+                (event.SerializeToString(), operation_id, *ACTIVE_STATUSES),
+            )
+
+    def finish(
+        self,
+        operation_id: str,
+        status: int,
+        event: common_pb2.ProgressEvent,
+        *,
+        error: common_pb2.ErrorDetail | None = None,
+        result: common_pb2.ResultSummary | None = None,
+    ) -> bool:
+        """Active -> ``status`` with its terminal event; False if it had already finished."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE operations SET status = ?, finished_us = ?, last_event = ?, error = ?, "
+                "result = ? WHERE id = ? AND status IN (?, ?)",
+                (
+                    status,
+                    now_us(),
+                    event.SerializeToString(),
+                    _blob(error),
+                    _blob(result),
+                    operation_id,
+                    *ACTIVE_STATUSES,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def complete_with_model(
+        self,
+        operation_id: str,
+        event: common_pb2.ProgressEvent,
+        result: common_pb2.ResultSummary,
+        model: ModelRecord,
+    ) -> bool:
+        """Active -> COMPLETED and the model registered, in one transaction."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE operations SET status = ?, finished_us = ?, last_event = ?, error = NULL, "
+                "result = ?, model_version = ?, model_path = ?, bundle_sha256 = ? "
+                "WHERE id = ? AND status IN (?, ?)",
+                (
+                    pb.OPERATION_STATUS_COMPLETED,
+                    now_us(),
+                    event.SerializeToString(),
+                    result.SerializeToString(),
+                    model.version,
+                    model.path,
+                    model.sha256,
+                    operation_id,
+                    *ACTIVE_STATUSES,
+                ),
+            )
+            if cur.rowcount != 1:
+                return False
+            db.execute(
+                "INSERT INTO models (strategy_name, version, path, created_us, test_metrics, "
+                "operation_id, sha256) VALUES (?,?,?,?,?,?,?)",
+                (
+                    model.strategy_name,
+                    model.version,
+                    model.path,
+                    model.created_us,
+                    json.dumps(model.test_metrics),
+                    model.operation_id,
+                    model.sha256,
+                ),
+            )
+            return True
+
+    # -- models and strategies -------------------------------------------------------------
+    def models(self, strategy_name: str = "") -> list[ModelRecord]:
+        """Registered models ordered by strategy, then version (oldest first)."""
+        sql = "SELECT * FROM models"
+        args: Sequence[str] = ()
+        if strategy_name:
+            sql += " WHERE strategy_name = ?"
+            args = (strategy_name,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY strategy_name, version", args).fetchall()
+        return [
+            ModelRecord(
+                strategy_name=row["strategy_name"],
+                version=row["version"],
+                path=row["path"],
+                created_us=row["created_us"],
+                operation_id=row["operation_id"],
+                sha256=row["sha256"],
+                test_metrics=json.loads(row["test_metrics"]),
+            )
+            for row in rows
+        ]
+
+    def strategies(self) -> list[StrategyRecord]:
+        """Every strategy with an operation or a model, its derived status and latest version."""
+        with self._lock:
+            rows = self._db.execute(
+                """
+                WITH names AS (
+                    SELECT strategy_name AS name FROM operations
+                    UNION SELECT strategy_name FROM models
+                )
+                SELECT names.name AS name,
+                    (SELECT COUNT(*) FROM operations o WHERE o.strategy_name = names.name
+                        AND o.status IN (?, ?)) AS active,
+                    (SELECT o.status FROM operations o WHERE o.strategy_name = names.name
+                        AND o.status IN (?, ?) ORDER BY o.finished_us DESC LIMIT 1)
+                        AS last_finished,
+                    (SELECT MAX(version) FROM models m WHERE m.strategy_name = names.name)
+                        AS latest,
+                    (SELECT o.id FROM operations o WHERE o.strategy_name = names.name
+                        ORDER BY o.created_us DESC LIMIT 1) AS last_op
+                FROM names ORDER BY names.name
+                """,
+                (
+                    *ACTIVE_STATUSES,
+                    pb.OPERATION_STATUS_COMPLETED,
+                    pb.OPERATION_STATUS_FAILED,
+                ),
+            ).fetchall()
+        out = []
+        for row in rows:
+            if row["active"]:
+                status = pb.STRATEGY_STATUS_TRAINING
+            elif row["last_finished"] == pb.OPERATION_STATUS_FAILED:
+                status = pb.STRATEGY_STATUS_FAILED
+            elif row["latest"]:
+                status = pb.STRATEGY_STATUS_TRAINED
+            else:
+                status = pb.STRATEGY_STATUS_UNTRAINED
+            out.append(
+                StrategyRecord(row["name"], status, row["latest"] or 0, row["last_op"] or "")
+            )
+        return out
+
+    # -- runtime config --------------------------------------------------------------------
+    def get_config(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_config(self, key: str, value: str) -> str | None:
+        """Set ``key``; returns the previous value."""
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+            db.execute(
+                "INSERT INTO config (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        return None if row is None else str(row["value"])
+
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINISHED_STATUSES",
+    "ModelRecord",
+    "OperationRecord",
+    "Store",
+    "StrategyRecord",
+    "now_us",
+]

@@ -1,0 +1,132 @@
+"""``ktrdr host serve`` starts the training host; ``ktrdr host capabilities`` asks one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    host = sub.add_parser(
+        "host",
+        help="run or query a training host (gRPC TrainingHost)",
+        formatter_class=formatter,
+        description="Run or query a training host.\n\nexamples:\n  ktrdr host serve --address "
+        "0.0.0.0:50051\n  ktrdr host capabilities --address gpu-box:50051",
+    )
+    hsub = host.add_subparsers(dest="host_command", metavar="COMMAND", required=True)
+
+    serve = hsub.add_parser(
+        "serve",
+        help="start the training host and serve until SIGTERM/SIGINT",
+        formatter_class=formatter,
+        description="Start the training host. Settings come from KTRDR_HOST_* environment\n"
+        "variables (see the README); the options below override them. On SIGTERM or\n"
+        "Ctrl-C the host stops accepting sessions, lets running ones finish within\n"
+        "KTRDR_HOST_SHUTDOWN_GRACE_S, and keeps undelivered models in the spool.\n\n"
+        "example:\n  ktrdr host serve --address 0.0.0.0:50051 --data-dir data/samples \\\n"
+        "      --spool-dir /var/lib/ktrdr/spool --max-sessions 2",
+    )
+    serve.add_argument(
+        "--address", default=None, help=f"listen address HOST:PORT (default {DEFAULT_ADDRESS})"
+    )
+    serve.add_argument("--data-dir", type=Path, default=None, help="OHLCV files directory")
+    serve.add_argument(
+        "--spool-dir", type=Path, default=None, help="where models wait for delivery"
+    )
+    serve.add_argument(
+        "--max-sessions", type=int, default=None, help="sessions that may train at once"
+    )
+    serve.add_argument("--device", default=None, help="default device: auto|cpu|cuda|cuda:N|mps")
+    serve.set_defaults(handler=_serve)
+
+    caps = hsub.add_parser(
+        "capabilities",
+        help="show a host's device, versions and capacity",
+        formatter_class=formatter,
+        description="Ask a running host for its capabilities (TrainingHost.GetCapabilities)."
+        "\n\nexample:\n  ktrdr host capabilities --address 127.0.0.1:50051 --json",
+    )
+    caps.add_argument("--address", default=DEFAULT_ADDRESS, help="the host's HOST:PORT")
+    caps.add_argument("--json", action="store_true", help="print the answer as JSON")
+    caps.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
+    caps.set_defaults(handler=_capabilities)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from host.server import RunningHost, serve
+    from host.settings import HostSettings
+
+    if args.verbose == 0:  # a server logs its lifecycle by default
+        logging.getLogger().setLevel(logging.INFO)
+    overrides = {
+        "address": args.address,
+        "data_dir": args.data_dir,
+        "spool_dir": args.spool_dir,
+        "max_sessions": args.max_sessions,
+        "device": args.device,
+    }
+    try:
+        settings = HostSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        print(f"error: invalid host settings:\n{exc}", file=sys.stderr)
+        return 2
+
+    def ready(host: RunningHost) -> None:
+        print(f"ktrdr host listening on {host.address}", flush=True)
+
+    try:
+        asyncio.run(serve(settings, on_ready=ready))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _capabilities(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from ktrdr.training.v1 import host_pb2, host_pb2_grpc
+    from ktrdr.transfer import grpc_options
+
+    with grpc.insecure_channel(args.address, options=grpc_options()) as channel:
+        try:
+            answer = host_pb2_grpc.TrainingHostStub(channel).GetCapabilities(
+                host_pb2.GetCapabilitiesRequest(), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            print(
+                f"error: cannot ask the host at {args.address}: {exc.code().name}: {exc.details()}",  # type: ignore[attr-defined]
+                file=sys.stderr,
+            )
+            return 1
+    data = MessageToDict(
+        answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    gib = answer.accelerator_memory_bytes / (1 << 30)
+    print(f"host            {args.address}")
+    print(f"device          {host_pb2.DeviceType.Name(answer.device_type)}  {answer.device_name}")
+    print(
+        f"accel. memory   {gib:.1f} GiB" if answer.accelerator_memory_bytes else "accel. memory   -"
+    )
+    print(f"sessions        {answer.active_sessions} running of {answer.max_sessions}")
+    print(f"accepting       {'yes' if answer.accepting else 'no (draining)'}")
+    print(
+        f"versions        ktrdr {answer.ktrdr_version}, torch {answer.torch_version}, "
+        f"python {answer.python_version}"
+    )
+    return 0

@@ -1,0 +1,68 @@
+"""Exceptions of the client: one base class, a gRPC error and a failed operation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import grpc
+
+if TYPE_CHECKING:
+    from ktrdr.client.results import TrainingResult
+
+
+class KtrdrClientError(Exception):
+    """Base class of every error the client raises."""
+
+
+class KtrdrServiceError(KtrdrClientError):
+    """A gRPC call failed: ``code`` is the gRPC status, ``message`` the server's explanation."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, address: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.address = address
+        super().__init__(f"{code.name}: {message}")
+
+
+class OperationFailedError(KtrdrClientError):
+    """A training operation ended FAILED or CANCELLED; ``result`` holds the operation."""
+
+    def __init__(self, result: TrainingResult) -> None:
+        self.result = result
+        super().__init__(
+            f"operation {result.operation_id} {result.status.lower()}: "
+            f"{result.error_message or 'no reason given'}"
+        )
+
+
+def service_error(exc: grpc.RpcError, address: str = "") -> KtrdrServiceError:
+    """The ``KtrdrServiceError`` for a failed call, with a readable message for UNAVAILABLE."""
+    code_fn = getattr(exc, "code", None)
+    details_fn = getattr(exc, "details", None)
+    code = code_fn() if callable(code_fn) else grpc.StatusCode.UNKNOWN
+    message = (details_fn() if callable(details_fn) else None) or str(exc)
+    if code is grpc.StatusCode.UNAVAILABLE and address:
+        message = f"cannot reach {address} ({message}); is the service running?"
+    elif code is grpc.StatusCode.DEADLINE_EXCEEDED and address:
+        message = f"{address} did not answer in time ({message})"
+    return KtrdrServiceError(code, message, address=address)
+
+
+@contextmanager
+def translate_errors(address: str = "") -> Iterator[None]:
+    """Turn ``grpc.RpcError`` raised inside the block into ``KtrdrServiceError``."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise service_error(exc, address) from None
+
+
+__all__ = [
+    "KtrdrClientError",
+    "KtrdrServiceError",
+    "OperationFailedError",
+    "service_error",
+    "translate_errors",
+]

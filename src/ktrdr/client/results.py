@@ -1,0 +1,135 @@
+"""The outcome of a training operation, with its metrics and epoch curves as DataFrames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from ktrdr.client.errors import KtrdrClientError, OperationFailedError
+from ktrdr.client.records import ModelRef, OperationInfo
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "duration_s",
+)
+
+
+@dataclass
+class TrainingResult:
+    """A finished (or, after a detached watch, the latest known) training operation.
+
+    ``metrics`` are the run's final metrics (``test_accuracy``, ``test_loss``, ...);
+    ``history`` has one row per epoch, read from the model's ``metadata.json`` when the model
+    directory is readable from here, else from the epoch events this client saw.
+    """
+
+    operation: OperationInfo
+    epoch_events: list[dict[str, float]] = field(default_factory=list)
+
+    # -- the operation ---------------------------------------------------------------------
+    @property
+    def operation_id(self) -> str:
+        return self.operation.operation_id
+
+    @property
+    def status(self) -> str:
+        return self.operation.status
+
+    @property
+    def ok(self) -> bool:
+        return self.operation.status == "completed"
+
+    @property
+    def mode(self) -> str:
+        return self.operation.mode
+
+    @property
+    def mode_reason(self) -> str:
+        return self.operation.mode_reason
+
+    @property
+    def error_message(self) -> str:
+        return self.operation.error
+
+    @property
+    def model(self) -> ModelRef | None:
+        return self.operation.model
+
+    @property
+    def device(self) -> str:
+        return str(self.operation.proto.result.device)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.operation.proto.result.duration_s)
+
+    def raise_for_status(self) -> TrainingResult:
+        """Raise ``OperationFailedError`` unless the operation completed; returns self."""
+        if not self.ok:
+            raise OperationFailedError(self)
+        return self
+
+    # -- metrics ---------------------------------------------------------------------------
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.operation.metrics)
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """The final metrics as a one-column table indexed by metric name."""
+        return pd.DataFrame(
+            {"value": pd.Series(self.metrics, dtype=float)}, index=sorted(self.metrics)
+        ).rename_axis("metric")
+
+    def metadata(self) -> dict[str, Any] | None:
+        """The model's ``metadata.json``, or None when there is no readable model."""
+        if self.model is None:
+            return None
+        try:
+            return self.model.metadata()
+        except KtrdrClientError:
+            return None
+
+    @cached_property
+    def history(self) -> pd.DataFrame:
+        """Per-epoch curves: train/val loss and accuracy, learning rate, duration."""
+        meta = self.metadata()
+        rows: list[dict[str, Any]] = list(meta.get("history", [])) if meta else []
+        if not rows:
+            rows = list(self.epoch_events)
+        table = pd.DataFrame(rows)
+        if table.empty:
+            return pd.DataFrame(columns=list(HISTORY_COLUMNS)).set_index("epoch")
+        return table.drop_duplicates("epoch", keep="last").set_index("epoch").sort_index()
+
+    def per_class_frame(self) -> pd.DataFrame | None:
+        """Test precision/recall/F1/support per class (from the model's metadata)."""
+        meta = self.metadata()
+        if not meta:
+            return None
+        return per_class_frame(meta)
+
+    def __repr__(self) -> str:
+        where = f", model={self.model.path!r}" if self.model else ""
+        acc = self.metrics.get("test_accuracy")
+        shown = f", test_accuracy={acc:.4f}" if acc is not None else ""
+        return (
+            f"TrainingResult({self.operation_id!r}, status={self.status!r}, "
+            f"mode={self.mode!r}{shown}{where})"
+        )
+
+
+def per_class_frame(metadata: dict[str, Any]) -> pd.DataFrame:
+    """Test metrics per class from a model's metadata."""
+    per_class = metadata.get("metrics", {}).get("test", {}).get("per_class", {})
+    return pd.DataFrame.from_dict(per_class, orient="index").rename_axis("class")
+
+
+__all__ = ["HISTORY_COLUMNS", "TrainingResult", "per_class_frame"]

@@ -1,0 +1,117 @@
+"""Training curves (loss and accuracy per epoch, train and validation) and the confusion
+matrix, drawn from a model's ``metadata.json``.
+
+Figures are built with ``matplotlib.figure.Figure`` and rendered by the Agg canvas, so
+nothing here touches pyplot's global state or needs a display. Each ``plot_*`` function
+draws on an ``Axes`` the caller owns (a notebook can pass its own).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+_TRAIN = "#1f77b4"
+_VAL = "#ff7f0e"
+
+
+def _history(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row for row in metadata.get("history", []) if "epoch" in row]
+
+
+def _curve(ax: Axes, history: list[dict[str, Any]], metric: str, title: str) -> None:
+    epochs = [row["epoch"] for row in history]
+    for split, color in (("train", _TRAIN), ("val", _VAL)):
+        key = f"{split}_{metric}"
+        values = [float("nan") if row.get(key) is None else float(row[key]) for row in history]
+        if any(v == v for v in values):  # not all NaN
+            label = "train" if split == "train" else "validation"
+            ax.plot(epochs, values, marker="o", markersize=3, color=color, label=label)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    if history:
+        ax.legend()
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+    else:
+        ax.text(0.5, 0.5, "no epoch history", ha="center", va="center", transform=ax.transAxes)
+
+
+def plot_loss(ax: Axes, metadata: dict[str, Any]) -> None:
+    """Train and validation loss per epoch."""
+    _curve(ax, _history(metadata), "loss", "Loss")
+
+
+def plot_accuracy(ax: Axes, metadata: dict[str, Any]) -> None:
+    """Train and validation accuracy per epoch."""
+    _curve(ax, _history(metadata), "accuracy", "Accuracy")
+
+
+def plot_confusion_matrix(ax: Axes, metadata: dict[str, Any]) -> None:
+    """The test split's confusion matrix: rows are true classes, columns predictions."""
+    test = metadata.get("metrics", {}).get("test", {})
+    matrix = test.get("confusion_matrix")
+    names = list(metadata.get("labels", {}).get("class_names", []))
+    if not matrix:
+        ax.text(0.5, 0.5, "no confusion matrix", ha="center", va="center")
+        ax.set_axis_off()
+        return
+    if len(names) != len(matrix):
+        names = [str(i) for i in range(len(matrix))]
+    peak = max((max(row) for row in matrix), default=0) or 1
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=peak)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            color = "white" if count > peak * 0.6 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=color)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    accuracy = test.get("accuracy")
+    suffix = f" (accuracy {accuracy:.3f})" if isinstance(accuracy, int | float) else ""
+    ax.set_title(f"Test confusion matrix{suffix}")
+
+
+def training_figure(metadata: dict[str, Any]) -> Figure:
+    """One figure: loss, accuracy and confusion matrix side by side."""
+    figure = Figure(figsize=(15, 4.6), layout="constrained")
+    loss_ax, acc_ax, cm_ax = figure.subplots(1, 3)
+    plot_loss(loss_ax, metadata)
+    plot_accuracy(acc_ax, metadata)
+    plot_confusion_matrix(cm_ax, metadata)
+    name = metadata.get("strategy_name", "model")
+    combo = "/".join(
+        [",".join(metadata.get("symbols", [])), ",".join(metadata.get("timeframes", []))]
+    )
+    device = metadata.get("device", "")
+    if isinstance(device, dict):
+        device = device.get("name") or device.get("type") or ""
+    epochs = len(_history(metadata))
+    figure.suptitle(f"{name}   {combo}   {epochs} epochs on {device or 'unknown device'}")
+    return figure
+
+
+def save_training_plot(metadata: dict[str, Any], path: Path | str, *, dpi: int = 110) -> Path:
+    """Write ``training_figure(metadata)`` as an image (format from the suffix, e.g. PNG)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure = training_figure(metadata)
+    FigureCanvasAgg(figure)
+    figure.savefig(out, dpi=dpi)
+    return out
+
+
+__all__ = [
+    "plot_accuracy",
+    "plot_confusion_matrix",
+    "plot_loss",
+    "save_training_plot",
+    "training_figure",
+]

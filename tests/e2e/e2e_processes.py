@@ -1,0 +1,115 @@
+"""Real ``ktrdr host serve`` / ``ktrdr backend serve`` processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """One service process; ``stop`` kills it (SIGKILL with ``crash=True``)."""
+
+    name: str
+    address: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, *, crash: bool = False) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def wait_serving(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.log.read_text()[-3000:]}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"{self.name} not SERVING in {START_TIMEOUT_S} s:\n{self.log.read_text()}"
+        )
+
+
+def _spawn(name: str, args: list[str], port: int, log: Path, env: dict[str, str]) -> Service:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ktrdr.cli.main", *args],
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+    service = Service(name, f"127.0.0.1:{port}", process, log)
+    try:
+        service.wait_serving()
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def start_host(work: Path, data_dir: Path, *, port: int | None = None) -> Service:
+    port = port or free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    args = ["host", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
+    args += ["--spool-dir", str(work / "spool"), "--device", "cpu"]
+    env = {"KTRDR_HOST_DELIVERY_MAX_BACKOFF_S": "1", "KTRDR_HOST_DELIVERY_INITIAL_BACKOFF_S": "0.5"}
+    return _spawn("host", args, port, work / "host.log", env)
+
+
+def start_backend(
+    work: Path,
+    data_dir: Path,
+    hosts: list[str],
+    *,
+    port: int | None = None,
+    default_mode: str = "local",
+    strategies_dir: Path | None = None,
+) -> Service:
+    port = port or free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    args = ["backend", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(work)]
+    for host in hosts:
+        args += ["--host-address", host]
+    env = {
+        "TRAINING_DEFAULT_MODE": default_mode,
+        "KTRDR_BACKEND_MARKET_DATA_DIR": str(data_dir),
+        "KTRDR_BACKEND_DEVICE": "cpu",
+        "KTRDR_BACKEND_HEALTH_CHECK_TIMEOUT_S": "1",
+    }
+    if strategies_dir is not None:
+        env["KTRDR_BACKEND_STRATEGIES_DIR"] = str(strategies_dir)
+    return _spawn("backend", args, port, work / "backend.log", env)
