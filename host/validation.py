@@ -15,6 +15,7 @@ from ktrdr.config import parse_strategy
 from ktrdr.config.strategy import StrategyConfig
 from ktrdr.errors import DeviceError, StrategyConfigError
 from ktrdr.service.convert import apply_overrides_from_proto
+from ktrdr.service.errors import StatusError
 from ktrdr.training.device import DEVICE_CHOICES, DeviceInfo, resolve_device
 from ktrdr.training.v1 import common_pb2, host_pb2
 
@@ -32,16 +33,8 @@ _OVERRIDE_FIELDS = {
 }
 
 
-class RequestRefused(Exception):
+class RequestRefused(StatusError):
     """A request the host will not serve; ``code`` is the gRPC status to answer with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code.name}: {self.message}"
 
 
 def invalid(*problems: str) -> RequestRefused:

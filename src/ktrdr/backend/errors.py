@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import grpc
 
+from ktrdr.service.errors import StatusError
 
-class RequestError(Exception):
+
+class RequestError(StatusError):
     """A request the backend refuses; the servicer aborts the RPC with ``code``/``message``."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, details: list[str] | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or []
-
-    def __str__(self) -> str:
-        return f"{self.code.name}: {self.message}"
 
 
 def not_found(operation_id: str) -> RequestError:

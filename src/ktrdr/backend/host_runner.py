@@ -79,12 +79,7 @@ class HostRunner:
         delay = RETRY_INITIAL_S
         while not self.op.finished:
             try:
-                session = (
-                    await self.stub.GetSession(
-                        host_pb2.GetSessionRequest(session_id=self.op.id),
-                        timeout=UNARY_DEADLINE_S,
-                    )
-                ).session
+                session = await self._get_session()
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     if self._session_lost():
@@ -205,12 +200,7 @@ class HostRunner:
             except TimeoutError:
                 pass
             try:
-                session = (
-                    await self.stub.GetSession(
-                        host_pb2.GetSessionRequest(session_id=self.op.id),
-                        timeout=UNARY_DEADLINE_S,
-                    )
-                ).session
+                session = await self._get_session()
             except grpc.aio.AioRpcError as exc:
                 logger.info(
                     "operation %s: GetSession while waiting for the model: %s",
@@ -242,6 +232,13 @@ class HostRunner:
                     99.0,
                 )
             )
+
+    async def _get_session(self) -> host_pb2.Session:
+        """The host's current view of this operation's session (raises AioRpcError)."""
+        response = await self.stub.GetSession(
+            host_pb2.GetSessionRequest(session_id=self.op.id), timeout=UNARY_DEADLINE_S
+        )
+        return response.session
 
     def _session_lost(self) -> bool:
         """The host does not know the session. True when that settles the operation."""

@@ -29,6 +29,7 @@ from ktrdr.storage import ModelBundle, ModelStorage
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import TransferError, receive_results
+from ktrdr.transfer.receiver import drain
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,7 @@ class ResultsIntake:
 
     async def _drain(self, iterator: AsyncIterator[pb.SubmitResultsRequest]) -> None:
         """Discard the rest of a refused stream (bounded: at most twice the bundle limit)."""
-        budget = 2 * self.max_bundle_bytes
-        async for message in iterator:
-            budget -= message.ByteSize()
-            if budget < 0:
-                return
+        await drain(iterator, 2 * self.max_bundle_bytes)
 
     async def _receive(
         self, iterator: AsyncIterator[pb.SubmitResultsRequest]

@@ -143,8 +143,34 @@ async def receive_results(
     size, while decompressing), DATA_LOSS (chunk out of sequence, no trailer, trailer or size
     mismatch, corrupt encoding, hash mismatch). On any failure or cancellation the temporary
     file is removed.
+
+    A refusal is raised only after the rest of the client's stream has been read (bounded by
+    twice ``max_raw_bytes``): a gRPC Python client that is still writing when the server ends
+    a client-streaming call may see INTERNAL instead of the status the server sent.
     """
     iterator = aiter(request_iterator)
+    try:
+        return await _receive(iterator, tmp_dir, max_raw_bytes, validate)
+    except TransferError:
+        await drain(iterator, 2 * max_raw_bytes)
+        raise
+
+
+async def drain(iterator: AsyncIterator[pb.SubmitResultsRequest], budget_bytes: int) -> None:
+    """Read and discard what is left of a refused stream, at most ``budget_bytes``."""
+    with contextlib.suppress(Exception):
+        async for message in iterator:
+            budget_bytes -= message.ByteSize()
+            if budget_bytes < 0:
+                return
+
+
+async def _receive(
+    iterator: AsyncIterator[pb.SubmitResultsRequest],
+    tmp_dir: Path | str,
+    max_raw_bytes: int,
+    validate: Callable[[Path], None] | None,
+) -> ReceivedResults:
     header, codec = _check_header(await _next(iterator), max_raw_bytes)
     raw_size = header.raw_size_bytes
     limit = min(raw_size, max_raw_bytes)
