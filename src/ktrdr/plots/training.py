@@ -23,7 +23,14 @@ def _history(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     return [row for row in metadata.get("history", []) if "epoch" in row]
 
 
-def _curve(ax: Axes, history: list[dict[str, Any]], metric: str, title: str) -> None:
+def _best_epoch(metadata: dict[str, Any]) -> int | None:
+    best = metadata.get("metrics", {}).get("training", {}).get("best_epoch")
+    return int(best) if best else None
+
+
+def _curve(
+    ax: Axes, history: list[dict[str, Any]], metric: str, title: str, best: int | None = None
+) -> None:
     epochs = [row["epoch"] for row in history]
     for split, color in (("train", _TRAIN), ("val", _VAL)):
         key = f"{split}_{metric}"
@@ -31,6 +38,9 @@ def _curve(ax: Axes, history: list[dict[str, Any]], metric: str, title: str) -> 
         if any(v == v for v in values):  # not all NaN
             label = "train" if split == "train" else "validation"
             ax.plot(epochs, values, marker="o", markersize=3, color=color, label=label)
+    if best is not None and history:
+        # the bundle holds this epoch's weights (early stopping restores the best one)
+        ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {best}")
     ax.set_title(title)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
@@ -45,12 +55,12 @@ def _curve(ax: Axes, history: list[dict[str, Any]], metric: str, title: str) -> 
 
 def plot_loss(ax: Axes, metadata: dict[str, Any]) -> None:
     """Train and validation loss per epoch."""
-    _curve(ax, _history(metadata), "loss", "Loss")
+    _curve(ax, _history(metadata), "loss", "Loss", _best_epoch(metadata))
 
 
 def plot_accuracy(ax: Axes, metadata: dict[str, Any]) -> None:
     """Train and validation accuracy per epoch."""
-    _curve(ax, _history(metadata), "accuracy", "Accuracy")
+    _curve(ax, _history(metadata), "accuracy", "Accuracy", _best_epoch(metadata))
 
 
 def plot_confusion_matrix(ax: Axes, metadata: dict[str, Any]) -> None:
