@@ -43,7 +43,8 @@ protos: setup
 # Checks protos/ against main for breaking changes (buf breaking, FILE rules).
 proto-breaking: setup
 	@if git cat-file -e main:protos/ktrdr/training/v1 2>/dev/null; then \
-		$(VENV)/bin/buf breaking --against '.git#branch=main'; \
+		$(VENV)/bin/buf breaking --against '.git#branch=main' && \
+		echo "protos: no breaking change against main"; \
 	else echo "main has no protos yet: nothing to compare"; fi
 
 # Starts a host and a backend on free loopback ports, trains an example strategy in host

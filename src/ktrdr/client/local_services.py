@@ -22,6 +22,8 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.transfer import grpc_options
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ def wait_serving(
     """Poll ``grpc.health.v1`` Check on ``address`` until it answers SERVING."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
-    with grpc.insecure_channel(address) as channel:
+    with grpc.insecure_channel(address, options=grpc_options()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
