@@ -57,9 +57,9 @@ class LocalRunner:
         self.storage = storage
         self._slots = asyncio.Semaphore(slots)
 
-    def _save(self, result: TrainingResult) -> SavedModel:  # worker thread
+    def _save(self, result: TrainingResult, operation_id: str) -> SavedModel:  # worker thread
         archive = result.bundle.to_archive_bytes()
-        stored = self.storage.save(result.bundle)
+        stored = self.storage.save(result.bundle, origin={"operation_id": operation_id})
         return SavedModel(stored, hashlib.sha256(archive).hexdigest(), len(archive))
 
     async def run(self, op: LiveOperation, run: ExecutorRun) -> None:
@@ -74,7 +74,7 @@ class LocalRunner:
             )
             try:
                 result = await run.run()
-                saved = await asyncio.to_thread(self._save, result)
+                saved = await asyncio.to_thread(self._save, result, op.id)
             except TrainingCancelled as exc:
                 op.finish(
                     pb.OPERATION_STATUS_CANCELLED,

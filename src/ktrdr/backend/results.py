@@ -25,7 +25,7 @@ from ktrdr.backend.local_runner import completed_event, test_metrics
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us
 from ktrdr.errors import BundleError
 from ktrdr.service.convert import timestamp_to_proto
-from ktrdr.storage import ModelBundle, ModelStorage
+from ktrdr.storage import ModelBundle, ModelStorage, StoredModel
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import TransferError, receive_results
@@ -181,6 +181,16 @@ class ResultsIntake:
             )
 
     # -- saving ----------------------------------------------------------------------------
+    def _save_once(self, bundle: ModelBundle, operation_id: str, sha256: str) -> StoredModel:
+        """Save, unless a crash after an earlier save left this very bundle stored."""
+        earlier = self.storage.find_by_origin(
+            bundle.strategy_name, operation_id=operation_id, sha256=sha256
+        )
+        if earlier is not None:
+            logger.info("operation %s: model already stored at %s", operation_id, earlier.path)
+            return earlier
+        return self.storage.save(bundle, origin={"operation_id": operation_id, "sha256": sha256})
+
     async def _store(
         self, header: pb.SubmitResultsHeader, bundle: ModelBundle, sha256: str, size: int
     ) -> pb.SubmitResultsResponse:
@@ -195,7 +205,7 @@ class ResultsIntake:
             live = self._live(operation_id)
             if live is not None:
                 live.submit_attempts += 1
-            stored = await asyncio.to_thread(self.storage.save, bundle)
+            stored = await asyncio.to_thread(self._save_once, bundle, operation_id, sha256)
             model = ModelRecord(
                 strategy_name=stored.strategy,
                 version=stored.version,

@@ -9,6 +9,7 @@ Names are checked against strict patterns so nothing can escape the models direc
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 STRATEGY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
 TIMEFRAME_RE = re.compile(r"^[0-9]{1,4}[a-z]{1,3}$")
+ORIGIN_FILE = "origin.json"
 VERSION_DIR_RE = re.compile(r"^(?P<combo>[A-Za-z0-9._+-]+)_v(?P<version>[0-9]+)$")
 
 
@@ -77,8 +79,13 @@ class ModelStorage:
         self.root = Path(models_dir)
 
     # -- writing ---------------------------------------------------------------------------
-    def save(self, bundle: ModelBundle) -> StoredModel:
-        """Store ``bundle`` as the next version of its strategy; returns where it went."""
+    def save(self, bundle: ModelBundle, origin: dict[str, str] | None = None) -> StoredModel:
+        """Store ``bundle`` as the next version of its strategy; returns where it went.
+
+        ``origin`` (for example the operation id and the bundle's SHA-256) is written beside
+        the bundle as ``origin.json`` in the same atomic rename, so a caller can find out
+        after a crash whether a model was already saved (``find_by_origin``).
+        """
         bundle.validate()
         strategy = check_strategy_name(bundle.strategy_name)
         combo = combo_name(bundle.symbols, bundle.timeframes)
@@ -87,6 +94,8 @@ class ModelStorage:
         tmp = strategy_dir / f".tmp-{uuid.uuid4().hex}"
         try:
             bundle.write(tmp)
+            if origin:
+                (tmp / ORIGIN_FILE).write_text(json.dumps(origin, sort_keys=True))
             with self._lock(strategy_dir):
                 version = self._max_version(strategy_dir) + 1
                 target = strategy_dir / f"{combo}_v{version}"
@@ -123,8 +132,6 @@ class ModelStorage:
         return versions[-1][0] if versions else 0
 
     def _describe(self, strategy: str, version: int, path: Path) -> StoredModel:
-        import json
-
         try:
             meta = json.loads((path / METADATA_FILE).read_text())
         except (OSError, ValueError) as exc:
@@ -177,6 +184,17 @@ class ModelStorage:
             return self.get(strategy)
         except StorageError:
             return None
+
+    def find_by_origin(self, strategy: str, **match: str) -> StoredModel | None:
+        """The latest version of ``strategy`` whose ``origin.json`` has all of ``match``."""
+        for version, path in reversed(self._versions(self.root / check_strategy_name(strategy))):
+            try:
+                origin = json.loads((path / ORIGIN_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(origin, dict) and all(origin.get(k) == v for k, v in match.items()):
+                return self._describe(strategy, version, path)
+        return None
 
     def load(self, model: StoredModel) -> ModelBundle:
         return ModelBundle.read(model.path)

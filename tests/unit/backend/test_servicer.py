@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
 import grpc
@@ -11,7 +12,7 @@ from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.service.convert import simple_event
-from ktrdr.storage import ModelBundle
+from ktrdr.storage import ModelBundle, ModelStorage
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -202,6 +203,24 @@ async def test_submit_results_saves_once(
     models = (await b.stub.ListModels(pb.ListModelsRequest(strategy_name="tiny_rsi"))).strategies
     assert [v.version for v in models[0].versions] == [1]
     assert len(list((b.settings.models_dir / "tiny_rsi").glob("*_v*"))) == 1
+
+
+async def test_save_that_crashed_before_the_commit_is_not_stored_twice(
+    host_backend, tiny_bundle, tmp_path, tiny_strategy_yaml
+):
+    """A crash between ModelStorage.save and the database commit leaves a saved model the
+    operation does not know about; the host's resend must find it, not store a second copy."""
+    b = host_backend
+    op = await host_operation(b, tiny_strategy_yaml)
+    path = archive(tmp_path, tiny_bundle, "a.tar")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    storage = ModelStorage(b.settings.models_dir)
+    earlier = storage.save(tiny_bundle, origin={"operation_id": op.operation_id, "sha256": sha})
+    response = await submit(b, path, op.operation_id)
+    assert response.model.version == earlier.version and response.model.path == str(earlier.path)
+    assert len(list((b.settings.models_dir / "tiny_rsi").glob("*_v*"))) == 1
+    done = await get(b.stub, op.operation_id)
+    assert done.status == pb.OPERATION_STATUS_COMPLETED
 
 
 async def test_submit_results_refusals(host_backend, tiny_bundle, tmp_path, tiny_strategy_yaml):

@@ -173,3 +173,15 @@ def test_names_cannot_escape_the_models_directory(tmp_path: Path, kwargs):
     with pytest.raises(StorageError):
         storage.save(make_bundle(**kwargs))
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "models"])
+
+
+def test_origin_lets_a_caller_find_an_earlier_save(tmp_path: Path):
+    storage = ModelStorage(tmp_path)
+    assert storage.find_by_origin("demo", operation_id="op-1") is None
+    first = storage.save(make_bundle(), origin={"operation_id": "op-1", "sha256": "aa"})
+    storage.save(make_bundle(), origin={"operation_id": "op-2", "sha256": "bb"})
+    storage.save(make_bundle())  # no origin
+    found = storage.find_by_origin("demo", operation_id="op-1", sha256="aa")
+    assert found is not None and found.path == first.path
+    assert storage.find_by_origin("demo", operation_id="op-1", sha256="zz") is None
+    assert json.loads((first.path / "origin.json").read_text())["operation_id"] == "op-1"
