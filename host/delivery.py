@@ -42,6 +42,7 @@ import grpc
 
 from host.settings import HostSettings
 from host.spool import Spool, SpoolEntry
+from ktrdr.security.channels import aio_channel
 from ktrdr.service.convert import timestamp_to_proto
 from ktrdr.training.executor import TrainingResult
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
@@ -202,10 +203,17 @@ class ResultSender:
             delay = (state.next_attempt_time - datetime.now(UTC)).total_seconds()
             await asyncio.sleep(max(delay, 0.0))
 
+    def _channel(self, target: str) -> grpc.aio.Channel:
+        """A fresh channel to the backend: its TLS settings and the host-role token."""
+        return aio_channel(
+            target,
+            options=grpc_options(self.settings.max_message_bytes),
+            tls=self.settings.backend_client_tls(),
+            token=self.settings.backend_token_source(),
+        )
+
     async def _attempt(self, entry: SpoolEntry) -> backend_pb2.SubmitResultsResponse:
-        async with grpc.aio.insecure_channel(
-            entry.results_target, options=grpc_options(self.settings.max_message_bytes)
-        ) as channel:
+        async with self._channel(entry.results_target) as channel:
             return await send_results(
                 backend_pb2_grpc.BackendStub(channel),
                 entry.archive,
@@ -216,6 +224,7 @@ class ResultSender:
                 bundle=bundle_summary_to_proto(entry.bundle),
                 chunk_size=self.settings.chunk_size,
                 sha256=entry.sha256,
+                upload_credential=entry.upload_credential,
             )
 
     async def _probe(
@@ -236,6 +245,7 @@ class ResultSender:
             bundle=bundle_summary_to_proto(entry.bundle),
             chunk_size=self.settings.chunk_size,
             sha256=entry.sha256,
+            upload_credential=entry.upload_credential,
         )
         try:
             header = await asyncio.to_thread(next, requests)
@@ -245,9 +255,7 @@ class ResultSender:
             header,
             backend_pb2.SubmitResultsRequest(trailer=backend_pb2.SubmitResultsTrailer()),
         ]
-        async with grpc.aio.insecure_channel(
-            entry.results_target, options=grpc_options(self.settings.max_message_bytes)
-        ) as channel:
+        async with self._channel(entry.results_target) as channel:
             try:
                 await backend_pb2_grpc.BackendStub(channel).SubmitResults(
                     iter(probe), timeout=self.settings.delivery_timeout_s

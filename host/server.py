@@ -21,11 +21,13 @@ from dataclasses import dataclass
 
 import grpc
 
+from host.access import host_auth
 from host.delivery import ResultSender
 from host.servicer import SERVICE_NAME, TrainingHostServicer
 from host.sessions import ExecutorFactory, SessionRegistry
 from host.settings import HostSettings
 from host.spool import Spool
+from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.v1 import host_pb2_grpc
@@ -46,6 +48,7 @@ class RunningHost:
     sender: ResultSender
     device: DeviceInfo
     port: int
+    token: str | None = None  # what a caller (the backend) must present
 
     @property
     def address(self) -> str:
@@ -69,6 +72,15 @@ async def start_host(
     settings: HostSettings, *, executor_factory: ExecutorFactory | None = None
 ) -> RunningHost:
     """Start serving on ``settings.address`` and resend the spool; returns the running host."""
+    check_listen_security(
+        settings.address,
+        tls=settings.server_tls().enabled,
+        insecure=settings.insecure,
+        auth=not settings.insecure_no_auth,
+        insecure_no_auth=settings.insecure_no_auth,
+        service="host",
+    )
+    auth = host_auth(settings)
     device = resolve_device(settings.device)  # DeviceError: the configured device is missing
     spool = await asyncio.to_thread(Spool, settings.spool_dir)
     sender = ResultSender(spool, settings)
@@ -78,17 +90,20 @@ async def start_host(
         lambda s: host_pb2_grpc.add_TrainingHostServicer_to_server(servicer, s),
         [SERVICE_NAME],
         max_message_bytes=settings.max_message_bytes,
+        interceptors=[auth.interceptor] if auth.interceptor is not None else [],
     )
-    port = bind(server, settings.address)
+    port = bind(server, settings.address, settings.server_tls(), prefix="KTRDR_HOST_")
     await server.start()
     resent = registry.restore(await asyncio.to_thread(spool.entries))
     if resent:
         logger.info("resending %d spooled model(s) from %s", resent, spool.directory)
     await health.set_serving(True)
-    host = RunningHost(settings, server, health, registry, sender, device, port)
+    host = RunningHost(settings, server, health, registry, sender, device, port, auth.token)
     logger.info(
-        "training host listening on %s (device %s, up to %d session(s), spool %s)",
+        "training host listening on %s (%s, %s; device %s, up to %d session(s), spool %s)",
         host.address,
+        "TLS" if settings.server_tls().enabled else "plaintext",
+        auth.summary,
         device,
         settings.max_sessions,
         spool.directory,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from host.access import check_results_target
 from host.capabilities import describe_host
 from host.sessions import Session, SessionRegistry
 from host.validation import RequestRefused, validate_session_id, validate_start
@@ -32,7 +33,10 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
     ) -> AsyncIterator[host_pb2.StartTrainingResponse]:
         try:
             spec = validate_start(request, self.registry.settings.device)
-            session = self.registry.start(spec)
+            check_results_target(
+                spec.results_target, self.registry.settings.allowed_results_targets
+            )
+            session = self.registry.start(spec, upload_credential=request.upload_credential)
         except RequestRefused as refused:
             await context.abort(refused.code, refused.message)
         # ACCEPTED was published on start, before any await: the snapshot is that event.

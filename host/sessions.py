@@ -50,11 +50,13 @@ class Session:
         strategy_name: str,
         device: str,
         results_target: str,
+        upload_credential: str = "",
     ) -> None:
         self.session_id = session_id
         self.strategy_name = strategy_name
         self.device = device
         self.results_target = results_target
+        self.upload_credential = upload_credential  # never shown by any RPC
         self.state: host_pb2.SessionState = host_pb2.SESSION_STATE_RUNNING
         self.created = datetime.now(UTC)
         self.finished: datetime | None = None
@@ -175,6 +177,7 @@ class Session:
             duration_s=result.duration_s,
             metrics=metrics,
             summary=summarize_bundle(result, self.device),
+            upload_credential=self.upload_credential,
         )
 
     def _complete(self, entry: SpoolEntry, delivery: DeliveryState) -> None:
@@ -244,6 +247,7 @@ class Session:
             strategy_name=entry.strategy_name,
             device=entry.device,
             results_target=entry.results_target,
+            upload_credential=entry.upload_credential,
         )
         with contextlib.suppress(ValueError):
             session.created = datetime.fromisoformat(entry.created_at)
@@ -277,7 +281,7 @@ class SessionRegistry:
         )
 
     # -- admission -----------------------------------------------------------------------
-    def start(self, spec: SessionSpec) -> Session:
+    def start(self, spec: SessionSpec, upload_credential: str = "") -> Session:
         """Admit and start a session, or raise ``RequestRefused``. No await: atomic on the loop."""
         self.prune()
         if not self.accepting:
@@ -314,6 +318,7 @@ class SessionRegistry:
             strategy_name=spec.config.name,
             device=device,
             results_target=spec.results_target,
+            upload_credential=upload_credential,
         )
         run = ExecutorRun(
             self.executor_factory(device),

@@ -7,12 +7,15 @@ options of ``ktrdr host serve`` win over the environment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ktrdr.security.tls import ClientTLS, ServerTLS
+from ktrdr.security.tokens import read_token_file
 from ktrdr.transfer import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES
 
 
@@ -57,6 +60,75 @@ class HostSettings(BaseSettings):
 
     # On SIGTERM/SIGINT: how long running sessions may go on before they are cancelled.
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+    # -- security (see the README's "Security" section) --
+    # TLS certificate and key of this server (PEM); both or neither.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # CA that signs client certificates; with TLS_REQUIRE_CLIENT_CERT the backend must
+    # present one (mTLS), which then also identifies it when no AUTH_TOKEN is set.
+    tls_ca: Path | None = None
+    tls_require_client_cert: bool = False
+    # Allow plaintext on a non-loopback address (--insecure).
+    insecure: bool = False
+    # Serve without authentication; loopback addresses only (--insecure-no-auth).
+    insecure_no_auth: bool = False
+    # The token the backend must present (KTRDR_HOST_AUTH_TOKEN). When empty, the token in
+    # AUTH_TOKEN_FILE is used, created at first start (default: beside the spool directory).
+    auth_token: SecretStr = SecretStr("")
+    auth_token_file: Path | None = None
+    # Results targets this host delivers to: "host:port", or "host" for any port. Empty:
+    # loopback addresses only. Others are refused at StartTraining with PERMISSION_DENIED.
+    allowed_results_targets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The host-role token presented to the backend with SubmitResults
+    # (KTRDR_HOST_BACKEND_TOKEN); when empty, BACKEND_TOKEN_FILE is read at each delivery
+    # (a backend on this machine writes its local host token there by default).
+    backend_token: SecretStr = SecretStr("")
+    backend_token_file: Path | None = Path(".ktrdr/backend/host.token")
+    # TLS towards the backend: its CA (or BACKEND_TLS=true for the system roots), and the
+    # client certificate presented (default: this server's TLS_CERT/TLS_KEY).
+    backend_tls: bool = False
+    backend_tls_ca: Path | None = None
+    backend_tls_cert: Path | None = None
+    backend_tls_key: Path | None = None
+    backend_tls_server_name: str = ""
+
+    @field_validator("allowed_results_targets", mode="before")
+    @classmethod
+    def _split_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    def server_tls(self) -> ServerTLS:
+        return ServerTLS(self.tls_cert, self.tls_key, self.tls_ca, self.tls_require_client_cert)
+
+    def backend_client_tls(self) -> ClientTLS:
+        """How channels to the backend are secured (plaintext unless BACKEND_TLS[_CA])."""
+        enabled = self.backend_tls or self.backend_tls_ca is not None
+        return ClientTLS(
+            enabled=enabled,
+            ca=self.backend_tls_ca,
+            cert=self.backend_tls_cert or (self.tls_cert if enabled else None),
+            key=self.backend_tls_key or (self.tls_key if enabled else None),
+            server_name=self.backend_tls_server_name,
+        )
+
+    def backend_token_source(self) -> Callable[[], str | None]:
+        """The host-role token for SubmitResults: the setting, else the file at each call."""
+        fixed = self.backend_token.get_secret_value()
+        path = self.backend_token_file
+        return (lambda: fixed) if fixed else (lambda: read_token_file(path))
+
+    @property
+    def token_file(self) -> Path:
+        """Where the host's own token lives when KTRDR_HOST_AUTH_TOKEN is not set."""
+        return self.auth_token_file or self.spool_dir.parent / "auth.token"
 
     @field_validator("device", mode="before")
     @classmethod

@@ -55,6 +55,9 @@ class SpoolEntry:
     duration_s: float
     metrics: dict[str, float]
     bundle: dict[str, Any]  # BundleSummary fields, JSON-friendly
+    # The operation's upload credential from StartTraining, sent back with SubmitResults.
+    # Kept in the sidecar (mode 0600) so a restarted host can still deliver.
+    upload_credential: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     archive: Path = Path()
 
@@ -80,6 +83,7 @@ class SpoolEntry:
             duration_s=float(data.get("duration_s", 0.0)),
             metrics={str(k): float(v) for k, v in dict(data.get("metrics", {})).items()},
             bundle=dict(data.get("bundle", {})),
+            upload_credential=str(data.get("upload_credential", "")),
             created_at=str(data.get("created_at", "")),
             archive=archive,
         )
@@ -104,6 +108,7 @@ class Spool:
         duration_s: float,
         metrics: dict[str, float],
         summary: dict[str, Any],
+        upload_credential: str = "",
     ) -> SpoolEntry:
         """Write ``bundle`` and its sidecar atomically; returns the committed entry."""
         key = entry_key(session_id)
@@ -127,6 +132,7 @@ class Spool:
             duration_s=duration_s,
             metrics=metrics,
             bundle=summary,
+            upload_credential=upload_credential,
             archive=archive,
         )
         self._write_json(self.directory / f"{key}.json", entry.to_json())
@@ -203,7 +209,8 @@ class Spool:
     def _write_json(self, path: Path, data: dict[str, Any]) -> None:
         tmp = self._temp_path(path.stem, ".json")
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds a secret
+            with open(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, indent=2, sort_keys=True)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ktrdr.backend.settings import BackendSettings
@@ -30,6 +32,7 @@ def operation_to_proto(
         host_address=record.host_address,
         require_gpu=record.require_gpu,
         created_time=us_to_timestamp(record.created_us),
+        owner=record.owner,
     )
     if record.started_us:
         message.started_time.CopyFrom(us_to_timestamp(record.started_us))
@@ -45,9 +48,19 @@ def operation_to_proto(
     return message
 
 
+def store_relative(path: str) -> str:
+    """A model directory as a reference inside the store (``strategy/dir``), never a server
+    path: the store keeps each model at ``models/{strategy}/{dir}``."""
+    if not path:
+        return ""
+    return "/".join(PurePath(path).parts[-2:])
+
+
 def model_reference(record: ModelRecord) -> common_pb2.ModelReference:
     return common_pb2.ModelReference(
-        strategy_name=record.strategy_name, version=record.version, path=record.path
+        strategy_name=record.strategy_name,
+        version=record.version,
+        path=store_relative(record.path),
     )
 
 
@@ -62,7 +75,7 @@ def models_to_proto(records: list[ModelRecord]) -> pb.ListModelsResponse:
             version=record.version,
             created_time=us_to_timestamp(record.created_us),
             test_metrics=record.test_metrics,
-            path=record.path,
+            path=store_relative(record.path),
             operation_id=record.operation_id,
         )
     return response
@@ -98,4 +111,6 @@ def config_to_proto(
         health_check_timeout_s=settings.health_check_timeout_s,
         local_concurrency=settings.local_concurrency,
         max_bundle_bytes=settings.max_bundle_bytes,
+        max_pending=settings.max_pending,
+        auth_required=settings.auth_enabled,
     )

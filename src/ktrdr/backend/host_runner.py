@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from ktrdr.backend.live import LiveOperation
-from ktrdr.backend.mode_selector import host_channel
+from ktrdr.backend.mode_selector import HostConnection
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -39,12 +39,21 @@ _STATE_NAMES = host_pb2.SessionState
 class HostRunner:
     """Runs one operation on ``op.record.host_address``."""
 
-    def __init__(self, op: LiveOperation, *, results_address: str, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        op: LiveOperation,
+        *,
+        results_address: str,
+        connection: HostConnection,
+        upload_credential: str = "",
+    ) -> None:
         self.op = op
         self.address = op.record.host_address
         self.results_address = results_address
-        self.max_message_bytes = max_message_bytes
-        self.channel = host_channel(self.address, max_message_bytes)
+        self.connection = connection
+        # Sent once with StartTraining; only its hash is stored in the backend.
+        self.upload_credential = upload_credential
+        self.channel = connection.channel(self.address)
         self.stub = host_pb2_grpc.TrainingHostStub(self.channel)
         self.host_sequence = 0  # the host's numbering: skip what a re-attach repeats
         self.training_finished = False  # the host said COMPLETED; waiting for the model
@@ -58,6 +67,7 @@ class HostRunner:
             strategy_yaml=record.strategy_yaml,
             overrides=record.overrides,
             results_target=self.results_address,
+            upload_credential=self.upload_credential,
         )
         try:
             stream = self.stub.StartTraining(request, timeout=STREAM_DEADLINE_S)
@@ -120,7 +130,7 @@ class HostRunner:
         Uses its own channel: the run's channel closes as soon as the host's stream reports
         the cancellation, which must not cut this call short.
         """
-        channel = host_channel(self.address, self.max_message_bytes)
+        channel = self.connection.channel(self.address)
         try:
             response = await host_pb2_grpc.TrainingHostStub(channel).CancelTraining(
                 host_pb2.CancelTrainingRequest(session_id=self.op.id, reason=reason),
@@ -170,6 +180,17 @@ class HostRunner:
         copy.ClearField("outcome")
         if event.kind == common_pb2.PROGRESS_KIND_COMPLETED:
             self.training_finished = True
+            result = event.result if event.HasField("result") else None
+            if result is None and session is not None and session.HasField("result"):
+                result = session.result
+            if result is not None and result.bundle_sha256:
+                # SubmitResults accepts only this bundle for the operation.
+                await asyncio.to_thread(
+                    self.op.store.set_expected_bundle,
+                    self.op.id,
+                    result.bundle_sha256,
+                    result.bundle_size_bytes,
+                )
             marker = simple_event(
                 ProgressKind.STEP_FINISHED,
                 f"training finished on host {self.address}; waiting for the model",

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.security.channels import TokenSource, aio_channel
+from ktrdr.security.tls import ClientTLS
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
@@ -72,7 +74,25 @@ class Selection:
     probes: tuple[HostProbe, ...] = ()
 
 
-def host_channel(address: str, max_message_bytes: int) -> grpc.aio.Channel:
+@dataclass(frozen=True)
+class HostConnection:
+    """How the backend reaches its hosts: message limits, TLS, and the token it presents."""
+
+    max_message_bytes: int = 8 << 20
+    tls: ClientTLS | None = None
+    token: TokenSource | None = None
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        return host_channel(address, self.max_message_bytes, tls=self.tls, token=self.token)
+
+
+def host_channel(
+    address: str,
+    max_message_bytes: int,
+    *,
+    tls: ClientTLS | None = None,
+    token: TokenSource | None = None,
+) -> grpc.aio.Channel:
     """A channel to a host with explicit limits and its own connection (no shared backoff)."""
     options: list[tuple[str, int | str]] = [
         *grpc_options(max_message_bytes),
@@ -80,7 +100,7 @@ def host_channel(address: str, max_message_bytes: int) -> grpc.aio.Channel:
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
     ]
-    return grpc.aio.insecure_channel(address, options=options)
+    return aio_channel(address, options=options, tls=tls, token=token)
 
 
 def _rpc_problem(error: grpc.aio.AioRpcError, timeout_s: float) -> str:
@@ -111,10 +131,11 @@ class ModeSelector:
         *,
         timeout_s: float = 2.0,
         max_message_bytes: int = 8 << 20,
+        connection: HostConnection | None = None,
     ) -> None:
         self.host_addresses = list(host_addresses)
         self.timeout_s = timeout_s
-        self.max_message_bytes = max_message_bytes
+        self.connection = connection or HostConnection(max_message_bytes)
 
     async def probe(self, address: str) -> HostProbe:
         """Health check, then capabilities, both within ``timeout_s`` in all."""
@@ -127,7 +148,7 @@ class ModeSelector:
         def done(healthy: bool, detail: str, **kw: bool) -> HostProbe:
             return HostProbe(address, healthy, detail, elapsed_s=time.monotonic() - start, **kw)
 
-        channel = host_channel(address, self.max_message_bytes)
+        channel = self.connection.channel(address)
         try:
             try:
                 health = await health_pb2_grpc.HealthStub(channel).Check(
@@ -214,6 +235,7 @@ __all__ = [
     "HOST_SERVICE",
     "MODES_BY_NAME",
     "MODE_NAMES",
+    "HostConnection",
     "HostProbe",
     "ModeSelector",
     "ModeUnavailable",

@@ -12,29 +12,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 
+from ktrdr.backend.auth.roles import may_act_on_any_operation
 from ktrdr.backend.conversions import operation_to_proto
 from ktrdr.backend.errors import RequestError, not_found
 from ktrdr.backend.host_runner import HostRunner
 from ktrdr.backend.live import LiveOperation, status_after
 from ktrdr.backend.local_runner import LocalRunner
-from ktrdr.backend.mode_selector import MODE_NAMES, ModeSelector, ModeUnavailable
+from ktrdr.backend.mode_selector import (
+    MODE_NAMES,
+    ModeSelector,
+    ModeUnavailable,
+)
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.backend.strategies import resolve_strategy
 from ktrdr.config import parse_strategy
 from ktrdr.config.strategy import StrategyConfig
+from ktrdr.security.interceptor import Identity, current_identity
+from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import apply_overrides_from_proto, simple_event
 from ktrdr.service.execution import ExecutorRun, new_fanout
 from ktrdr.storage import ModelStorage
 from ktrdr.training.executor import TrainingExecutor
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.training.v1 import common_pb2, host_pb2
+from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +69,7 @@ class Operations:
         self.selector = selector
         self.results_address = results_address
         self.default_mode = default_mode
+        self.connection = selector.connection
         self.local = LocalRunner(storage, settings.local_concurrency)
         self._live: dict[str, LiveOperation] = {}
         self._hosts: dict[str, HostRunner] = {}
@@ -86,6 +95,7 @@ class Operations:
 
     # -- creating --------------------------------------------------------------------------
     async def create(self, request: pb.CreateTrainingRequest) -> OperationRecord:
+        self._admit()
         text, config = resolve_strategy(request, self.settings.strategies_dir)
         requested = request.execution_mode
         if requested not in (pb.EXECUTION_MODE_UNSPECIFIED, *MODE_NAMES):
@@ -100,6 +110,9 @@ class Operations:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         accepted = simple_event(ProgressKind.ACCEPTED, f"accepted: {selection.reason}")
         accepted.sequence = 1
+        identity = current_identity()
+        # A fresh secret per host operation: only the host that was given it can deliver.
+        credential = secrets.token_urlsafe(32) if selection.mode == pb.EXECUTION_MODE_HOST else ""
         record = OperationRecord(
             id=uuid.uuid4().hex,
             status=pb.OPERATION_STATUS_PENDING,
@@ -113,11 +126,13 @@ class Operations:
             require_gpu=request.require_gpu,
             created_us=now_us(),
             last_event=accepted,
+            owner=identity.name if identity is not None else "",
+            upload_credential_sha256=hash_token(credential) if credential else None,
         )
         self.store.insert_operation(record)
         logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
         if record.is_host:
-            self._start_host(record, reattach=False)
+            self._start_host(record, reattach=False, upload_credential=credential)
         else:
             self._start_local(record, config)
         return record
@@ -139,14 +154,27 @@ class Operations:
         self._runs[record.id] = run
         self._launch(op, self.local.run(op, run))
 
-    def _start_host(self, record: OperationRecord, *, reattach: bool) -> None:
+    def _admit(self) -> None:
+        """Refuse new work while too many operations wait (RESOURCE_EXHAUSTED)."""
+        pending = self.store.count_pending()
+        if pending >= self.settings.max_pending:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{pending} operations are queued (limit {self.settings.max_pending}, "
+                "KTRDR_BACKEND_MAX_PENDING); try again when some have started",
+            )
+
+    def _start_host(
+        self, record: OperationRecord, *, reattach: bool, upload_credential: str = ""
+    ) -> None:
         op = LiveOperation.sequenced(record, self.store)
         if record.last_event is not None:
             op.fanout.publish(record.last_event)
         runner = HostRunner(
             op,
             results_address=self.results_address,
-            max_message_bytes=self.settings.max_message_bytes,
+            connection=self.connection,
+            upload_credential=upload_credential,
         )
         self._hosts[record.id] = runner
         self._launch(op, runner.reconcile() if reattach else runner.start())
@@ -179,6 +207,31 @@ class Operations:
             await runner.close()
         await op.close()
 
+    async def announced_bundle(self, record: OperationRecord) -> tuple[str, int] | None:
+        """The (sha256, size) of the model the operation's host announced, asking the host
+        (GetSession) when its terminal event has not been seen yet; None when it has none."""
+        if record.expected_sha256 and record.expected_size is not None:
+            return record.expected_sha256, record.expected_size
+        channel = self.connection.channel(record.host_address)
+        try:
+            response = await host_pb2_grpc.TrainingHostStub(channel).GetSession(
+                host_pb2.GetSessionRequest(session_id=record.id), timeout=5.0
+            )
+        except grpc.aio.AioRpcError as exc:
+            logger.info(
+                "operation %s: cannot ask host %s for its model: %s",
+                record.id,
+                record.host_address,
+                exc.code().name,
+            )
+            return None
+        finally:
+            await channel.close()
+        result = response.session.result
+        if not response.session.HasField("result") or not result.bundle_sha256:
+            return None
+        return result.bundle_sha256, result.bundle_size_bytes
+
     # -- watching --------------------------------------------------------------------------
     async def watch(self, operation_id: str) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
         """The current state first, then live events until the terminal one."""
@@ -199,8 +252,31 @@ class Operations:
             sub.close()
 
     # -- cancelling ------------------------------------------------------------------------
-    async def cancel(self, operation_id: str, reason: str) -> OperationRecord:
-        record = self.get(operation_id)
+    def check_may_act(self, operation_id: str, identity: Identity | None) -> OperationRecord:
+        """The operation, if ``identity`` may change it: admins any, others their own.
+
+        Someone else's operation and a missing one get the same PERMISSION_DENIED, so the
+        answer does not tell whether an id exists.
+        """
+        record = self.store.get_operation(operation_id)
+        if identity is None or may_act_on_any_operation(identity.role):
+            if record is None:
+                raise not_found(operation_id)
+            return record
+        if record is None or record.owner != identity.name:
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"no operation {operation_id!r} of yours: role {identity.role!r} may cancel "
+                "only the operations its token created (an admin may cancel any)",
+            )
+        return record
+
+    async def cancel(
+        self, operation_id: str, reason: str, identity: Identity | None = None
+    ) -> OperationRecord:
+        record = self.check_may_act(operation_id, identity)
+        if identity is not None and not reason:
+            reason = f"cancelled by {identity.name}"
         reason = reason or "cancelled by request"
         live = self._live.get(operation_id)
         if record.finished or live is None:

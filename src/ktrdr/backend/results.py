@@ -1,7 +1,11 @@
 """``SubmitResults``: receive a host's model, save it once, complete the operation.
 
-The header is checked against the operation before any bytes are read (NOT_FOUND, a
-duplicate answered at once, ALREADY_EXISTS, FAILED_PRECONDITION). The transfer module then
+The header is checked against the operation before any bytes are read (NOT_FOUND, the
+operation's upload credential (PERMISSION_DENIED), a duplicate answered at once,
+ALREADY_EXISTS, FAILED_PRECONDITION, and the size and SHA-256 the host announced when its
+training completed: nothing else is decompressed or written). Streams are bounded: at most
+``max_concurrent`` at once (RESOURCE_EXHAUSTED), an idle timeout between messages and a
+deadline for the whole stream (DEADLINE_EXCEEDED). The transfer module then
 streams the bundle to a temporary file beside the model store, bounds its size, verifies its
 hash and validates it; ``ModelStorage`` saves it and the operation completes in the same
 store transaction that registers the model. Saves of one operation are serialized, so a
@@ -11,19 +15,22 @@ resend racing the first delivery still yields exactly one stored copy.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
 
-from ktrdr.backend.conversions import model_reference
+from ktrdr.backend.conversions import model_reference, store_relative
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.live import LiveOperation
 from ktrdr.backend.local_runner import completed_event, test_metrics
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us
 from ktrdr.errors import BundleError
+from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import timestamp_to_proto
 from ktrdr.storage import ModelBundle, ModelStorage, StoredModel
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -34,6 +41,41 @@ from ktrdr.transfer.receiver import drain
 logger = logging.getLogger(__name__)
 
 _STATUS = pb.OperationStatus
+# What a refused upload may still send before the refusal is answered: enough for a header
+# and a few chunks, so the client reads the real status instead of a broken stream.
+REFUSED_DRAIN_BYTES = 16 << 20
+
+Announced = Callable[[OperationRecord], Awaitable[tuple[str, int] | None]]
+
+
+async def _announced_nothing(record: OperationRecord) -> tuple[str, int] | None:
+    return None
+
+
+async def _bounded(
+    iterator: AsyncIterator[pb.SubmitResultsRequest], idle_s: float, deadline_s: float
+) -> AsyncIterator[pb.SubmitResultsRequest]:
+    """The stream, ended with DEADLINE_EXCEEDED when it pauses or lasts too long."""
+    end = time.monotonic() + deadline_s
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise RequestError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"upload took longer than {deadline_s:g} s (KTRDR_BACKEND_UPLOAD_DEADLINE_S)",
+            )
+        wait = min(idle_s, left)
+        try:
+            item = await asyncio.wait_for(anext(iterator), wait)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if wait < idle_s:
+                message = f"upload took longer than {deadline_s:g} s (UPLOAD_DEADLINE_S)"
+            else:
+                message = f"upload stalled: no message for {idle_s:g} s (UPLOAD_IDLE_TIMEOUT_S)"
+            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, message) from None
+        yield item
 
 
 async def _chain(
@@ -55,12 +97,21 @@ class ResultsIntake:
         incoming_dir: Path,
         max_bundle_bytes: int,
         live: Callable[[str], LiveOperation | None],
+        announced: Announced = _announced_nothing,
+        max_concurrent: int = 8,
+        idle_timeout_s: float = 60.0,
+        deadline_s: float = 1800.0,
     ) -> None:
         self.store = store
         self.storage = storage
         self.incoming_dir = incoming_dir
         self.max_bundle_bytes = max_bundle_bytes
         self._live = live
+        self._announced = announced
+        self.max_concurrent = max_concurrent
+        self.idle_timeout_s = idle_timeout_s
+        self.deadline_s = deadline_s
+        self.active = 0  # streams being received now
         self._locks: dict[str, asyncio.Lock] = {}
         incoming_dir.mkdir(parents=True, exist_ok=True)
         for stale in incoming_dir.glob(".submit-*"):  # left by a crash mid-transfer
@@ -73,16 +124,28 @@ class ResultsIntake:
         read to its end: gRPC Python clients that are still writing when the server ends a
         client-streaming call see INTERNAL ("execute_batch") instead of the status sent.
         """
-        iterator = aiter(requests)
+        raw = aiter(requests)
+        if self.active >= self.max_concurrent:
+            await drain(raw, REFUSED_DRAIN_BYTES)
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.active} uploads are being received (limit {self.max_concurrent}, "
+                "KTRDR_BACKEND_MAX_CONCURRENT_UPLOADS); retry shortly",
+            )
+        self.active += 1
+        iterator = _bounded(raw, self.idle_timeout_s, self.deadline_s)
         try:
             return await self._receive(iterator)
-        except RequestError:
-            await self._drain(iterator)
+        except RequestError as exc:
+            if exc.code != grpc.StatusCode.DEADLINE_EXCEEDED:
+                await self._drain(iterator)
             raise
+        finally:
+            self.active -= 1
 
     async def _drain(self, iterator: AsyncIterator[pb.SubmitResultsRequest]) -> None:
-        """Discard the rest of a refused stream (bounded: at most twice the bundle limit)."""
-        await drain(iterator, 2 * self.max_bundle_bytes)
+        """Discard the rest of a refused stream (bounded, and by the stream's deadlines)."""
+        await drain(iterator, REFUSED_DRAIN_BYTES)
 
     async def _receive(
         self, iterator: AsyncIterator[pb.SubmitResultsRequest]
@@ -90,12 +153,14 @@ class ResultsIntake:
         first = await anext(iterator, None)
         if first is not None and first.WhichOneof("part") == "header":
             record = self._record(first.header.session_id)
+            self._check_credential(record, first.header.upload_credential)
             if first.header.sha256:
                 early = self._settled(record, first.header.sha256)
                 if early is not None:
                     await self._drain(iterator)
                     return early
             self._check_header(record, first.header)
+            await self._check_announced(record, first.header)
         source = _chain(first, iterator) if first is not None else iterator
         bundles: list[ModelBundle] = []
 
@@ -136,6 +201,43 @@ class ResultsIntake:
             )
         return record
 
+    def _check_credential(self, record: OperationRecord, credential: str) -> None:
+        """Only the host given the operation's credential may deliver its model."""
+        expected = record.upload_credential_sha256
+        if expected is None:
+            if record.is_host:  # created before upload credentials existed
+                logger.warning("operation %s has no upload credential; accepted", record.id)
+            return
+        if not hmac.compare_digest(hash_token(credential), expected):
+            logger.warning("operation %s: upload with a wrong credential refused", record.id)
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"header.upload_credential: not the credential of operation {record.id} "
+                "(only the host that runs the operation can deliver its model)",
+            )
+
+    async def _check_announced(
+        self, record: OperationRecord, header: pb.SubmitResultsHeader
+    ) -> None:
+        """The header must describe the bundle the host announced, before any byte is read."""
+        if not record.is_host or record.upload_credential_sha256 is None:
+            return
+        announced = await self._announced(record)
+        if announced is None:
+            raise RequestError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"operation {record.id}: its host has not announced a finished model yet; "
+                "retry once the training has completed",
+            )
+        sha256, size = announced
+        if header.sha256 != sha256 or header.raw_size_bytes != size:
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"operation {record.id}: the host announced a bundle of {size} bytes with "
+                f"sha256 {sha256}; this upload ({header.raw_size_bytes} bytes, sha256 "
+                f"{header.sha256[:64]}) is not it",
+            )
+
     def _settled(self, record: OperationRecord, sha256: str) -> pb.SubmitResultsResponse | None:
         """The answer for an operation that already has its model; None when it has none."""
         if record.status != pb.OPERATION_STATUS_COMPLETED or record.model_version is None:
@@ -146,7 +248,7 @@ class ResultsIntake:
                 model=common_pb2.ModelReference(
                     strategy_name=record.strategy_name,
                     version=record.model_version,
-                    path=record.model_path or "",
+                    path=store_relative(record.model_path or ""),
                 ),
                 duplicate=True,
                 sha256=sha256,

@@ -9,12 +9,15 @@ import signal
 
 import grpc
 
-from ktrdr.backend.mode_selector import MODES_BY_NAME, ModeSelector
+from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
+from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
+from ktrdr.security.interceptor import AuthInterceptor
+from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc
@@ -33,10 +36,15 @@ class BackendApp:
         # The environment sets the default at start; a runtime change lasts until restart.
         self.store.set_config(CONFIG_DEFAULT_MODE, settings.default_mode)
         self.storage = ModelStorage(settings.models_dir)
+        self.tokens = TokenStore(settings.db_path)
         self.selector = ModeSelector(
             settings.host_addresses,
             timeout_s=settings.health_check_timeout_s,
-            max_message_bytes=settings.max_message_bytes,
+            connection=HostConnection(
+                settings.max_message_bytes,
+                tls=settings.host_client_tls(),
+                token=settings.host_token_source(),
+            ),
         )
         self.server: grpc.aio.Server | None = None
         self._health: Health | None = None
@@ -46,6 +54,34 @@ class BackendApp:
     async def start(self) -> int:
         """Bind, take over operations of a previous run, start serving; returns the port."""
         settings = self.settings
+        check_listen_security(
+            settings.address,
+            tls=settings.server_tls().enabled,
+            insecure=settings.insecure,
+            auth=settings.auth_enabled,
+            insecure_no_auth=settings.insecure_no_auth,
+            service="backend",
+        )
+        interceptors = []
+        if settings.auth_enabled:
+            for path in bootstrap_local_tokens(self.tokens, settings.data_dir):
+                logger.info("first start: token written to %s (mode 0600)", path)
+            interceptors.append(
+                AuthInterceptor(
+                    self.tokens.resolve,
+                    backend_policy(),
+                    service="backend",
+                    hint="pass --token or set KTRDR_TOKEN (TrainingClient(token=...); grpcurl "
+                    "-H 'authorization: Bearer TOKEN'); an admin creates tokens with "
+                    "'ktrdr backend tokens create NAME --role ROLE'",
+                )
+            )
+        else:
+            logger.warning(
+                "authentication is OFF (--insecure-no-auth): anyone who reaches "
+                "%s may train, cancel and deliver models",
+                settings.address,
+            )
         self.operations = operations = Operations(
             settings,
             self.store,
@@ -60,14 +96,21 @@ class BackendApp:
             incoming_dir=settings.incoming_dir,
             max_bundle_bytes=settings.max_bundle_bytes,
             live=operations.live,
+            announced=operations.announced_bundle,
+            max_concurrent=settings.max_concurrent_uploads,
+            idle_timeout_s=settings.upload_idle_timeout_s,
+            deadline_s=settings.upload_deadline_s,
         )
         servicer = BackendServicer(operations, results)
         self.server, self._health = build_server(
             lambda server: backend_pb2_grpc.add_BackendServicer_to_server(servicer, server),
             [SERVICE_NAME],
             max_message_bytes=settings.max_message_bytes,
+            interceptors=interceptors,
         )
-        self.port = bind(self.server, settings.address)
+        self.port = bind(
+            self.server, settings.address, settings.server_tls(), prefix="KTRDR_BACKEND_"
+        )
         host = settings.address.rsplit(":", 1)[0]
         # Hosts send results to the listen address unless told otherwise (port 0 resolved).
         operations.results_address = settings.results_address or f"{host}:{self.port}"
@@ -75,9 +118,11 @@ class BackendApp:
         await self.server.start()
         await self._health.set_serving(True)
         logger.info(
-            "backend serving on %s:%d (default mode %s, hosts %s, results to %s, data %s)",
+            "backend serving on %s:%d (%s, %s; default mode %s, hosts %s, results to %s, data %s)",
             host,
             self.port,
+            "TLS" if settings.server_tls().enabled else "plaintext",
+            "token auth" if settings.auth_enabled else "NO auth",
             settings.default_mode,
             settings.host_addresses or "none",
             operations.results_address,
@@ -93,6 +138,7 @@ class BackendApp:
         if self.operations is not None:
             await self.operations.shutdown()
         self.store.close()
+        self.tokens.close()
 
 
 async def serve(settings: BackendSettings) -> None:

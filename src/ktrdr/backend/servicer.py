@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -21,6 +22,7 @@ from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.strategies import strategy_files
+from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc
 
@@ -36,7 +38,8 @@ R = TypeVar("R")
 def _aborts_on_error(
     method: Callable[..., Awaitable[R]],
 ) -> Callable[..., Awaitable[R]]:
-    """Turn ``RequestError`` into the RPC's status; anything else is INTERNAL, logged."""
+    """Turn ``RequestError`` into the RPC's status; anything else is INTERNAL, logged, with
+    no Python class name or server detail in the answer."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
@@ -44,6 +47,14 @@ def _aborts_on_error(
             return await method(self, request, context)
         except RequestError as exc:
             await context.abort(exc.code, _with_details(exc))
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception:
+            logger.exception("%s failed", method.__name__)
+            await context.abort(
+                grpc.StatusCode.INTERNAL,
+                f"{method.__name__} failed on the server (the backend's log has the details)",
+            )
         raise AssertionError("unreachable")  # abort raises
 
     return wrapper
@@ -94,6 +105,14 @@ class BackendServicer(pb_grpc.BackendServicer):
                 yield pb.WatchOperationResponse(event=event, status=status)  # type: ignore[arg-type]
         except RequestError as exc:
             await context.abort(exc.code, exc.message)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception:
+            logger.exception("WatchOperation failed")
+            await context.abort(
+                grpc.StatusCode.INTERNAL,
+                "WatchOperation failed on the server (the backend's log has the details)",
+            )
 
     @_aborts_on_error
     async def GetOperation(
@@ -109,9 +128,15 @@ class BackendServicer(pb_grpc.BackendServicer):
         if request.page_size < 0:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "page_size: must be >= 0")
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        records = self.operations.store.list_operations(
+        owner = request.owner
+        if owner == "me":
+            identity = current_identity()
+            owner = identity.name if identity is not None else ""
+        records = await asyncio.to_thread(
+            self.operations.store.list_operations,
             status=request.status,
             strategy_name=request.strategy_name,
+            owner=owner,
             limit=size + 1,
             after=_parse_page_token(request.page_token),
         )
@@ -125,12 +150,15 @@ class BackendServicer(pb_grpc.BackendServicer):
     async def CancelOperation(
         self, request: pb.CancelOperationRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelOperationResponse:
-        record = await self.operations.cancel(request.operation_id, request.reason)
+        record = await self.operations.cancel(
+            request.operation_id, request.reason, current_identity()
+        )
         return pb.CancelOperationResponse(
             status=record.status,  # type: ignore[arg-type]
             operation=self.operations.to_proto(record),
         )
 
+    @_aborts_on_error
     async def GetTrainingConfig(
         self, request: pb.GetTrainingConfigRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTrainingConfigResponse:
@@ -164,11 +192,13 @@ class BackendServicer(pb_grpc.BackendServicer):
     ) -> pb.SubmitResultsResponse:
         return await self.results.submit(request_iterator)
 
+    @_aborts_on_error
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         return models_to_proto(self.operations.store.models(request.strategy_name))
 
+    @_aborts_on_error
     async def ListStrategies(
         self, request: pb.ListStrategiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListStrategiesResponse:

@@ -7,12 +7,15 @@ the name of the original plan. Lists (``KTRDR_BACKEND_HOST_ADDRESSES``) are JSON
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ktrdr.security.tls import ClientTLS, ServerTLS
+from ktrdr.security.tokens import read_token_file
 from ktrdr.transfer import DEFAULT_MAX_MESSAGE_BYTES
 
 DefaultMode = Literal["auto", "local", "host"]
@@ -61,6 +64,41 @@ class BackendSettings(BaseSettings):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     # Compute device of local runs: auto|cpu|cuda|mps (KTRDR_BACKEND_DEVICE).
     device: str = "auto"
+
+    # -- security (see the README's "Security" section) --
+    # TLS certificate and key of this server (PEM); both or neither (KTRDR_BACKEND_TLS_CERT/_KEY).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # CA that signs client certificates (KTRDR_BACKEND_TLS_CA); with TLS_REQUIRE_CLIENT_CERT
+    # every client must present one (mTLS).
+    tls_ca: Path | None = None
+    tls_require_client_cert: bool = False
+    # Allow plaintext on a non-loopback address (KTRDR_BACKEND_INSECURE, --insecure).
+    insecure: bool = False
+    # Serve without authentication; loopback addresses only (--insecure-no-auth).
+    insecure_no_auth: bool = False
+    # Token this backend presents to its hosts (KTRDR_BACKEND_HOST_TOKEN); when empty, the
+    # file KTRDR_BACKEND_HOST_TOKEN_FILE is read at each call (a host on this machine writes
+    # its token there by default).
+    host_token: SecretStr = SecretStr("")
+    host_token_file: Path | None = Path(".ktrdr-host/auth.token")
+    # TLS towards hosts: the CA that signs their certificates (KTRDR_BACKEND_HOST_TLS_CA) or
+    # HOST_TLS=true for the system roots; the client certificate presented to them
+    # (KTRDR_BACKEND_HOST_TLS_CERT/_KEY, default: this server's TLS_CERT/TLS_KEY).
+    host_tls: bool = False
+    host_tls_ca: Path | None = None
+    host_tls_cert: Path | None = None
+    host_tls_key: Path | None = None
+    host_tls_server_name: str = ""
+
+    # -- bounds on uploads and queued work --
+    # SubmitResults: longest pause between two messages, and the whole stream's deadline, s.
+    upload_idle_timeout_s: float = Field(default=60.0, gt=0)
+    upload_deadline_s: float = Field(default=1800.0, gt=0)
+    # SubmitResults streams received at once; more are refused with RESOURCE_EXHAUSTED.
+    max_concurrent_uploads: int = Field(default=8, ge=1)
+    # Operations waiting as PENDING; CreateTraining beyond it is RESOURCE_EXHAUSTED.
+    max_pending: int = Field(default=64, ge=1)
     # Seconds a graceful stop waits for RPCs to finish (KTRDR_BACKEND_GRACE_S).
     grace_s: float = Field(default=5.0, ge=0)
 
@@ -80,6 +118,30 @@ class BackendSettings(BaseSettings):
     @classmethod
     def _lower_mode(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    def server_tls(self) -> ServerTLS:
+        return ServerTLS(self.tls_cert, self.tls_key, self.tls_ca, self.tls_require_client_cert)
+
+    def host_client_tls(self) -> ClientTLS:
+        """How channels to hosts are secured (plaintext unless HOST_TLS or HOST_TLS_CA)."""
+        enabled = self.host_tls or self.host_tls_ca is not None
+        return ClientTLS(
+            enabled=enabled,
+            ca=self.host_tls_ca,
+            cert=self.host_tls_cert or (self.tls_cert if enabled else None),
+            key=self.host_tls_key or (self.tls_key if enabled else None),
+            server_name=self.host_tls_server_name,
+        )
+
+    def host_token_source(self) -> Callable[[], str | None]:
+        """The token for hosts: the setting, else the token file read at each call."""
+        fixed = self.host_token.get_secret_value()
+        path = self.host_token_file
+        return (lambda: fixed) if fixed else (lambda: read_token_file(path))
+
+    @property
+    def auth_enabled(self) -> bool:
+        return not self.insecure_no_auth
 
     @property
     def db_path(self) -> Path:

@@ -70,6 +70,13 @@ CREATE TABLE IF NOT EXISTS models (
 );
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release: added to an older database when it is opened.
+_ADDED_COLUMNS = {
+    "owner": "TEXT NOT NULL DEFAULT ''",
+    "upload_credential_sha256": "TEXT",
+    "expected_sha256": "TEXT",
+    "expected_size": "INTEGER",
+}
 
 
 def now_us() -> int:
@@ -99,6 +106,14 @@ class OperationRecord:
     model_version: int | None = None
     model_path: str | None = None
     bundle_sha256: str | None = None
+    # The token name that created it ("" without authentication).
+    owner: str = ""
+    # SHA-256 of the host operation's upload credential (the credential itself is not kept).
+    upload_credential_sha256: str | None = None
+    # The bundle the host announced when its training completed (SubmitResults accepts
+    # only that one).
+    expected_sha256: str | None = None
+    expected_size: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -163,6 +178,10 @@ def _record(row: sqlite3.Row) -> OperationRecord:
         model_version=row["model_version"],
         model_path=row["model_path"],
         bundle_sha256=row["bundle_sha256"],
+        owner=row["owner"],
+        upload_credential_sha256=row["upload_credential_sha256"],
+        expected_sha256=row["expected_sha256"],
+        expected_size=row["expected_size"],
     )
 
 
@@ -183,6 +202,10 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(operations)")}
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE operations ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         with self._lock:
@@ -205,7 +228,8 @@ class Store:
             db.execute(
                 "INSERT INTO operations (id, status, strategy_name, strategy_yaml, overrides, "
                 "requested_mode, mode, mode_reason, host_address, require_gpu, created_us, "
-                "last_event) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "last_event, owner, upload_credential_sha256) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.id,
                     record.status,
@@ -219,8 +243,26 @@ class Store:
                     int(record.require_gpu),
                     record.created_us,
                     _blob(record.last_event),
+                    record.owner,
+                    record.upload_credential_sha256,
                 ),
             )
+
+    def set_expected_bundle(self, operation_id: str, sha256: str, size: int) -> None:
+        """Record the bundle a host announced for an operation (first announcement wins)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE operations SET expected_sha256 = ?, expected_size = ? "
+                "WHERE id = ? AND expected_sha256 IS NULL",
+                (sha256, size, operation_id),
+            )
+
+    def count_pending(self) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM operations WHERE status = ?", (pb.OPERATION_STATUS_PENDING,)
+            ).fetchone()
+        return int(row[0])
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:
         with self._lock:
@@ -234,12 +276,16 @@ class Store:
         *,
         status: int = 0,
         strategy_name: str = "",
+        owner: str = "",
         limit: int = 50,
         after: tuple[int, str] | None = None,
     ) -> list[OperationRecord]:
         """Newest first; ``after`` is the (created_us, id) of the previous page's last row."""
         where: list[str] = []
         args: list[object] = []
+        if owner:
+            where.append("owner = ?")
+            args.append(owner)
         if status:
             where.append("status = ?")
             args.append(status)

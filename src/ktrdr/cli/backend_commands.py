@@ -47,15 +47,94 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         default=None,
         help="default execution mode (default: TRAINING_DEFAULT_MODE or auto)",
     )
+    add_server_security_options(serve, "KTRDR_BACKEND_")
     serve.set_defaults(handler=_serve)
+
+    tokens = bsub.add_parser(
+        "tokens",
+        help="create, list and revoke the backend's bearer tokens",
+        formatter_class=formatter,
+        description="Manage the bearer tokens of a backend. Works on the backend's database "
+        "directly,\nalso while the backend runs (a change takes effect within seconds).\n\n"
+        "roles: viewer (read), trainer (also train, cancel its own), admin (everything),\n"
+        "       host (a training host delivering models: SubmitResults only)\n\n"
+        "examples:\n  ktrdr backend tokens create alice --role trainer\n"
+        "  ktrdr backend tokens create gpu1 --role host --data-dir /var/lib/ktrdr\n"
+        "  ktrdr backend tokens list\n  ktrdr backend tokens revoke alice",
+    )
+    tsub = tokens.add_subparsers(dest="tokens_command", metavar="COMMAND", required=True)
+    create = tsub.add_parser("create", help="create a token; prints it once on stdout")
+    create.add_argument("name", help="who the token is for (letters, digits, . _ @ -)")
+    create.add_argument(
+        "--role", required=True, choices=("viewer", "trainer", "admin", "host"), help="its role"
+    )
+    listing = tsub.add_parser("list", help="list tokens (names and roles, never the tokens)")
+    listing.add_argument("--all", action="store_true", help="include revoked tokens")
+    revoke = tsub.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    for p in (create, listing, revoke):
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="the backend's data directory (default: $KTRDR_BACKEND_DATA_DIR or "
+            ".ktrdr/backend)",
+        )
+    tokens.set_defaults(handler=_tokens)
+
+
+def add_server_security_options(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """TLS and authentication options of a server (defaults from the environment)."""
+    parser.add_argument("--tls-cert", type=Path, default=None, help=f"PEM ({prefix}TLS_CERT)")
+    parser.add_argument("--tls-key", type=Path, default=None, help=f"PEM ({prefix}TLS_KEY)")
+    parser.add_argument(
+        "--tls-ca", type=Path, default=None, help=f"CA of client certificates ({prefix}TLS_CA)"
+    )
+    parser.add_argument(
+        "--tls-require-client-cert",
+        action="store_const",
+        const=True,
+        default=None,
+        help="require client certificates (mTLS)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_const",
+        const=True,
+        default=None,
+        help="allow plaintext on a non-loopback address",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_const",
+        const=True,
+        default=None,
+        help="serve without authentication (loopback addresses only)",
+    )
+
+
+def security_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "tls_ca": args.tls_ca,
+        "tls_require_client_cert": args.tls_require_client_cert,
+        "insecure": args.insecure,
+        "insecure_no_auth": args.insecure_no_auth,
+    }
 
 
 def _serve(args: argparse.Namespace) -> int:
     import logging
+    import sys
+
+    from pydantic import ValidationError
 
     from ktrdr.backend import BackendSettings, serve
+    from ktrdr.security.tls import SecurityConfigError
 
     overrides = {
+        **security_overrides(args),
         "address": args.address,
         "host_addresses": args.host_address,
         "results_address": args.results_address,
@@ -64,8 +143,54 @@ def _serve(args: argparse.Namespace) -> int:
         "market_data_dir": args.market_data_dir,
         "default_mode": args.default_mode,
     }
-    settings = BackendSettings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = BackendSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"error: invalid backend settings: {problems}", file=sys.stderr)
+        return 2
     if args.verbose <= 0:  # a server reports what it does
         logging.getLogger("ktrdr").setLevel(logging.INFO)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except (SecurityConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    from datetime import UTC, datetime
+
+    from ktrdr.backend.auth.token_store import TokenError, TokenStore
+
+    data_dir = args.data_dir or Path(os.environ.get("KTRDR_BACKEND_DATA_DIR") or ".ktrdr/backend")
+    store = TokenStore(data_dir / "backend.db")
+    try:
+        if args.tokens_command == "create":
+            print(store.create(args.name, args.role))
+            print(
+                f"token {args.name!r} ({args.role}) created; it is shown only this once",
+                file=sys.stderr,
+            )
+        elif args.tokens_command == "revoke":
+            store.revoke(args.name)
+            print(f"token {args.name!r} revoked")
+        else:
+            rows = store.list(include_revoked=args.all)
+            if not rows:
+                print("no tokens")
+            for info in rows:
+                created = datetime.fromtimestamp(info.created_us / 1e6, UTC)
+                state = "active" if info.active else "revoked"
+                print(f"{info.name:<24} {info.role:<8} {state:<8} {created:%Y-%m-%d %H:%M:%S}Z")
+    except TokenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
     return 0

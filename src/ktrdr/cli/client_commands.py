@@ -25,7 +25,7 @@ from ktrdr.client import (
     TrainingClient,
     TrainingResult,
 )
-from ktrdr.client.records import MODES, STATUSES, read_model_metadata
+from ktrdr.client.records import MODES, STATUSES, local_model_dir, read_model_metadata
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,7 +53,16 @@ def _handles_errors(handler: Handler) -> Handler:
 
 
 def _client(args: argparse.Namespace) -> TrainingClient:
-    return TrainingClient(args.backend, timeout_s=args.timeout)
+    from ktrdr.client.connection import client_tls
+
+    tls = client_tls(
+        ca=args.tls_ca,
+        cert=args.tls_cert,
+        key=args.tls_key,
+        enabled=args.tls,
+        server_name=args.tls_server_name,
+    )
+    return TrainingClient(args.backend, timeout_s=args.timeout, token=args.token, tls=tls)
 
 
 def _connection_options() -> argparse.ArgumentParser:
@@ -67,7 +76,25 @@ def _connection_options() -> argparse.ArgumentParser:
     parent.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="deadline of each call (10 s)"
     )
+    add_tls_options(parent)
+    parent.add_argument(
+        "--token",
+        default=None,
+        help="bearer token (default: $KTRDR_TOKEN, $KTRDR_TOKEN_FILE, or for a backend on "
+        "this machine the admin token in .ktrdr/backend/admin.token)",
+    )
     return parent
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """Client TLS options (defaults from $KTRDR_TLS_*)."""
+    parser.add_argument("--tls", action="store_true", help="use TLS with the system's roots")
+    parser.add_argument("--tls-ca", default=None, help="CA of the server's certificate (PEM)")
+    parser.add_argument("--tls-cert", default=None, help="client certificate for mTLS (PEM)")
+    parser.add_argument("--tls-key", default=None, help="client certificate's key (PEM)")
+    parser.add_argument(
+        "--tls-server-name", default=None, help="name to check in the server's certificate"
+    )
 
 
 def _json_option() -> argparse.ArgumentParser:
@@ -458,7 +485,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, ModelInfo | None]:
     if version and not version.isdigit():
         raise ValueError(f"bad model {args.model!r}: expected STRATEGY[:VERSION] or a directory")
     info = _client(args).model(strategy, int(version) if version else None)
-    return Path(info.path), info
+    return local_model_dir(info.path), info
 
 
 def _models_show(args: argparse.Namespace) -> int:

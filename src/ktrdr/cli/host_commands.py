@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ktrdr.cli.backend_commands import add_server_security_options, security_overrides
+from ktrdr.cli.client_commands import add_tls_options
+
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
@@ -44,6 +47,14 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--max-sessions", type=int, default=None, help="sessions that may train at once"
     )
     serve.add_argument("--device", default=None, help="default device: auto|cpu|cuda|cuda:N|mps")
+    serve.add_argument(
+        "--allowed-results-target",
+        action="append",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="a backend address this host may deliver to; repeat (default: loopback only)",
+    )
+    add_server_security_options(serve, "KTRDR_HOST_")
     serve.set_defaults(handler=_serve)
 
     caps = hsub.add_parser(
@@ -56,6 +67,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     caps.add_argument("--address", default=DEFAULT_ADDRESS, help="the host's HOST:PORT")
     caps.add_argument("--json", action="store_true", help="print the answer as JSON")
     caps.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
+    add_tls_options(caps)
     caps.set_defaults(handler=_capabilities)
 
 
@@ -66,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from host.server import RunningHost, serve
     from host.settings import HostSettings
+    from ktrdr.security.tls import SecurityConfigError
 
     if args.verbose == 0:  # a server logs its lifecycle by default
         logging.getLogger().setLevel(logging.INFO)
@@ -75,6 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
         "spool_dir": args.spool_dir,
         "max_sessions": args.max_sessions,
         "device": args.device,
+        "allowed_results_targets": args.allowed_results_target,
+        **security_overrides(args),
     }
     try:
         settings = HostSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -87,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve(settings, on_ready=ready))
-    except OSError as exc:
+    except (SecurityConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -97,10 +112,19 @@ def _capabilities(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf.json_format import MessageToDict
 
+    from ktrdr.client.connection import client_tls
+    from ktrdr.security.channels import sync_channel
     from ktrdr.training.v1 import host_pb2, host_pb2_grpc
     from ktrdr.transfer import grpc_options
 
-    with grpc.insecure_channel(args.address, options=grpc_options()) as channel:
+    tls = client_tls(
+        ca=args.tls_ca,
+        cert=args.tls_cert,
+        key=args.tls_key,
+        enabled=args.tls,
+        server_name=args.tls_server_name,
+    )
+    with sync_channel(args.address, options=grpc_options(), tls=tls) as channel:
         try:
             answer = host_pb2_grpc.TrainingHostStub(channel).GetCapabilities(
                 host_pb2.GetCapabilitiesRequest(), timeout=args.timeout

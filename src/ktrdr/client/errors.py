@@ -47,6 +47,11 @@ def service_error(exc: grpc.RpcError, address: str = "") -> KtrdrServiceError:
         message = f"cannot reach {address} ({message}); is the service running?"
     elif code is grpc.StatusCode.DEADLINE_EXCEEDED and address:
         message = f"{address} did not answer in time ({message})"
+    elif code is grpc.StatusCode.UNAUTHENTICATED and "requires a bearer token" in message:
+        message = (
+            f"{message}. On the backend's machine the first admin token is in "
+            "DATA_DIR/admin.token (.ktrdr/backend/admin.token by default)"
+        )
     return KtrdrServiceError(code, message, address=address)
 
 

@@ -101,14 +101,28 @@ class ModelRef:
         return read_model_metadata(self.path)
 
 
+def local_model_dir(path: str | Path) -> Path:
+    """A model directory: ``path`` itself, or a store reference (``strategy/dir``, as the
+    backend reports it) inside the model store of a backend on this machine
+    (``$KTRDR_BACKEND_DATA_DIR/models``, else ``.ktrdr/backend/models``)."""
+    candidate = Path(path)
+    if candidate.is_dir() or candidate.is_absolute():
+        return candidate
+    from ktrdr.client.connection import local_token_file
+
+    return local_token_file().parent / "models" / candidate
+
+
 def read_model_metadata(path: str | Path) -> dict[str, Any]:
-    """Read ``metadata.json`` from a model directory; ``KtrdrClientError`` when unreadable."""
-    file = Path(path) / "metadata.json"
+    """Read ``metadata.json`` from a model directory or store reference (see
+    ``local_model_dir``); ``KtrdrClientError`` when unreadable."""
+    file = local_model_dir(path) / "metadata.json"
     try:
         data: dict[str, Any] = json.loads(file.read_text())
     except FileNotFoundError:
         raise KtrdrClientError(
-            f"no metadata.json in {path} (is the backend's model store readable from here?)"
+            f"model {path} is not readable here: run where the backend's model store is, with "
+            "KTRDR_BACKEND_DATA_DIR set to the backend's data directory"
         ) from None
     except (OSError, ValueError) as exc:
         raise KtrdrClientError(f"cannot read {file}: {exc}") from None

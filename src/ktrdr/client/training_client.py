@@ -20,6 +20,7 @@ from typing import Any, Literal, overload
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.client.connection import client_tls, resolve_token
 from ktrdr.client.errors import KtrdrClientError, service_error, translate_errors
 from ktrdr.client.progress import ProgressDisplay
 from ktrdr.client.records import (
@@ -32,6 +33,8 @@ from ktrdr.client.records import (
     status_to_proto,
 )
 from ktrdr.client.results import TrainingResult
+from ktrdr.security.channels import sync_channel
+from ktrdr.security.tls import ClientTLS
 from ktrdr.service.convert import is_terminal, overrides_to_proto
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
 from ktrdr.transfer import grpc_options
@@ -104,12 +107,19 @@ class TrainingClient:
         *,
         timeout_s: float = 10.0,
         channel: grpc.Channel | None = None,
+        token: str | None = None,
+        tls: ClientTLS | None = None,
     ) -> None:
+        """``token``: see ``ktrdr.client.connection`` for where it is found when omitted;
+        ``tls``: ``ClientTLS`` (default from ``$KTRDR_TLS_*``: plaintext unless set)."""
         self.address = address or default_backend_address()
         self.timeout_s = timeout_s
         self._own_channel = channel is None
-        self.channel: grpc.Channel = channel or grpc.insecure_channel(
-            self.address, options=grpc_options()
+        self.channel: grpc.Channel = channel or sync_channel(
+            self.address,
+            options=grpc_options(),
+            tls=tls if tls is not None else client_tls(),
+            token=resolve_token(self.address, token),
         )
         # The generated stub, for calls this class does not wrap.
         self.backend_stub = backend_pb2_grpc.BackendStub(self.channel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,10 +128,19 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[\w.@+-]+)+/([\w.@+-]+)")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with absolute file paths cut to their last part: a message that leaves the
+    service never shows the server's directory layout."""
+    return _ABSOLUTE_PATH.sub(r"\1", text)
+
+
 def error_to_proto(exc: BaseException) -> common_pb2.ErrorDetail:
     code = status_for(exc)
-    details = exc.errors if isinstance(exc, StrategyConfigError) else []
-    message = str(exc) or type(exc).__name__
+    details = [redact_paths(d) for d in exc.errors] if isinstance(exc, StrategyConfigError) else []
+    message = redact_paths(str(exc)) or type(exc).__name__
     if code is grpc.StatusCode.INTERNAL:
         message = f"internal error: {type(exc).__name__}: {message}"
     return common_pb2.ErrorDetail(

@@ -6,9 +6,11 @@ import logging
 from collections.abc import Callable, Sequence
 
 import grpc
+import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ktrdr.security.tls import ServerTLS
 from ktrdr.transfer import grpc_options
 
 logger = logging.getLogger(__name__)
@@ -38,9 +40,15 @@ def build_server(
     full_service_names: Sequence[str],
     *,
     max_message_bytes: int,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, Health]:
-    """A ``grpc.aio`` server with the services, health and reflection registered."""
-    server = grpc.aio.server(options=grpc_options(max_message_bytes))
+    """A ``grpc.aio`` server with the services, health and reflection registered.
+
+    SO_REUSEPORT is off: gRPC turns it on by default, which lets a second server bind a port
+    that is already served and take half of its connections.
+    """
+    options = [*grpc_options(max_message_bytes), ("grpc.so_reuseport", 0)]
+    server = grpc.aio.server(options=options, interceptors=list(interceptors) or None)
     register(server)
     health_ = Health(full_service_names)
     health_pb2_grpc.add_HealthServicer_to_server(health_.servicer, server)
@@ -50,9 +58,23 @@ def build_server(
     return server, health_
 
 
-def bind(server: grpc.aio.Server, address: str) -> int:
-    """Bind ``address`` (``host:port``, port 0 for a free one); returns the bound port."""
-    port = server.add_insecure_port(address)
+class BindError(OSError):
+    """The listen address is taken or not available here."""
+
+
+def bind(
+    server: grpc.aio.Server, address: str, tls: ServerTLS | None = None, *, prefix: str = ""
+) -> int:
+    """Bind ``address`` (``host:port``, port 0 for a free one), with TLS when ``tls`` is
+    enabled; returns the bound port. ``BindError`` when the port is in use or the address is
+    not available (grpcio reports both the same way)."""
+    try:
+        if tls is not None and tls.enabled:
+            port = server.add_secure_port(address, tls.credentials(prefix))
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {address}: address in use or not available")
+        raise BindError(f"cannot listen on {address}: address in use or not available")
     return port

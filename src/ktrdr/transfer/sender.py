@@ -45,6 +45,7 @@ def iter_submit_requests(
     codec: Codec | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     sha256: str | None = None,
+    upload_credential: str = "",
 ) -> Generator[pb.SubmitResultsRequest, None, None]:
     """Yield the messages of one SubmitResults stream for the archive at ``archive_path``.
 
@@ -77,6 +78,7 @@ def iter_submit_requests(
                 codec=codec_to_proto(codec),
                 sha256=sha256,
                 chunk_size_bytes=chunk_size,
+                upload_credential=upload_credential,
             )
         )
         index = 0
@@ -159,6 +161,7 @@ async def send_results(
     codec: Codec | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     sha256: str | None = None,
+    upload_credential: str = "",
 ) -> pb.SubmitResultsResponse:
     """Send one bundle with ``SubmitResults`` on a ``grpc.aio`` channel's stub.
 
@@ -175,6 +178,7 @@ async def send_results(
         codec=codec,
         chunk_size=chunk_size,
         sha256=sha256,
+        upload_credential=upload_credential,
     )
     try:
         # The header needs the hash of the whole file: compute it off the event loop.

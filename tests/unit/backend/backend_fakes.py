@@ -11,9 +11,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ktrdr.backend import BackendApp, BackendSettings
+from ktrdr.security.channels import aio_channel
+from ktrdr.security.tokens import read_token_file
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
-from ktrdr.training.v1 import backend_pb2_grpc, host_pb2, host_pb2_grpc
+from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2, host_pb2_grpc
 
 HOST_SERVICE = "ktrdr.training.v1.TrainingHost"
 
@@ -27,6 +29,10 @@ class FakeHost(host_pb2_grpc.TrainingHostServicer):
     active_sessions: int = 0
     started: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    # The upload credential each StartTraining carried, and the bundle (sha256, size) a test
+    # makes the fake announce as finished in GetSession.
+    credentials: dict[str, str] = field(default_factory=dict)
+    announced: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     async def GetCapabilities(self, request, context):  # type: ignore[no-untyped-def]
         return host_pb2.GetCapabilitiesResponse(
@@ -39,12 +45,22 @@ class FakeHost(host_pb2_grpc.TrainingHostServicer):
 
     async def StartTraining(self, request, context):  # type: ignore[no-untyped-def]
         self.started.append(request.session_id)
+        self.credentials[request.session_id] = request.upload_credential
         event = simple_event(ProgressKind.ACCEPTED, "fake host accepted")
         event.sequence = 1
         yield host_pb2.StartTrainingResponse(event=event, state=host_pb2.SESSION_STATE_RUNNING)
         await asyncio.Event().wait()  # trains forever; the model comes via SubmitResults
 
     async def GetSession(self, request, context):  # type: ignore[no-untyped-def]
+        if request.session_id in self.announced:
+            sha256, size = self.announced[request.session_id]
+            return host_pb2.GetSessionResponse(
+                session=host_pb2.Session(
+                    session_id=request.session_id,
+                    state=host_pb2.SESSION_STATE_COMPLETED,
+                    result=common_pb2.ResultSummary(bundle_sha256=sha256, bundle_size_bytes=size),
+                )
+            )
         return host_pb2.GetSessionResponse(
             session=host_pb2.Session(
                 session_id=request.session_id, state=host_pb2.SESSION_STATE_RUNNING
@@ -117,6 +133,7 @@ class Backend:
     stub: backend_pb2_grpc.BackendStub
     channel: grpc.aio.Channel
     settings: BackendSettings
+    fake: FakeHost | None = None  # the fake host behind it, when a test sets one
 
 
 async def start_backend(tmp: Path, sample_data_dir: Path, **settings: object) -> Backend:
@@ -134,7 +151,8 @@ async def start_backend(tmp: Path, sample_data_dir: Path, **settings: object) ->
     config = BackendSettings(**values)  # type: ignore[arg-type]
     app = BackendApp(config)
     port = await app.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    token = read_token_file(config.data_dir / "admin.token")  # written at first start
+    channel = aio_channel(f"127.0.0.1:{port}", token=token)
     return Backend(app, backend_pb2_grpc.BackendStub(channel), channel, config)
 
 

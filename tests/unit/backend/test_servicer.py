@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from pathlib import Path
 
 import grpc
 import pytest
@@ -150,6 +151,7 @@ async def test_cancel_pending_and_running_local(backend, tiny_strategy_yaml):
 @pytest.fixture
 async def host_backend(tmp_path, sample_data_dir, fake_host):
     b = await start_backend(tmp_path, sample_data_dir, host_addresses=[fake_host.address])
+    b.fake = fake_host.fake
     yield b
     await stop_backend(b)
 
@@ -178,7 +180,20 @@ def archive(tmp_path, bundle: ModelBundle, name: str, **meta: object):
 
 
 async def submit(b, path, op_id: str, strategy: str = "tiny_rsi") -> pb.SubmitResultsResponse:
-    return await send_results(b.stub, path, session_id=op_id, strategy_name=strategy, timeout_s=10)
+    """Deliver ``path`` as the fake host would: announced as its model, with its credential."""
+    data = Path(path).read_bytes()
+    credential = ""
+    if b.fake is not None:
+        b.fake.announced[op_id] = (hashlib.sha256(data).hexdigest(), len(data))
+        credential = b.fake.credentials.get(op_id, "")
+    return await send_results(
+        b.stub,
+        path,
+        session_id=op_id,
+        strategy_name=strategy,
+        timeout_s=10,
+        upload_credential=credential,
+    )
 
 
 async def test_submit_results_saves_once(
@@ -217,7 +232,8 @@ async def test_save_that_crashed_before_the_commit_is_not_stored_twice(
     storage = ModelStorage(b.settings.models_dir)
     earlier = storage.save(tiny_bundle, origin={"operation_id": op.operation_id, "sha256": sha})
     response = await submit(b, path, op.operation_id)
-    assert response.model.version == earlier.version and response.model.path == str(earlier.path)
+    assert response.model.version == earlier.version
+    assert response.model.path == "tiny_rsi/" + earlier.path.name  # store-relative, no server path
     assert len(list((b.settings.models_dir / "tiny_rsi").glob("*_v*"))) == 1
     done = await get(b.stub, op.operation_id)
     assert done.status == pb.OPERATION_STATUS_COMPLETED
@@ -231,8 +247,15 @@ async def test_submit_results_refusals(host_backend, tiny_bundle, tmp_path, tiny
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, unknown.value.details()
     op = await host_operation(b, tiny_strategy_yaml)
     # corrupted: one flipped byte in a chunk -> hash mismatch
+    data = path.read_bytes()
+    b.fake.announced[op.operation_id] = (hashlib.sha256(data).hexdigest(), len(data))
     requests = list(
-        iter_submit_requests(path, session_id=op.operation_id, strategy_name="tiny_rsi")
+        iter_submit_requests(
+            path,
+            session_id=op.operation_id,
+            strategy_name="tiny_rsi",
+            upload_credential=b.fake.credentials[op.operation_id],
+        )
     )
     data = bytearray(requests[1].chunk.data)
     data[100] ^= 0xFF
@@ -243,7 +266,9 @@ async def test_submit_results_refusals(host_backend, tiny_bundle, tmp_path, tiny
     # not a bundle at all
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar" * 100)
-    assert await code_of(submit(b, junk, op.operation_id)) == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as junk_info:
+        await submit(b, junk, op.operation_id)
+    assert junk_info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, junk_info.value.details()
     assert await code_of(submit(b, path, op.operation_id, "other")) == (
         grpc.StatusCode.INVALID_ARGUMENT
     )

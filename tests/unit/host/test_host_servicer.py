@@ -25,6 +25,7 @@ from host.server import RunningHost, start_host
 from host.settings import HostSettings
 from host.spool import Spool
 from ktrdr.errors import DataError
+from ktrdr.security.channels import aio_channel
 from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressEvent, ProgressKind
@@ -84,7 +85,7 @@ async def make_harness(
     backend = await start_backend(tmp_path / "backend")
     factory = (lambda device: quiet) if quiet is not None else None
     host = await start_host(settings, executor_factory=factory)
-    channel = grpc.aio.insecure_channel(host.address, options=grpc_options())
+    channel = aio_channel(host.address, options=grpc_options(), token=host.token)
     try:
         yield Harness(
             host, host_pb2_grpc.TrainingHostStub(channel), channel, backend, settings.spool_dir
@@ -398,7 +399,7 @@ async def test_restart_resends_the_spool(
         host = await start_host(host_settings)
         try:
             await wait_for(lambda: "op-7" in backend.backend.models)
-            async with grpc.aio.insecure_channel(host.address, options=grpc_options()) as ch:
+            async with aio_channel(host.address, options=grpc_options(), token=host.token) as ch:
                 stub = host_pb2_grpc.TrainingHostStub(ch)
                 answer = await stub.GetSession(
                     host_pb2.GetSessionRequest(session_id="op-7"), timeout=5
@@ -421,7 +422,7 @@ async def test_shutdown_drains(
 ) -> None:
     settings = host_settings.model_copy(update={"shutdown_grace_s": 0.5})
     host = await start_host(settings, executor_factory=lambda device: quiet)
-    async with grpc.aio.insecure_channel(host.address, options=grpc_options()) as ch:
+    async with aio_channel(host.address, options=grpc_options(), token=host.token) as ch:
         stub = host_pb2_grpc.TrainingHostStub(ch)
         health = health_pb2_grpc.HealthStub(ch)
         request = host_pb2.StartTrainingRequest(

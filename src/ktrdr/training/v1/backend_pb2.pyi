@@ -62,7 +62,7 @@ CODEC_ZSTD: Codec
 CODEC_GZIP: Codec
 
 class Operation(_message.Message):
-    __slots__ = ("operation_id", "status", "strategy_name", "requested_mode", "mode", "mode_reason", "host_address", "require_gpu", "created_time", "started_time", "finished_time", "last_event", "error", "result")
+    __slots__ = ("operation_id", "status", "strategy_name", "requested_mode", "mode", "mode_reason", "host_address", "require_gpu", "created_time", "started_time", "finished_time", "last_event", "error", "result", "owner")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class Operation(_message.Message):
     LAST_EVENT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     status: OperationStatus
     strategy_name: str
@@ -91,7 +92,8 @@ class Operation(_message.Message):
     last_event: _common_pb2.ProgressEvent
     error: _common_pb2.ErrorDetail
     result: _common_pb2.ResultSummary
-    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ...) -> None: ...
+    owner: str
+    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingRequest(_message.Message):
     __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu")
@@ -140,16 +142,18 @@ class GetOperationResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class ListOperationsRequest(_message.Message):
-    __slots__ = ("status", "strategy_name", "page_size", "page_token")
+    __slots__ = ("status", "strategy_name", "page_size", "page_token", "owner")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     status: OperationStatus
     strategy_name: str
     page_size: int
     page_token: str
-    def __init__(self, status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ListOperationsResponse(_message.Message):
     __slots__ = ("operations", "next_page_token")
@@ -176,20 +180,24 @@ class CancelOperationResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[OperationStatus, str]] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class TrainingConfig(_message.Message):
-    __slots__ = ("default_mode", "host_addresses", "results_address", "health_check_timeout_s", "local_concurrency", "max_bundle_bytes")
+    __slots__ = ("default_mode", "host_addresses", "results_address", "health_check_timeout_s", "local_concurrency", "max_bundle_bytes", "max_pending", "auth_required")
     DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
     HOST_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     RESULTS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_CHECK_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     LOCAL_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     MAX_BUNDLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PENDING_FIELD_NUMBER: _ClassVar[int]
+    AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     default_mode: ExecutionMode
     host_addresses: _containers.RepeatedScalarFieldContainer[str]
     results_address: str
     health_check_timeout_s: float
     local_concurrency: int
     max_bundle_bytes: int
-    def __init__(self, default_mode: _Optional[_Union[ExecutionMode, str]] = ..., host_addresses: _Optional[_Iterable[str]] = ..., results_address: _Optional[str] = ..., health_check_timeout_s: _Optional[float] = ..., local_concurrency: _Optional[int] = ..., max_bundle_bytes: _Optional[int] = ...) -> None: ...
+    max_pending: int
+    auth_required: bool
+    def __init__(self, default_mode: _Optional[_Union[ExecutionMode, str]] = ..., host_addresses: _Optional[_Iterable[str]] = ..., results_address: _Optional[str] = ..., health_check_timeout_s: _Optional[float] = ..., local_concurrency: _Optional[int] = ..., max_bundle_bytes: _Optional[int] = ..., max_pending: _Optional[int] = ..., auth_required: _Optional[bool] = ...) -> None: ...
 
 class GetTrainingConfigRequest(_message.Message):
     __slots__ = ()
@@ -238,7 +246,7 @@ class BundleSummary(_message.Message):
     def __init__(self, model_type: _Optional[str] = ..., feature_count: _Optional[int] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., duration_s: _Optional[float] = ..., ktrdr_version: _Optional[str] = ..., torch_version: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitResultsHeader(_message.Message):
-    __slots__ = ("session_id", "strategy_name", "bundle", "metrics", "raw_size_bytes", "codec", "sha256", "chunk_size_bytes")
+    __slots__ = ("session_id", "strategy_name", "bundle", "metrics", "raw_size_bytes", "codec", "sha256", "chunk_size_bytes", "upload_credential")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +262,7 @@ class SubmitResultsHeader(_message.Message):
     CODEC_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CHUNK_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     strategy_name: str
     bundle: BundleSummary
@@ -262,7 +271,8 @@ class SubmitResultsHeader(_message.Message):
     codec: Codec
     sha256: str
     chunk_size_bytes: int
-    def __init__(self, session_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., bundle: _Optional[_Union[BundleSummary, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., raw_size_bytes: _Optional[int] = ..., codec: _Optional[_Union[Codec, str]] = ..., sha256: _Optional[str] = ..., chunk_size_bytes: _Optional[int] = ...) -> None: ...
+    upload_credential: str
+    def __init__(self, session_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., bundle: _Optional[_Union[BundleSummary, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., raw_size_bytes: _Optional[int] = ..., codec: _Optional[_Union[Codec, str]] = ..., sha256: _Optional[str] = ..., chunk_size_bytes: _Optional[int] = ..., upload_credential: _Optional[str] = ...) -> None: ...
 
 class SubmitResultsChunk(_message.Message):
     __slots__ = ("data", "index")

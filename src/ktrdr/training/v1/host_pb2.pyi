@@ -62,16 +62,18 @@ class Session(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., strategy_name: _Optional[str] = ..., device: _Optional[str] = ..., results_target: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
-    __slots__ = ("session_id", "strategy_yaml", "overrides", "results_target")
+    __slots__ = ("session_id", "strategy_yaml", "overrides", "results_target", "upload_credential")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_YAML_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     RESULTS_TARGET_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     strategy_yaml: str
     overrides: _common_pb2.TrainingOverrides
     results_target: str
-    def __init__(self, session_id: _Optional[str] = ..., strategy_yaml: _Optional[str] = ..., overrides: _Optional[_Union[_common_pb2.TrainingOverrides, _Mapping]] = ..., results_target: _Optional[str] = ...) -> None: ...
+    upload_credential: str
+    def __init__(self, session_id: _Optional[str] = ..., strategy_yaml: _Optional[str] = ..., overrides: _Optional[_Union[_common_pb2.TrainingOverrides, _Mapping]] = ..., results_target: _Optional[str] = ..., upload_credential: _Optional[str] = ...) -> None: ...
 
 class StartTrainingResponse(_message.Message):
     __slots__ = ("event", "state")

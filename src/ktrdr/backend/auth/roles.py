@@ -1,0 +1,51 @@
+"""The backend's roles and the table of RPC -> roles allowed to call it.
+
+- ``viewer``: reads: operations (Get/List/Watch), models, strategies, the training config,
+  server reflection.
+- ``trainer``: a viewer who also starts trainings and cancels the operations it created.
+- ``admin``: everything, including cancelling anyone's operations and UpdateTrainingConfig.
+- ``host``: a training host delivering models: SubmitResults only.
+"""
+
+from __future__ import annotations
+
+from ktrdr.security.interceptor import REFLECTION_METHODS, Policy
+
+ROLES = ("viewer", "trainer", "admin", "host")
+SERVICE = "/ktrdr.training.v1.Backend/"
+
+_READ = frozenset({"viewer", "trainer", "admin"})
+_TRAIN = frozenset({"trainer", "admin"})
+_ADMIN = frozenset({"admin"})
+_DELIVER = frozenset({"host", "admin"})
+
+RULES: dict[str, frozenset[str]] = {
+    **{
+        SERVICE + name: _READ
+        for name in (
+            "GetOperation",
+            "ListOperations",
+            "WatchOperation",
+            "GetTrainingConfig",
+            "ListModels",
+            "ListStrategies",
+        )
+    },
+    SERVICE + "CreateTraining": _TRAIN,
+    SERVICE + "CancelOperation": _TRAIN,  # a trainer only its own: checked by the servicer
+    SERVICE + "UpdateTrainingConfig": _ADMIN,
+    SERVICE + "SubmitResults": _DELIVER,
+    **{method: _READ for method in REFLECTION_METHODS},
+}
+
+
+def backend_policy() -> Policy:
+    return Policy(RULES)
+
+
+def may_act_on_any_operation(role: str) -> bool:
+    """Admins act on every operation; trainers only on their own."""
+    return role == "admin"
+
+
+__all__ = ["ROLES", "RULES", "backend_policy", "may_act_on_any_operation"]

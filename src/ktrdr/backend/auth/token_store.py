@@ -1,0 +1,166 @@
+"""Named bearer tokens in the backend's SQLite database (only their SHA-256 is stored).
+
+Used by the running backend (to resolve a token to an identity) and by
+``ktrdr backend tokens create|list|revoke``, which open the same database file while the
+backend runs (SQLite WAL allows it; a new or revoked token takes effect within seconds).
+
+A fresh backend with no tokens creates two, so a local setup works without copying secrets:
+``local-admin`` (admin), written to ``DATA_DIR/admin.token`` where ``ktrdr`` and
+``TrainingClient`` on this machine find it, and ``local-host`` (host), written to
+``DATA_DIR/host.token`` for a training host on this machine. Both files are mode 0600.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ktrdr.backend.auth.roles import ROLES
+from ktrdr.security.interceptor import Identity
+from ktrdr.security.tokens import generate_token, hash_token, write_token_file
+
+logger = logging.getLogger(__name__)
+
+ADMIN_TOKEN_FILE = "admin.token"
+HOST_TOKEN_FILE = "host.token"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_us INTEGER NOT NULL,
+    revoked_us INTEGER
+);
+"""
+
+
+class TokenError(ValueError):
+    """A token request that cannot be done (bad name or role, name taken, unknown name)."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    role: str
+    created_us: int
+    revoked_us: int | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_us is None
+
+
+class TokenStore:
+    """The ``tokens`` table of ``backend.db``; safe to share between threads."""
+
+    def __init__(self, db_path: Path | str) -> None:
+        self.path = Path(db_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=10
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def create(self, name: str, role: str) -> str:
+        """A new token for ``name``; returns the token (the only time it is ever shown)."""
+        if not _NAME_RE.match(name):
+            raise TokenError(
+                f"name: {name[:80]!r} is not a token name (letters, digits, '.', '_', '@', '-'; "
+                "at most 64)"
+            )
+        if role not in ROLES:
+            raise TokenError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+        token = generate_token()
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO tokens (name, role, token_sha256, created_us) VALUES (?,?,?,?)",
+                    (name, role, hash_token(token), time.time_ns() // 1000),
+                )
+            except sqlite3.IntegrityError:
+                raise TokenError(
+                    f"name: a token named {name!r} exists already (revoke it first, or pick "
+                    "another name)"
+                ) from None
+        logger.info("token %r created with role %s", name, role)
+        return token
+
+    def revoke(self, name: str) -> TokenInfo:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT role, created_us FROM tokens WHERE name = ?", (name,)
+                ).fetchone()
+                if row is None:
+                    raise TokenError(f"name: no token named {name!r}")
+                # Renamed so the name can be given to a new token; the row stays as a record.
+                stamp = time.time_ns() // 1000
+                self._db.execute(
+                    "UPDATE tokens SET revoked_us = ?, name = ? WHERE name = ?",
+                    (stamp, f"{name}~revoked-{stamp}", name),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        logger.info("token %r revoked", name)
+        return TokenInfo(name, row[0], row[1], stamp)
+
+    def list(self, *, include_revoked: bool = False) -> list[TokenInfo]:
+        sql = "SELECT name, role, created_us, revoked_us FROM tokens"
+        if not include_revoked:
+            sql += " WHERE revoked_us IS NULL"
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY created_us").fetchall()
+        return [TokenInfo(*row) for row in rows]
+
+    def resolve(self, token: str) -> Identity | None:
+        """The identity of an active token, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name, role FROM tokens WHERE token_sha256 = ? AND revoked_us IS NULL",
+                (hash_token(token),),
+            ).fetchone()
+        return None if row is None else Identity(name=row[0], role=row[1])
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+
+
+def bootstrap_local_tokens(store: TokenStore, data_dir: Path) -> list[Path]:
+    """On a backend that has never had a token: create ``local-admin`` and ``local-host`` and
+    write them to files in ``data_dir``; returns the files written (none otherwise)."""
+    if not store.is_empty():
+        return []
+    written = []
+    for name, role, file_name in (
+        ("local-admin", "admin", ADMIN_TOKEN_FILE),
+        ("local-host", "host", HOST_TOKEN_FILE),
+    ):
+        written.append(write_token_file(data_dir / file_name, store.create(name, role)))
+    return written
+
+
+__all__ = [
+    "ADMIN_TOKEN_FILE",
+    "HOST_TOKEN_FILE",
+    "TokenError",
+    "TokenInfo",
+    "TokenStore",
+    "bootstrap_local_tokens",
+]
