@@ -7,6 +7,7 @@ its own subscription, never the session.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -31,7 +32,14 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
         self, request: host_pb2.StartTrainingRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[host_pb2.StartTrainingResponse]:
         try:
-            spec = validate_start(request, self.registry.settings.device)
+            settings = self.registry.settings  # parsing is CPU work: off the event loop
+            spec = await asyncio.to_thread(
+                validate_start,
+                request,
+                settings.device,
+                max_strategy_bytes=settings.max_strategy_bytes,
+                limits=settings.work_limits,
+            )
             session = self.registry.start(spec)
         except RequestRefused as refused:
             await context.abort(refused.code, refused.message)
