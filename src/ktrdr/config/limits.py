@@ -6,8 +6,8 @@ far above what a real strategy uses (the examples train 30-100 epochs of 2-3 lay
 most 128 units); both services make every bound configurable (``KTRDR_BACKEND_MAX_EPOCHS``,
 ``KTRDR_HOST_MAX_EPOCHS``...).
 
-Total parameters: the MLP's weights and biases, input -> hidden layers -> 3 classes. The
-input width is the feature count, known from the strategy alone (no market data): fuzzy
+Total parameters: the MLP's weights and biases, input -> hidden layers -> 3 classes, plus
+the symbol embedding of a multi-symbol strategy. The input width is the feature count, known from the strategy alone (no market data): fuzzy
 sets of every indicator x timeframes x (1 + lookback_periods), plus the price-context
 features. This is exactly the width the feature pipeline builds
 (:mod:`ktrdr.features.pipeline`), so the bound is the real model size.
@@ -49,9 +49,15 @@ def feature_count(config: StrategyConfig) -> int:
     return width + (PRICE_CONTEXT_WIDTH if features.include_price_context else 0)
 
 
-def parameter_count(n_features: int, hidden_layers: list[int]) -> int:
-    """Weights and biases of an MLP ``n_features`` -> ``hidden_layers`` -> 3 classes."""
-    total, width_in = 0, n_features
+def embedding_dim(n_symbols: int) -> int:
+    """Width of the symbol embedding (as ``ktrdr.models.mlp.embedding_dim_for``, no torch)."""
+    return 0 if n_symbols <= 1 else min(8, max(2, n_symbols))
+
+
+def parameter_count(n_features: int, hidden_layers: list[int], n_symbols: int = 1) -> int:
+    """Weights and biases of the MLP: features + symbol embedding -> hidden -> 3 classes."""
+    embed = embedding_dim(n_symbols)
+    total, width_in = n_symbols * embed if embed else 0, n_features + embed
     for width in [*hidden_layers, N_CLASSES]:
         total += width_in * width + width
         width_in = width
@@ -78,7 +84,8 @@ def check_work_limits(config: StrategyConfig, limits: WorkLimits | None = None) 
         over(f"model.architecture.hidden_layers[{i}]", layers[i], limits.max_layer_width, " units")
     if len(problems) == 0:  # the count is only meaningful once the shape is within bounds
         n_features = feature_count(config)
-        params = parameter_count(n_features, layers)
+        n_symbols = len(config.training_data.symbols.resolved())
+        params = parameter_count(n_features, layers, n_symbols)
         over(
             "model.architecture",
             params,
@@ -88,4 +95,4 @@ def check_work_limits(config: StrategyConfig, limits: WorkLimits | None = None) 
     return problems
 
 
-__all__ = ["WorkLimits", "check_work_limits", "feature_count", "parameter_count"]
+__all__ = ["WorkLimits", "check_work_limits", "embedding_dim", "feature_count", "parameter_count"]
