@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ktrdr.service.decoding import RejectUndecodable
 from ktrdr.transfer import grpc_options
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ def build_server(
     max_message_bytes: int,
 ) -> tuple[grpc.aio.Server, Health]:
     """A ``grpc.aio`` server with the services, health and reflection registered."""
-    server = grpc.aio.server(options=grpc_options(max_message_bytes))
+    server = grpc.aio.server(
+        options=grpc_options(max_message_bytes), interceptors=[RejectUndecodable()]
+    )
     register(server)
     health_ = Health(full_service_names)
     health_pb2_grpc.add_HealthServicer_to_server(health_.servicer, server)
