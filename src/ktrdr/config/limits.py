@@ -7,10 +7,12 @@ most 128 units); both services make every bound configurable (``KTRDR_BACKEND_MA
 ``KTRDR_HOST_MAX_EPOCHS``...).
 
 Total parameters: the MLP's weights and biases, input -> hidden layers -> 3 classes, plus
-the symbol embedding of a multi-symbol strategy. The input width is the feature count, known from the strategy alone (no market data): fuzzy
-sets of every indicator x timeframes x (1 + lookback_periods), plus the price-context
-features. This is exactly the width the feature pipeline builds
-(:mod:`ktrdr.features.pipeline`), so the bound is the real model size.
+the symbol embedding of a multi-symbol strategy. The input width is the feature count,
+known from the strategy alone (no market data): fuzzy sets of every indicator x timeframes
+x (1 + lookback_periods), plus the price-context features. This is exactly the width the
+feature pipeline builds (:mod:`ktrdr.features.pipeline`; a test compares both), so the
+bound is the real model size. Layer count and widths are checked first; the parameter
+count only when they are within bounds.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ class SafeYamlLoader(yaml.SafeLoader):
 
 
 class _Refused(yaml.MarkedYAMLError):
-    def __init__(self, path: str, problem: str, mark: yaml.Mark) -> None:
+    def __init__(self, path: str, problem: str, mark: Any) -> None:
         super().__init__(problem=problem, problem_mark=mark)
         self.path = path
 
