@@ -7,6 +7,7 @@ its own subscription, never the session.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -32,10 +33,15 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
         self, request: host_pb2.StartTrainingRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[host_pb2.StartTrainingResponse]:
         try:
-            spec = validate_start(request, self.registry.settings.device)
-            check_results_target(
-                spec.results_target, self.registry.settings.allowed_results_targets
+            settings = self.registry.settings  # parsing is CPU work: off the event loop
+            spec = await asyncio.to_thread(
+                validate_start,
+                request,
+                settings.device,
+                max_strategy_bytes=settings.max_strategy_bytes,
+                limits=settings.work_limits,
             )
+            check_results_target(spec.results_target, settings.allowed_results_targets)
             session = self.registry.start(spec, upload_credential=request.upload_credential)
         except RequestRefused as refused:
             await context.abort(refused.code, refused.message)

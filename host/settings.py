@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ktrdr.config.limits import WorkLimits
+from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES
 from ktrdr.security.tls import ClientTLS, ServerTLS
 from ktrdr.security.tokens import read_token_file
 from ktrdr.transfer import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES
@@ -151,6 +153,32 @@ class HostSettings(BaseSettings):
         exponent = max(failed_attempts - 1, 0)
         wait = self.delivery_initial_backoff_s * self.delivery_backoff_factor**exponent
         return min(wait, self.delivery_max_backoff_s)
+
+    # --- Bounds on untrusted strategies (issue 8): text size and training work. ---------
+    # Largest strategy text, UTF-8 bytes; larger ones get RESOURCE_EXHAUSTED before any
+    # parsing (KTRDR_HOST_MAX_STRATEGY_BYTES).
+    max_strategy_bytes: int = Field(default=DEFAULT_MAX_STRATEGY_BYTES, gt=0)
+    # Upper bounds on model.training.epochs, hidden layers, units per layer, total model
+    # parameters, model.features.lookback_periods and batch size (KTRDR_HOST_MAX_EPOCHS,
+    # _MAX_LAYERS, _MAX_LAYER_WIDTH, _MAX_PARAMETERS, _MAX_LOOKBACK, _MAX_BATCH_SIZE).
+    max_epochs: int = Field(default=WorkLimits.max_epochs, gt=0)
+    max_layers: int = Field(default=WorkLimits.max_layers, gt=0)
+    max_layer_width: int = Field(default=WorkLimits.max_layer_width, gt=0)
+    max_parameters: int = Field(default=WorkLimits.max_parameters, gt=0)
+    max_lookback: int = Field(default=WorkLimits.max_lookback, gt=0)
+    max_batch_size: int = Field(default=WorkLimits.max_batch_size, gt=0)
+
+    @property
+    def work_limits(self) -> WorkLimits:
+        """The training-work bounds every StartTraining strategy is checked against."""
+        return WorkLimits(
+            max_epochs=self.max_epochs,
+            max_layers=self.max_layers,
+            max_layer_width=self.max_layer_width,
+            max_parameters=self.max_parameters,
+            max_lookback=self.max_lookback,
+            max_batch_size=self.max_batch_size,
+        )
 
 
 __all__ = ["HostSettings"]

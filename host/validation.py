@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import grpc
 
 from ktrdr.config import parse_strategy
+from ktrdr.config.limits import WorkLimits, check_work_limits
+from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES, StrategyTooLargeError
 from ktrdr.config.strategy import StrategyConfig
+from ktrdr.echo import short_repr
 from ktrdr.errors import DeviceError, StrategyConfigError
 from ktrdr.service.convert import apply_overrides_from_proto
 from ktrdr.service.errors import StatusError
@@ -60,7 +63,9 @@ def validate_session_id(session_id: str) -> str:
             f"session_id: at most {SESSION_ID_MAX_CHARS} characters, got {len(session_id)}"
         )
     if _CONTROL_OR_SPACE.search(session_id):
-        raise invalid(f"session_id: must not contain spaces or control characters: {session_id!r}")
+        raise invalid(
+            f"session_id: must not contain spaces or control characters: {short_repr(session_id)}"
+        )
     return session_id
 
 
@@ -74,17 +79,28 @@ def validate_results_target(target: str) -> str:
         return target
     match = _HOST_PORT.match(target)
     if match is None or not 0 < int(match.group(1)) < 65536:
-        raise invalid(f"results_target: expected 'host:port' with a port 1-65535, got {target!r}")
+        raise invalid(
+            f"results_target: expected 'host:port' with a port 1-65535, got {short_repr(target)}"
+        )
     return target
 
 
-def parse_strategy_field(text: str) -> StrategyConfig:
+def parse_strategy_field(text: str, max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES) -> StrategyConfig:
+    """The validated strategy; RESOURCE_EXHAUSTED over ``max_bytes`` (before parsing)."""
     if not text.strip():
         raise invalid("strategy_yaml: must not be empty (the strategy's KTRDR v2 YAML text)")
     try:
-        return parse_strategy(text, source="strategy_yaml")
+        return parse_strategy(text, source="strategy_yaml", max_bytes=max_bytes)
+    except StrategyTooLargeError as exc:
+        raise RequestRefused(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
     except StrategyConfigError as exc:
         raise invalid(*(_prefixed("strategy_yaml", e) for e in exc.errors)) from None
+
+
+def check_work_field(config: StrategyConfig, limits: WorkLimits | None) -> None:
+    """INVALID_ARGUMENT naming every bound of ``limits`` the strategy exceeds."""
+    if problems := check_work_limits(config, limits):
+        raise invalid(*(_prefixed("strategy_yaml", p) for p in problems))
 
 
 def apply_overrides_field(
@@ -101,7 +117,7 @@ def resolve_device_field(requested: str) -> DeviceInfo:
     base = requested.strip().lower().split(":", 1)[0]
     if base not in DEVICE_CHOICES:
         raise invalid(
-            f"overrides.device: unknown device {requested!r}; choose one of "
+            f"overrides.device: unknown device {short_repr(requested)}; choose one of "
             f"{', '.join(DEVICE_CHOICES)} (or cuda:N)"
         )
     try:
@@ -112,12 +128,22 @@ def resolve_device_field(requested: str) -> DeviceInfo:
         ) from None
 
 
-def validate_start(request: host_pb2.StartTrainingRequest, default_device: str) -> SessionSpec:
-    """A ``SessionSpec`` for ``request``, or ``RequestRefused`` naming the first bad field."""
+def validate_start(
+    request: host_pb2.StartTrainingRequest,
+    default_device: str,
+    *,
+    max_strategy_bytes: int = DEFAULT_MAX_STRATEGY_BYTES,
+    limits: WorkLimits | None = None,
+) -> SessionSpec:
+    """A ``SessionSpec`` for ``request``, or ``RequestRefused`` naming the first bad field.
+
+    Blocking (parses the strategy): the servicer calls it in a worker thread.
+    """
     session_id = validate_session_id(request.session_id)
-    config = parse_strategy_field(request.strategy_yaml)
+    config = parse_strategy_field(request.strategy_yaml, max_strategy_bytes)
     if request.HasField("overrides"):
         config = apply_overrides_field(config, request.overrides)
+    check_work_field(config, limits)
     device = resolve_device_field(request.overrides.device or default_device)
     target = validate_results_target(request.results_target)
     return SessionSpec(session_id, request.strategy_yaml, config, device, target)
@@ -139,6 +165,7 @@ def _override_problem(problem: str) -> str:
 __all__ = [
     "RequestRefused",
     "SessionSpec",
+    "check_work_field",
     "invalid",
     "validate_results_target",
     "validate_session_id",

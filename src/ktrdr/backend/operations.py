@@ -96,7 +96,14 @@ class Operations:
     # -- creating --------------------------------------------------------------------------
     async def create(self, request: pb.CreateTrainingRequest) -> OperationRecord:
         self._admit()
-        text, config = resolve_strategy(request, self.settings.strategies_dir)
+        # Parsing is CPU work on untrusted text: off the event loop.
+        text, config = await asyncio.to_thread(
+            resolve_strategy,
+            request,
+            self.settings.strategies_dir,
+            max_bytes=self.settings.max_strategy_bytes,
+            limits=self.settings.work_limits,
+        )
         requested = request.execution_mode
         if requested not in (pb.EXECUTION_MODE_UNSPECIFIED, *MODE_NAMES):
             raise RequestError(

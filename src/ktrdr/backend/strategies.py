@@ -9,7 +9,10 @@ import grpc
 
 from ktrdr.backend.errors import RequestError
 from ktrdr.config import parse_strategy
+from ktrdr.config.limits import WorkLimits, check_work_limits
+from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES, StrategyTooLargeError
 from ktrdr.config.strategy import StrategyConfig
+from ktrdr.echo import short_repr, short_text
 from ktrdr.errors import StorageError, StrategyConfigError
 from ktrdr.service.convert import apply_overrides_from_proto
 from ktrdr.storage import check_strategy_name
@@ -27,47 +30,75 @@ def strategy_files(directory: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(directory.iterdir()) if p.suffix in _SUFFIXES and p.is_file()}
 
 
-def _read_named(name: str, directory: Path) -> tuple[str, str]:
+def _read_named(name: str, directory: Path, max_bytes: int) -> str:
+    """The text of the strategy file ``name``; messages name the file, never the directory."""
     if not _FILE_NAME_RE.match(name) or ".." in name:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"strategy_name: {name!r} is not a strategy file name (letters, digits, '.', '_', '-')",
+            f"strategy_name: {short_repr(name)} is not a strategy file name "
+            "(letters, digits, '.', '_', '-')",
         )
     stem = name.removesuffix(".yaml").removesuffix(".yml")
-    path = strategy_files(directory).get(stem)
+    files = strategy_files(directory)
+    path = files.get(stem)
     if path is None:
-        known = ", ".join(strategy_files(directory)) or "none"
+        known = short_text(", ".join(files), 400) or "none"
         raise RequestError(
             grpc.StatusCode.NOT_FOUND,
-            f"strategy_name: no strategy file {name!r} in {directory} (available: {known}); "
+            f"strategy_name: no strategy {name!r} on this backend (available: {known}); "
             "or send the YAML text as strategy_yaml",
         )
-    return path.read_text(encoding="utf-8"), str(path)
+    try:
+        if path.stat().st_size > max_bytes:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"strategy_name: the strategy file {name!r} is too large: at most "
+                f"{max_bytes} bytes, got {path.stat().st_size}",
+            )
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"strategy_name: {name!r} is not UTF-8 text"
+        ) from None
+    except OSError:
+        raise RequestError(
+            grpc.StatusCode.NOT_FOUND, f"strategy_name: the strategy {name!r} cannot be read"
+        ) from None
 
 
 def resolve_strategy(
-    request: pb.CreateTrainingRequest, strategies_dir: Path
+    request: pb.CreateTrainingRequest,
+    strategies_dir: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES,
+    limits: WorkLimits | None = None,
 ) -> tuple[str, StrategyConfig]:
     """The request's strategy text and its validated config with the overrides applied.
 
-    Raises ``RequestError``: INVALID_ARGUMENT with one ``field.path: problem`` per detail,
-    NOT_FOUND for an unknown strategy file.
+    Blocking (parsing is CPU work): the backend calls it in a worker thread. Raises
+    ``RequestError``: RESOURCE_EXHAUSTED for a text over ``max_bytes`` (checked before any
+    parsing), INVALID_ARGUMENT with one ``field.path: problem`` per detail (YAML safety,
+    schema, the work ``limits``), NOT_FOUND for an unknown strategy file.
     """
     which = request.WhichOneof("strategy")
     if which == "strategy_yaml":
         text, source = request.strategy_yaml, "strategy_yaml"
     elif which == "strategy_name":
-        text, source = _read_named(request.strategy_name, strategies_dir)
+        text, source = _read_named(request.strategy_name, strategies_dir, max_bytes), which
     else:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            "strategy: set strategy_yaml (the YAML text) or strategy_name (a file in the "
-            f"backend's strategies directory {strategies_dir})",
+            "strategy: set strategy_yaml (the YAML text) or strategy_name (a strategy file "
+            "of the backend; ListStrategies shows them)",
         )
     try:
-        config = parse_strategy(text, source=source)
+        config = parse_strategy(text, source=source, max_bytes=max_bytes)
         config = apply_overrides_from_proto(config, request.overrides)
         check_strategy_name(config.name)
+        if problems := check_work_limits(config, limits):
+            raise StrategyConfigError(problems)
+    except StrategyTooLargeError as exc:
+        raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
     except StrategyConfigError as exc:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT, f"invalid strategy: {exc}", exc.errors
@@ -78,6 +109,7 @@ def resolve_strategy(
     if device and device.split(":", 1)[0].lower() not in DEVICE_CHOICES:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"overrides.device: {device!r} is not one of {', '.join(DEVICE_CHOICES)} (or cuda:N)",
+            f"overrides.device: {short_repr(device)} is not one of {', '.join(DEVICE_CHOICES)} "
+            "(or cuda:N)",
         )
     return text, config

@@ -16,36 +16,44 @@ import yaml
 from pydantic import ValidationError
 
 from ktrdr.config.problems import cross_check, format_path, format_validation_error
+from ktrdr.config.safe_yaml import (
+    DEFAULT_MAX_STRATEGY_BYTES,
+    SafeYamlLoader,
+    cap_problems,
+    check_file_size,
+    load_strategy_yaml,
+)
 from ktrdr.config.strategy import StrategyConfig
+from ktrdr.echo import short_repr
 from ktrdr.errors import StrategyConfigError
 
 logger = logging.getLogger(__name__)
 
 
-def load_strategy(path: str | Path) -> StrategyConfig:
-    """Read and validate the strategy YAML at ``path``."""
+def load_strategy(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES
+) -> StrategyConfig:
+    """Read and validate the strategy YAML at ``path`` (at most ``max_bytes`` bytes)."""
     path = Path(path)
     try:
+        check_file_size(path, max_bytes)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StrategyConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StrategyConfigError(f"{path}: cannot read: {exc}") from exc
-    return parse_strategy(text, source=str(path))
+    return parse_strategy(text, source=str(path), max_bytes=max_bytes)
 
 
-def parse_strategy(text: str, source: str = "<string>") -> StrategyConfig:
-    """Validate a strategy given as YAML text (``source`` names it in messages)."""
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StrategyConfigError(
-            f"{source}: YAML syntax error{where}: {exc.problem or exc.context}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise StrategyConfigError(f"{source}: YAML error: {exc}") from None
+def parse_strategy(
+    text: str, source: str = "<string>", *, max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES
+) -> StrategyConfig:
+    """Validate a strategy given as YAML text (``source`` names it in messages).
+
+    The text is read safely (:mod:`ktrdr.config.safe_yaml`): at most ``max_bytes`` bytes
+    (``StrategyTooLargeError``), no anchors/aliases, no odd tags, bounded nesting.
+    """
+    data = load_strategy_yaml(text, source=source, max_bytes=max_bytes, loader=_StrictLoader)
     if data is None:
         raise StrategyConfigError(f"{source}: the strategy is empty")
     return strategy_from_dict(data, source)
@@ -64,7 +72,7 @@ def strategy_from_dict(data: Any, source: str = "<dict>") -> StrategyConfig:
         if any(error["loc"] for error in exc.errors()):
             # Field errors stop pydantic before the cross-checks; run those on the raw data.
             errors += [f"{format_path(loc)}: {msg}" for loc, msg in _raw_cross_check(data)]
-        raise StrategyConfigError(errors) from None
+        raise StrategyConfigError(cap_problems(errors)) from None
     logger.debug("strategy %r from %s is valid", config.name, source)
     return config
 
@@ -134,7 +142,7 @@ def _raw_cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...
     return cross_check(ids, counts)
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(SafeYamlLoader):
     """A SafeLoader that rejects duplicate keys instead of keeping the last one silently."""
 
 
@@ -148,7 +156,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
             continue
         if seen is not None:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen})", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {short_repr(key)} (first at line {seen})",
+                key_node.start_mark,
             )
         first_line[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=True)

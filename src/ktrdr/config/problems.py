@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ktrdr.echo import short_repr, short_text
+
 Loc = tuple[str | int, ...]
 
 
@@ -33,7 +35,8 @@ def format_path(loc: Sequence[str | int]) -> str:
         elif part == "[key]":
             text += " (key)"
         else:
-            text += f".{part}" if text else str(part)
+            part = short_text(str(part), 60)
+            text += f".{part}" if text else part
     return text
 
 
@@ -67,19 +70,21 @@ def cross_check(
             problems.append(
                 (
                     ("indicators", position),
-                    f"duplicate indicator id '{ind_id}' (also indicators[{first_seen[ind_id]}]); "
+                    f"duplicate indicator id {short_repr(ind_id)} "
+                    f"(also indicators[{first_seen[ind_id]}]); "
                     "give each a distinct feature_id",
                 )
             )
         else:
             first_seen[ind_id] = position
-    declared = ", ".join(first_seen) or "(none)"
+    declared = short_text(", ".join(first_seen), 300) or "(none)"
     for key in fuzzy_set_counts:
         if key not in first_seen:
             problems.append(
                 (
                     ("fuzzy_sets", key),
-                    f"fuzzy sets for undeclared indicator '{key}'; declared indicator ids: "
+                    f"fuzzy sets for undeclared indicator {short_repr(key)}; "
+                    "declared indicator ids: "
                     f"{declared}",
                 )
             )
@@ -88,7 +93,7 @@ def cross_check(
             problems.append(
                 (
                     ("fuzzy_sets", ind_id),
-                    f"no fuzzy sets for indicator '{ind_id}' (indicators[{position}]); "
+                    f"no fuzzy sets for indicator {short_repr(ind_id)} (indicators[{position}]); "
                     "its features would be missing",
                 )
             )
@@ -110,7 +115,7 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "required"
     if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
+        return short_text(str(ctx.get("error", error["msg"])), 400)
     comparisons = {
         "greater_than": (">", "gt"),
         "greater_than_equal": (">=", "ge"),
@@ -119,11 +124,11 @@ def _message(error: Mapping[str, Any]) -> str:
     }
     if kind in comparisons:
         op, key = comparisons[kind]
-        return f"must be {op} {_number(ctx[key])}, got {value!r}"
+        return f"must be {op} {_number(ctx[key])}, got {short_repr(value)}"
     if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind == "literal_error":
-        return f"must be one of {ctx['expected']}, got {value!r}"
+        return f"must be one of {ctx['expected']}, got {short_repr(value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"must be a mapping, got {type(value).__name__}"
     if kind == "list_type":
@@ -131,7 +136,7 @@ def _message(error: Mapping[str, Any]) -> str:
     message = str(error["msg"]).replace("Input should be", "must be")
     message = message[:1].lower() + message[1:]
     if "got" not in message and not isinstance(value, dict | list):
-        message += f", got {value!r}"
+        message += f", got {short_repr(value)}"
     return message
 
 

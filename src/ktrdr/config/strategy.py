@@ -24,6 +24,7 @@ from pydantic import (
 from ktrdr.config.problems import ConfigProblems, cross_check
 from ktrdr.data.symbols import normalize_symbol
 from ktrdr.data.timeframes import normalize_timeframe, sort_timeframes
+from ktrdr.echo import short_repr
 from ktrdr.fuzzy import check_fuzzy_params
 from ktrdr.indicators import get_indicator, known_indicators
 
@@ -159,7 +160,7 @@ class IndicatorConfig(BaseModel):
             get_indicator(name)
         except KeyError:
             raise ValueError(
-                f"unknown indicator {name!r}; known: {', '.join(known_indicators())}"
+                f"unknown indicator {short_repr(name)}; known: {', '.join(known_indicators())}"
             ) from None
         return name
 
@@ -292,7 +293,9 @@ class StrategyConfig(_Lenient):
         clashes: list[tuple[tuple[str | int, ...], str]] = []
         for key, sets in fuzzy_sets.items():
             if key.lower() in lowered:
-                clashes.append(((key,), f"same indicator id as another key: '{key.lower()}'"))
+                clashes.append(
+                    ((key,), f"same indicator id as another key: {short_repr(key.lower())}")
+                )
             lowered[key.lower()] = sets
         if clashes:
             raise ConfigProblems(clashes)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 
+from ktrdr.echo import short_repr
+
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9._-]{1,32}$")
 
 
 def normalize_symbol(symbol: str) -> str:
     """Upper-cased ``symbol``; ``ValueError`` unless it matches ``[A-Z0-9._-]{1,32}``."""
     if not isinstance(symbol, str):
-        raise ValueError(f"symbol must be a string, got {symbol!r}")
+        raise ValueError(f"symbol must be a string, got {short_repr(symbol)}")
     name = symbol.strip().upper()
     if not SYMBOL_PATTERN.fullmatch(name):
         raise ValueError(
-            f"invalid symbol {symbol!r}: use 1-32 characters from A-Z, 0-9, '.', '_', '-'"
+            f"invalid symbol {short_repr(symbol)}: use 1-32 characters from A-Z, 0-9, '.', '_', '-'"
         )
     return name
 

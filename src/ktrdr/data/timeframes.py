@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from ktrdr.echo import short_repr
+
 # The supported timeframes, finest first, with the duration of one bar.
 _DURATIONS: dict[str, pd.Timedelta] = {
     "1m": pd.Timedelta(minutes=1),
@@ -25,10 +27,12 @@ TIMEFRAMES: tuple[str, ...] = tuple(_DURATIONS)
 def normalize_timeframe(timeframe: str) -> str:
     """Return the canonical (lower-case) name of ``timeframe``; ``ValueError`` if unknown."""
     if not isinstance(timeframe, str):
-        raise ValueError(f"timeframe must be a string, got {timeframe!r}")
+        raise ValueError(f"timeframe must be a string, got {short_repr(timeframe)}")
     name = timeframe.strip().lower()
     if name not in _DURATIONS:
-        raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAMES)}")
+        raise ValueError(
+            f"unknown timeframe {short_repr(timeframe)}; known: {', '.join(TIMEFRAMES)}"
+        )
     return name
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ktrdr.echo import short_repr
+
 FUZZY_SET_TYPES: tuple[str, ...] = ("gaussian", "trapezoidal", "triangular")
 
 _ARITY = {"triangular": 3, "trapezoidal": 4, "gaussian": 2}
@@ -27,11 +29,11 @@ def _fmt(params: Sequence[float]) -> str:
 def check_fuzzy_params(type: str, params: Sequence[float]) -> str | None:
     """Why ``params`` do not make a valid set of this ``type`` (``None`` when they do)."""
     if type not in _ARITY:
-        return f"unknown fuzzy set type {type!r}; known: {', '.join(FUZZY_SET_TYPES)}"
+        return f"unknown fuzzy set type {short_repr(type)}; known: {', '.join(FUZZY_SET_TYPES)}"
     try:
         values = [float(p) for p in params]
     except (TypeError, ValueError):
-        return f"{type} parameters must be numbers, got {params!r}"
+        return f"{type} parameters must be numbers, got {short_repr(params)}"
     if len(values) != _ARITY[type]:
         return f"{type} needs {_ARITY[type]} parameters {_LETTERS[type]}, got {len(values)}"
     if not all(math.isfinite(v) for v in values):

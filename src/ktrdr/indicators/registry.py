@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ktrdr.echo import short_repr
 from ktrdr.indicators.catalog import build_catalog
 from ktrdr.indicators.spec import IndicatorSpec
 
@@ -52,7 +53,9 @@ def get_indicator(name: str) -> IndicatorSpec:
     """The indicator called ``name`` (or one of its aliases). Unknown names raise KeyError."""
     spec = _INDEX.get(normalize_name(name)) if isinstance(name, str) else None
     if spec is None:
-        raise KeyError(f"unknown indicator {name!r}; known: {', '.join(known_indicators())}")
+        raise KeyError(
+            f"unknown indicator {short_repr(name)}; known: {', '.join(known_indicators())}"
+        )
     return spec
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ktrdr.echo import short_repr
 from ktrdr.errors import DataError, StrategyConfigError
 
 logger = logging.getLogger(__name__)
@@ -68,19 +69,23 @@ class ParamSpec:
         """Why ``value`` is not acceptable (``None`` when it is)."""
         if self.kind == "choice":
             if not isinstance(value, str) or value.strip().lower() not in self.choices:
-                return f"must be one of {', '.join(self.choices)}, got {value!r}"
+                return f"must be one of {', '.join(self.choices)}, got {short_repr(value)}"
             return None
         if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-            return f"must be {'an integer' if self.kind == 'int' else 'a number'}, got {value!r}"
-        number = float(value)
+            wanted = "an integer" if self.kind == "int" else "a number"
+            return f"must be {wanted}, got {short_repr(value)}"
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range (1 followed by 400 digits)
+            return f"must be <= {self.maximum:g}, got {short_repr(value)}"
         if not math.isfinite(number):
-            return f"must be finite, got {value!r}"
+            return f"must be finite, got {short_repr(value)}"
         if self.kind == "int" and not number.is_integer():
-            return f"must be an integer, got {value!r}"
+            return f"must be an integer, got {short_repr(value)}"
         if self.minimum is not None and number < self.minimum:
-            return f"must be >= {self.minimum:g}, got {value!r}"
+            return f"must be >= {self.minimum:g}, got {short_repr(value)}"
         if self.maximum is not None and number > self.maximum:
-            return f"must be <= {self.maximum:g}, got {value!r}"
+            return f"must be <= {self.maximum:g}, got {short_repr(value)}"
         return None
 
     def normalize(self, value: Any) -> Any:
@@ -128,11 +133,14 @@ class IndicatorSpec:
         for key, value in params.items():
             spec = by_name.get(key)
             if spec is None:
-                problems.append(f"unknown parameter '{key}' for {self.name}; allowed: {allowed}")
+                problems.append(
+                    f"unknown parameter {short_repr(key)} for {self.name}; allowed: {allowed}"
+                )
                 continue
             if spec.name in seen:
                 problems.append(
-                    f"{self.name}: '{seen[spec.name]}' and '{key}' are the same parameter; "
+                    f"{self.name}: '{seen[spec.name]}' and {short_repr(key)} are the same "
+                    "parameter; "
                     "give only one"
                 )
                 continue

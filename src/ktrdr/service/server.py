@@ -11,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ktrdr.security.tls import ServerTLS
+from ktrdr.service.decoding import RejectUndecodable
 from ktrdr.transfer import grpc_options
 
 logger = logging.getLogger(__name__)
@@ -44,11 +45,13 @@ def build_server(
 ) -> tuple[grpc.aio.Server, Health]:
     """A ``grpc.aio`` server with the services, health and reflection registered.
 
-    SO_REUSEPORT is off: gRPC turns it on by default, which lets a second server bind a port
-    that is already served and take half of its connections.
+    Undecodable requests are answered INVALID_ARGUMENT (outermost interceptor, so also for
+    calls the other interceptors refuse). SO_REUSEPORT is off: gRPC turns it on by default,
+    which lets a second server bind a port that is already served and take half of its
+    connections.
     """
     options = [*grpc_options(max_message_bytes), ("grpc.so_reuseport", 0)]
-    server = grpc.aio.server(options=options, interceptors=list(interceptors) or None)
+    server = grpc.aio.server(options=options, interceptors=[RejectUndecodable(), *interceptors])
     register(server)
     health_ = Health(full_service_names)
     health_pb2_grpc.add_HealthServicer_to_server(health_.servicer, server)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ktrdr.echo import short_repr
 from ktrdr.errors import StorageError
 from ktrdr.storage.bundle import METADATA_FILE, ModelBundle
 
@@ -36,7 +37,8 @@ VERSION_DIR_RE = re.compile(r"^(?P<combo>[A-Za-z0-9._+-]+)_v(?P<version>[0-9]+)$
 def check_strategy_name(name: str) -> str:
     if not STRATEGY_NAME_RE.match(name) or name in {".", ".."} or ".." in name:
         raise StorageError(
-            f"strategy name {name!r} is not allowed for storage: use letters, digits, '.', '_' "
+            f"strategy name {short_repr(name)} is not allowed for storage: use letters, digits, "
+            "'.', '_' "
             "and '-' (at most 100, starting with a letter or digit)"
         )
     return name
