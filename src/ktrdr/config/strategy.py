@@ -125,6 +125,8 @@ class TrainingDataConfig(_Lenient):
     timeframes: TimeframesConfig
     start_date: date | None = None  # inclusive
     end_date: date | None = None  # inclusive, the whole day
+    # How the data files write dates: day_first, month_first or a strftime pattern.
+    date_format: str | None = None
 
     @field_validator("end_date")
     @classmethod
@@ -240,25 +242,47 @@ class ModelConfig(_Lenient):
 class LabelsConfig(_Lenient):
     source: Literal["zigzag"] = "zigzag"
     zigzag_threshold: float = Field(default=0.02, gt=0)  # relative move that makes a new extreme
-    label_lookahead: int = Field(default=20, ge=1)
+    label_lookahead: int = Field(default=20, ge=0)
 
 
 class DataSplitConfig(_Lenient):
+    """One calendar split for all symbols (see :mod:`ktrdr.training.split`)."""
+
     train: float = Field(default=0.7, gt=0)
     validation: float = Field(default=0.15, ge=0)
     test: float = Field(default=0.15, gt=0)
+    # Boundaries as dates (UTC midnight); when given they replace the ratios.
+    validation_start: date | None = None
+    test_start: date | None = None
+    # Rows per symbol dropped after each boundary, on top of the exact label purge.
+    embargo_bars: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _check_sum(self) -> DataSplitConfig:
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + validation + test must sum to 1, got {total:g}")
+        if self.validation_start is not None and self.test_start is None:
+            raise ValueError("validation_start needs test_start")
+        if (
+            self.validation_start is not None
+            and self.test_start is not None
+            and self.validation_start > self.test_start
+        ):
+            raise ValueError("validation_start must not be after test_start")
         return self
 
 
 class TrainingConfig(_Lenient):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     data_split: DataSplitConfig = Field(default_factory=DataSplitConfig)
+
+
+class EvaluationConfig(_Lenient):
+    """Trading metrics on the test period (see :mod:`ktrdr.training.trading`)."""
+
+    cost_bps: float = Field(default=5.0, ge=0)  # per unit of position change, in 1/10000
+    allow_short: bool = True  # SELL goes short (else flat)
 
 
 class StrategyConfig(_Lenient):
@@ -273,6 +297,7 @@ class StrategyConfig(_Lenient):
     fuzzy_sets: dict[str, dict[str, FuzzySetConfig]]  # indicator id -> set name -> set
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
 
     @field_validator("name", "description", "version", "hypothesis", "scope", mode="before")

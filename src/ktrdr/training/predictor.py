@@ -18,9 +18,10 @@ from ktrdr.features import build_symbol_features
 from ktrdr.labels import CLASS_NAMES
 from ktrdr.models import MLPClassifier, MLPSpec
 from ktrdr.storage.bundle import SCALER_MEAN, SCALER_SCALE, ModelBundle
-from ktrdr.training.dataset import Scaler, build_dataset, chronological_split, compute_labels
+from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
 from ktrdr.training.device import resolve_device
-from ktrdr.training.evaluation import evaluate
+from ktrdr.training.evaluation import evaluate, majority_accuracy
+from ktrdr.training.split import chronological_split
 from ktrdr.training.trainer import Tensors, class_weights, predict_logits
 
 
@@ -105,7 +106,12 @@ class Predictor:
         cfg = self.config
         td = cfg.training_data
         data = load_market_data(
-            Path(data_dir), self.symbols, self.timeframes, td.start_date, td.end_date
+            Path(data_dir),
+            self.symbols,
+            self.timeframes,
+            td.start_date,
+            td.end_date,
+            td.date_format,
         )
         features = build_symbol_features(cfg, data)
         self._check_feature_names(list(features[self.symbols[0]].frame.columns))
@@ -124,4 +130,6 @@ class Predictor:
             else None
         )
         loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-        return evaluate(self.model, test, loss_fn, self.symbols)
+        metrics = evaluate(self.model, test, loss_fn, self.symbols)
+        metrics["majority_accuracy"] = majority_accuracy(dataset.y[split.train], dataset.y[rows])
+        return metrics

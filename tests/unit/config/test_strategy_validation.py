@@ -285,9 +285,9 @@ REJECTIONS: list[tuple[str, dict[str, Any], str]] = [
         "training.labels.zigzag_threshold: must be > 0",
     ),
     (
-        "zero label lookahead",
-        {"training": {"labels": {"label_lookahead": 0}}},
-        "training.labels.label_lookahead: must be >= 1",
+        "negative label lookahead (0 is KTRDR's tail and allowed)",
+        {"training": {"labels": {"label_lookahead": -1}}},
+        "training.labels.label_lookahead: must be >= 0",
     ),
     (
         "empty hidden layers",
