@@ -100,7 +100,8 @@ def seed_everything(seed: int) -> None:
 def warmup_bars(config: StrategyConfig) -> int:
     """Bars a series needs before the first complete feature row."""
     indicator_warmup = max(
-        (get_indicator(ind.name).warmup(ind.params) for ind in config.indicators), default=0
+        (get_indicator(ind.name).warmup(ind.params) for ind in config.active_indicators),
+        default=0,
     )
     context = PRICE_CONTEXT_WARMUP if config.model.features.include_price_context else 0
     return max(indicator_warmup, context) + config.model.features.lookback_periods + 1
@@ -201,6 +202,8 @@ class _Run:
             seed,
         )
 
+        for notice in cfg.notices():
+            logger.warning("strategy %s: %s", cfg.name, notice)
         with self.step(1):
             td = cfg.training_data
             data = load_market_data(
@@ -369,6 +372,7 @@ class _Run:
                 }
                 for symbol, frames in data.items()
             },
+            "notices": cfg.notices(),
             "feature_names": feature_names,
             "scaler": {"type": "standard" if scaler.enabled else "none", "fitted_on": "train"},
             "model": spec.to_dict(),

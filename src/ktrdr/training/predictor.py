@@ -64,6 +64,50 @@ class Predictor:
             f"this model was trained on {', '.join(self.symbols)}; no symbol {symbol!r}"
         )
 
+    def check_data(
+        self, symbol: str, bars: pd.DataFrame, *, allow_mismatch: bool = False
+    ) -> list[str]:
+        """Problems with scoring ``bars`` of ``symbol``: a ``DataError`` unless
+        ``allow_mismatch`` (then returned as warnings), plus how many bars overlap training.
+
+        Checked: the symbol is one the model was trained on; the bars' spacing is the base
+        timeframe's; prices are positive and finite. The overlap line counts the bars inside
+        the training data's period for that symbol (their signals are in-sample).
+        """
+        from ktrdr.data.timeframes import timeframe_to_timedelta
+
+        prices = bars[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(prices) & (prices > 0)).all(axis=1)
+        if bad.any():
+            raise DataError(
+                f"{symbol}: bar {bars.index[int(np.argmax(bad))]} has a non-positive or "
+                "non-finite price"
+            )
+        problems: list[str] = []
+        if symbol.upper() not in self.symbols:
+            problems.append(
+                f"the model was trained on {', '.join(self.symbols)}, not {symbol.upper()}"
+            )
+        base = self.config.training_data.timeframes.base()
+        if len(bars) > 2:
+            spacing = pd.Series(bars.index).diff().dropna().median()
+            expected = timeframe_to_timedelta(base)
+            if not expected * 0.5 <= spacing <= expected * 3.5:  # weekends stretch daily bars
+                problems.append(
+                    f"the bars are {spacing} apart but the model was trained on {base} bars"
+                )
+        if problems and not allow_mismatch:
+            raise DataError("; ".join(problems) + " (use --allow-mismatch to score anyway)")
+        span = self.bundle.metadata.get("data", {}).get(symbol.upper(), {}).get(base)
+        if span:
+            first, last = pd.Timestamp(span["first"]), pd.Timestamp(span["last"])
+            inside = int(((bars.index >= first) & (bars.index <= last)).sum())
+            problems.append(
+                f"{inside} of {len(bars)} bars fall inside the training data's period "
+                f"({first:%Y-%m-%d} .. {last:%Y-%m-%d}); their signals are in-sample"
+            )
+        return problems
+
     def complete_timeframes(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Higher timeframes missing from ``frames`` are resampled from the base timeframe."""
         base = self.config.training_data.timeframes.base()

@@ -82,9 +82,9 @@ def chronological_split(dataset: Dataset, split: DataSplitConfig) -> Split:
     embargoed = np.zeros(len(ts), dtype=bool)
     if split.embargo_bars > 0:
         for i in range(len(dataset.symbols)):
-            rows = np.flatnonzero(dataset.symbol_idx == i)
+            own = np.flatnonzero(dataset.symbol_idx == i)
             for boundary in {val_start, test_start}:
-                after = rows[ts[rows] >= boundary][: split.embargo_bars]
+                after = own[ts[own] >= boundary][: split.embargo_bars]
                 embargoed[after] = True
     usable = dataset.confirmed & ~crosses & ~embargoed
     rows = {name: np.flatnonzero(usable & (part == k)) for k, name in enumerate(PARTS)}
