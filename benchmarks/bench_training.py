@@ -24,8 +24,9 @@ from ktrdr.config import strategy_from_dict
 from ktrdr.data import load_market_data
 from ktrdr.features import build_symbol_features
 from ktrdr.models import MLPClassifier, MLPSpec, embedding_dim_for
-from ktrdr.training.dataset import Scaler, build_dataset, chronological_split, compute_labels
+from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
 from ktrdr.training.executor import TrainingExecutor, seed_everything
+from ktrdr.training.split import chronological_split
 
 
 def synthetic_bars(symbol_seed: int, bars: int) -> pd.DataFrame:

@@ -70,6 +70,14 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="symbol of the data (default: from the file name SYMBOL_TF.csv)",
     )
     predict.add_argument("--out", type=Path, default=None, help="write signals as CSV here")
+    predict.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="warn instead of refusing data of a symbol or timeframe the model was not trained on",
+    )
+    predict.add_argument(
+        "--date-format", default=None, help="day_first, month_first or a strftime pattern"
+    )
     predict.set_defaults(handler=_predict)
 
 
@@ -183,8 +191,30 @@ def _train(args: argparse.Namespace) -> int:
             f"  {name:<5} precision {row['precision']:.3f} recall {row['recall']:.3f} "
             f"f1 {row['f1']:.3f} support {row['support']}"
         )
+    print(f"  majority-class accuracy {test.get('majority_accuracy', 0.0):.4f} (baseline)")
+    print(trading_summary(result.metrics.get("trading", {})))
     print(f"model saved: {stored.path} (version {stored.version})")
     return 0
+
+
+def trading_summary(trading: dict[str, Any]) -> str:
+    """The test period traded: strategy and baselines, overall (``ktrdr train``, models show)."""
+    overall = trading.get("overall")
+    if not overall:
+        return "  trading: not recorded"
+    lines = [
+        f"  trading on the test period ({overall.get('bars', 0)} bars, "
+        f"{trading.get('cost_bps', 0):g} bps per trade; {trading.get('position_rule', '')}):"
+    ]
+    for name in ("strategy", "buy_and_hold", "majority", "flat"):
+        row = overall[name]
+        lines.append(
+            f"    {name:<13} return {row['return']:+8.2%}  sharpe {row['sharpe']:6.2f}  "
+            f"max drawdown {row['max_drawdown']:6.2%}  trades {row['trades']:4d}  "
+            f"hit rate {row['hit_rate']:.2f}"
+        )
+    lines.append(f"  verdict: {trading['verdict']['text']}")
+    return "\n".join(lines)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -193,7 +223,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor.load(args.model_dir)
     symbol = args.symbol or args.data.stem.split("_")[0]
-    frames = {predictor.config.training_data.timeframes.base(): read_ohlcv_file(args.data)}
+    bars = read_ohlcv_file(args.data, getattr(args, "date_format", None))
+    for line in predictor.check_data(symbol, bars, allow_mismatch=args.allow_mismatch):
+        print(f"warning: {line}", file=sys.stderr)
+    frames = {predictor.config.training_data.timeframes.base(): bars}
     signals = predictor.predict(symbol, frames)
     if args.out:
         signals.to_csv(args.out, index_label="timestamp")

@@ -25,6 +25,8 @@ def validate_command(path: str | Path) -> int:
         return 1
     print("valid")
     print(strategy_summary(cfg))
+    for notice in cfg.notices():
+        print(f"notice: {notice}")
     return 0
 
 

@@ -88,16 +88,44 @@ def cross_check(
                     f"{declared}",
                 )
             )
-    for ind_id, position in first_seen.items():
-        if fuzzy_set_counts.get(ind_id, 0) == 0:
-            problems.append(
-                (
-                    ("fuzzy_sets", ind_id),
-                    f"no fuzzy sets for indicator {short_repr(ind_id)} (indicators[{position}]); "
-                    "its features would be missing",
-                )
-            )
+    if first_seen and not any(fuzzy_set_counts.get(i, 0) for i in first_seen):
+        problems.append((("fuzzy_sets",), "no indicator has fuzzy sets; there are no features"))
     return problems
+
+
+def _nearest(error: Mapping[str, Any]) -> str:
+    """``; did you mean `x`?`` with the closest known key at the error's place, or ``""``."""
+    import difflib
+
+    from ktrdr.config import strategy
+
+    loc = [part for part in error["loc"] if isinstance(part, str)]
+    model: Any = strategy.StrategyConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            continue  # a dict key (fuzzy set names...) or a list position
+        model = _model_in(field.annotation)
+        if model is None:
+            return ""
+    known = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6) if loc else []
+    return f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation (``X | None``, ``list[X]``, ``dict[str, X]``)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _line(loc: Sequence[str | int], message: str) -> str:
@@ -114,6 +142,8 @@ def _message(error: Mapping[str, Any]) -> str:
     value = error.get("input")
     if kind == "missing":
         return "required"
+    if kind == "extra_forbidden":
+        return "unknown key" + _nearest(error)
     if kind == "value_error":
         return short_text(str(ctx.get("error", error["msg"])), 400)
     comparisons = {

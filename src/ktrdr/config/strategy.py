@@ -49,9 +49,30 @@ def _duplicates(items: StrList) -> StrList:
 
 
 class _Lenient(BaseModel):
-    """Unknown keys (``deployment``, ``decisions``...) are accepted and ignored."""
+    """Strict: an unknown key anywhere is an error (with the nearest known key).
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Keys KTRDR's format has but training does not use (``deployment``, ``decisions``...) are
+    declared as ``Any`` fields, accepted, and listed by :meth:`StrategyConfig.notices`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# KTRDR v2 keys that training accepts and ignores: (model, field) -> where in the YAML.
+KTRDR_IGNORED: dict[str, tuple[str, ...]] = {
+    "StrategyConfig": (
+        "deployment",
+        "decisions",
+        "orchestrator",
+        "risk_management",
+        "backtesting",
+        "nn_inputs",
+    ),
+    "TrainingDataConfig": ("history_required",),
+    "ModelConfig": ("symbol_embedding_dim",),
+    "ArchitectureConfig": ("output_activation",),
+    "TrainingConfig": ("method", "fitness_metrics"),
+}
 
 
 class SymbolsConfig(_Lenient):
@@ -126,6 +147,9 @@ class TrainingDataConfig(_Lenient):
     timeframes: TimeframesConfig
     start_date: date | None = None  # inclusive
     end_date: date | None = None  # inclusive, the whole day
+    # How the data files write dates: day_first, month_first or a strftime pattern.
+    date_format: str | None = None
+    history_required: Any = None  # KTRDR; not used
 
     @field_validator("end_date")
     @classmethod
@@ -149,8 +173,19 @@ class IndicatorConfig(BaseModel):
 
     @property
     def params(self) -> dict[str, Any]:
-        """Parameters given in the YAML (everything but name/feature_id)."""
-        return dict(self.model_extra or {})
+        """Parameters given in the YAML (everything but name/feature_id), minus ignored ones."""
+        ignored = set(self.ignored_params)
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in ignored}
+
+    @property
+    def ignored_params(self) -> list[str]:
+        """Parameters the indicator cannot use but KTRDR's files give (``source`` on stoch)."""
+        try:
+            spec = get_indicator(self.name)
+        except KeyError:
+            return []
+        names = {p.name for p in spec.params}
+        return [k for k in (self.model_extra or {}) if k == "source" and "source" not in names]
 
     @field_validator("name")
     @classmethod
@@ -183,6 +218,15 @@ class FuzzySetConfig(_Lenient):
     type: Literal["triangular", "trapezoidal", "gaussian"]
     parameters: list[float]  # triangular a,b,c; trapezoidal a,b,c,d; gaussian mean,sigma
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # KTRDR's short form `set_name: [a, b, c]` (triangular) or `[a, b, c, d]` (trapezoidal).
+        if isinstance(value, list):
+            kind = "trapezoidal" if len(value) == 4 else "triangular"
+            return {"type": kind, "parameters": value}
+        return value
+
     @field_validator("parameters")
     @classmethod
     def _check_shape(cls, parameters: list[float], info: ValidationInfo) -> list[float]:
@@ -198,6 +242,7 @@ class ArchitectureConfig(_Lenient):
     hidden_layers: list[PositiveInt] = Field(default_factory=lambda: [64, 32], min_length=1)
     activation: Literal["relu", "tanh", "sigmoid", "leaky_relu"] = "relu"
     dropout: float = Field(default=0.2, ge=0, lt=1)
+    output_activation: Any = None  # KTRDR; the model always ends in logits + softmax
 
 
 class FeaturesConfig(_Lenient):
@@ -236,30 +281,55 @@ class ModelConfig(_Lenient):
     architecture: ArchitectureConfig = Field(default_factory=ArchitectureConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     training: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
+    symbol_embedding_dim: Any = None  # KTRDR; the embedding size follows the symbol count
 
 
 class LabelsConfig(_Lenient):
     source: Literal["zigzag"] = "zigzag"
     zigzag_threshold: float = Field(default=0.02, gt=0)  # relative move that makes a new extreme
-    label_lookahead: int = Field(default=20, ge=1)
+    label_lookahead: int = Field(default=20, ge=0)
 
 
 class DataSplitConfig(_Lenient):
+    """One calendar split for all symbols (see :mod:`ktrdr.training.split`)."""
+
     train: float = Field(default=0.7, gt=0)
     validation: float = Field(default=0.15, ge=0)
     test: float = Field(default=0.15, gt=0)
+    # Boundaries as dates (UTC midnight); when given they replace the ratios.
+    validation_start: date | None = None
+    test_start: date | None = None
+    # Rows per symbol dropped after each boundary, on top of the exact label purge.
+    embargo_bars: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _check_sum(self) -> DataSplitConfig:
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + validation + test must sum to 1, got {total:g}")
+        if self.validation_start is not None and self.test_start is None:
+            raise ValueError("validation_start needs test_start")
+        if (
+            self.validation_start is not None
+            and self.test_start is not None
+            and self.validation_start > self.test_start
+        ):
+            raise ValueError("validation_start must not be after test_start")
         return self
 
 
 class TrainingConfig(_Lenient):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     data_split: DataSplitConfig = Field(default_factory=DataSplitConfig)
+    method: Any = None  # KTRDR; training is always supervised
+    fitness_metrics: Any = None  # KTRDR; not used
+
+
+class EvaluationConfig(_Lenient):
+    """Trading metrics on the test period (see :mod:`ktrdr.training.trading`)."""
+
+    cost_bps: float = Field(default=5.0, ge=0)  # per unit of position change, in 1/10000
+    allow_short: bool = True  # SELL goes short (else flat)
 
 
 class StrategyConfig(_Lenient):
@@ -274,7 +344,43 @@ class StrategyConfig(_Lenient):
     fuzzy_sets: dict[str, dict[str, FuzzySetConfig]]  # indicator id -> set name -> set
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    deployment: Any = None
+    decisions: Any = None
+    orchestrator: Any = None
+    risk_management: Any = None
+    backtesting: Any = None
+    nn_inputs: Any = None
+
+    @property
+    def active_indicators(self) -> list[IndicatorConfig]:
+        """Indicators with fuzzy sets: the only ones computed (KTRDR allowed the others)."""
+        return [ind for ind in self.indicators if self.fuzzy_sets.get(ind.id)]
+
+    def notices(self) -> list[str]:
+        """What the strategy declares that training does not use (shown, never an error)."""
+        out: list[str] = []
+        for ind in self.indicators:
+            if not self.fuzzy_sets.get(ind.id):
+                out.append(
+                    f"indicators: '{ind.id}' has no fuzzy sets; it is not computed and feeds "
+                    "nothing"
+                )
+            for key in ind.ignored_params:
+                out.append(f"indicators: '{ind.id}' ({ind.name}) cannot use '{key}'; it is ignored")
+        places: list[tuple[str, BaseModel]] = [
+            ("", self),
+            ("training_data.", self.training_data),
+            ("model.", self.model),
+            ("model.architecture.", self.model.architecture),
+            ("training.", self.training),
+        ]
+        for prefix, obj in places:
+            for key in KTRDR_IGNORED.get(type(obj).__name__, ()):
+                if getattr(obj, key) is not None:
+                    out.append(f"{prefix}{key}: KTRDR key, not used by training; ignored")
+        return out
 
     @field_validator("name", "description", "version", "hypothesis", "scope", mode="before")
     @classmethod

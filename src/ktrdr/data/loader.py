@@ -43,9 +43,14 @@ def load_ohlcv(
     timeframe: str,
     start: DateLike | None = None,
     end: DateLike | None = None,
+    date_format: str | None = None,
 ) -> pd.DataFrame:
-    """Bars of ``symbol`` at ``timeframe`` between ``start`` and ``end`` (inclusive)."""
-    return _Loader(Path(data_dir)).load(symbol, timeframe, start, end)
+    """Bars of ``symbol`` at ``timeframe`` between ``start`` and ``end`` (inclusive).
+
+    ``date_format`` (``day_first``, ``month_first`` or a strftime pattern) says how the files
+    write dates; see :func:`ktrdr.data.reader.read_ohlcv_file`.
+    """
+    return _Loader(Path(data_dir), date_format).load(symbol, timeframe, start, end)
 
 
 def load_market_data(
@@ -54,9 +59,10 @@ def load_market_data(
     timeframes: Iterable[str],
     start: DateLike | None = None,
     end: DateLike | None = None,
+    date_format: str | None = None,
 ) -> dict[str, dict[str, pd.DataFrame]]:
     """``{symbol: {timeframe: frame}}`` for every pair; each source file is read once."""
-    loader = _Loader(Path(data_dir))
+    loader = _Loader(Path(data_dir), date_format)
     timeframe_list = list(timeframes)
     return {
         normalize_symbol(symbol): {
@@ -78,8 +84,9 @@ def check_enough_bars(df: pd.DataFrame, needed: int, file_label: str) -> None:
 class _Loader:
     """Loads frames from one directory, reading each file at most once."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, date_format: str | None = None) -> None:
         self.data_dir = data_dir
+        self.date_format = date_format
         self._cache: dict[Path, pd.DataFrame] = {}
 
     def load(
@@ -123,7 +130,7 @@ class _Loader:
 
     def _read(self, path: Path) -> pd.DataFrame:
         if path not in self._cache:
-            self._cache[path] = read_ohlcv_file(path)
+            self._cache[path] = read_ohlcv_file(path, self.date_format)
         return self._cache[path]
 
     def _files_for(self, symbol: str) -> list[_DataFile]:

@@ -71,8 +71,10 @@ def compute_indicators(config: StrategyConfig, data: MarketData) -> IndicatorVal
     for symbol, frames in data.items():
         out[symbol] = {}
         for tf, ohlcv in frames.items():
-            out[symbol][tf] = {ind.id: compute_indicator(ind, ohlcv) for ind in config.indicators}
-            logger.debug("indicators %s %s: %d series", symbol, tf, len(config.indicators))
+            out[symbol][tf] = {
+                ind.id: compute_indicator(ind, ohlcv) for ind in config.active_indicators
+            }
+            logger.debug("indicators %s %s: %d series", symbol, tf, len(config.active_indicators))
     return out
 
 
@@ -85,7 +87,7 @@ def compute_memberships(config: StrategyConfig, indicators: IndicatorValues) -> 
         for tf, series_by_id in per_tf.items():
             parts = [
                 fuzzify(series_by_id[ind.id], config.fuzzy_sets[ind.id], f"{prefixes[tf]}{ind.id}")
-                for ind in config.indicators
+                for ind in config.active_indicators
             ]
             out[symbol][tf] = pd.concat(parts, axis=1)
     return out

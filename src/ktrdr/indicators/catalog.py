@@ -86,6 +86,8 @@ def _moving_average(
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
         src = source_prices(ohlcv, p["source"])
         average = ta_fn(src, timeperiod=p["period"])
+        if p["units"] == "ratio":
+            return np.asarray(src / average)
         return _pct_of(src - average, average)
 
     def lookback(p: dict[str, Any]) -> int:
@@ -94,10 +96,21 @@ def _moving_average(
     return IndicatorSpec(
         name=name,
         aliases=aliases,
-        params=(_period(default), _source()),
+        params=(
+            _period(default),
+            _source(),
+            ParamSpec(
+                "units",
+                "choice",
+                "ratio",
+                choices=("ratio", "percent"),
+                doc="ratio: source / average (KTRDR's, around 1.0); percent: percent distance",
+            ),
+        ),
         series_doc=(
-            f"percent distance of the source from its {function} over `period` bars: "
-            f"100 * (source - {function}) / {function} (0 = on the average, > 0 above it)"
+            f"`units: ratio` (default, KTRDR's): source / {function} over `period` bars, "
+            f"around 1.0 (1.02 = 2 % above); `units: percent`: 100 * (source - {function}) / "
+            f"{function}, around 0"
         ),
         columns=(),
         compute_fn=compute,
@@ -181,7 +194,8 @@ def _macd() -> IndicatorSpec:
             slowperiod=p["slow_period"],
             signalperiod=p["signal_period"],
         )
-        return _pct_of(np.asarray(lines[outputs.index(p["output"])]), src)
+        line = np.asarray(lines[outputs.index(p["output"])])
+        return line if p["units"] == "price" else _pct_of(line, src)
 
     def lookback(p: dict[str, Any]) -> int:
         return talib_lookback(
@@ -214,10 +228,18 @@ def _macd() -> IndicatorSpec:
                 choices=outputs,
                 doc="which line feeds the fuzzy sets",
             ),
+            ParamSpec(
+                "units",
+                "choice",
+                "price",
+                choices=("price", "percent"),
+                doc="price: the raw line (KTRDR's); percent: 100 * line / source",
+            ),
         ),
         series_doc=(
-            "the chosen MACD line (`output`: macd (default), signal or histogram) as percent "
-            "of the source: 100 * line / source. TA-Lib starts all three lines together, so "
+            "the chosen MACD line (`output`: macd (default), signal or histogram); "
+            "`units: price` (default, KTRDR's) the raw line in price units, `units: percent` "
+            "100 * line / source (scale-free). TA-Lib starts all three lines together, so "
             "with output=macd `signal_period` only moves the first valid bar"
         ),
         columns=(),

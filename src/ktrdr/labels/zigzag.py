@@ -17,6 +17,13 @@ CLASS_NAMES: tuple[str, str, str] = ("BUY", "HOLD", "SELL")
 
 
 def zigzag_extremes(close: np.ndarray, threshold: float, lookahead: int) -> np.ndarray:
+    """Indices of the ZigZag extremes of ``close`` (see :func:`zigzag_extremes_confirmed`)."""
+    return zigzag_extremes_confirmed(close, threshold, lookahead)[0]
+
+
+def zigzag_extremes_confirmed(
+    close: np.ndarray, threshold: float, lookahead: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the ZigZag extremes of ``close``, alternating lows and highs. O(n).
 
     The first extreme is the lowest (highest) close seen before price first rises (falls)
@@ -28,12 +35,18 @@ def zigzag_extremes(close: np.ndarray, threshold: float, lookahead: int) -> np.n
     The running extreme left at the end of the data (already ``threshold`` away from the
     previous extreme, but not yet confirmed by a reversal) counts as the last extreme only if
     at least ``lookahead`` bars follow it.
+
+    Returns ``(extremes, confirmed_at)``: ``confirmed_at[k]`` is the bar whose close made
+    extreme ``k`` certain (the reversal bar; the last bar of the data for a final extreme
+    kept by ``lookahead``). No price after that bar can change it.
     """
     prices = np.asarray(close, dtype=np.float64).tolist()
     n = len(prices)
     extremes: list[int] = []
+    confirmed: list[int] = []
+    empty = np.array([], dtype=np.int64)
     if n == 0:
-        return np.array([], dtype=np.int64)
+        return empty, empty
     up_factor, down_factor = 1.0 + threshold, 1.0 - threshold
 
     # Before the first swing: track both the lowest and the highest close.
@@ -45,10 +58,12 @@ def zigzag_extremes(close: np.ndarray, threshold: float, lookahead: int) -> np.n
         p = prices[i]
         if p >= prices[low_i] * up_factor:
             extremes.append(low_i)
+            confirmed.append(i)
             direction, run_i = 1, i
             break
         if p <= prices[high_i] * down_factor:
             extremes.append(high_i)
+            confirmed.append(i)
             direction, run_i = -1, i
             break
         if p < prices[low_i]:
@@ -57,7 +72,7 @@ def zigzag_extremes(close: np.ndarray, threshold: float, lookahead: int) -> np.n
             high_i = i
         i += 1
     if direction == 0:
-        return np.array([], dtype=np.int64)
+        return empty, empty
 
     run_p = prices[run_i]
     for j in range(run_i + 1, n):
@@ -67,17 +82,49 @@ def zigzag_extremes(close: np.ndarray, threshold: float, lookahead: int) -> np.n
                 run_i, run_p = j, p
             elif p <= run_p * down_factor:
                 extremes.append(run_i)
+                confirmed.append(j)
                 direction, run_i, run_p = -1, j, p
         else:
             if p < run_p:
                 run_i, run_p = j, p
             elif p >= run_p * up_factor:
                 extremes.append(run_i)
+                confirmed.append(j)
                 direction, run_i, run_p = 1, j, p
 
     if n - 1 - run_i >= lookahead:
         extremes.append(run_i)
-    return np.asarray(extremes, dtype=np.int64)
+        confirmed.append(n - 1)
+    return np.asarray(extremes, dtype=np.int64), np.asarray(confirmed, dtype=np.int64)
+
+
+def zigzag_label_horizon(
+    close: np.ndarray | pd.Series, threshold: float, lookahead: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which labels of :func:`zigzag_labels` are confirmed, and the bar each one needs.
+
+    Returns ``(confirmed, known_at)``, both of the length of ``close``. A label is confirmed
+    from the first to the last extreme (inclusive); before the first and after the last one
+    its HOLD only means "not known yet", so those rows must be neither trained on nor scored.
+    ``known_at[t]`` is the last bar whose price the label of bar ``t`` depends on: the bar
+    that confirmed the extreme ending its segment (for an extreme itself, its own
+    confirmation); -1 where the label is not confirmed. A split boundary at bar ``b`` leaks
+    unless every row before it has ``known_at < b``.
+    """
+    prices = np.asarray(close, dtype=np.float64)
+    n = prices.size
+    confirmed = np.zeros(n, dtype=bool)
+    known_at = np.full(n, -1, dtype=np.int64)
+    extremes, confirmed_at = zigzag_extremes_confirmed(prices, float(threshold), int(lookahead))
+    if extremes.size < 2:
+        return confirmed, known_at
+    bars = np.arange(extremes[0], extremes[-1] + 1)
+    k = np.searchsorted(extremes, bars, side="right") - 1  # extremes[k] <= bar
+    at_extreme = extremes[k] == bars
+    segment_end = np.minimum(k + 1, extremes.size - 1)
+    known_at[bars] = np.where(at_extreme, confirmed_at[k], confirmed_at[segment_end])
+    confirmed[bars] = True
+    return confirmed, known_at
 
 
 def zigzag_labels(close: np.ndarray | pd.Series, threshold: float, lookahead: int) -> np.ndarray:

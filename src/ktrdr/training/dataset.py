@@ -1,8 +1,9 @@
-"""Labels, the chronological split and feature scaling (steps 5 and 6).
+"""Labels and the stacked training table (step 5), and feature scaling (step 6).
 
-Rows of all symbols are stacked symbol by symbol, each symbol's rows in time order. The split
-is taken per symbol in time order (train, then validation, then test), so test rows are always
-the latest bars of each symbol and nothing is shuffled before the split.
+Rows of all symbols are stacked symbol by symbol, each symbol's rows in time order. Every row
+keeps its label, whether that label is confirmed (ZigZag labels before the first and after the
+last extreme only mean "unknown"), the time of the last bar its label depends on, and the
+return of the next bar (for the trading metrics). The split is :mod:`ktrdr.training.split`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ktrdr.config.strategy import DataSplitConfig, StrategyConfig
+from ktrdr.config.strategy import StrategyConfig
 from ktrdr.errors import DataError
 from ktrdr.features import SymbolFeatures
-from ktrdr.labels import zigzag_labels
+from ktrdr.labels import zigzag_label_horizon, zigzag_labels
 
 
 @dataclass(frozen=True)
@@ -29,55 +30,79 @@ class Dataset:
     timestamps: np.ndarray  # datetime64[ns] (rows,) base bar open times (UTC)
     feature_names: list[str]
     symbols: list[str]
+    confirmed: np.ndarray  # bool (rows,) the label is known (not before/after the extremes)
+    known_at: np.ndarray  # datetime64[ns] (rows,) open time of the last bar the label needs
+    next_return: np.ndarray  # float64 (rows,) close-to-close return of the next bar (0 at end)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
 
 @dataclass(frozen=True)
-class Split:
-    """Row indices into a ``Dataset`` for each part, each in time order per symbol."""
+class SymbolLabels:
+    """Labels of one symbol's feature rows, with what the split and the metrics need."""
 
-    train: np.ndarray
-    validation: np.ndarray
-    test: np.ndarray
+    labels: np.ndarray  # int64
+    confirmed: np.ndarray  # bool
+    known_at: np.ndarray  # datetime64[ns]; NaT where not confirmed
+    next_return: np.ndarray  # float64
 
 
 def compute_labels(
     config: StrategyConfig,
     data: Mapping[str, Mapping[str, pd.DataFrame]],
     features: Mapping[str, SymbolFeatures],
-) -> dict[str, np.ndarray]:
+) -> dict[str, SymbolLabels]:
     """Step 5: ZigZag labels on each symbol's full base series, taken at the feature rows."""
     base_tf = config.training_data.timeframes.base()
     labels_cfg = config.training.labels
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, SymbolLabels] = {}
     for symbol, feats in features.items():
         close = data[symbol][base_tf]["close"]
-        full = zigzag_labels(
-            close.to_numpy(dtype=np.float64),
-            labels_cfg.zigzag_threshold,
-            labels_cfg.label_lookahead,
+        prices = close.to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(prices) & (prices > 0))
+        if bad.any():
+            raise DataError(
+                f"{symbol} {base_tf}: close must be finite and > 0; the bar of "
+                f"{close.index[int(np.argmax(bad))]} has {prices[int(np.argmax(bad))]!r}"
+            )
+        args = (prices, labels_cfg.zigzag_threshold, labels_cfg.label_lookahead)
+        full = zigzag_labels(*args)
+        confirmed, known_at = zigzag_label_horizon(*args)
+        times = close.index.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        known_times = np.where(
+            known_at >= 0, times[np.maximum(known_at, 0)], np.datetime64("NaT", "ns")
         )
+        next_return = np.zeros_like(prices)
+        next_return[:-1] = prices[1:] / prices[:-1] - 1.0
         positions = close.index.get_indexer(feats.frame.index)
-        out[symbol] = np.asarray(full, dtype=np.int64)[positions]
+        out[symbol] = SymbolLabels(
+            labels=np.asarray(full, dtype=np.int64)[positions],
+            confirmed=confirmed[positions],
+            known_at=known_times[positions],
+            next_return=next_return[positions],
+        )
     return out
 
 
 def build_dataset(
     symbols: list[str],
     features: Mapping[str, SymbolFeatures],
-    labels: Mapping[str, np.ndarray],
+    labels: Mapping[str, SymbolLabels],
 ) -> Dataset:
     """Stack symbols in the given order; every symbol must have the same feature columns."""
     names = list(features[symbols[0]].frame.columns)
     xs, ys, idx, ts = [], [], [], []
+    confirmed, known, returns = [], [], []
     for i, symbol in enumerate(symbols):
         frame = features[symbol].frame
         if list(frame.columns) != names:
             raise DataError(f"{symbol}: feature columns differ from {symbols[0]}'s")
         xs.append(frame.to_numpy(dtype=np.float32))
-        ys.append(labels[symbol])
+        ys.append(labels[symbol].labels)
+        confirmed.append(labels[symbol].confirmed)
+        known.append(labels[symbol].known_at)
+        returns.append(labels[symbol].next_return)
         idx.append(np.full(len(frame), i, dtype=np.int64))
         ts.append(frame.index.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]"))
     return Dataset(
@@ -87,31 +112,10 @@ def build_dataset(
         timestamps=np.concatenate(ts),
         feature_names=names,
         symbols=list(symbols),
+        confirmed=np.concatenate(confirmed).astype(bool),
+        known_at=np.concatenate(known).astype("datetime64[ns]"),
+        next_return=np.concatenate(returns).astype(np.float64),
     )
-
-
-def split_counts(n: int, split: DataSplitConfig) -> tuple[int, int, int]:
-    """Rows for train, validation and test out of ``n`` (test takes the rounding rest)."""
-    n_train = int(np.floor(n * split.train))
-    n_val = int(np.floor(n * split.validation))
-    return n_train, n_val, n - n_train - n_val
-
-
-def chronological_split(dataset: Dataset, split: DataSplitConfig) -> Split:
-    """Step 6: per symbol, the first rows train, the next validate, the last test."""
-    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
-    for i, symbol in enumerate(dataset.symbols):
-        rows = np.flatnonzero(dataset.symbol_idx == i)
-        n_train, n_val, n_test = split_counts(len(rows), split)
-        if n_train < 1 or n_test < 1 or (split.validation > 0 and n_val < 1):
-            raise DataError(
-                f"{symbol}: {len(rows)} usable rows are too few for the split "
-                f"train={split.train} validation={split.validation} test={split.test}"
-            )
-        parts["train"].append(rows[:n_train])
-        parts["validation"].append(rows[n_train : n_train + n_val])
-        parts["test"].append(rows[n_train + n_val :])
-    return Split(*(np.concatenate(parts[k]) for k in ("train", "validation", "test")))
 
 
 @dataclass(frozen=True)

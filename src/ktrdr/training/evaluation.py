@@ -21,6 +21,14 @@ def label_distribution(y: np.ndarray) -> dict[str, int]:
     return {name: int(counts[i]) for i, name in enumerate(CLASS_NAMES)}
 
 
+def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:
+    """Test accuracy of always predicting the most common training label (the baseline)."""
+    if not len(y_test) or not len(y_train):
+        return 0.0
+    majority = int(np.bincount(y_train, minlength=len(CLASS_NAMES)).argmax())
+    return float((y_test == majority).mean())
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """Accuracy, per-class and averaged precision/recall/F1, and the confusion matrix."""
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=CLASSES, zero_division=0)
@@ -135,6 +143,16 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         "test_precision_macro": float(test.get("macro", {}).get("precision", 0.0)),
         "test_recall_macro": float(test.get("macro", {}).get("recall", 0.0)),
     }
+    if "majority_accuracy" in test:
+        out["test_majority_accuracy"] = float(test["majority_accuracy"])
+    overall = metrics.get("trading", {}).get("overall", {})
+    for name in ("strategy", "buy_and_hold", "majority", "flat"):
+        if name in overall:
+            out[f"test_return_{name}"] = float(overall[name]["return"])
+    if "strategy" in overall:
+        out["test_sharpe_strategy"] = float(overall["strategy"]["sharpe"])
+        out["test_max_drawdown_strategy"] = float(overall["strategy"]["max_drawdown"])
+        out["test_trades_strategy"] = float(overall["strategy"]["trades"])
     training = metrics.get("training", {})
     for key in ("best_epoch", "epochs_run", "best_val_loss", "train_samples_per_s"):
         if training.get(key) is not None:

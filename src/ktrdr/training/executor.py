@@ -37,16 +37,12 @@ from ktrdr.storage.bundle import (
     ModelBundle,
 )
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.dataset import (
-    Scaler,
-    build_dataset,
-    chronological_split,
-    compute_labels,
-)
+from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.evaluation import (
     evaluate,
     label_distribution,
+    majority_accuracy,
     permutation_importance,
     summary_metrics,
 )
@@ -59,6 +55,8 @@ from ktrdr.training.progress import (
     step_base_percent,
     step_span_percent,
 )
+from ktrdr.training.split import chronological_split
+from ktrdr.training.trader_eval import trade_test_period
 from ktrdr.training.trainer import Tensors, Trainer, class_weights
 
 logger = logging.getLogger(__name__)
@@ -102,7 +100,8 @@ def seed_everything(seed: int) -> None:
 def warmup_bars(config: StrategyConfig) -> int:
     """Bars a series needs before the first complete feature row."""
     indicator_warmup = max(
-        (get_indicator(ind.name).warmup(ind.params) for ind in config.indicators), default=0
+        (get_indicator(ind.name).warmup(ind.params) for ind in config.active_indicators),
+        default=0,
     )
     context = PRICE_CONTEXT_WARMUP if config.model.features.include_price_context else 0
     return max(indicator_warmup, context) + config.model.features.lookback_periods + 1
@@ -203,10 +202,12 @@ class _Run:
             seed,
         )
 
+        for notice in cfg.notices():
+            logger.warning("strategy %s: %s", cfg.name, notice)
         with self.step(1):
             td = cfg.training_data
             data = load_market_data(
-                self.ex.data_dir, symbols, timeframes, td.start_date, td.end_date
+                self.ex.data_dir, symbols, timeframes, td.start_date, td.end_date, td.date_format
             )
             needed = warmup_bars(cfg)
             for symbol, frames in data.items():
@@ -223,6 +224,13 @@ class _Run:
             dataset = build_dataset(symbols, features, labels)
         with self.step(6):
             split = chronological_split(dataset, cfg.training.data_split)
+            logger.info(
+                "split at %s (validation) and %s (test): rows %s; excluded %s",
+                split.info["boundaries"]["validation_start"],
+                split.info["boundaries"]["test_start"],
+                split.info["rows"],
+                split.info["excluded"],
+            )
             scaler = Scaler.fit(dataset.x[split.train], cfg.model.features.scale_features)
             x = scaler.transform(dataset.x)
 
@@ -261,6 +269,10 @@ class _Run:
             outcome = trainer.fit(train, val if len(val) else None)
         with self.step(9):
             test_metrics = evaluate(model, test, trainer.loss_fn, symbols)
+            test_metrics["majority_accuracy"] = majority_accuracy(
+                dataset.y[split.train], dataset.y[split.test]
+            )
+            trading = trade_test_period(model, part(split.test_period), dataset, split, cfg)
         with self.step(10):
             importance = permutation_importance(
                 model,
@@ -291,6 +303,7 @@ class _Run:
                     )
                 },
                 "feature_importance": importance,
+                "trading": trading,
             }
             metrics["summary"] = summary_metrics(metrics)
             bundle = self._package(
@@ -359,6 +372,7 @@ class _Run:
                 }
                 for symbol, frames in data.items()
             },
+            "notices": cfg.notices(),
             "feature_names": feature_names,
             "scaler": {"type": "standard" if scaler.enabled else "none", "fitted_on": "train"},
             "model": spec.to_dict(),
@@ -369,12 +383,8 @@ class _Run:
                 "class_names": list(CLASS_NAMES),
             },
             "split": {
-                "ratios": cfg.training.data_split.model_dump(),
-                "rows": {
-                    "train": len(split.train),
-                    "validation": len(split.validation),
-                    "test": len(split.test),
-                },
+                "ratios": cfg.training.data_split.model_dump(mode="json"),
+                **split.info,
             },
             "metrics": metrics,
             "history": [h.to_dict() for h in history],

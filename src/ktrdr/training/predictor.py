@@ -18,9 +18,10 @@ from ktrdr.features import build_symbol_features
 from ktrdr.labels import CLASS_NAMES
 from ktrdr.models import MLPClassifier, MLPSpec
 from ktrdr.storage.bundle import SCALER_MEAN, SCALER_SCALE, ModelBundle
-from ktrdr.training.dataset import Scaler, build_dataset, chronological_split, compute_labels
+from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
 from ktrdr.training.device import resolve_device
-from ktrdr.training.evaluation import evaluate
+from ktrdr.training.evaluation import evaluate, majority_accuracy
+from ktrdr.training.split import chronological_split
 from ktrdr.training.trainer import Tensors, class_weights, predict_logits
 
 
@@ -62,6 +63,50 @@ class Predictor:
         raise DataError(
             f"this model was trained on {', '.join(self.symbols)}; no symbol {symbol!r}"
         )
+
+    def check_data(
+        self, symbol: str, bars: pd.DataFrame, *, allow_mismatch: bool = False
+    ) -> list[str]:
+        """Problems with scoring ``bars`` of ``symbol``: a ``DataError`` unless
+        ``allow_mismatch`` (then returned as warnings), plus how many bars overlap training.
+
+        Checked: the symbol is one the model was trained on; the bars' spacing is the base
+        timeframe's; prices are positive and finite. The overlap line counts the bars inside
+        the training data's period for that symbol (their signals are in-sample).
+        """
+        from ktrdr.data.timeframes import timeframe_to_timedelta
+
+        prices = bars[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(prices) & (prices > 0)).all(axis=1)
+        if bad.any():
+            raise DataError(
+                f"{symbol}: bar {bars.index[int(np.argmax(bad))]} has a non-positive or "
+                "non-finite price"
+            )
+        problems: list[str] = []
+        if symbol.upper() not in self.symbols:
+            problems.append(
+                f"the model was trained on {', '.join(self.symbols)}, not {symbol.upper()}"
+            )
+        base = self.config.training_data.timeframes.base()
+        if len(bars) > 2:
+            spacing = pd.Series(bars.index).diff().dropna().median()
+            expected = timeframe_to_timedelta(base)
+            if not expected * 0.5 <= spacing <= expected * 3.5:  # weekends stretch daily bars
+                problems.append(
+                    f"the bars are {spacing} apart but the model was trained on {base} bars"
+                )
+        if problems and not allow_mismatch:
+            raise DataError("; ".join(problems) + " (use --allow-mismatch to score anyway)")
+        span = self.bundle.metadata.get("data", {}).get(symbol.upper(), {}).get(base)
+        if span:
+            first, last = pd.Timestamp(span["first"]), pd.Timestamp(span["last"])
+            inside = int(((bars.index >= first) & (bars.index <= last)).sum())
+            problems.append(
+                f"{inside} of {len(bars)} bars fall inside the training data's period "
+                f"({first:%Y-%m-%d} .. {last:%Y-%m-%d}); their signals are in-sample"
+            )
+        return problems
 
     def complete_timeframes(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Higher timeframes missing from ``frames`` are resampled from the base timeframe."""
@@ -105,7 +150,12 @@ class Predictor:
         cfg = self.config
         td = cfg.training_data
         data = load_market_data(
-            Path(data_dir), self.symbols, self.timeframes, td.start_date, td.end_date
+            Path(data_dir),
+            self.symbols,
+            self.timeframes,
+            td.start_date,
+            td.end_date,
+            td.date_format,
         )
         features = build_symbol_features(cfg, data)
         self._check_feature_names(list(features[self.symbols[0]].frame.columns))
@@ -124,4 +174,6 @@ class Predictor:
             else None
         )
         loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-        return evaluate(self.model, test, loss_fn, self.symbols)
+        metrics = evaluate(self.model, test, loss_fn, self.symbols)
+        metrics["majority_accuracy"] = majority_accuracy(dataset.y[split.train], dataset.y[rows])
+        return metrics

@@ -77,7 +77,7 @@ def test_plain_explicit_tags_are_still_read(tiny_strategy_yaml):
 
 
 def test_text_over_the_byte_cap_is_refused_before_parsing(tiny_strategy_yaml):
-    huge = tiny_strategy_yaml + "notes: |\n" + "  not yaml: [ {\n" * 500_000  # ~7.5 MB
+    huge = tiny_strategy_yaml + "deployment: |\n" + "  not yaml: [ {\n" * 500_000  # ~7.5 MB
     started = time.perf_counter()
     with pytest.raises(StrategyTooLargeError) as info:
         parse_strategy(huge, source="strategy_yaml")
@@ -88,7 +88,7 @@ def test_text_over_the_byte_cap_is_refused_before_parsing(tiny_strategy_yaml):
 
 
 def test_byte_cap_counts_utf8_bytes_and_is_a_parameter(tiny_strategy_yaml):
-    text = tiny_strategy_yaml + "notes: " + "é" * 600 + "\n"  # 2 bytes each
+    text = tiny_strategy_yaml + "deployment: " + "é" * 600 + "\n"  # 2 bytes each
     limit = len(text.encode()) - 1
     assert len(text) < limit
     with pytest.raises(StrategyTooLargeError):
@@ -107,17 +107,17 @@ def test_load_strategy_checks_the_file_size_before_reading(tmp_path: Path, tiny_
 @pytest.mark.parametrize("flow", [True, False])
 def test_nesting_2000_deep_is_refused_without_recursion_error(tiny_strategy_yaml, flow):
     if flow:
-        deep = "deep: " + "[" * 2000 + "]" * 2000 + "\n"
+        deep = "deployment: " + "[" * 2000 + "]" * 2000 + "\n"
     else:  # block style: 300 levels (2,000 indented levels would be over the byte cap)
-        deep = "deep:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 300)) + "\n"
+        deep = "deployment:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 300)) + "\n"
     message = refusal(tiny_strategy_yaml + deep)
     assert f"nested more than {MAX_YAML_DEPTH} levels deep" in message
-    assert message.startswith("deep")
+    assert message.startswith("deployment")
 
 
 def test_nesting_within_the_cap_is_read(tiny_strategy_yaml):
     depth = MAX_YAML_DEPTH - 1
-    config = parse_strategy(tiny_strategy_yaml + "deep: " + "[" * depth + "]" * depth + "\n")
+    config = parse_strategy(tiny_strategy_yaml + "deployment: " + "[" * depth + "]" * depth + "\n")
     assert config.name == "tiny_rsi"
 
 

@@ -67,7 +67,7 @@ def test_valid_strategy_is_accepted_and_normalized(make_config):
     assert cfg.seed == 7
 
 
-def test_unknown_keys_are_ignored_at_every_level(make_config):
+def test_ktrdr_keys_are_accepted_at_every_level_with_a_notice(make_config):
     cfg = make_config(
         deployment={"target": "paper"},
         decisions={"confidence_threshold": 0.6},
@@ -76,6 +76,7 @@ def test_unknown_keys_are_ignored_at_every_level(make_config):
         training={"method": "supervised", "fitness_metrics": {"primary": "sharpe"}},
     )
     assert cfg.model.architecture.hidden_layers == [16, 8]
+    assert len(cfg.notices()) == 6
 
 
 def test_numeric_version_from_yaml_is_text(make_config):
@@ -156,14 +157,9 @@ REJECTIONS: list[tuple[str, dict[str, Any], str]] = [
         "declared indicator ids: rsi, macd",
     ),
     (
-        "indicator without fuzzy sets",
-        {"fuzzy_sets": {"macd": None}},
-        "fuzzy_sets.macd: no fuzzy sets for indicator 'macd' (indicators[1])",
-    ),
-    (
-        "indicator with an empty fuzzy set mapping",
-        {"fuzzy_sets": {"macd": Replace({})}},
-        "fuzzy_sets.macd: no fuzzy sets for indicator 'macd'",
+        "no indicator with fuzzy sets (one without is a notice, KTRDR allowed it)",
+        {"fuzzy_sets": Replace({})},
+        "fuzzy_sets: no indicator has fuzzy sets; there are no features",
     ),
     (
         "bad triangle",
@@ -285,9 +281,9 @@ REJECTIONS: list[tuple[str, dict[str, Any], str]] = [
         "training.labels.zigzag_threshold: must be > 0",
     ),
     (
-        "zero label lookahead",
-        {"training": {"labels": {"label_lookahead": 0}}},
-        "training.labels.label_lookahead: must be >= 1",
+        "negative label lookahead (0 is KTRDR's tail and allowed)",
+        {"training": {"labels": {"label_lookahead": -1}}},
+        "training.labels.label_lookahead: must be >= 0",
     ),
     (
         "empty hidden layers",
@@ -344,8 +340,6 @@ def test_every_problem_is_reported_at_once(errors_of):
         "training.data_split: ",
         # cross-checks still run although field errors stopped pydantic early
         "fuzzy_sets.sma: fuzzy sets for undeclared indicator",
-        "fuzzy_sets.rsi: no fuzzy sets for indicator 'rsi'",
-        "fuzzy_sets.macd: no fuzzy sets for indicator 'macd'",
     ]
     for prefix in expected_prefixes:
         assert any(line.startswith(prefix) for line in errors), (prefix, errors)

@@ -44,8 +44,10 @@ def test_series_is_scale_free(name: str, ohlcv: pd.DataFrame) -> None:
     """
     scaled = ohlcv.copy()
     scaled[["open", "high", "low", "close"]] *= 1024.0
-    a = get_indicator(name).compute(ohlcv, {}).to_numpy()
-    b = get_indicator(name).compute(scaled, {}).to_numpy()
+    # macd's default (KTRDR's) units are price units; its percent units are scale-free.
+    params = {"units": "percent"} if name == "macd" else {}
+    a = get_indicator(name).compute(ohlcv, params).to_numpy()
+    b = get_indicator(name).compute(scaled, params).to_numpy()
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, equal_nan=True)
 
 
@@ -63,8 +65,20 @@ def test_moving_average_distance_by_hand(ohlcv: pd.DataFrame) -> None:
     hl2 = (ohlcv["high"] + ohlcv["low"]) / 2
     sma = hl2.rolling(10).mean()
     expected = 100 * (hl2 - sma) / sma
-    ours = get_indicator("sma").compute(ohlcv, {"period": 10, "source": "hl2"})
+    params = {"period": 10, "source": "hl2", "units": "percent"}
+    ours = get_indicator("sma").compute(ohlcv, params)
     np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), atol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["sma", "ema", "wma", "dema", "tema", "trima", "kama"])
+def test_moving_averages_default_to_ktrdr_units(name: str, ohlcv: pd.DataFrame) -> None:
+    """KTRDR's fuzzy sets for moving averages are written for close / MA, around 1.0."""
+    close = _col(ohlcv, "close")
+    function = getattr(talib, name.upper())
+    expected = close / function(close, get_indicator(name).defaults["period"])
+    ours = get_indicator(name).compute(ohlcv, {}).to_numpy()
+    np.testing.assert_allclose(ours, expected, equal_nan=True)
+    assert 0.97 < np.nanmedian(ours) < 1.03
 
 
 def test_ohlc4_source(ohlcv: pd.DataFrame) -> None:
@@ -79,8 +93,10 @@ def test_macd_lines_as_percent_of_price(ohlcv: pd.DataFrame) -> None:
     macd = get_indicator("macd")
     params = {"fast_period": 8, "slow_period": 21, "signal_period": 5}
     for output, expected in (("macd", line), ("signal", signal), ("histogram", hist)):
-        ours = macd.compute(ohlcv, {**params, "output": output}).to_numpy()
+        ours = macd.compute(ohlcv, {**params, "output": output, "units": "percent"}).to_numpy()
         np.testing.assert_allclose(ours, 100 * expected / close, equal_nan=True)
+        raw = macd.compute(ohlcv, {**params, "output": output}).to_numpy()  # KTRDR's units
+        np.testing.assert_allclose(raw, expected, equal_nan=True)
 
 
 def test_bbands_percent_b(ohlcv: pd.DataFrame) -> None:

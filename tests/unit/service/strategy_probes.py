@@ -45,12 +45,12 @@ BAD_STRATEGIES: dict[str, tuple[Edit, grpc.StatusCode, str]] = {
         "indicators[0].period: YAML aliases are not allowed (*l8) (line 9, column 13)",
     ),
     "text_6_7_mib": (
-        lambda t: t + "notes: " + "word " * (int(6.7 * 2**20) // 5) + "\n",
+        lambda t: t + "deployment: " + "word " * (int(6.7 * 2**20) // 5) + "\n",
         TOO_LARGE,
         "strategy_yaml: the strategy text is too large: at most 262144 bytes",
     ),
     "nested_2000": (
-        lambda t: t + "deep: " + "[" * 2000 + "]" * 2000 + "\n",
+        lambda t: t + "deployment: " + "[" * 2000 + "]" * 2000 + "\n",
         INVALID,
         "nested more than 32 levels deep",
     ),
@@ -98,7 +98,7 @@ BAD_STRATEGIES: dict[str, tuple[Edit, grpc.StatusCode, str]] = {
 
 def slow_but_small(tiny: str) -> str:
     """~190 KB of valid YAML (about a second of parsing) with a work bound exceeded."""
-    notes = "notes:\n" + "".join(f"  - {i}\n" for i in range(20_000))
+    notes = "deployment:\n" + "".join(f"  - {i}\n" for i in range(20_000))
     return tiny.replace("epochs: 4", "epochs: 20000") + notes
 
 

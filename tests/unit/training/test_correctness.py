@@ -14,9 +14,10 @@ from ktrdr.config.strategy import DataSplitConfig, EarlyStoppingConfig, ModelTra
 from ktrdr.data import load_market_data
 from ktrdr.features import build_symbol_features
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.dataset import build_dataset, chronological_split, compute_labels
+from ktrdr.training.dataset import build_dataset, compute_labels
 from ktrdr.training.evaluation import evaluate
 from ktrdr.training.progress import ProgressReporter
+from ktrdr.training.split import chronological_split
 from ktrdr.training.trainer import Tensors, Trainer, loss_and_accuracy
 
 MULTI_TF = {
@@ -89,7 +90,7 @@ def test_no_lookahead_across_timeframes(make_strategy, sample_data_dir):
     pd.testing.assert_frame_equal(a.loc[b.index], b)
 
 
-def test_split_is_chronological_and_honours_every_ratio(make_strategy, sample_data_dir):
+def test_split_is_one_calendar_for_every_symbol(make_strategy, sample_data_dir):
     config = make_strategy(
         training_data={
             "symbols": {"mode": "multi_symbol", "list": ["EURUSD", "GOOG"]},
@@ -99,16 +100,16 @@ def test_split_is_chronological_and_honours_every_ratio(make_strategy, sample_da
     data, feats = _features(config, sample_data_dir)
     dataset = build_dataset(["EURUSD", "GOOG"], feats, compute_labels(config, data, feats))
     split = chronological_split(dataset, DataSplitConfig(train=0.6, validation=0.1, test=0.3))
-    for i in range(2):
-        rows = np.flatnonzero(dataset.symbol_idx == i)
-        train = [r for r in split.train if dataset.symbol_idx[r] == i]
-        val = [r for r in split.validation if dataset.symbol_idx[r] == i]
-        test = [r for r in split.test if dataset.symbol_idx[r] == i]
-        ts = dataset.timestamps
-        assert ts[train].max() < ts[val].min() <= ts[val].max() < ts[test].min()
-        assert list(test) == list(rows[-len(test) :])  # the latest rows of the symbol
-        assert len(test) == pytest.approx(0.3 * len(rows), abs=2)
-        assert len(train) == pytest.approx(0.6 * len(rows), abs=2)
+    ts = dataset.timestamps
+    val_start = np.datetime64(split.info["boundaries"]["validation_start"][:19], "ns")
+    test_start = np.datetime64(split.info["boundaries"]["test_start"][:19], "ns")
+    assert ts[split.train].max() < val_start <= ts[split.validation].min()
+    assert ts[split.validation].max() < test_start <= ts[split.test].min()
+    # The two histories do not overlap (GOOG 2004-2013, EURUSD 2017-2018): no test row of
+    # either symbol predates a training row of the other.
+    assert ts[split.test].min() > ts[split.train].max()
+    union = np.unique(ts)
+    assert (union < test_start).sum() == pytest.approx(0.7 * len(union), abs=2)
 
 
 def test_data_split_test_ratio_has_an_effect(make_strategy, run_training):

@@ -32,3 +32,27 @@ def test_predict_new_bars(tiny_result, tmp_path: Path, sample_data_dir: Path):
     assert len(signals) == 300 - 34
     with pytest.raises(DataError, match="too few bars"):
         predictor.predict("EURUSD", {"1h": bars.iloc[:20]})
+
+
+def test_predict_refuses_other_symbols_and_timeframes(
+    tiny_result, tmp_path: Path, sample_data_dir: Path
+):
+    stored = ModelStorage(tmp_path).save(tiny_result.bundle)
+    predictor = Predictor.load(stored.path)
+    goog = read_ohlcv_file(sample_data_dir / "GOOG_1d.csv")
+    with pytest.raises(DataError, match=r"not GOOG.*trained on 1h bars"):
+        predictor.check_data("GOOG", goog)
+    warnings = predictor.check_data("GOOG", goog, allow_mismatch=True)
+    assert any("not GOOG" in w for w in warnings)
+    eurusd = read_ohlcv_file(sample_data_dir / "EURUSD_1h.csv")
+    lines = predictor.check_data("EURUSD", eurusd.iloc[-300:])
+    span = tiny_result.bundle.metadata["data"]["EURUSD"]["1h"]
+    inside = int((eurusd.iloc[-300:].index <= span["last"]).sum())
+    assert lines == [
+        f"{inside} of 300 bars fall inside the training data's period "
+        f"({span['first'][:10]} .. {span['last'][:10]}); their signals are in-sample"
+    ]
+    bad = eurusd.iloc[-50:].copy()
+    bad.iloc[10, bad.columns.get_loc("close")] = 0.0
+    with pytest.raises(DataError, match="non-positive"):
+        predictor.check_data("EURUSD", bad)

@@ -1,0 +1,39 @@
+"""Step 9's trading part: the model's signals over the whole test period, traded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ktrdr.config.strategy import StrategyConfig
+from ktrdr.labels import CLASS_NAMES
+from ktrdr.training.dataset import Dataset
+from ktrdr.training.split import Split
+from ktrdr.training.trading import trading_metrics
+from ktrdr.training.trainer import Tensors, predict_logits
+
+
+def trade_test_period(
+    model: nn.Module, rows: Tensors, dataset: Dataset, split: Split, cfg: StrategyConfig
+) -> dict[str, Any]:
+    """Trading metrics of every bar in the test period (confirmed labels or not)."""
+    period = split.test_period
+    with torch.no_grad():
+        predicted = predict_logits(model, rows).argmax(dim=1).cpu().numpy()
+    majority = int(np.bincount(dataset.y[split.train], minlength=len(CLASS_NAMES)).argmax())
+    return trading_metrics(
+        dataset.symbols,
+        dataset.symbol_idx[period],
+        dataset.timestamps[period],
+        dataset.next_return[period],
+        predicted,
+        majority,
+        cost_bps=cfg.evaluation.cost_bps,
+        allow_short=cfg.evaluation.allow_short,
+    )
+
+
+__all__ = ["trade_test_period"]

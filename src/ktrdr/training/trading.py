@@ -1,0 +1,206 @@
+"""Trading metrics on the test period: what trading the predicted signals would have returned.
+
+Position rule (one unit per symbol, decided at a bar's close, no look-ahead):
+
+- ``BUY`` -> long (+1); ``SELL`` -> short (-1), or flat (0) with ``evaluation.allow_short:
+  false``; ``HOLD`` -> keep the current position. Every symbol starts flat.
+- The position taken at the close of bar ``t`` earns the next bar's close-to-close return
+  ``close[t+1] / close[t] - 1`` (a one-bar delay: a signal never trades on its own bar).
+- Costs: ``evaluation.cost_bps`` (default 5 basis points) times the size of each position
+  change, charged on the bar where it changes (a flip from long to short pays twice); an open
+  position is closed, and pays its exit, on the last bar of the test period.
+
+Metrics per symbol and overall (an equal-weight portfolio: at each bar time the mean return of
+the symbols that have that bar): total ``return`` (compounded), annualised ``sharpe``
+(mean / std of the per-bar returns times the square root of bars per year, counted from the
+period's own bars), ``max_drawdown`` (largest fall of the equity curve from its running peak,
+as a fraction), ``trades`` (holding periods of a non-zero position), ``hit_rate`` (share of
+trades whose compounded return after entry and exit costs is positive). The same numbers are
+computed for the baselines: ``buy_and_hold`` (always long), ``majority`` (always the most
+common training label) and ``flat`` (never in the market).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ktrdr.labels import BUY, HOLD, SELL
+
+BASELINES = ("buy_and_hold", "majority", "flat")
+EQUITY_POINTS = 400  # at most this many points of each equity curve go into the metadata
+
+
+def positions(signals: np.ndarray, allow_short: bool = True) -> np.ndarray:
+    """Position after each bar's signal (+1 long, -1 short, 0 flat)."""
+    pos = np.zeros(len(signals), dtype=np.float64)
+    current = 0.0
+    for i, signal in enumerate(np.asarray(signals)):
+        if signal == BUY:
+            current = 1.0
+        elif signal == SELL:
+            current = -1.0 if allow_short else 0.0
+        pos[i] = current
+    return pos
+
+
+def bar_returns(pos: np.ndarray, next_return: np.ndarray, cost: float) -> np.ndarray:
+    """Per-bar net returns of holding ``pos`` (costs on changes and on the final exit)."""
+    previous = np.concatenate([[0.0], pos[:-1]])
+    net = pos * next_return - cost * np.abs(pos - previous)
+    if len(net):
+        net[-1] -= cost * abs(pos[-1])
+    return net
+
+
+def _trades(pos: np.ndarray, next_return: np.ndarray, cost: float) -> list[float]:
+    """Net return of each holding period (entry and exit cost included)."""
+    out: list[float] = []
+    start = None
+    for i in range(len(pos) + 1):
+        if start is not None and (i == len(pos) or pos[i] != pos[start]):
+            gross = float(np.prod(1.0 + pos[start:i] * next_return[start:i]) - 1.0)
+            out.append(gross - 2 * cost)
+            start = None
+        if i < len(pos) and pos[i] != 0 and start is None:
+            start = i
+    return out
+
+
+def performance(returns: np.ndarray, trades: list[float], years: float) -> dict[str, Any]:
+    """Return, Sharpe, drawdown, trades and hit rate of a series of per-bar returns."""
+    equity = np.cumprod(1.0 + returns)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
+    std = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
+    bars_per_year = len(returns) / years if years > 0 else 0.0
+    sharpe = float(np.mean(returns) / std * np.sqrt(bars_per_year)) if std > 1e-15 else 0.0
+    return {
+        "return": float(equity[-1] - 1.0) if len(equity) else 0.0,
+        "sharpe": sharpe,
+        "max_drawdown": float(np.max(1.0 - equity / peak)) if len(equity) else 0.0,
+        "trades": len(trades),
+        "hit_rate": float(np.mean([t > 0 for t in trades])) if trades else 0.0,
+    }
+
+
+def _years(times: np.ndarray) -> float:
+    if len(times) < 2:
+        return 0.0
+    span = (times.max() - times.min()) / np.timedelta64(1, "D")
+    return float(span) / 365.25
+
+
+class _Book:
+    """Per-bar net returns and trades of every symbol for one signal rule."""
+
+    def __init__(self) -> None:
+        self.returns: dict[str, np.ndarray] = {}
+        self.trades: dict[str, list[float]] = {}
+
+
+def trading_metrics(
+    symbols: list[str],
+    symbol_idx: np.ndarray,
+    times: np.ndarray,
+    next_return: np.ndarray,
+    predicted: np.ndarray,
+    majority_label: int,
+    *,
+    cost_bps: float = 5.0,
+    allow_short: bool = True,
+) -> dict[str, Any]:
+    """Strategy and baselines per symbol and overall, on rows in time order per symbol."""
+    cost = cost_bps / 10_000.0
+    rules: dict[str, np.ndarray] = {
+        "strategy": np.asarray(predicted),
+        "buy_and_hold": np.full(len(predicted), BUY),
+        "majority": np.full(len(predicted), majority_label),
+        "flat": np.full(len(predicted), HOLD),
+    }
+    books = {name: _Book() for name in rules}
+    out: dict[str, Any] = {
+        "position_rule": "BUY long, SELL "
+        + ("short" if allow_short else "flat")
+        + ", HOLD keep; signal at a bar's close trades the next bar",
+        "cost_bps": cost_bps,
+        "majority_label": ["BUY", "HOLD", "SELL"][majority_label],
+        "per_symbol": {},
+    }
+    for i, symbol in enumerate(symbols):
+        rows = np.flatnonzero(symbol_idx == i)
+        if not len(rows):
+            continue
+        rows = rows[np.argsort(times[rows], kind="stable")]
+        years = _years(times[rows])
+        per: dict[str, Any] = {"bars": len(rows)}
+        for name, signals in rules.items():
+            pos = positions(signals[rows], allow_short)
+            net = bar_returns(pos, next_return[rows], cost)
+            trades = _trades(pos, next_return[rows], cost)
+            books[name].returns[symbol] = net
+            books[name].trades[symbol] = trades
+            per[name] = performance(net, trades, years)
+        out["per_symbol"][symbol] = per
+    overall_times, overall = _portfolio(symbols, symbol_idx, times, books)
+    years = _years(overall_times)
+    out["overall"] = {
+        name: performance(
+            overall[name], [t for ts in books[name].trades.values() for t in ts], years
+        )
+        for name in rules
+    }
+    out["overall"]["bars"] = len(overall_times)
+    out["verdict"] = verdict(out["overall"])
+    out["equity_curve"] = _curve(overall_times, overall)
+    return out
+
+
+def _portfolio(
+    symbols: list[str], symbol_idx: np.ndarray, times: np.ndarray, books: Mapping[str, _Book]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Equal-weight returns at each bar time (mean over the symbols that have that bar)."""
+    stamps = {s: np.sort(times[symbol_idx == i]) for i, s in enumerate(symbols)}
+    union = np.unique(np.concatenate([t for t in stamps.values()])) if stamps else times[:0]
+    result: dict[str, np.ndarray] = {}
+    for name, book in books.items():
+        total = np.zeros(len(union))
+        count = np.zeros(len(union))
+        for symbol, net in book.returns.items():
+            where = np.searchsorted(union, stamps[symbol])
+            total[where] += net
+            count[where] += 1
+        result[name] = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return union, result
+
+
+def verdict(overall: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether the strategy's return beats every baseline's, in words too."""
+    mine = overall["strategy"]["return"]
+    best_name = max(BASELINES, key=lambda name: overall[name]["return"])
+    best = overall[best_name]["return"]
+    beats = mine > best
+    text = (
+        f"beats every baseline (strategy {mine:+.2%} vs best baseline {best_name} {best:+.2%})"
+        if beats
+        else f"no better than the {best_name} baseline (strategy {mine:+.2%} vs {best:+.2%})"
+    )
+    return {"beats_baselines": bool(beats), "best_baseline": best_name, "text": text}
+
+
+def _curve(times: np.ndarray, returns: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    step = max(1, int(np.ceil(len(times) / EQUITY_POINTS)))
+    keep = np.arange(0, len(times), step)
+    if len(times) and keep[-1] != len(times) - 1:
+        keep = np.append(keep, len(times) - 1)
+    return {
+        "times": [str(np.datetime_as_string(t, unit="s")) for t in times[keep]],
+        **{
+            name: [float(v) for v in np.cumprod(1.0 + returns[name])[keep]]
+            for name in ("strategy", "buy_and_hold")
+        },
+    }
+
+
+__all__ = ["BASELINES", "bar_returns", "performance", "positions", "trading_metrics", "verdict"]
