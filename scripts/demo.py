@@ -8,6 +8,7 @@ stopped at the end, also on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -59,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   backend {services.backend_address}   (log: {services.work_dir / 'backend.log'})")
         print(f"   ready after {time.monotonic() - began:.1f} s\n", flush=True)
 
-        with TrainingClient(services.backend_address) as client:
+        # The backend runs on this machine: its model store is readable here (model
+        # references are store-relative), and its first admin token is in its data dir.
+        os.environ["KTRDR_BACKEND_DATA_DIR"] = str(services.work_dir / "backend")
+        with TrainingClient(services.backend_address, token=services.admin_token) as client:
             print(f"== training {args.strategy.name} through the backend in host mode", flush=True)
             result = client.train(strategy_text, mode="host", seed=args.seed)
             print(f"\n   operation {result.operation_id}: {result.status}")

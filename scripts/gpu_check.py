@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ktrdr.client import LocalServices, TrainingClient
+from ktrdr.client import LocalServices
 from ktrdr.config import parse_strategy
 from ktrdr.errors import DeviceError
 from ktrdr.storage import ModelStorage
@@ -65,7 +65,7 @@ def library(device: str, work: Path) -> None:
 def services(device: str, work: Path) -> None:
     print("services:")
     with LocalServices(work_dir=work / "services", market_data_dir=DATA) as svc:
-        client = TrainingClient(svc.backend_address)
+        client = svc.client()
         has_gpu = device != "cpu"
         try:
             result = client.train(STRATEGY, mode="auto", require_gpu=has_gpu, progress=False)

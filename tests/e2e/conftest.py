@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
 import pytest
-from e2e_processes import Service, start_backend, start_host
+from e2e_processes import HOST_AUTH_TOKEN, Service, channel_to, start_backend, start_host
 
 from ktrdr.training.v1 import backend_pb2_grpc, host_pb2_grpc
 
@@ -29,11 +28,11 @@ def backend_process(tmp_path_factory, sample_data_dir, host_process) -> Iterator
 
 @pytest.fixture
 def backend_stub(backend_process) -> Iterator[backend_pb2_grpc.BackendStub]:
-    with grpc.insecure_channel(backend_process.address) as channel:
+    with channel_to(backend_process.address) as channel:
         yield backend_pb2_grpc.BackendStub(channel)
 
 
 @pytest.fixture
 def host_stub(host_process) -> Iterator[host_pb2_grpc.TrainingHostStub]:
-    with grpc.insecure_channel(host_process.address) as channel:
+    with channel_to(host_process.address, HOST_AUTH_TOKEN) as channel:
         yield host_pb2_grpc.TrainingHostStub(channel)

@@ -14,8 +14,37 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.backend.auth.token_store import TokenStore
+from ktrdr.security.channels import sync_channel
+from ktrdr.security.tokens import generate_token
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
+
+# Tokens of this test session: every e2e backend registers the admin and host-role tokens,
+# every e2e host requires HOST_AUTH_TOKEN (presented by the backends) and presents
+# HOST_ROLE_TOKEN, so any backend of the session can drive any host.
+ADMIN_TOKEN = generate_token()
+HOST_ROLE_TOKEN = generate_token()
+HOST_AUTH_TOKEN = generate_token()
+
+
+def provision_tokens(data_dir: Path) -> None:
+    """Register the session's admin and host tokens in a backend's database (idempotent)."""
+    store = TokenStore(data_dir / "backend.db")
+    try:
+        names = {info.name for info in store.list()}
+        if "e2e-admin" not in names:
+            store.add("e2e-admin", "admin", ADMIN_TOKEN)
+        if "e2e-host" not in names:
+            store.add("e2e-host", "host", HOST_ROLE_TOKEN)
+    finally:
+        store.close()
+
+
+def channel_to(address: str, token: str | None = ADMIN_TOKEN) -> grpc.Channel:
+    """A channel that presents ``token`` (the admin token by default)."""
+    return sync_channel(address, token=token)
 
 
 def free_port() -> int:
@@ -86,7 +115,12 @@ def start_host(work: Path, data_dir: Path, *, port: int | None = None) -> Servic
     work.mkdir(parents=True, exist_ok=True)
     args = ["host", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
     args += ["--spool-dir", str(work / "spool"), "--device", "cpu"]
-    env = {"KTRDR_HOST_DELIVERY_MAX_BACKOFF_S": "1", "KTRDR_HOST_DELIVERY_INITIAL_BACKOFF_S": "0.5"}
+    env = {
+        "KTRDR_HOST_DELIVERY_MAX_BACKOFF_S": "1",
+        "KTRDR_HOST_DELIVERY_INITIAL_BACKOFF_S": "0.5",
+        "KTRDR_HOST_AUTH_TOKEN": HOST_AUTH_TOKEN,
+        "KTRDR_HOST_BACKEND_TOKEN": HOST_ROLE_TOKEN,
+    }
     return _spawn("host", args, port, work / "host.log", env)
 
 
@@ -101,6 +135,7 @@ def start_backend(
 ) -> Service:
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
+    provision_tokens(work)
     args = ["backend", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(work)]
     for host in hosts:
         args += ["--host-address", host]
@@ -109,6 +144,7 @@ def start_backend(
         "KTRDR_BACKEND_MARKET_DATA_DIR": str(data_dir),
         "KTRDR_BACKEND_DEVICE": "cpu",
         "KTRDR_BACKEND_HEALTH_CHECK_TIMEOUT_S": "1",
+        "KTRDR_BACKEND_HOST_TOKEN": HOST_AUTH_TOKEN,
     }
     if strategies_dir is not None:
         env["KTRDR_BACKEND_STRATEGIES_DIR"] = str(strategies_dir)

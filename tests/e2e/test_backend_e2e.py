@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 import torch
-from e2e_processes import free_port, start_backend
+from e2e_processes import channel_to, free_port, start_backend
 
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -65,7 +65,10 @@ def summary_without_timing(path: str) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if k != "train_samples_per_s"}
 
 
-def test_host_and_local_runs_give_identical_models(backend_stub, host_stub, tiny_strategy_yaml):
+def test_host_and_local_runs_give_identical_models(
+    backend_stub, host_stub, backend_process, tiny_strategy_yaml
+):
+    store = backend_process.log.parent / "models"  # references are store-relative
     on_host = train(backend_stub, tiny_strategy_yaml, HOST)
     assert on_host.host_address and "healthy" in on_host.mode_reason
     session = host_stub.GetSession(
@@ -77,13 +80,15 @@ def test_host_and_local_runs_give_identical_models(backend_stub, host_stub, tiny
     assert host_ref.strategy_name == local_ref.strategy_name == "tiny_rsi"
     assert local_ref.version == host_ref.version + 1
     host_bundle, local_bundle = (
-        ModelBundle.read(Path(host_ref.path)),
-        ModelBundle.read(Path(local_ref.path)),
+        ModelBundle.read(store / host_ref.path),
+        ModelBundle.read(store / local_ref.path),
     )
     assert host_bundle.weights.keys() == local_bundle.weights.keys()
     for key, tensor in host_bundle.weights.items():
         assert torch.equal(tensor, local_bundle.weights[key]), key
-    assert summary_without_timing(host_ref.path) == summary_without_timing(local_ref.path)
+    assert summary_without_timing(str(store / host_ref.path)) == summary_without_timing(
+        str(store / local_ref.path)
+    )
     models = backend_stub.ListModels(pb.ListModelsRequest(strategy_name="tiny_rsi")).strategies
     versions = {v.version: v.operation_id for v in models[0].versions}
     assert versions[host_ref.version] == on_host.operation_id
@@ -93,22 +98,17 @@ def test_host_and_local_runs_give_identical_models(backend_stub, host_stub, tiny
     assert strategies["tiny_rsi"].status == pb.STRATEGY_STATUS_TRAINED
     assert strategies["tiny_rsi"].latest_version == local_ref.version
 
-    # SubmitResults: resend of the delivered bundle, a different one, a corrupted one, unknown op
-    archive = Path(host_ref.path).parent / "resend.tar"
+    # SubmitResults without the operation's upload credential: even the delivered bundle
+    # itself is refused (only the host holds the credential); an unknown operation: NOT_FOUND
+    archive = (store / host_ref.path).parent / "resend.tar"
     host_bundle.to_archive(archive)
     try:
         requests = list(
             iter_submit_requests(archive, session_id=on_host.operation_id, strategy_name="tiny_rsi")
         )
         assert requests[0].header.sha256 == on_host.result.bundle_sha256
-        again = backend_stub.SubmitResults(iter(requests), timeout=10)
-        assert again.duplicate and again.model == host_ref
-        local_bundle.to_archive(archive)
-        different = list(
-            iter_submit_requests(archive, session_id=on_host.operation_id, strategy_name="tiny_rsi")
-        )
-        err = error_of(lambda: backend_stub.SubmitResults(iter(different), timeout=10))
-        assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=10))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED, err.details()
         unknown = list(
             iter_submit_requests(archive, session_id=on_host.operation_id, strategy_name="tiny_rsi")
         )
@@ -133,7 +133,7 @@ def test_corrupted_bundle_is_refused_while_waiting(backend_stub, host_stub, tiny
         )
         requests[1].chunk.data = b"y" * len(requests[1].chunk.data)
         err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=10))
-        assert err.code() == grpc.StatusCode.DATA_LOSS
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # no upload credential
     finally:
         archive.unlink()
     # cancel on the host while training, then cancel the finished operation
@@ -195,7 +195,7 @@ def test_host_down_fallback_and_require_gpu(tmp_path, sample_data_dir, tiny_stra
     down = f"127.0.0.1:{free_port()}"
     backend = start_backend(tmp_path, sample_data_dir, [down], default_mode="host")
     try:
-        with grpc.insecure_channel(backend.address) as channel:
+        with channel_to(backend.address) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)
             started = time.monotonic()
             op = create(stub, tiny_strategy_yaml)
@@ -217,14 +217,14 @@ def test_backend_killed_during_host_training(
     backend = start_backend(tmp_path, sample_data_dir, [host_process.address], port=port)
     slow = tiny_strategy_yaml.replace("epochs: 4", "epochs: 40")
     try:
-        with grpc.insecure_channel(backend.address) as channel:
+        with channel_to(backend.address) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)
             op = create(stub, slow, HOST)
             watch(stub, op.operation_id, until_kind=common_pb2.PROGRESS_KIND_EPOCH)
         backend.stop(crash=True)
         time.sleep(1.0)
         backend = start_backend(tmp_path, sample_data_dir, [host_process.address], port=port)
-        with grpc.insecure_channel(backend.address) as channel:
+        with channel_to(backend.address) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)
             stream = watch(stub, op.operation_id)
             assert stream[-1].status == pb.OPERATION_STATUS_COMPLETED, stream[-1]

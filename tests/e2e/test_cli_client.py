@@ -33,7 +33,12 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices
 
 
 def ktrdr(services: LocalServices, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KTRDR_BACKEND_ADDRESS": services.backend_address}
+    env = {
+        **os.environ,
+        "KTRDR_BACKEND_ADDRESS": services.backend_address,
+        # found as a local user would: the backend's data dir holds its admin token and store
+        "KTRDR_BACKEND_DATA_DIR": str(services.work_dir / "backend"),
+    }
     return subprocess.run(
         [sys.executable, "-m", "ktrdr.cli.main", *args],
         cwd=REPO,
@@ -96,7 +101,11 @@ def test_ctrl_c_cancels_on_the_backend(services, tiny_strategy_yaml, tmp_path: P
     strategy["model"]["training"]["early_stopping"]["patience"] = 1000
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(strategy))
-    env = {**os.environ, "KTRDR_BACKEND_ADDRESS": services.backend_address}
+    env = {
+        **os.environ,
+        "KTRDR_BACKEND_ADDRESS": services.backend_address,
+        "KTRDR_BACKEND_DATA_DIR": str(services.work_dir / "backend"),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "ktrdr.cli.main", "train", str(path), "--mode", "local"],
         cwd=REPO,

@@ -9,6 +9,7 @@ repository root. ``test_readme_grpcurl_lines_are_tested`` keeps README.md and th
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,17 +26,23 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
 GRPCURL = REPO / ".venv" / "bin" / "grpcurl"
 B, H = "127.0.0.1:50052", "127.0.0.1:50051"
+# Backend calls carry the token the README sets with TOKEN=$(cat .ktrdr/backend/admin.token);
+# health checks and the host's GetCapabilities are open.
+AUTH = '-H "authorization: Bearer $TOKEN"'
 
-LIST = f".venv/bin/grpcurl -plaintext {B} list"
-LIST_METHODS = f".venv/bin/grpcurl -plaintext {B} list ktrdr.training.v1.Backend"
-DESCRIBE = f".venv/bin/grpcurl -plaintext {B} describe ktrdr.training.v1.CreateTrainingRequest"
+LIST = f".venv/bin/grpcurl -plaintext {AUTH} {B} list"
+LIST_METHODS = f".venv/bin/grpcurl -plaintext {AUTH} {B} list ktrdr.training.v1.Backend"
+DESCRIBE = (
+    f".venv/bin/grpcurl -plaintext {AUTH} {B} describe ktrdr.training.v1.CreateTrainingRequest"
+)
 HEALTH = (
     f'.venv/bin/grpcurl -plaintext -d \'{{"service": "ktrdr.training.v1.Backend"}}\' '
     f"{B} grpc.health.v1.Health/Check"
 )
 HOST_HEALTH = f".venv/bin/grpcurl -plaintext {H} grpc.health.v1.Health/Check"
 CREATE_BY_NAME = (
-    '.venv/bin/grpcurl -plaintext -d \'{"strategy_name": "rsi_single", '
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"strategy_name": "rsi_single", '
     '"execution_mode": "EXECUTION_MODE_HOST", "overrides": {"seed": 7}}\' '
     f"{B} ktrdr.training.v1.Backend/CreateTraining"
 )
@@ -43,31 +50,39 @@ CREATE_INLINE = (
     '.venv/bin/python -c \'import json, sys; print(json.dumps({"strategy_yaml": '
     'open(sys.argv[1]).read(), "execution_mode": "EXECUTION_MODE_LOCAL"}))\' '
     "examples/strategies/rsi_single.yaml | "
-    f".venv/bin/grpcurl -plaintext -d @ {B} ktrdr.training.v1.Backend/CreateTraining"
+    f".venv/bin/grpcurl -plaintext {AUTH} -d @ {B} ktrdr.training.v1.Backend/CreateTraining"
 )
 WATCH = (
-    '.venv/bin/grpcurl -plaintext -d \'{"operation_id": "OPERATION_ID"}\' '
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"operation_id": "OPERATION_ID"}\' '
     f"{B} ktrdr.training.v1.Backend/WatchOperation"
 )
 GET_OPERATION = (
-    '.venv/bin/grpcurl -plaintext -d \'{"operation_id": "OPERATION_ID"}\' '
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"operation_id": "OPERATION_ID"}\' '
     f"{B} ktrdr.training.v1.Backend/GetOperation"
 )
-GET_CONFIG = f".venv/bin/grpcurl -plaintext {B} ktrdr.training.v1.Backend/GetTrainingConfig"
+GET_CONFIG = f".venv/bin/grpcurl -plaintext {AUTH} {B} ktrdr.training.v1.Backend/GetTrainingConfig"
 UPDATE_CONFIG = (
-    '.venv/bin/grpcurl -plaintext -d \'{"default_mode": "EXECUTION_MODE_LOCAL"}\' '
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"default_mode": "EXECUTION_MODE_LOCAL"}\' '
     f"{B} ktrdr.training.v1.Backend/UpdateTrainingConfig"
 )
 LIST_MODELS = (
-    '.venv/bin/grpcurl -plaintext -d \'{"strategy_name": "rsi_single"}\' '
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"strategy_name": "rsi_single"}\' '
     f"{B} ktrdr.training.v1.Backend/ListModels"
 )
-LIST_STRATEGIES = f".venv/bin/grpcurl -plaintext {B} ktrdr.training.v1.Backend/ListStrategies"
+LIST_STRATEGIES = (
+    f".venv/bin/grpcurl -plaintext {AUTH} {B} ktrdr.training.v1.Backend/ListStrategies"
+)
+UNAUTHENTICATED = f".venv/bin/grpcurl -plaintext {B} ktrdr.training.v1.Backend/ListStrategies"
 CAPABILITIES = f".venv/bin/grpcurl -plaintext {H} ktrdr.training.v1.TrainingHost/GetCapabilities"
 
 EXAMPLES = [
     LIST, LIST_METHODS, DESCRIBE, HEALTH, HOST_HEALTH, CREATE_BY_NAME, CREATE_INLINE, WATCH,
     GET_OPERATION, GET_CONFIG, UPDATE_CONFIG, LIST_MODELS, LIST_STRATEGIES, CAPABILITIES,
+    UNAUTHENTICATED,
 ]  # fmt: skip
 
 
@@ -101,14 +116,21 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices
         yield live
 
 
-def grpcurl(services: LocalServices, example: str, **replace: str) -> str:
+def run_example(
+    services: LocalServices, example: str, **replace: str
+) -> subprocess.CompletedProcess[str]:
     command = example.replace(B, services.backend_address).replace(H, services.host_address)
     for key, value in replace.items():
         command = command.replace(key, value)
-    done = subprocess.run(
-        ["bash", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=120
+    env = {**os.environ, "TOKEN": services.admin_token or ""}
+    return subprocess.run(
+        ["bash", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
     )
-    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+
+
+def grpcurl(services: LocalServices, example: str, **replace: str) -> str:
+    done = run_example(services, example, **replace)
+    assert done.returncode == 0, f"{example}\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
@@ -156,7 +178,15 @@ def test_create_inline_yaml(services: LocalServices) -> None:
     # example, the client covers it).
     from ktrdr.client import TrainingClient
 
-    TrainingClient(services.backend_address).cancel(created["operation_id"])
+    TrainingClient(services.backend_address, token=services.admin_token).cancel(
+        created["operation_id"]
+    )
+
+
+def test_a_call_without_a_token_is_unauthenticated(services: LocalServices) -> None:
+    done = run_example(services, UNAUTHENTICATED)
+    assert done.returncode != 0
+    assert "Unauthenticated" in done.stderr and "bearer token" in done.stderr, done.stderr
 
 
 def test_training_config(services: LocalServices) -> None:

@@ -147,6 +147,10 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--status", choices=list(STATUSES), default=None, help="only this status")
     p.add_argument("--strategy", default=None, help="only this strategy")
     p.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    p.add_argument("--owner", default=None, help="only those created by this token name")
+    p.add_argument(
+        "--mine", action="store_const", const="me", dest="owner", help="only your own operations"
+    )
     p.set_defaults(handler=_handles_errors(_ops_list))
     for name, text, fn in (
         ("show", "one operation in detail", _ops_show),
@@ -367,7 +371,9 @@ def _cancel_after_interrupt(client: TrainingClient, operation_id: str) -> int:
 
 # -- ops -----------------------------------------------------------------------------------------
 def _ops_list(args: argparse.Namespace) -> int:
-    ops = _client(args).operations(status=args.status, strategy=args.strategy, limit=args.limit)
+    ops = _client(args).operations(
+        status=args.status, strategy=args.strategy, limit=args.limit, owner=args.owner
+    )
     if args.json:
         _print_json([op.to_dict() for op in ops])
         return 0

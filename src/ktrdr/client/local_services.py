@@ -17,12 +17,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.security.tokens import read_token_file
 from ktrdr.transfer import grpc_options
+
+if TYPE_CHECKING:
+    from ktrdr.client.training_client import TrainingClient
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,9 @@ class LocalServices:
                     "KTRDR_HOST_ADDRESS": self.host_address,
                     "KTRDR_HOST_DATA_DIR": market_data,
                     "KTRDR_HOST_SPOOL_DIR": str(self.work_dir / "host" / "spool"),
+                    # The host's own token is created in host/auth.token at its first start;
+                    # it presents the backend's local host token, created at the backend's.
+                    "KTRDR_HOST_BACKEND_TOKEN_FILE": str(self.work_dir / "backend" / "host.token"),
                 }
                 self._spawn("host", ["host", "serve"], host_env)
             self.backend_address = f"127.0.0.1:{free_port()}"
@@ -112,6 +119,7 @@ class LocalServices:
                 "KTRDR_BACKEND_MARKET_DATA_DIR": market_data,
                 "KTRDR_BACKEND_HOST_ADDRESSES": self.host_address,
                 "KTRDR_BACKEND_RESULTS_ADDRESS": self.backend_address,
+                "KTRDR_BACKEND_HOST_TOKEN_FILE": str(self.work_dir / "host" / "auth.token"),
             }
             if self.strategies_dir is not None:
                 backend_env["KTRDR_BACKEND_STRATEGIES_DIR"] = str(
@@ -151,6 +159,17 @@ class LocalServices:
         for log in self._logs:
             log.close()
         self._logs.clear()
+
+    @property
+    def admin_token(self) -> str | None:
+        """The backend's first admin token (written at its first start, mode 0600)."""
+        return read_token_file(self.work_dir / "backend" / "admin.token")
+
+    def client(self, **kwargs: object) -> TrainingClient:
+        """A ``TrainingClient`` for this backend, with its admin token."""
+        from ktrdr.client.training_client import TrainingClient
+
+        return TrainingClient(self.backend_address, token=self.admin_token, **kwargs)  # type: ignore[arg-type]
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.work_dir / f"{name}.log"

@@ -150,6 +150,7 @@ class OperationInfo:
     metrics: dict[str, float]
     model: ModelRef | None
     proto: backend_pb2.Operation = field(repr=False, compare=False)
+    owner: str = ""  # the token name that created it
 
     @classmethod
     def from_proto(cls, op: backend_pb2.Operation) -> OperationInfo:
@@ -179,6 +180,7 @@ class OperationInfo:
             metrics=dict(op.result.metrics),
             model=model,
             proto=op,
+            owner=op.owner,
         )
 
     @property

@@ -355,8 +355,10 @@ class TrainingClient:
         status: str | None = None,
         strategy: str | None = None,
         limit: int | None = 50,
+        owner: str | None = None,
     ) -> list[OperationInfo]:
-        """Operations, newest first, filtered by status and strategy (all pages up to limit)."""
+        """Operations, newest first, filtered by status, strategy and owner (the token name
+        that created them; ``"me"`` for this client's) (all pages up to limit)."""
         out: list[OperationInfo] = []
         token = ""
         while True:
@@ -366,6 +368,7 @@ class TrainingClient:
                 backend_pb2.ListOperationsRequest(
                     status=status_to_proto(status),  # type: ignore[arg-type]
                     strategy_name=strategy or "",
+                    owner=owner or "",
                     page_size=page_size,
                     page_token=token,
                 ),

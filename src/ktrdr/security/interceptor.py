@@ -182,7 +182,8 @@ def _refusal(
         return grpc.unary_stream_rpc_method_handler(unary_in, **kw)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(stream_in, **kw)
-    return grpc.stream_stream_rpc_method_handler(stream_in, **kw)
+    # A bidirectional client (reflection) waits for answers while it writes: no draining.
+    return grpc.stream_stream_rpc_method_handler(unary_in, **kw)
 
 
 def _with_identity(behavior: Callable[..., Any], identity: Identity) -> Callable[..., Any]:

