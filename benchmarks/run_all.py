@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_training.py", "bench_transfer.py", "bench_backend.py"]
+BENCHMARKS = ["bench_training.py", "bench_transfer.py", "bench_backend.py", "bench_security.py"]
 
 
 def main() -> int:
