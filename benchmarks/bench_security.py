@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from ktrdr.security.channels import aio_channel  # noqa: E402
 from ktrdr.security.interceptor import AuthInterceptor, Identity, Policy  # noqa: E402
+from ktrdr.security.selfsigned import issue, make_ca  # noqa: E402
 from ktrdr.security.tls import ClientTLS, ServerTLS  # noqa: E402
 from ktrdr.security.tokens import generate_token, read_token_file  # noqa: E402
 from ktrdr.service.server import bind, build_server  # noqa: E402
@@ -91,10 +92,6 @@ class Certs:
     client_key: Path
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 def make_certs(directory: Path) -> Certs:
     """A throwaway CA (EC P-256), a server certificate for 127.0.0.1/localhost and a client one.
 
@@ -103,28 +100,10 @@ def make_certs(directory: Path) -> Certs:
     """
     if shutil.which("openssl") is None:
         raise SystemExit("bench_security: the openssl command is needed to make certificates")
-    d = directory
-    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key", cwd=d)
-    _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "2",
-        "-subj", "/CN=ktrdr bench CA", "-out", "ca.pem", cwd=d,
-    )  # fmt: skip
-    exts = {
-        "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        "client": "extendedKeyUsage=clientAuth\n",
-    }
-    for name, ext in exts.items():
-        (d / f"{name}.ext").write_text(ext)
-        _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{name}.key",
-                 cwd=d)  # fmt: skip
-        _openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN=bench-{name}",
-                 "-out", f"{name}.csr", cwd=d)  # fmt: skip
-        _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-sha256", "-extfile", f"{name}.ext",
-            "-out", f"{name}.pem", cwd=d,
-        )  # fmt: skip
-    return certs_in(d)
+    ca = make_ca(directory)
+    issue(ca, "server")
+    issue(ca, "client", service=False)
+    return certs_in(directory)
 
 
 def certs_in(d: Path) -> Certs:
