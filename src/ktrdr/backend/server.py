@@ -50,6 +50,7 @@ class BackendApp:
         self._health: Health | None = None
         self.port = 0
         self.operations: Operations | None = None
+        self.results: ResultsIntake | None = None
 
     async def start(self) -> int:
         """Bind, take over operations of a previous run, start serving; returns the port."""
@@ -101,6 +102,7 @@ class BackendApp:
             idle_timeout_s=settings.upload_idle_timeout_s,
             deadline_s=settings.upload_deadline_s,
         )
+        self.results = results
         servicer = BackendServicer(operations, results)
         self.server, self._health = build_server(
             lambda server: backend_pb2_grpc.add_BackendServicer_to_server(servicer, server),
