@@ -65,8 +65,6 @@ class BackendApp:
         )
         interceptors = []
         if settings.auth_enabled:
-            for path in bootstrap_local_tokens(self.tokens, settings.data_dir):
-                logger.info("first start: token written to %s (mode 0600)", path)
             interceptors.append(
                 AuthInterceptor(
                     self.tokens.resolve,
@@ -113,6 +111,9 @@ class BackendApp:
         self.port = bind(
             self.server, settings.address, settings.server_tls(), prefix="KTRDR_BACKEND_"
         )
+        if settings.auth_enabled:  # after the bind: a start that cannot serve creates nothing
+            for path in bootstrap_local_tokens(self.tokens, settings.data_dir):
+                logger.info("first start: token written to %s (mode 0600)", path)
         host = settings.address.rsplit(":", 1)[0]
         # Hosts send results to the listen address unless told otherwise (port 0 resolved).
         operations.results_address = settings.results_address or f"{host}:{self.port}"
