@@ -71,10 +71,18 @@ def test_host_and_local_runs_give_identical_models(
     store = backend_process.log.parent / "models"  # references are store-relative
     on_host = train(backend_stub, tiny_strategy_yaml, HOST)
     assert on_host.host_address and "healthy" in on_host.mode_reason
-    session = host_stub.GetSession(
-        host_pb2.GetSessionRequest(session_id=on_host.operation_id), timeout=5
-    ).session
-    assert session.result.delivery.status == common_pb2.DELIVERY_STATUS_DELIVERED
+    # The backend reports COMPLETED once it has the bundle; the host marks it delivered when
+    # it processes the backend's acknowledgement, a moment later: wait for that (bounded).
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        session = host_stub.GetSession(
+            host_pb2.GetSessionRequest(session_id=on_host.operation_id), timeout=5
+        ).session
+        delivered = session.result.delivery.status == common_pb2.DELIVERY_STATUS_DELIVERED
+        if delivered or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert delivered, session
     locally = train(backend_stub, tiny_strategy_yaml, LOCAL)
     host_ref, local_ref = on_host.result.delivery.model, locally.result.delivery.model
     assert host_ref.strategy_name == local_ref.strategy_name == "tiny_rsi"

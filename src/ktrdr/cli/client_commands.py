@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from ktrdr.client import (
 from ktrdr.client.records import MODES, STATUSES, local_model_dir, read_model_metadata
 
 Handler = Callable[[argparse.Namespace], int]
+log = logging.getLogger(__name__)
 
 
 # -- shared plumbing -----------------------------------------------------------------------------
@@ -318,32 +320,49 @@ def _print_result(result: TrainingResult) -> None:
 def _train_remote(args: argparse.Namespace) -> int:
     if args.data_dir or args.models_dir:
         return _fail("--data-dir and --models-dir apply to --local only", 2)
-    client = _client(args)
-    op = client.create_training(
-        args.strategy,
-        symbols=_split(args.symbols),
-        timeframes=_split(args.timeframes),
-        start=args.start,
-        end=args.end,
-        mode=args.mode,
-        require_gpu=args.require_gpu,
-        seed=args.seed,
-        device=args.device,
-    )
-    print(
-        f"operation {op.operation_id}: {op.status}, mode {op.mode} ({op.mode_reason})",
-        file=sys.stderr,
-    )
-    if args.detach:
-        if args.json:
-            _print_json(op.to_dict())
-        else:
-            print(op.operation_id)
-        return 0
-    try:
-        result = client.watch(op.operation_id, progress=not (args.json or args.no_progress))
-    except KeyboardInterrupt:
-        return _cancel_after_interrupt(client, op.operation_id)
+    from ktrdr.client.interrupt import CtrlC
+
+    # Ctrl-C from here on sets a flag (and cancels the stream being watched) instead of
+    # raising wherever the main thread is; it works even if SIGINT was inherited ignored.
+    with CtrlC() as ctrl_c:
+        client = _client(args)
+        log.info("asking %s to create a training operation", client.address)
+        if ctrl_c.interrupted:
+            print("\ninterrupted: no operation was created", file=sys.stderr)
+            return 130
+        op = client.create_training(
+            args.strategy,
+            symbols=_split(args.symbols),
+            timeframes=_split(args.timeframes),
+            start=args.start,
+            end=args.end,
+            mode=args.mode,
+            require_gpu=args.require_gpu,
+            seed=args.seed,
+            device=args.device,
+        )
+        print(
+            f"operation {op.operation_id}: {op.status}, mode {op.mode} ({op.mode_reason})",
+            file=sys.stderr,
+        )
+        if ctrl_c.interrupted:  # during CreateTraining: the operation exists, cancel it
+            return _cancel_after_interrupt(client, op.operation_id)
+        if args.detach:
+            if args.json:
+                _print_json(op.to_dict())
+            else:
+                print(op.operation_id)
+            return 0
+        try:
+            result = client.watch(
+                op.operation_id,
+                progress=not (args.json or args.no_progress),
+                interrupt=ctrl_c,
+            )
+        except KeyboardInterrupt:
+            return _cancel_after_interrupt(client, op.operation_id)
+        if ctrl_c.interrupted:  # came as the operation ended: still report the interrupt
+            return _cancel_after_interrupt(client, op.operation_id)
     if args.json:
         _print_json(_result_json(result))
     else:
@@ -352,7 +371,11 @@ def _train_remote(args: argparse.Namespace) -> int:
 
 
 def _cancel_after_interrupt(client: TrainingClient, operation_id: str) -> int:
-    print(f"\ninterrupted: cancelling operation {operation_id} ...", file=sys.stderr)
+    """Cancel on the backend, wait for the state reached (confirmed by GetOperation): 130."""
+    print(
+        f"\ninterrupted: cancelling operation {operation_id} ... (Ctrl-C again: stop waiting)",
+        file=sys.stderr,
+    )
     try:
         try:
             reached = client.cancel(operation_id, reason="interrupted (Ctrl-C) in ktrdr train")

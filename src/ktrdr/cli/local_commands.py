@@ -159,9 +159,21 @@ def _train(args: argparse.Namespace) -> int:
     executor = TrainingExecutor(
         args.data_dir or settings.data_dir, device=args.device or settings.device
     )
+    from ktrdr.client.interrupt import CtrlC
+    from ktrdr.errors import TrainingCancelled
+    from ktrdr.training.cancellation import CancellationToken
+
     progress = _ConsoleProgress()
+    token = CancellationToken()
     try:
-        result = executor.run(config, progress, strategy_yaml=path.read_text())
+        # Ctrl-C cancels the run through its token (checked between steps and batches).
+        with CtrlC() as ctrl_c:
+            ctrl_c.on_interrupt(lambda: token.cancel("interrupted (Ctrl-C)"))
+            result = executor.run(config, progress, token, strategy_yaml=path.read_text())
+    except TrainingCancelled:
+        progress.close()
+        print("\ninterrupted: training cancelled, no model saved", file=sys.stderr)
+        return 130
     finally:
         progress.close()
     stored = ModelStorage(args.models_dir or settings.models_dir).save(result.bundle)

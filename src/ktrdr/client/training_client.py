@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ktrdr.client.connection import client_tls, resolve_token
 from ktrdr.client.errors import KtrdrClientError, service_error, translate_errors
+from ktrdr.client.interrupt import CtrlC
 from ktrdr.client.progress import ProgressDisplay
 from ktrdr.client.records import (
     ModelInfo,
@@ -280,17 +281,32 @@ class TrainingClient:
             raise
 
     def events(
-        self, operation_id: str, *, timeout_s: float | None = None
+        self,
+        operation_id: str,
+        *,
+        timeout_s: float | None = None,
+        interrupt: CtrlC | None = None,
     ) -> Iterator[backend_pb2.WatchOperationResponse]:
-        """The raw ``WatchOperation`` stream: current state first, then events to the end."""
+        """The raw ``WatchOperation`` stream: current state first, then events to the end.
+
+        With ``interrupt``, Ctrl-C cancels the stream and this raises ``KeyboardInterrupt``.
+        """
         stream = self.backend_stub.WatchOperation(
             backend_pb2.WatchOperationRequest(operation_id=operation_id), timeout=timeout_s
         )
+        remove = interrupt.on_interrupt(stream.cancel) if interrupt is not None else None
         try:
-            yield from stream
+            for message in stream:
+                if interrupt is not None and interrupt.interrupted:
+                    raise KeyboardInterrupt
+                yield message
         except grpc.RpcError as exc:
+            if interrupt is not None and interrupt.interrupted:
+                raise KeyboardInterrupt from None
             raise service_error(exc, self.address) from None
         finally:
+            if remove is not None:
+                remove()
             stream.cancel()
 
     def watch(
@@ -301,12 +317,17 @@ class TrainingClient:
         check: bool = False,
         on_event: EventCallback | None = None,
         timeout_s: float | None = None,
+        interrupt: CtrlC | None = None,
     ) -> TrainingResult:
-        """Follow an operation to its end (progress bars unless ``progress=False``)."""
+        """Follow an operation to its end (progress bars unless ``progress=False``).
+
+        With ``interrupt`` (a ``CtrlC`` in effect), Ctrl-C ends the watch with
+        ``KeyboardInterrupt``; the operation goes on until cancelled.
+        """
         display = ProgressDisplay() if progress else None
         epochs: list[dict[str, float]] = []
         try:
-            for message in self.events(operation_id, timeout_s=timeout_s):
+            for message in self.events(operation_id, timeout_s=timeout_s, interrupt=interrupt):
                 event = message.event
                 if event.kind == common_pb2.PROGRESS_KIND_EPOCH and event.epoch:
                     epochs.append({"epoch": float(event.epoch), **dict(event.metrics)})
