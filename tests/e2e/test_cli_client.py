@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ktrdr.client import LocalServices, TrainingClient
+from ktrdr.client import LocalServices
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -172,7 +172,7 @@ def test_ctrl_c_always_cancels_on_the_backend(services, tiny_strategy_yaml, tmp_
         # found as a local user would: the backend data dir holds its admin token and store
         "KTRDR_BACKEND_DATA_DIR": str(services.work_dir / "backend"),
     }
-    client = TrainingClient(services.backend_address)
+    client = services.client()
     try:
         for run in range(20):
             moment = ("connect", "steps", "epochs")[run % 3]

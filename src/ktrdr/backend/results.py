@@ -29,9 +29,9 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.live import LiveOperation
 from ktrdr.backend.local_runner import completed_event, test_metrics
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us
-from ktrdr.errors import BundleError
+from ktrdr.errors import BundleError, StorageError
 from ktrdr.security.tokens import hash_token
-from ktrdr.service.convert import timestamp_to_proto
+from ktrdr.service.convert import redact_paths, timestamp_to_proto
 from ktrdr.storage import ModelBundle, ModelStorage, StoredModel
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -307,7 +307,12 @@ class ResultsIntake:
             live = self._live(operation_id)
             if live is not None:
                 live.submit_attempts += 1
-            stored = await asyncio.to_thread(self._save_once, bundle, operation_id, sha256)
+            try:
+                stored = await asyncio.to_thread(self._save_once, bundle, operation_id, sha256)
+            except StorageError as exc:  # what the bundle's metadata says cannot be stored
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"bundle metadata: {redact_paths(str(exc))}"
+                ) from None
             model = ModelRecord(
                 strategy_name=stored.strategy,
                 version=stored.version,
