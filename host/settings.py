@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ktrdr.config.limits import WorkLimits
 from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES
-from ktrdr.security.tls import ClientTLS, ServerTLS
-from ktrdr.security.tokens import read_token_file
+from ktrdr.security.settings import ServerSecurity, token_source
+from ktrdr.security.tls import ClientTLS
 from ktrdr.transfer import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES
 
 
-class HostSettings(BaseSettings):
+class HostSettings(ServerSecurity):
     """Where the host listens, what it trains on, how it delivers and how it stops."""
 
     model_config = SettingsConfigDict(
@@ -63,18 +63,7 @@ class HostSettings(BaseSettings):
     # On SIGTERM/SIGINT: how long running sessions may go on before they are cancelled.
     shutdown_grace_s: float = Field(default=30.0, ge=0)
 
-    # -- security (see the README's "Security" section) --
-    # TLS certificate and key of this server (PEM); both or neither.
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    # CA that signs client certificates; with TLS_REQUIRE_CLIENT_CERT the backend must
-    # present one (mTLS), which then also identifies it when no AUTH_TOKEN is set.
-    tls_ca: Path | None = None
-    tls_require_client_cert: bool = False
-    # Allow plaintext on a non-loopback address (--insecure).
-    insecure: bool = False
-    # Serve without authentication; loopback addresses only (--insecure-no-auth).
-    insecure_no_auth: bool = False
+    # -- security: TLS fields in ServerSecurity; see the README's "Security" section --
     # The token the backend must present (KTRDR_HOST_AUTH_TOKEN). When empty, the token in
     # AUTH_TOKEN_FILE is used, created at first start (default: beside the spool directory).
     auth_token: SecretStr = SecretStr("")
@@ -107,25 +96,19 @@ class HostSettings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    def server_tls(self) -> ServerTLS:
-        return ServerTLS(self.tls_cert, self.tls_key, self.tls_ca, self.tls_require_client_cert)
-
     def backend_client_tls(self) -> ClientTLS:
         """How channels to the backend are secured (plaintext unless BACKEND_TLS[_CA])."""
-        enabled = self.backend_tls or self.backend_tls_ca is not None
-        return ClientTLS(
-            enabled=enabled,
+        return self.peer_tls(
+            enabled=self.backend_tls,
             ca=self.backend_tls_ca,
-            cert=self.backend_tls_cert or (self.tls_cert if enabled else None),
-            key=self.backend_tls_key or (self.tls_key if enabled else None),
+            cert=self.backend_tls_cert,
+            key=self.backend_tls_key,
             server_name=self.backend_tls_server_name,
         )
 
     def backend_token_source(self) -> Callable[[], str | None]:
-        """The host-role token for SubmitResults: the setting, else the file at each call."""
-        fixed = self.backend_token.get_secret_value()
-        path = self.backend_token_file
-        return (lambda: fixed) if fixed else (lambda: read_token_file(path))
+        """The token presented to the backend: the setting, else its file read at each call."""
+        return token_source(self.backend_token, self.backend_token_file)
 
     @property
     def token_file(self) -> Path:

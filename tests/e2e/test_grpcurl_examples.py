@@ -29,6 +29,9 @@ B, H = "127.0.0.1:50052", "127.0.0.1:50051"
 # Backend calls carry the token the README sets with TOKEN=$(cat .ktrdr/backend/admin.token);
 # health checks and the host's GetCapabilities are open.
 AUTH = '-H "authorization: Bearer $TOKEN"'
+# grpcurl finds every method, the open health check included, through reflection, which
+# needs the token of the service it asks: the host's is in .ktrdr-host/auth.token.
+HOST_AUTH = '-H "authorization: Bearer $HOST_TOKEN"'
 
 LIST = f".venv/bin/grpcurl -plaintext {AUTH} {B} list"
 LIST_METHODS = f".venv/bin/grpcurl -plaintext {AUTH} {B} list ktrdr.training.v1.Backend"
@@ -36,10 +39,11 @@ DESCRIBE = (
     f".venv/bin/grpcurl -plaintext {AUTH} {B} describe ktrdr.training.v1.CreateTrainingRequest"
 )
 HEALTH = (
-    f'.venv/bin/grpcurl -plaintext -d \'{{"service": "ktrdr.training.v1.Backend"}}\' '
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    f'-d \'{{"service": "ktrdr.training.v1.Backend"}}\' '
     f"{B} grpc.health.v1.Health/Check"
 )
-HOST_HEALTH = f".venv/bin/grpcurl -plaintext {H} grpc.health.v1.Health/Check"
+HOST_HEALTH = f".venv/bin/grpcurl -plaintext {HOST_AUTH} {H} grpc.health.v1.Health/Check"
 CREATE_BY_NAME = (
     f".venv/bin/grpcurl -plaintext {AUTH} "
     '-d \'{"strategy_name": "rsi_single", '
@@ -77,7 +81,9 @@ LIST_STRATEGIES = (
     f".venv/bin/grpcurl -plaintext {AUTH} {B} ktrdr.training.v1.Backend/ListStrategies"
 )
 UNAUTHENTICATED = f".venv/bin/grpcurl -plaintext {B} ktrdr.training.v1.Backend/ListStrategies"
-CAPABILITIES = f".venv/bin/grpcurl -plaintext {H} ktrdr.training.v1.TrainingHost/GetCapabilities"
+CAPABILITIES = (
+    f".venv/bin/grpcurl -plaintext {HOST_AUTH} {H} ktrdr.training.v1.TrainingHost/GetCapabilities"
+)
 
 EXAMPLES = [
     LIST, LIST_METHODS, DESCRIBE, HEALTH, HOST_HEALTH, CREATE_BY_NAME, CREATE_INLINE, WATCH,
@@ -122,7 +128,11 @@ def run_example(
     command = example.replace(B, services.backend_address).replace(H, services.host_address)
     for key, value in replace.items():
         command = command.replace(key, value)
-    env = {**os.environ, "TOKEN": services.admin_token or ""}
+    env = {
+        **os.environ,
+        "TOKEN": services.admin_token or "",
+        "HOST_TOKEN": services.host_token or "",
+    }
     return subprocess.run(
         ["bash", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
     )

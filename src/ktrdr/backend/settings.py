@@ -12,19 +12,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ktrdr.config.limits import WorkLimits
 from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES
-from ktrdr.security.tls import ClientTLS, ServerTLS
-from ktrdr.security.tokens import read_token_file
+from ktrdr.security.settings import ServerSecurity, token_source
+from ktrdr.security.tls import ClientTLS
 from ktrdr.transfer import DEFAULT_MAX_MESSAGE_BYTES
 
 DefaultMode = Literal["auto", "local", "host"]
 DEFAULT_ADDRESS = "127.0.0.1:50052"
 
 
-class BackendSettings(BaseSettings):
+class BackendSettings(ServerSecurity):
     """Where the backend listens, keeps its data, finds hosts, and how it chooses a mode."""
 
     model_config = SettingsConfigDict(
@@ -67,18 +67,7 @@ class BackendSettings(BaseSettings):
     # Compute device of local runs: auto|cpu|cuda|mps (KTRDR_BACKEND_DEVICE).
     device: str = "auto"
 
-    # -- security (see the README's "Security" section) --
-    # TLS certificate and key of this server (PEM); both or neither (KTRDR_BACKEND_TLS_CERT/_KEY).
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    # CA that signs client certificates (KTRDR_BACKEND_TLS_CA); with TLS_REQUIRE_CLIENT_CERT
-    # every client must present one (mTLS).
-    tls_ca: Path | None = None
-    tls_require_client_cert: bool = False
-    # Allow plaintext on a non-loopback address (KTRDR_BACKEND_INSECURE, --insecure).
-    insecure: bool = False
-    # Serve without authentication; loopback addresses only (--insecure-no-auth).
-    insecure_no_auth: bool = False
+    # -- security: TLS fields in ServerSecurity; see the README's "Security" section --
     # Token this backend presents to its hosts (KTRDR_BACKEND_HOST_TOKEN); when empty, the
     # file KTRDR_BACKEND_HOST_TOKEN_FILE is read at each call (a host on this machine writes
     # its token there by default).
@@ -121,29 +110,19 @@ class BackendSettings(BaseSettings):
     def _lower_mode(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    def server_tls(self) -> ServerTLS:
-        return ServerTLS(self.tls_cert, self.tls_key, self.tls_ca, self.tls_require_client_cert)
-
     def host_client_tls(self) -> ClientTLS:
-        """How channels to hosts are secured (plaintext unless HOST_TLS or HOST_TLS_CA)."""
-        enabled = self.host_tls or self.host_tls_ca is not None
-        return ClientTLS(
-            enabled=enabled,
+        """How channels to hosts are secured (plaintext unless HOST_TLS[_CA])."""
+        return self.peer_tls(
+            enabled=self.host_tls,
             ca=self.host_tls_ca,
-            cert=self.host_tls_cert or (self.tls_cert if enabled else None),
-            key=self.host_tls_key or (self.tls_key if enabled else None),
+            cert=self.host_tls_cert,
+            key=self.host_tls_key,
             server_name=self.host_tls_server_name,
         )
 
     def host_token_source(self) -> Callable[[], str | None]:
-        """The token for hosts: the setting, else the token file read at each call."""
-        fixed = self.host_token.get_secret_value()
-        path = self.host_token_file
-        return (lambda: fixed) if fixed else (lambda: read_token_file(path))
-
-    @property
-    def auth_enabled(self) -> bool:
-        return not self.insecure_no_auth
+        """The token presented to hosts: the setting, else its file read at each call."""
+        return token_source(self.host_token, self.host_token_file)
 
     @property
     def db_path(self) -> Path:

@@ -27,6 +27,7 @@ from ktrdr.client import (
     TrainingResult,
 )
 from ktrdr.client.records import MODES, STATUSES, local_model_dir, read_model_metadata
+from ktrdr.security.tls import ClientTLS
 
 Handler = Callable[[argparse.Namespace], int]
 log = logging.getLogger(__name__)
@@ -55,16 +56,22 @@ def _handles_errors(handler: Handler) -> Handler:
 
 
 def _client(args: argparse.Namespace) -> TrainingClient:
+    return TrainingClient(
+        args.backend, timeout_s=args.timeout, token=args.token, tls=tls_from_args(args)
+    )
+
+
+def tls_from_args(args: argparse.Namespace) -> ClientTLS:
+    """The client TLS of ``add_tls_options``' options (and $KTRDR_TLS_* for the rest)."""
     from ktrdr.client.connection import client_tls
 
-    tls = client_tls(
+    return client_tls(
         ca=args.tls_ca,
         cert=args.tls_cert,
         key=args.tls_key,
         enabled=args.tls,
         server_name=args.tls_server_name,
     )
-    return TrainingClient(args.backend, timeout_s=args.timeout, token=args.token, tls=tls)
 
 
 def _connection_options() -> argparse.ArgumentParser:

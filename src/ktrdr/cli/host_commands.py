@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.cli.backend_commands import add_server_security_options, security_overrides
-from ktrdr.cli.client_commands import add_tls_options
+from ktrdr.cli.client_commands import add_tls_options, tls_from_args
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 
@@ -112,18 +112,11 @@ def _capabilities(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf.json_format import MessageToDict
 
-    from ktrdr.client.connection import client_tls
     from ktrdr.security.channels import sync_channel
     from ktrdr.training.v1 import host_pb2, host_pb2_grpc
     from ktrdr.transfer import grpc_options
 
-    tls = client_tls(
-        ca=args.tls_ca,
-        cert=args.tls_cert,
-        key=args.tls_key,
-        enabled=args.tls,
-        server_name=args.tls_server_name,
-    )
+    tls = tls_from_args(args)
     with sync_channel(args.address, options=grpc_options(), tls=tls) as channel:
         try:
             answer = host_pb2_grpc.TrainingHostStub(channel).GetCapabilities(

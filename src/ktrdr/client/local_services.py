@@ -165,6 +165,11 @@ class LocalServices:
         """The backend's first admin token (written at its first start, mode 0600)."""
         return read_token_file(self.work_dir / "backend" / "admin.token")
 
+    @property
+    def host_token(self) -> str | None:
+        """The host's token (written at its first start): what the backend presents to it."""
+        return read_token_file(self.work_dir / "host" / "auth.token")
+
     def client(self, **kwargs: object) -> TrainingClient:
         """A ``TrainingClient`` for this backend, with its admin token."""
         from ktrdr.client.training_client import TrainingClient
