@@ -26,10 +26,16 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "validate",
         help="check a strategy YAML and summarise it",
         formatter_class=formatter,
-        description="Check a strategy YAML; prints 'valid' and a summary, or every error.\n\n"
-        "example:\n  ktrdr strategy validate examples/strategies/rsi_single.yaml",
+        description="Check a strategy YAML; prints 'valid' and a summary, or every error. "
+        "With --data-dir it also reports, per fuzzy set, the share of the data's bars where "
+        "the set is active, and warns about sets that almost never are.\n\n"
+        "example:\n  ktrdr strategy validate examples/strategies/rsi_single.yaml "
+        "--data-dir data/samples",
     )
     validate.add_argument("file", type=Path)
+    validate.add_argument(
+        "--data-dir", type=Path, default=None, help="check fuzzy set coverage on this OHLCV data"
+    )
     validate.set_defaults(handler=_validate)
 
     train = sub.add_parser(
@@ -84,7 +90,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 def _validate(args: argparse.Namespace) -> int:
     from ktrdr.config.cli import validate_command
 
-    return validate_command(args.file)
+    return validate_command(args.file, args.data_dir)
 
 
 def _split(value: str | None) -> list[str] | None:
