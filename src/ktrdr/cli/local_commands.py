@@ -213,13 +213,15 @@ def trading_summary(trading: dict[str, Any]) -> str:
         f"{trading.get('cost_bps', 0):g} bps per trade; {trading.get('position_rule', '')}):"
     ]
     for name in ("strategy", "buy_and_hold", "majority", "flat"):
-        row = overall[name]
+        row = overall.get(name)
+        if not row:
+            continue
         lines.append(
             f"    {name:<13} return {row['return']:+8.2%}  sharpe {row['sharpe']:6.2f}  "
             f"max drawdown {row['max_drawdown']:6.2%}  trades {row['trades']:4d}  "
             f"hit rate {row['hit_rate']:.2f}"
         )
-    lines.append(f"  verdict: {trading['verdict']['text']}")
+    lines.append(f"  verdict: {trading.get('verdict', {}).get('text', 'not recorded')}")
     return "\n".join(lines)
 
 
