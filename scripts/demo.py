@@ -1,6 +1,6 @@
 """One-command demo (``make demo``): a host and a backend on free loopback ports, one training
-through the backend in host mode, its metrics, the model list and a plot; both services are
-stopped at the end, also on Ctrl-C or SIGTERM.
+through the backend in host mode, its metrics (trading metrics against the baselines too), the
+model list and a plot; both services are stopped at the end, also on Ctrl-C or SIGTERM.
 
     .venv/bin/python scripts/demo.py [--strategy FILE] [--epochs N] [--work-dir .demo]
 """
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
+    from ktrdr.cli.local_commands import trading_summary
     from ktrdr.client import LocalServices, TrainingClient, frame
     from ktrdr.plots import save_training_plot
 
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             if per_class is not None:
                 print()
                 print(per_class.to_string(float_format=lambda v: f"{v:.3f}"))
+            metadata = result.metadata()
+            trading = (metadata or {}).get("metrics", {}).get("trading")
+            if trading:
+                print("\n== the test period traded (strategy vs baselines)")
+                print(trading_summary(trading))
             assert result.model is not None
             print(f"\n== model saved by the backend: {result.model.path}")
             print(f"   (strategy {result.model.strategy}, version {result.model.version})\n")
@@ -83,10 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             models = frame(client.models())
             print(models[["strategy", "version", "created", "test_accuracy", "path"]].to_string())
 
-            metadata = result.metadata()
             if metadata is not None:
                 plot = save_training_plot(metadata, work_dir / "training.png")
-                print(f"\n== training curves and confusion matrix: {plot}")
+                print(f"\n== training curves, confusion matrix and equity curve: {plot}")
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the services", file=sys.stderr)
         return 130

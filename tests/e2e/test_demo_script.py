@@ -47,6 +47,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     out = done.stdout
     assert "mode      host (" in out
     assert "test_accuracy" in out
+    assert "== the test period traded (strategy vs baselines)" in out
+    assert "buy_and_hold  return" in out and "  verdict: " in out
     assert "== model saved by the backend:" in out
     assert "== models on the backend" in out and "rsi_single" in out
     assert (work / "training.png").read_bytes()[:4] == b"\x89PNG"

@@ -47,6 +47,7 @@ def test_quickstart_notebook_executes(tmp_path: Path, monkeypatch: pytest.Monkey
     text = "\n".join(outputs.values())
     assert "health: SERVING" in text
     assert "test_accuracy" in text  # the metrics table
+    assert "verdict: " in text and "buy_and_hold" in text  # the trading metrics table
     assert "services stopped" in text
     images = [
         o

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ktrdr.cli.local_commands import trading_summary
 from ktrdr.client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
@@ -320,6 +321,9 @@ def _print_result(result: TrainingResult) -> None:
                 f"  {name!s:<5} precision {row['precision']:.3f} recall {row['recall']:.3f} "
                 f"f1 {row['f1']:.3f} support {int(row['support'])}"
             )
+    metadata = result.metadata()
+    if metadata and metadata.get("metrics", {}).get("trading"):
+        print(trading_summary(metadata["metrics"]["trading"]))
     if result.model:
         print(f"model saved: {result.model.path} (version {result.model.version})")
 
@@ -535,6 +539,8 @@ def _models_show(args: argparse.Namespace) -> int:
         save_training_plot(metadata, args.plot)
     test = metadata.get("metrics", {}).get("test", {})
     history = metadata.get("history", [])
+    trading = metadata.get("metrics", {}).get("trading", {})
+    coverage_warnings = metadata.get("fuzzy_coverage", {}).get("warnings", [])
     if args.json:
         _print_json(
             {
@@ -547,6 +553,8 @@ def _models_show(args: argparse.Namespace) -> int:
                 "device": metadata.get("device"),
                 "seed": metadata.get("seed"),
                 "test": {k: v for k, v in test.items() if k != "per_symbol"},
+                "trading": {k: v for k, v in trading.items() if k != "equity_curve"},
+                "coverage_warnings": coverage_warnings,
                 "history": history,
                 "plot": str(args.plot) if args.plot else None,
             }
@@ -573,6 +581,10 @@ def _models_show(args: argparse.Namespace) -> int:
         table = per_class_frame(metadata)
         if not table.empty:
             print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if trading:
+        print(trading_summary(trading))
+    for warning in coverage_warnings:
+        print(f"coverage warning: {warning}")
     if args.plot:
         print(f"plot written: {args.plot}")
     return 0

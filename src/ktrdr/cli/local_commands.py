@@ -26,10 +26,16 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "validate",
         help="check a strategy YAML and summarise it",
         formatter_class=formatter,
-        description="Check a strategy YAML; prints 'valid' and a summary, or every error.\n\n"
-        "example:\n  ktrdr strategy validate examples/strategies/rsi_single.yaml",
+        description="Check a strategy YAML; prints 'valid' and a summary, or every error. "
+        "With --data-dir it also reports, per fuzzy set, the share of the data's bars where "
+        "the set is active, and warns about sets that almost never are.\n\n"
+        "example:\n  ktrdr strategy validate examples/strategies/rsi_single.yaml "
+        "--data-dir data/samples",
     )
     validate.add_argument("file", type=Path)
+    validate.add_argument(
+        "--data-dir", type=Path, default=None, help="check fuzzy set coverage on this OHLCV data"
+    )
     validate.set_defaults(handler=_validate)
 
     train = sub.add_parser(
@@ -84,7 +90,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 def _validate(args: argparse.Namespace) -> int:
     from ktrdr.config.cli import validate_command
 
-    return validate_command(args.file)
+    return validate_command(args.file, args.data_dir)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -219,13 +225,15 @@ def trading_summary(trading: dict[str, Any]) -> str:
         f"{trading.get('cost_bps', 0):g} bps per trade; {trading.get('position_rule', '')}):"
     ]
     for name in ("strategy", "buy_and_hold", "majority", "flat"):
-        row = overall[name]
+        row = overall.get(name)
+        if not row:
+            continue
         lines.append(
             f"    {name:<13} return {row['return']:+8.2%}  sharpe {row['sharpe']:6.2f}  "
             f"max drawdown {row['max_drawdown']:6.2%}  trades {row['trades']:4d}  "
             f"hit rate {row['hit_rate']:.2f}"
         )
-    lines.append(f"  verdict: {trading['verdict']['text']}")
+    lines.append(f"  verdict: {trading.get('verdict', {}).get('text', 'not recorded')}")
     return "\n".join(lines)
 
 

@@ -116,6 +116,13 @@ class TrainingResult:
             return None
         return per_class_frame(meta)
 
+    def trading_frame(self) -> pd.DataFrame | None:
+        """The test period traded: strategy and baselines (from the model's metadata)."""
+        meta = self.metadata()
+        if not meta:
+            return None
+        return trading_frame(meta)
+
     def __repr__(self) -> str:
         where = f", model={self.model.path!r}" if self.model else ""
         acc = self.metrics.get("test_accuracy")
@@ -132,4 +139,29 @@ def per_class_frame(metadata: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(per_class, orient="index").rename_axis("class")
 
 
-__all__ = ["HISTORY_COLUMNS", "TrainingResult", "per_class_frame"]
+TRADING_COLUMNS = ("return", "sharpe", "max_drawdown", "trades", "hit_rate")
+
+
+def trading_frame(metadata: dict[str, Any]) -> pd.DataFrame:
+    """Overall trading metrics of the test period: one row for the strategy and one per
+    baseline (buy_and_hold, majority, flat); the verdict is in ``frame.attrs["verdict"]``."""
+    trading = metadata.get("metrics", {}).get("trading", {})
+    overall = trading.get("overall", {})
+    rows = {
+        name: {column: overall[name].get(column) for column in TRADING_COLUMNS}
+        for name in ("strategy", "buy_and_hold", "majority", "flat")
+        if isinstance(overall.get(name), dict)
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(TRADING_COLUMNS))
+    table = table.rename_axis("rule")
+    table.attrs["verdict"] = trading.get("verdict", {}).get("text", "")
+    return table
+
+
+__all__ = [
+    "HISTORY_COLUMNS",
+    "TRADING_COLUMNS",
+    "TrainingResult",
+    "per_class_frame",
+    "trading_frame",
+]

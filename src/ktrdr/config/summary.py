@@ -29,7 +29,7 @@ def strategy_summary(cfg: StrategyConfig) -> str:
     ]
     for ind in cfg.indicators:
         params = ", ".join(f"{key}={value}" for key, value in ind.params.items())
-        sets = ", ".join(cfg.fuzzy_sets.get(ind.id, {}))
+        sets = ", ".join(cfg.fuzzy_sets.get(ind.id, {})) or "none (not computed)"
         lines.append(f"  {ind.id:<14} {ind.name}({params}) -> fuzzy sets: {sets}")
     lines += [
         f"Model:      {cfg.model.type} hidden {arch.hidden_layers} {arch.activation}, "

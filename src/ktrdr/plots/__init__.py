@@ -1,8 +1,9 @@
-"""Plots of a trained model: training curves and the test confusion matrix."""
+"""Plots of a trained model: training curves, the test confusion matrix and equity curve."""
 
 from ktrdr.plots.training import (
     plot_accuracy,
     plot_confusion_matrix,
+    plot_equity,
     plot_loss,
     save_training_plot,
     training_figure,
@@ -11,6 +12,7 @@ from ktrdr.plots.training import (
 __all__ = [
     "plot_accuracy",
     "plot_confusion_matrix",
+    "plot_equity",
     "plot_loss",
     "save_training_plot",
     "training_figure",

@@ -1,5 +1,6 @@
-"""Training curves (loss and accuracy per epoch, train and validation) and the confusion
-matrix, drawn from a model's ``metadata.json``.
+"""Training curves (loss and accuracy per epoch, train and validation), the confusion matrix
+and the test period's equity curve (strategy vs buy-and-hold), drawn from a model's
+``metadata.json``.
 
 Figures are built with ``matplotlib.figure.Figure`` and rendered by the Agg canvas, so
 nothing here touches pyplot's global state or needs a display. Each ``plot_*`` function
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -89,13 +91,46 @@ def plot_confusion_matrix(ax: Axes, metadata: dict[str, Any]) -> None:
     ax.set_title(f"Test confusion matrix{suffix}")
 
 
+def plot_equity(ax: Axes, metadata: dict[str, Any]) -> None:
+    """Equity (1.0 at the start, costs included) of the strategy's signals traded over the
+    test period, against buy-and-hold and staying flat (``metrics.trading.equity_curve``)."""
+    trading = metadata.get("metrics", {}).get("trading", {})
+    curve = trading.get("equity_curve") or {}
+    times = curve.get("times") or []
+    if not times:
+        ax.text(0.5, 0.5, "no trading metrics", ha="center", va="center")
+        ax.set_axis_off()
+        return
+    x = np.array(times, dtype="datetime64[s]")
+    overall = trading.get("overall", {})
+    for name, color, label in (
+        ("strategy", _TRAIN, "strategy"),
+        ("buy_and_hold", "grey", "buy and hold"),
+    ):
+        if curve.get(name):
+            result = overall.get(name, {}).get("return")
+            shown = f" ({result:+.1%})" if isinstance(result, int | float) else ""
+            ax.plot(x, curve[name], color=color, label=f"{label}{shown}")
+    ax.axhline(1.0, color="black", linestyle=":", linewidth=1, label="flat")
+    verdict = trading.get("verdict", {})
+    beats = verdict.get("beats_baselines")
+    suffix = "" if beats is None else (": beats baselines" if beats else ": no better")
+    ax.set_title(f"Test period equity{suffix}")
+    ax.set_ylabel("equity")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    for tick in ax.get_xticklabels():
+        tick.set_rotation(30)
+
+
 def training_figure(metadata: dict[str, Any]) -> Figure:
-    """One figure: loss, accuracy and confusion matrix side by side."""
-    figure = Figure(figsize=(15, 4.6), layout="constrained")
-    loss_ax, acc_ax, cm_ax = figure.subplots(1, 3)
+    """One figure: loss, accuracy, confusion matrix and test equity side by side."""
+    figure = Figure(figsize=(20, 4.6), layout="constrained")
+    loss_ax, acc_ax, cm_ax, equity_ax = figure.subplots(1, 4)
     plot_loss(loss_ax, metadata)
     plot_accuracy(acc_ax, metadata)
     plot_confusion_matrix(cm_ax, metadata)
+    plot_equity(equity_ax, metadata)
     name = metadata.get("strategy_name", "model")
     combo = "/".join(
         [",".join(metadata.get("symbols", [])), ",".join(metadata.get("timeframes", []))]
@@ -121,6 +156,7 @@ def save_training_plot(metadata: dict[str, Any], path: Path | str, *, dpi: int =
 __all__ = [
     "plot_accuracy",
     "plot_confusion_matrix",
+    "plot_equity",
     "plot_loss",
     "save_training_plot",
     "training_figure",

@@ -26,6 +26,7 @@ import ktrdr
 from ktrdr.config.strategy import StrategyConfig
 from ktrdr.data import check_enough_bars, load_market_data
 from ktrdr.features import assemble_features, compute_indicators, compute_memberships
+from ktrdr.fuzzy.coverage import fuzzy_coverage
 from ktrdr.indicators import get_indicator
 from ktrdr.labels import CLASS_NAMES
 from ktrdr.models import MLPClassifier, MLPSpec, embedding_dim_for
@@ -217,6 +218,9 @@ class _Run:
             indicators = compute_indicators(cfg, data)
         with self.step(3):
             memberships = compute_memberships(cfg, indicators)
+            self.coverage = fuzzy_coverage(cfg, indicators)
+            for warning in self.coverage.warnings:
+                logger.warning("strategy %s: %s", cfg.name, warning)
         with self.step(4):
             features = assemble_features(cfg, memberships, data)
         with self.step(5):
@@ -373,6 +377,7 @@ class _Run:
                 for symbol, frames in data.items()
             },
             "notices": cfg.notices(),
+            "fuzzy_coverage": self.coverage.to_dict(),
             "feature_names": feature_names,
             "scaler": {"type": "standard" if scaler.enabled else "none", "fitted_on": "train"},
             "model": spec.to_dict(),

@@ -18,6 +18,19 @@ from ktrdr.service.convert import timestamp_to_proto
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
 
 
+def sample_trading() -> dict[str, Any]:
+    """Real trading metrics of a made-up test period (60 hourly bars, alternating signals)."""
+    import numpy as np
+
+    from ktrdr.training.trading import trading_metrics
+
+    n = 60
+    times = np.datetime64("2024-01-01T00", "ns") + np.arange(n) * np.timedelta64(1, "h")
+    returns = 0.002 * np.sin(np.arange(n) / 3.0)
+    signals = np.array([0, 1, 2] * (n // 3))
+    return trading_metrics(["EURUSD"], np.zeros(n, int), times, returns, signals, 1)
+
+
 def sample_metadata(epochs: int = 3) -> dict[str, Any]:
     return {
         "strategy_name": "fake_rsi",
@@ -49,8 +62,10 @@ def sample_metadata(epochs: int = 3) -> dict[str, Any]:
                     n: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 10}
                     for n in ("BUY", "HOLD", "SELL")
                 },
-            }
+            },
+            "trading": sample_trading(),
         },
+        "fuzzy_coverage": {"warnings": ["fuzzy set rsi.oversold is active on 0.50% of bars"]},
     }
 
 

@@ -22,6 +22,7 @@ def test_train_prints_metrics_and_model(fake_backend, capsys) -> None:
     code, out, err = run(capsys, "train", "fake_rsi", "--backend", address, "--mode", "local")
     assert code == 0, err
     assert "test_accuracy" in out and "model saved:" in out
+    assert "trading on the test period (60 bars" in out and "  verdict: " in out
     assert "operation op-1: running, mode local" in err and "epoch 3/3" in err
 
 
@@ -84,11 +85,19 @@ def test_models_and_config(fake_backend, capsys, tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert plot.read_bytes()[:4] == b"\x89PNG" and "BUY" in out
+    assert "trading on the test period (60 bars, 5 bps per trade" in out
+    for rule in ("strategy", "buy_and_hold", "majority", "flat"):
+        assert any(line.split()[:2] == [rule, "return"] for line in out.splitlines()), rule
+    assert "  verdict: " in out
+    assert "coverage warning: fuzzy set rsi.oversold is active on 0.50% of bars" in out
     model_dir = json.loads(run(capsys, "models", "list", "--backend", address, "--json")[1])[0][
         "path"
     ]
     code, out, _ = run(capsys, "models", "show", model_dir, "--json")
-    assert code == 0 and len(json.loads(out)["history"]) == 3
+    shown = json.loads(out)
+    assert code == 0 and len(shown["history"]) == 3
+    assert shown["trading"]["verdict"]["text"] and "equity_curve" not in shown["trading"]
+    assert shown["coverage_warnings"] == ["fuzzy set rsi.oversold is active on 0.50% of bars"]
     code, _, err = run(capsys, "models", "show", "fake_rsi:7", "--backend", address)
     assert code == 1 and "no version 7" in err
     code, out, _ = run(capsys, "config", "show", "--backend", address, "--json")
