@@ -293,20 +293,49 @@ def _bbands() -> IndicatorSpec:
     )
 
 
-def _atr() -> IndicatorSpec:
+def _atr(name: str = "atr") -> IndicatorSpec:
+    """``atr`` in KTRDR's units (price) by default; ``natr`` is the same ATR as percent of the
+    close (TA-Lib's NATR), whatever ``units`` says."""
+    normalized = name == "natr"
+
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
         close = column(ohlcv, "close")
         atr = talib.ATR(column(ohlcv, "high"), column(ohlcv, "low"), close, timeperiod=p["period"])
-        return _pct_of(np.asarray(atr), close)
+        if normalized or p["units"] == "percent":
+            return _pct_of(np.asarray(atr), close)
+        return np.asarray(atr)
 
     def lookback(p: dict[str, Any]) -> int:
         return talib_lookback("ATR", timeperiod=p["period"])
 
+    if normalized:
+        return IndicatorSpec(
+            name="natr",
+            aliases=("normalized_average_true_range",),
+            params=(_period(14),),
+            series_doc="ATR as percent of the close: 100 * ATR / close (TA-Lib's NATR)",
+            columns=("high", "low", "close"),
+            compute_fn=compute,
+            lookback_fn=lookback,
+        )
     return IndicatorSpec(
         name="atr",
-        aliases=("average_true_range", "natr", "normalized_average_true_range"),
-        params=(_period(14),),
-        series_doc="ATR as percent of the close: 100 * ATR / close (TA-Lib's NATR)",
+        aliases=("average_true_range",),
+        params=(
+            _period(14),
+            ParamSpec(
+                "units",
+                "choice",
+                "price",
+                choices=("price", "percent"),
+                doc="price: ATR in price units (KTRDR's); percent: 100 * ATR / close",
+            ),
+        ),
+        series_doc=(
+            "`units: price` (default, KTRDR's): ATR in price units (TA-Lib's Wilder smoothing; "
+            "KTRDR averaged the true range with a simple mean, so early values differ slightly); "
+            "`units: percent`: 100 * ATR / close (scale-free, as `natr`)"
+        ),
         columns=("high", "low", "close"),
         compute_fn=compute,
         lookback_fn=lookback,
@@ -397,7 +426,7 @@ def _momentum() -> IndicatorSpec:
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
         src = source_prices(ohlcv, p["source"])
         mom = np.asarray(talib.MOM(src, timeperiod=p["period"]))
-        return _pct_of(mom, _shift(src, p["period"]))
+        return mom if p["units"] == "price" else _pct_of(mom, _shift(src, p["period"]))
 
     def lookback(p: dict[str, Any]) -> int:
         return talib_lookback("MOM", timeperiod=p["period"])
@@ -405,10 +434,21 @@ def _momentum() -> IndicatorSpec:
     return IndicatorSpec(
         name="momentum",
         aliases=("mom",),
-        params=(_period(10), _source()),
+        params=(
+            _period(10),
+            _source(),
+            ParamSpec(
+                "units",
+                "choice",
+                "price",
+                choices=("price", "percent"),
+                doc="price: source[t] - source[t-period] (KTRDR's); percent: that change in %",
+            ),
+        ),
         series_doc=(
-            "momentum as percent of the source `period` bars ago: "
-            "100 * (source[t] - source[t-period]) / source[t-period] (numerically ROC)"
+            "`units: price` (default, KTRDR's): source[t] - source[t-period] in price units; "
+            "`units: percent`: 100 * (source[t] - source[t-period]) / source[t-period] "
+            "(numerically ROC)"
         ),
         columns=(),
         compute_fn=compute,
@@ -548,6 +588,7 @@ def build_catalog() -> tuple[IndicatorSpec, ...]:
         _macd(),
         _bbands(),
         _atr(),
+        _atr("natr"),
         _stoch(),
         _obv(),
         _momentum(),

@@ -51,7 +51,7 @@ def test_unknown_parameter_message_names_the_allowed_ones() -> None:
         ("macd", {"output": "line"}, "must be one of macd, signal, histogram"),
         ("stoch", {"output": "j"}, "must be one of k, d"),
         ("ultosc", {"short_period": 20}, "short_period < medium_period < long_period"),
-        ("atr", {"source": "close"}, "unknown parameter 'source' for atr; allowed: period"),
+        ("atr", {"source": "close"}, "unknown parameter 'source' for atr; allowed: period, units"),
     ],
 )
 def test_bad_parameters_are_reported(name: str, params: dict[str, Any], fragment: str) -> None:

@@ -51,7 +51,7 @@ def test_required_indicators_are_known() -> None:
         ("williams_r", "williams_r"),
         ("WILLR", "williams_r"),
         ("ATR", "atr"),
-        ("NATR", "atr"),
+        ("NATR", "natr"),
         ("Momentum", "momentum"),
         ("MOM", "momentum"),
         ("OBV", "obv"),

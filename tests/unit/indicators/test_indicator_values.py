@@ -44,8 +44,9 @@ def test_series_is_scale_free(name: str, ohlcv: pd.DataFrame) -> None:
     """
     scaled = ohlcv.copy()
     scaled[["open", "high", "low", "close"]] *= 1024.0
-    # macd's default (KTRDR's) units are price units; its percent units are scale-free.
-    params = {"units": "percent"} if name == "macd" else {}
+    # KTRDR's default units for macd, atr and momentum are price units; percent is scale-free.
+    spec = get_indicator(name)
+    params = {"units": "percent"} if any(p.name == "units" for p in spec.params) else {}
     a = get_indicator(name).compute(ohlcv, params).to_numpy()
     b = get_indicator(name).compute(scaled, params).to_numpy()
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, equal_nan=True)
@@ -121,10 +122,15 @@ def test_bbands_flat_prices_sit_in_the_middle() -> None:
     assert (series.iloc[4:] == 0.5).all()
 
 
-def test_atr_is_percent_of_close(ohlcv: pd.DataFrame) -> None:
+def test_atr_in_price_units_by_default_and_percent_on_request(ohlcv: pd.DataFrame) -> None:
     high, low, close = _col(ohlcv, "high"), _col(ohlcv, "low"), _col(ohlcv, "close")
+    atr = talib.ATR(high, low, close, 10)
     ours = get_indicator("atr").compute(ohlcv, {"period": 10}).to_numpy()
-    np.testing.assert_allclose(ours, 100 * talib.ATR(high, low, close, 10) / close, equal_nan=True)
+    np.testing.assert_allclose(ours, atr, equal_nan=True)  # KTRDR's units: price
+    pct = get_indicator("atr").compute(ohlcv, {"period": 10, "units": "percent"}).to_numpy()
+    np.testing.assert_allclose(pct, 100 * atr / close, equal_nan=True)
+    natr = get_indicator("natr").compute(ohlcv, {"period": 10}).to_numpy()
+    np.testing.assert_allclose(natr, talib.NATR(high, low, close, 10), equal_nan=True)
 
 
 def test_stoch_k_and_d(ohlcv: pd.DataFrame) -> None:
@@ -161,11 +167,14 @@ def test_obv_without_volume_is_zero(ohlcv: pd.DataFrame) -> None:
     assert (series.iloc[5:] == 0).all()
 
 
-def test_momentum_is_percent_of_earlier_price(ohlcv: pd.DataFrame) -> None:
+def test_momentum_in_price_units_by_default_and_percent_on_request(ohlcv: pd.DataFrame) -> None:
     close = ohlcv["close"]
-    expected = 100 * (close - close.shift(7)) / close.shift(7)
+    diff = close - close.shift(7)
     ours = get_indicator("mom").compute(ohlcv, {"period": 7})
-    np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(ours.to_numpy(), diff.to_numpy(), atol=1e-9, equal_nan=True)
+    pct = get_indicator("mom").compute(ohlcv, {"period": 7, "units": "percent"})
+    expected = 100 * diff / close.shift(7)
+    np.testing.assert_allclose(pct.to_numpy(), expected.to_numpy(), atol=1e-9, equal_nan=True)
 
 
 def test_missing_column_is_a_data_error(ohlcv: pd.DataFrame) -> None:
