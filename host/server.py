@@ -64,6 +64,7 @@ class RunningHost:
             await self.registry.drain(self.settings.shutdown_grace_s, force)
             await self.sender.stop()
         finally:
+            await asyncio.to_thread(self.registry.workers.close)
             await self.server.stop(grace=SERVER_STOP_GRACE_S)
         logger.info("host stopped")
 

@@ -24,13 +24,14 @@ from host.validation import RequestRefused, SessionSpec
 from ktrdr.errors import TrainingCancelled
 from ktrdr.service.convert import error_to_proto, simple_event, timestamp_to_proto
 from ktrdr.service.execution import ExecutorRun, new_fanout
-from ktrdr.training.executor import TrainingExecutor, TrainingResult
+from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import common_pb2, host_pb2
+from ktrdr.worker import ProcessExecutor, SparePool, TrainingRunner, thread_budget
 
 logger = logging.getLogger(__name__)
 
-ExecutorFactory = Callable[[str], TrainingExecutor]  # device -> executor
+ExecutorFactory = Callable[[str], TrainingRunner]  # device -> executor
 
 ACTIVE_STATES = frozenset({host_pb2.SESSION_STATE_RUNNING, host_pb2.SESSION_STATE_CANCELLING})
 _TERMINAL_STATE = {
@@ -272,12 +273,17 @@ class SessionRegistry:
         self.executor_factory = executor_factory or self._default_executor
         self.accepting = True
         self._sessions: dict[str, Session] = {}
+        # Sessions train in worker processes, each with a share of this machine's CPUs.
+        self.workers = SparePool(
+            thread_budget(settings.worker_threads, settings.max_sessions), settings.worker_spares
+        )
 
-    def _default_executor(self, device: str) -> TrainingExecutor:
-        return TrainingExecutor(
+    def _default_executor(self, device: str) -> TrainingRunner:
+        return ProcessExecutor(
             self.settings.data_dir,
             device=device,
             max_batch_events_per_s=self.settings.max_batch_events_per_s,
+            pool=self.workers,
         )
 
     # -- admission -----------------------------------------------------------------------

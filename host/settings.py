@@ -38,6 +38,12 @@ class HostSettings(ServerSecurity):
     device: str = "auto"
     # How many sessions may train at once; more are refused with RESOURCE_EXHAUSTED.
     max_sessions: int = Field(default=1, ge=1)
+    # Threads of one session's worker process (torch intra/inter-op, OpenMP, BLAS);
+    # 0 = this machine's CPUs divided by MAX_SESSIONS (KTRDR_HOST_WORKER_THREADS).
+    worker_threads: int = Field(default=0, ge=0)
+    # Worker processes kept started ahead of time, past their imports, once a session has
+    # run; 0 starts each worker when its session begins (KTRDR_HOST_WORKER_SPARES).
+    worker_spares: int = Field(default=1, ge=0)
     # How long finished sessions stay visible to GetSession/ListSessions/WatchSession.
     finished_session_ttl_s: float = Field(default=3600.0, ge=0)
     # A heartbeat event is sent when a session reported nothing for this long.

@@ -18,6 +18,9 @@ class StrategyConfigError(TrainingError):
         self.errors: list[str] = [errors] if isinstance(errors, str) else list(errors)
         super().__init__("; ".join(self.errors))
 
+    def __reduce__(self) -> tuple[type, tuple[list[str]]]:  # crosses process boundaries whole
+        return (type(self), (self.errors,))
+
 
 class DataError(TrainingError):
     """Market data is missing or invalid (the message names the file and the first bad row)."""
@@ -39,6 +42,10 @@ class StorageError(TrainingError):
     """A model could not be stored or found (bad names, missing versions, I/O errors)."""
 
 
+class WorkerDied(TrainingError):
+    """The process a training ran in ended without an answer (killed, out of memory)."""
+
+
 __all__ = [
     "BundleError",
     "DataError",
@@ -47,4 +54,5 @@ __all__ = [
     "StrategyConfigError",
     "TrainingCancelled",
     "TrainingError",
+    "WorkerDied",
 ]

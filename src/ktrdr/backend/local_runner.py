@@ -1,4 +1,4 @@
-"""Local runs: the training library's executor in a worker thread of the backend.
+"""Local runs: the training library's executor in a worker process (``ProcessExecutor``).
 
 At most ``local_concurrency`` run at once; the others wait as PENDING. The bundle is saved
 with ``ModelStorage`` and registered with the operation's completion in one transaction.
@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ktrdr.backend.conversions import model_reference
 from ktrdr.backend.live import LiveOperation
@@ -18,10 +19,12 @@ from ktrdr.errors import TrainingCancelled
 from ktrdr.service.convert import error_to_proto, simple_event, timestamp_to_proto
 from ktrdr.service.execution import ExecutorRun
 from ktrdr.storage import ModelStorage, StoredModel
-from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
+
+if TYPE_CHECKING:
+    from ktrdr.training.executor import TrainingResult
 
 logger = logging.getLogger(__name__)
 

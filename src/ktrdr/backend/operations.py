@@ -39,10 +39,10 @@ from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import apply_overrides_from_proto, simple_event
 from ktrdr.service.execution import ExecutorRun, new_fanout
 from ktrdr.storage import ModelStorage
-from ktrdr.training.executor import TrainingExecutor
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc
+from ktrdr.worker import ProcessExecutor, SparePool, thread_budget
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,11 @@ class Operations:
         self.default_mode = default_mode
         self.connection = selector.connection
         self.local = LocalRunner(storage, settings.local_concurrency)
+        # Local runs train in worker processes with a share of this machine's CPUs each.
+        self.workers = SparePool(
+            thread_budget(settings.worker_threads, settings.local_concurrency),
+            settings.worker_spares,
+        )
         self._live: dict[str, LiveOperation] = {}
         self._hosts: dict[str, HostRunner] = {}
         self._runs: dict[str, ExecutorRun] = {}
@@ -148,7 +153,7 @@ class Operations:
         device = record.overrides.device or ("cuda" if record.require_gpu else self.settings.device)
         fanout = new_fanout()
         run = ExecutorRun(
-            TrainingExecutor(self.settings.market_data_dir, device=device),
+            ProcessExecutor(self.settings.market_data_dir, device=device, pool=self.workers),
             config,
             fanout=fanout,
             strategy_yaml=record.strategy_yaml,
@@ -371,6 +376,7 @@ class Operations:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self.workers.close)
 
 
 def _config_of(record: OperationRecord) -> StrategyConfig:

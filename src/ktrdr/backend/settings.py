@@ -66,6 +66,12 @@ class BackendSettings(ServerSecurity):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     # Compute device of local runs: auto|cpu|cuda|mps (KTRDR_BACKEND_DEVICE).
     device: str = "auto"
+    # Threads of one local training's worker process (torch intra/inter-op, OpenMP, BLAS);
+    # 0 = this machine's CPUs divided by LOCAL_CONCURRENCY (KTRDR_BACKEND_WORKER_THREADS).
+    worker_threads: int = Field(default=0, ge=0)
+    # Worker processes kept started ahead of time, past their imports, once local runs
+    # have been used; 0 starts each worker when its run begins (KTRDR_BACKEND_WORKER_SPARES).
+    worker_spares: int = Field(default=1, ge=0)
 
     # -- security: TLS fields in ServerSecurity; see the README's "Security" section --
     # Token this backend presents to its hosts (KTRDR_BACKEND_HOST_TOKEN); when empty, the

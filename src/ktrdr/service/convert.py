@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ktrdr.config import apply_overrides
-from ktrdr.config.strategy import StrategyConfig
 from ktrdr.errors import (
     BundleError,
     DataError,
@@ -19,9 +17,13 @@ from ktrdr.errors import (
     StrategyConfigError,
     TrainingCancelled,
     TrainingError,
+    WorkerDied,
 )
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.training.v1 import common_pb2
+
+if TYPE_CHECKING:  # clients import this module without the strategy schema (pandas, TA-Lib)
+    from ktrdr.config.strategy import StrategyConfig
 
 _KIND_TO_PROTO = {
     ProgressKind.ACCEPTED: common_pb2.PROGRESS_KIND_ACCEPTED,
@@ -123,6 +125,8 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, StorageError):
         return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, WorkerDied):
+        return grpc.StatusCode.ABORTED
     if isinstance(exc, TrainingError):
         return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.INTERNAL
@@ -156,6 +160,8 @@ def apply_overrides_from_proto(
     config: StrategyConfig, overrides: common_pb2.TrainingOverrides
 ) -> StrategyConfig:
     """Apply wire overrides to a strategy (raises ``StrategyConfigError`` with field paths)."""
+    from ktrdr.config import apply_overrides
+
     return apply_overrides(
         config,
         symbols=list(overrides.symbols) or None,

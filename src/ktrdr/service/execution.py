@@ -1,8 +1,9 @@
-"""One executor run in a worker thread, bridged to asyncio and to a progress fan-out.
+"""One training run off the event loop, bridged to asyncio and to a progress fan-out.
 
 Used by the host (a session) and by the backend (a local operation), so both run training
-the same way: the library's ``TrainingExecutor`` in a thread, its events converted to wire
-events with sequence numbers, heartbeats during quiet phases, and cooperative cancellation.
+the same way: a ``TrainingRunner`` (a ``ProcessExecutor`` that trains in a worker process,
+or the library's ``TrainingExecutor`` itself) driven from a thread, its events converted to
+wire events with sequence numbers, heartbeats during quiet phases, and cancellation.
 The owner publishes the ACCEPTED and terminal events itself, since only it knows the outcome
 (the host adds the delivery state, the backend the saved model).
 """
@@ -13,14 +14,18 @@ import asyncio
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from ktrdr.config.strategy import StrategyConfig
 from ktrdr.service.convert import event_to_proto, is_droppable, is_terminal, simple_event
 from ktrdr.service.fanout import EventFanout
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.executor import TrainingExecutor, TrainingResult
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.training.v1 import common_pb2
+from ktrdr.worker.entry import TrainingRunner
+
+if TYPE_CHECKING:
+    from ktrdr.config.strategy import StrategyConfig
+    from ktrdr.training.executor import TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ class ExecutorRun:
 
     def __init__(
         self,
-        executor: TrainingExecutor,
+        executor: TrainingRunner,
         config: StrategyConfig,
         *,
         fanout: EventFanout[common_pb2.ProgressEvent],

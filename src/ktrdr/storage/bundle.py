@@ -13,13 +13,12 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ktrdr.errors import BundleError
+
+if TYPE_CHECKING:  # torch loads when a bundle is encoded or decoded, not when this is imported
+    import torch
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
@@ -89,6 +88,8 @@ class ModelBundle:
 
     # -- bytes ---------------------------------------------------------------------------
     def _file_bytes(self) -> dict[str, bytes]:
+        from safetensors.torch import save as st_save
+
         weights = {k: v.detach().cpu().contiguous() for k, v in self.weights.items()}
         # no sort_keys: key order carries meaning (fuzzy sets are features in YAML order)
         meta = json.dumps(self.metadata, indent=2, allow_nan=True).encode()
@@ -96,6 +97,8 @@ class ModelBundle:
 
     @classmethod
     def _from_file_bytes(cls, files: dict[str, bytes], origin: str) -> ModelBundle:
+        from safetensors.torch import load as st_load
+
         try:
             metadata = json.loads(files[METADATA_FILE])
         except (ValueError, UnicodeDecodeError) as exc:
@@ -157,9 +160,21 @@ class ModelBundle:
     @classmethod
     def from_archive(cls, path: Path, *, max_member_bytes: int | None = None) -> ModelBundle:
         """Read a bundle archive; anything but the two expected regular files is rejected."""
+        with open(path, "rb") as fh:
+            return cls._from_archive_file(fh, max_member_bytes)
+
+    @classmethod
+    def from_archive_bytes(cls, data: bytes, *, max_member_bytes: int | None = None) -> ModelBundle:
+        """``from_archive`` for an archive held in memory (e.g. from a worker process)."""
+        return cls._from_archive_file(io.BytesIO(data), max_member_bytes)
+
+    @classmethod
+    def _from_archive_file(
+        cls, fileobj: BinaryIO, max_member_bytes: int | None = None
+    ) -> ModelBundle:
         files: dict[str, bytes] = {}
         try:
-            with tarfile.open(path, mode="r:") as tar:
+            with tarfile.open(fileobj=fileobj, mode="r:") as tar:
                 for member in tar:
                     if member.name not in BUNDLE_FILES or not member.isreg():
                         raise BundleError(

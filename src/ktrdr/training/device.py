@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ktrdr.errors import DeviceError
+
+if TYPE_CHECKING:  # torch loads when a device is resolved, not for DEVICE_CHOICES
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ class DeviceInfo:
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
@@ -37,6 +41,8 @@ def resolve_device(requested: str = "auto") -> DeviceInfo:
 
     Raises ``DeviceError`` when the requested device is not present on this machine.
     """
+    import torch
+
     choice = (requested or "auto").strip().lower()
     base = choice.split(":", 1)[0]
     if base not in DEVICE_CHOICES:

@@ -235,7 +235,10 @@ async def test_dropped_stream_then_watch(
         ), session
         watch = stub.WatchSession(host_pb2.WatchSessionRequest(session_id="drop-1"), timeout=120)
         watched = [r async for r in watch]
-        assert watched[0].event.sequence > first.event.sequence
+        # the current state first (at least as far as the dropped stream got), then onwards
+        assert watched[0].event.sequence >= first.event.sequence
+        sequences = [r.event.sequence for r in watched]
+        assert sequences == sorted(set(sequences)) and len(sequences) > 1
         assert watched[-1].event.kind == K.PROGRESS_KIND_COMPLETED
         assert [r for r in watched if r.event.kind in TERMINAL] == [watched[-1]]
         await wait_session(stub, "drop-1", delivered)

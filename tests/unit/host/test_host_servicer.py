@@ -466,3 +466,25 @@ async def test_finished_sessions_expire_after_the_ttl(
         await asyncio.sleep(0.4)
         listed = await h.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=5)
         assert list(listed.sessions) == []
+
+
+async def test_a_killed_session_worker_fails_the_session_and_leaves_no_process(
+    harness: Harness, tiny_strategy_yaml: str
+) -> None:
+    long = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
+    call = harness.stub.StartTraining(harness.request(long), timeout=120)
+    async for response in call:
+        if response.event.kind == K.PROGRESS_KIND_EPOCH:
+            break
+    session = harness.host.registry.get("op-1")
+    assert session.run is not None
+    pid = session.run.executor.last_pid  # type: ignore[attr-defined]
+    assert pid not in (0, os.getpid())
+    os.kill(pid, 9)
+    rest = [r async for r in call]
+    assert rest[-1].event.kind == K.PROGRESS_KIND_FAILED
+    assert rest[-1].event.error.code == "ABORTED"
+    assert f"(pid {pid}) died" in rest[-1].event.error.message
+    assert (await harness.session()).state == host_pb2.SESSION_STATE_FAILED
+    await wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+    assert Spool(harness.spool).entries() == []

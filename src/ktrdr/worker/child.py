@@ -1,0 +1,107 @@
+"""The worker process's side: wait for one request, train, send the outcome, exit.
+
+A worker is a fresh interpreter (never forked from a process with gRPC threads) and may be started
+ahead of time as a spare: it applies its thread budget, imports the training stack while it
+waits, then runs exactly one request and exits, so no state leaks from one run to the next.
+
+Messages on the events pipe, worker -> service (tuples; the pipe is a private socket pair
+between two processes of the same service, so pickle is safe here):
+``("ready",)``, ``("progress", ProgressEvent)``, ``("result", WorkerOutcome)``,
+``("cancelled", reason)``, ``("error", TrainingError)``, ``("crash", text)``.
+Messages on the control pipe, service -> worker: ``("run", WorkerRequest)``,
+``("cancel", reason)``. The control pipe closing (the service stopped or died) cancels the
+run, and a worker that does not stop within ``ORPHAN_GRACE_S`` of that exits hard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ktrdr.worker.budget import apply_torch_threads, set_thread_environment
+
+logger = logging.getLogger(__name__)
+
+ORPHAN_GRACE_S = 10.0
+
+
+def worker_main(threads: int, events: Connection, control: Connection, log_level: int) -> None:
+    """Entry point of a spawned worker process."""
+    set_thread_environment(threads)  # before numpy/torch load their thread pools
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the service's to handle
+    logging.basicConfig(level=log_level, format="%(levelname)s worker %(process)d %(message)s")
+    apply_torch_threads(threads)
+    from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
+    from ktrdr.worker.entry import run_request
+
+    _send(events, ("ready",))
+    try:
+        message = control.recv()
+    except (EOFError, OSError):
+        return  # a spare that was never used: the service stopped
+    if message[0] != "run":
+        return
+    request = message[1]
+
+    from ktrdr.training.cancellation import CancellationToken
+
+    token = CancellationToken()
+    threading.Thread(target=_watch_control, args=(control, token), daemon=True).start()
+    try:
+        outcome = run_request(request, lambda event: _send(events, ("progress", event)), token)
+    except BaseException as exc:  # everything leaves as a message, never as a traceback
+        _send(events, _failure(exc))
+    else:
+        _send(events, ("result", outcome))
+
+
+def _watch_control(control: Connection, token: Any) -> None:
+    """Turn a cancel message, or the service going away, into the run's cancellation."""
+    while True:
+        try:
+            message = control.recv()
+        except (EOFError, OSError):
+            token.cancel("the service that started this training stopped")
+            threading.Timer(ORPHAN_GRACE_S, os._exit, args=(3,)).start()
+            return
+        if message and message[0] == "cancel":
+            token.cancel(str(message[1]))
+
+
+def _failure(exc: BaseException) -> tuple[str, Any]:
+    from ktrdr.errors import TrainingCancelled, TrainingError
+
+    if isinstance(exc, TrainingCancelled):
+        return ("cancelled", str(exc))
+    if isinstance(exc, TrainingError):
+        try:
+            pickle.loads(pickle.dumps(exc))  # it must arrive as itself
+            return ("error", exc)
+        except Exception:
+            return ("error", TrainingError(str(exc)))
+    logger.error("training crashed:\n%s", "".join(traceback.format_exception(exc)))
+    return ("crash", f"{type(exc).__name__}: {exc}")
+
+
+def _send(events: Connection, message: tuple[Any, ...]) -> None:
+    # the service is gone: the control watcher ends the run
+    with contextlib.suppress(BrokenPipeError, EOFError, OSError):
+        events.send(message)
+
+
+if __name__ == "__main__":
+    _threads, _events, _control, _level = (int(arg) for arg in sys.argv[1:5])
+    worker_main(
+        _threads,
+        Connection(_events, readable=False, writable=True),
+        Connection(_control, readable=True, writable=False),
+        _level,
+    )

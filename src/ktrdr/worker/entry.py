@@ -1,0 +1,101 @@
+"""The one worker-side entry point: a request in, the bundle's archive bytes out.
+
+``run_request`` is what a worker process (and, later, a cluster task) calls: it builds the
+library's ``TrainingExecutor`` from the request, runs it with the given progress callback
+and cancellation token, and returns everything the service needs as plain data, the bundle
+as its deterministic archive bytes, so nothing but bytes and numbers crosses the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # the serving side imports this module without the training stack
+    from ktrdr.config.strategy import StrategyConfig
+    from ktrdr.training.cancellation import CancellationToken
+    from ktrdr.training.executor import TrainingResult
+    from ktrdr.training.progress import ProgressCallback
+
+
+class TrainingRunner(Protocol):
+    """What runs a training for a service: ``TrainingExecutor`` (in the caller's thread) or
+    ``ProcessExecutor`` (in a worker process); both block until the run ends."""
+
+    device_request: str
+
+    def run(
+        self,
+        strategy: StrategyConfig,
+        progress: ProgressCallback | None = None,
+        cancel: CancellationToken | None = None,
+        *,
+        strategy_yaml: str | None = None,
+    ) -> TrainingResult: ...
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """Everything one training needs, in a form that crosses a process boundary."""
+
+    config: StrategyConfig
+    data_dir: str
+    device: str = "auto"
+    strategy_yaml: str | None = None
+    max_batch_events_per_s: float = 4.0
+    importance_repeats: int = 3
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """A finished training as plain data: the bundle archive and the headline numbers."""
+
+    archive: bytes
+    metrics: dict[str, Any]
+    summary: dict[str, float]
+    device: str
+    duration_s: float
+    step_times: dict[str, float] = field(default_factory=dict)
+    threads: int = 0  # torch's intra-op threads in the process that trained
+
+    def to_result(self) -> TrainingResult:
+        """The library's ``TrainingResult`` (decodes the archive: imports torch)."""
+        from ktrdr.storage.bundle import ModelBundle
+        from ktrdr.training.executor import TrainingResult
+
+        return TrainingResult(
+            bundle=ModelBundle.from_archive_bytes(self.archive),
+            metrics=self.metrics,
+            summary=self.summary,
+            device=self.device,
+            duration_s=self.duration_s,
+            step_times=self.step_times,
+        )
+
+
+def run_request(
+    request: WorkerRequest,
+    progress: ProgressCallback | None = None,
+    cancel: CancellationToken | None = None,
+) -> WorkerOutcome:
+    """Train as ``request`` says; raises ``TrainingCancelled`` or ``TrainingError``."""
+    import torch
+
+    from ktrdr.training.executor import TrainingExecutor
+
+    executor = TrainingExecutor(
+        request.data_dir,
+        device=request.device,
+        max_batch_events_per_s=request.max_batch_events_per_s,
+        importance_repeats=request.importance_repeats,
+    )
+    result = executor.run(request.config, progress, cancel, strategy_yaml=request.strategy_yaml)
+    return WorkerOutcome(
+        archive=result.bundle.to_archive_bytes(),
+        metrics=result.metrics,
+        summary=dict(result.summary),
+        device=result.device,
+        duration_s=result.duration_s,
+        step_times=dict(result.step_times),
+        threads=torch.get_num_threads(),
+    )
