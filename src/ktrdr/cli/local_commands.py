@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 
 
@@ -253,6 +251,8 @@ def _predict(args: argparse.Namespace) -> int:
         counts = signals["signal"].value_counts().to_dict()
         print(f"{len(signals)} signals written to {args.out}: {counts}")
     else:
+        import pandas as pd
+
         with pd.option_context("display.max_rows", 20, "display.width", 120):
             print(signals)
     return 0

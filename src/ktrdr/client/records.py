@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ktrdr.client.errors import KtrdrClientError
 from ktrdr.service.convert import timestamp_from_proto
 from ktrdr.training.v1 import backend_pb2, common_pb2
+
+if TYPE_CHECKING:  # pandas loads when a table is asked for, not with the client
+    import pandas as pd
 
 MODES: dict[str, int] = {
     "auto": backend_pb2.EXECUTION_MODE_AUTO,
@@ -271,6 +272,8 @@ def frame(records: Sequence[OperationInfo | ModelInfo | StrategyInfo]) -> pd.Dat
         if isinstance(row.get("model"), dict):
             row["model"] = row["model"]["path"]
         rows.append(row)
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 

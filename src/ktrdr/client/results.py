@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ktrdr.client.errors import KtrdrClientError, OperationFailedError
 from ktrdr.client.records import ModelRef, OperationInfo
+
+if TYPE_CHECKING:  # pandas loads when a table is asked for, not with the client
+    import pandas as pd
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -84,6 +85,8 @@ class TrainingResult:
 
     def metrics_frame(self) -> pd.DataFrame:
         """The final metrics as a one-column table indexed by metric name."""
+        import pandas as pd
+
         return pd.DataFrame(
             {"value": pd.Series(self.metrics, dtype=float)}, index=sorted(self.metrics)
         ).rename_axis("metric")
@@ -100,6 +103,8 @@ class TrainingResult:
     @cached_property
     def history(self) -> pd.DataFrame:
         """Per-epoch curves: train/val loss and accuracy, learning rate, duration."""
+        import pandas as pd
+
         meta = self.metadata()
         rows: list[dict[str, Any]] = list(meta.get("history", [])) if meta else []
         if not rows:
@@ -135,6 +140,8 @@ class TrainingResult:
 
 def per_class_frame(metadata: dict[str, Any]) -> pd.DataFrame:
     """Test metrics per class from a model's metadata."""
+    import pandas as pd
+
     per_class = metadata.get("metrics", {}).get("test", {}).get("per_class", {})
     return pd.DataFrame.from_dict(per_class, orient="index").rename_axis("class")
 
@@ -145,6 +152,8 @@ TRADING_COLUMNS = ("return", "sharpe", "max_drawdown", "trades", "hit_rate")
 def trading_frame(metadata: dict[str, Any]) -> pd.DataFrame:
     """Overall trading metrics of the test period: one row for the strategy and one per
     baseline (buy_and_hold, majority, flat); the verdict is in ``frame.attrs["verdict"]``."""
+    import pandas as pd
+
     trading = metadata.get("metrics", {}).get("trading", {})
     overall = trading.get("overall", {})
     rows = {
