@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_training.py", "bench_transfer.py", "bench_backend.py", "bench_security.py"]
+BENCHMARKS = [
+    "bench_training.py",
+    "bench_transfer.py",
+    "bench_backend.py",
+    "bench_security.py",
+    "bench_workers.py",
+]
 
 
 def main() -> int:

@@ -1,0 +1,111 @@
+"""Worker-process benchmarks (part of ``make bench``): ratios of A and B alternated in one run.
+
+1. One training in a worker process (a warm spare) against the in-process executor.
+2. Two trainings at once in worker processes (thread budget 1 each) against the same two one
+   after the other.
+3. A worker training beside a busy process (a CPU burner) against the same worker alone.
+
+Every figure is the median of per-pair ratios, with their spread and count; lower is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import TINY_STRATEGY_YAML  # noqa: E402
+
+from ktrdr.config import parse_strategy  # noqa: E402
+from ktrdr.training.executor import TrainingExecutor  # noqa: E402
+from ktrdr.worker import ProcessExecutor, SparePool, available_cpus  # noqa: E402
+
+DATA = ROOT / "data" / "samples"
+
+
+def timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def report(what: str, against: str, ratios: list[float], target: str) -> None:
+    print(
+        f"{what} / {against}: {statistics.median(ratios):.2f} "
+        f"[{min(ratios):.2f}..{max(ratios):.2f}] ({len(ratios)}), target {target}",
+        flush=True,
+    )
+
+
+def burn() -> None:
+    while True:
+        pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    args = parser.parse_args()
+    yaml = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {args.epochs}")
+    config = parse_strategy(yaml)
+    cpus = available_cpus()
+    print(f"{cpus} CPUs; tiny_rsi on EURUSD 1h, {args.epochs} epochs", flush=True)
+
+    in_process = TrainingExecutor(DATA, device="cpu")
+    full = SparePool(threads=cpus, spares=1)
+    half = SparePool(threads=max(1, cpus // 2), spares=2)
+    worker = ProcessExecutor(DATA, device="cpu", pool=full)
+    shared = ProcessExecutor(DATA, device="cpu", pool=half)
+    full.refill()
+    half.refill()
+    try:
+        worker.run(config)  # warm both sides (file cache, first spare)
+        ratios = []
+        for _ in range(args.repeats):
+            time.sleep(3)  # let the next spare finish its imports, as between user requests
+            b = timed(lambda: worker.run(config))
+            a = timed(lambda: in_process.run(config))
+            ratios.append(b / a)
+        report("worker process (warm spare)", "in-process executor", ratios, "<= 1.1")
+
+        ratios = []
+        for _ in range(args.repeats):
+            time.sleep(3)
+            one_by_one = timed(lambda: (shared.run(config), shared.run(config)))
+            time.sleep(3)
+            with ThreadPoolExecutor(2) as threads:
+                both = timed(lambda: list(threads.map(lambda _: shared.run(config), range(2))))
+            ratios.append(both / one_by_one)
+        report("two at once", "two in a row", ratios, "<= 0.6")
+
+        ratios = []
+        for _ in range(args.repeats):
+            time.sleep(3)
+            alone = timed(lambda: shared.run(config))
+            burner = multiprocessing.get_context("spawn").Process(target=burn, daemon=True)
+            burner.start()
+            try:
+                time.sleep(3)
+                busy = timed(lambda: shared.run(config))
+            finally:
+                burner.kill()
+                burner.join()
+            ratios.append(busy / alone)
+        report("beside a busy process", "alone", ratios, "<= 1.3")
+    finally:
+        full.close()
+        half.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
