@@ -29,6 +29,7 @@ from ktrdr.training.executor import TrainingExecutor  # noqa: E402
 from ktrdr.worker import ProcessExecutor, SparePool, available_cpus  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
+SETTLE_S = 4.0  # spares started after a run import for ~2 s of CPU; measure after that
 
 
 def timed(work: Callable[[], object]) -> float:
@@ -53,9 +54,12 @@ def burn() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args()
-    yaml = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {args.epochs}")
+    # every epoch trained (no early stop), so each run does the same work
+    yaml = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {args.epochs}").replace(
+        "patience: 10", "patience: 100000"
+    )
     config = parse_strategy(yaml)
     cpus = available_cpus()
     print(f"{cpus} CPUs; tiny_rsi on EURUSD 1h, {args.epochs} epochs", flush=True)
@@ -71,17 +75,20 @@ def main() -> int:
         worker.run(config)  # warm both sides (file cache, first spare)
         ratios = []
         for _ in range(args.repeats):
-            time.sleep(3)  # let the next spare finish its imports, as between user requests
+            time.sleep(SETTLE_S)  # the next spare finishes its imports, as between requests
             b = timed(lambda: worker.run(config))
+            time.sleep(SETTLE_S)  # ... and does not import during the in-process run
             a = timed(lambda: in_process.run(config))
             ratios.append(b / a)
         report("worker process (warm spare)", "in-process executor", ratios, "<= 1.1")
 
         ratios = []
         for _ in range(args.repeats):
-            time.sleep(3)
-            one_by_one = timed(lambda: (shared.run(config), shared.run(config)))
-            time.sleep(3)
+            time.sleep(SETTLE_S)
+            first = timed(lambda: shared.run(config))
+            time.sleep(SETTLE_S)  # the spare started after the first run is ready
+            one_by_one = first + timed(lambda: shared.run(config))
+            time.sleep(SETTLE_S)
             with ThreadPoolExecutor(2) as threads:
                 both = timed(lambda: list(threads.map(lambda _: shared.run(config), range(2))))
             ratios.append(both / one_by_one)
@@ -89,12 +96,12 @@ def main() -> int:
 
         ratios = []
         for _ in range(args.repeats):
-            time.sleep(3)
+            time.sleep(SETTLE_S)
             alone = timed(lambda: shared.run(config))
             burner = multiprocessing.get_context("spawn").Process(target=burn, daemon=True)
             burner.start()
             try:
-                time.sleep(3)
+                time.sleep(SETTLE_S)
                 busy = timed(lambda: shared.run(config))
             finally:
                 burner.kill()

@@ -42,6 +42,8 @@ def worker_main(threads: int, events: Connection, control: Connection, log_level
     from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
     from ktrdr.worker.entry import run_request
 
+    _warm_up()
+
     _send(events, ("ready",))
     try:
         message = control.recv()
@@ -61,6 +63,20 @@ def worker_main(threads: int, events: Connection, control: Connection, log_level
         _send(events, _failure(exc))
     else:
         _send(events, ("result", outcome))
+
+
+def _warm_up() -> None:
+    """Pay torch's first-use costs while waiting: the first optimizer step of a process
+    loads more of torch (about 1.5 s here), which a spare should not leave to the user's run.
+    The run seeds every generator itself, so this leaves no trace in its results."""
+    import torch
+    from torch import nn
+
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = nn.functional.cross_entropy(model(torch.zeros(2, 4)), torch.zeros(2, dtype=torch.long))
+    loss.backward()
+    optimizer.step()
 
 
 def _watch_control(control: Connection, token: Any) -> None:

@@ -158,16 +158,28 @@ class SparePool:
         self._idle: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._active = 0  # runs using a worker taken from this pool
 
     def take(self) -> WorkerProcess:
-        """A started worker: a live spare when there is one, else a new process."""
+        """A started worker for a run: a live spare when there is one, else a new process.
+        Pair with ``finished()`` when the run ends."""
         with self._lock:
+            self._active += 1
             while self._idle:
                 worker = self._idle.pop(0)
                 if worker.alive():
                     return worker
                 worker.stop()
         return WorkerProcess(self.threads)
+
+    def finished(self) -> None:
+        """A run ended; once none is running, start the spares for the next ones (a spare
+        importing torch beside a running training would slow it down)."""
+        with self._lock:
+            self._active = max(0, self._active - 1)
+            idle = self._active == 0
+        if idle:
+            self.refill()
 
     def refill(self) -> None:
         """Start spares up to ``spares`` (returns at once; they import in the background)."""
@@ -243,7 +255,7 @@ class ProcessExecutor:
             return self._drive(worker, progress, cancel)
         finally:
             worker.release()
-            self.pool.refill()
+            self.pool.finished()
 
     def _drive(
         self,
