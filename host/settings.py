@@ -14,14 +14,13 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from ktrdr.config.limits import WorkLimits
-from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES
+from ktrdr.config.service_settings import TrainingWorkSettings
 from ktrdr.security.settings import ServerSecurity, token_source
 from ktrdr.security.tls import ClientTLS
 from ktrdr.transfer import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES
 
 
-class HostSettings(ServerSecurity):
+class HostSettings(ServerSecurity, TrainingWorkSettings):
     """Where the host listens, what it trains on, how it delivers and how it stops."""
 
     model_config = SettingsConfigDict(
@@ -38,12 +37,6 @@ class HostSettings(ServerSecurity):
     device: str = "auto"
     # How many sessions may train at once; more are refused with RESOURCE_EXHAUSTED.
     max_sessions: int = Field(default=1, ge=1)
-    # Threads of one session's worker process (torch intra/inter-op, OpenMP, BLAS);
-    # 0 = this machine's CPUs divided by MAX_SESSIONS (KTRDR_HOST_WORKER_THREADS).
-    worker_threads: int = Field(default=0, ge=0)
-    # Worker processes kept started ahead of time, past their imports, once a session has
-    # run; 0 starts each worker when its session begins (KTRDR_HOST_WORKER_SPARES).
-    worker_spares: int = Field(default=1, ge=0)
     # How long finished sessions stay visible to GetSession/ListSessions/WatchSession.
     finished_session_ttl_s: float = Field(default=3600.0, ge=0)
     # A heartbeat event is sent when a session reported nothing for this long.
@@ -142,32 +135,6 @@ class HostSettings(ServerSecurity):
         exponent = max(failed_attempts - 1, 0)
         wait = self.delivery_initial_backoff_s * self.delivery_backoff_factor**exponent
         return min(wait, self.delivery_max_backoff_s)
-
-    # --- Bounds on untrusted strategies (issue 8): text size and training work. ---------
-    # Largest strategy text, UTF-8 bytes; larger ones get RESOURCE_EXHAUSTED before any
-    # parsing (KTRDR_HOST_MAX_STRATEGY_BYTES).
-    max_strategy_bytes: int = Field(default=DEFAULT_MAX_STRATEGY_BYTES, gt=0)
-    # Upper bounds on model.training.epochs, hidden layers, units per layer, total model
-    # parameters, model.features.lookback_periods and batch size (KTRDR_HOST_MAX_EPOCHS,
-    # _MAX_LAYERS, _MAX_LAYER_WIDTH, _MAX_PARAMETERS, _MAX_LOOKBACK, _MAX_BATCH_SIZE).
-    max_epochs: int = Field(default=WorkLimits.max_epochs, gt=0)
-    max_layers: int = Field(default=WorkLimits.max_layers, gt=0)
-    max_layer_width: int = Field(default=WorkLimits.max_layer_width, gt=0)
-    max_parameters: int = Field(default=WorkLimits.max_parameters, gt=0)
-    max_lookback: int = Field(default=WorkLimits.max_lookback, gt=0)
-    max_batch_size: int = Field(default=WorkLimits.max_batch_size, gt=0)
-
-    @property
-    def work_limits(self) -> WorkLimits:
-        """The training-work bounds every StartTraining strategy is checked against."""
-        return WorkLimits(
-            max_epochs=self.max_epochs,
-            max_layers=self.max_layers,
-            max_layer_width=self.max_layer_width,
-            max_parameters=self.max_parameters,
-            max_lookback=self.max_lookback,
-            max_batch_size=self.max_batch_size,
-        )
 
 
 __all__ = ["HostSettings"]

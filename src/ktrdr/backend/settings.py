@@ -14,8 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from ktrdr.config.limits import WorkLimits
-from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES
+from ktrdr.config.service_settings import TrainingWorkSettings
 from ktrdr.security.settings import ServerSecurity, token_source
 from ktrdr.security.tls import ClientTLS
 from ktrdr.transfer import DEFAULT_MAX_MESSAGE_BYTES
@@ -24,7 +23,7 @@ DefaultMode = Literal["auto", "local", "host"]
 DEFAULT_ADDRESS = "127.0.0.1:50052"
 
 
-class BackendSettings(ServerSecurity):
+class BackendSettings(ServerSecurity, TrainingWorkSettings):
     """Where the backend listens, keeps its data, finds hosts, and how it chooses a mode."""
 
     model_config = SettingsConfigDict(
@@ -66,12 +65,6 @@ class BackendSettings(ServerSecurity):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     # Compute device of local runs: auto|cpu|cuda|mps (KTRDR_BACKEND_DEVICE).
     device: str = "auto"
-    # Threads of one local training's worker process (torch intra/inter-op, OpenMP, BLAS);
-    # 0 = this machine's CPUs divided by LOCAL_CONCURRENCY (KTRDR_BACKEND_WORKER_THREADS).
-    worker_threads: int = Field(default=0, ge=0)
-    # Worker processes kept started ahead of time, past their imports, once local runs
-    # have been used; 0 starts each worker when its run begins (KTRDR_BACKEND_WORKER_SPARES).
-    worker_spares: int = Field(default=1, ge=0)
 
     # -- security: TLS fields in ServerSecurity; see the README's "Security" section --
     # Token this backend presents to its hosts (KTRDR_BACKEND_HOST_TOKEN); when empty, the
@@ -142,32 +135,6 @@ class BackendSettings(ServerSecurity):
     def incoming_dir(self) -> Path:
         """Temporary files of SubmitResults streams (same file system as the model store)."""
         return self.data_dir / "incoming"
-
-    # --- Bounds on untrusted strategies (issue 8): text size and training work. ---------
-    # Largest strategy text, UTF-8 bytes; larger ones get RESOURCE_EXHAUSTED before any
-    # parsing (KTRDR_BACKEND_MAX_STRATEGY_BYTES).
-    max_strategy_bytes: int = Field(default=DEFAULT_MAX_STRATEGY_BYTES, gt=0)
-    # Upper bounds on model.training.epochs, hidden layers, units per layer, total model
-    # parameters, model.features.lookback_periods and batch size (KTRDR_BACKEND_MAX_EPOCHS,
-    # _MAX_LAYERS, _MAX_LAYER_WIDTH, _MAX_PARAMETERS, _MAX_LOOKBACK, _MAX_BATCH_SIZE).
-    max_epochs: int = Field(default=WorkLimits.max_epochs, gt=0)
-    max_layers: int = Field(default=WorkLimits.max_layers, gt=0)
-    max_layer_width: int = Field(default=WorkLimits.max_layer_width, gt=0)
-    max_parameters: int = Field(default=WorkLimits.max_parameters, gt=0)
-    max_lookback: int = Field(default=WorkLimits.max_lookback, gt=0)
-    max_batch_size: int = Field(default=WorkLimits.max_batch_size, gt=0)
-
-    @property
-    def work_limits(self) -> WorkLimits:
-        """The training-work bounds every CreateTraining strategy is checked against."""
-        return WorkLimits(
-            max_epochs=self.max_epochs,
-            max_layers=self.max_layers,
-            max_layer_width=self.max_layer_width,
-            max_parameters=self.max_parameters,
-            max_lookback=self.max_lookback,
-            max_batch_size=self.max_batch_size,
-        )
 
 
 __all__ = ["DEFAULT_ADDRESS", "BackendSettings", "DefaultMode"]

@@ -1,0 +1,52 @@
+"""Settings both services share about the training work they accept and how they run it.
+
+``BackendSettings`` and ``HostSettings`` inherit these fields; each gives them its own
+environment prefix (``KTRDR_BACKEND_MAX_EPOCHS``, ``KTRDR_HOST_MAX_EPOCHS``, ...).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from ktrdr.config.limits import WorkLimits
+from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES
+
+
+class TrainingWorkSettings(BaseSettings):
+    """Bounds on untrusted strategies, and the worker processes that train them."""
+
+    # Largest strategy text, UTF-8 bytes; larger ones get RESOURCE_EXHAUSTED before any
+    # parsing (PREFIX_MAX_STRATEGY_BYTES).
+    max_strategy_bytes: int = Field(default=DEFAULT_MAX_STRATEGY_BYTES, gt=0)
+    # Upper bounds on model.training.epochs, hidden layers, units per layer, total model
+    # parameters, model.features.lookback_periods and batch size (PREFIX_MAX_EPOCHS,
+    # _MAX_LAYERS, _MAX_LAYER_WIDTH, _MAX_PARAMETERS, _MAX_LOOKBACK, _MAX_BATCH_SIZE).
+    max_epochs: int = Field(default=WorkLimits.max_epochs, gt=0)
+    max_layers: int = Field(default=WorkLimits.max_layers, gt=0)
+    max_layer_width: int = Field(default=WorkLimits.max_layer_width, gt=0)
+    max_parameters: int = Field(default=WorkLimits.max_parameters, gt=0)
+    max_lookback: int = Field(default=WorkLimits.max_lookback, gt=0)
+    max_batch_size: int = Field(default=WorkLimits.max_batch_size, gt=0)
+
+    # Threads of one training's worker process (torch intra/inter-op, OpenMP, BLAS); 0 =
+    # this machine's CPUs divided by the runs that may train at once (PREFIX_WORKER_THREADS).
+    worker_threads: int = Field(default=0, ge=0)
+    # Worker processes started ahead (imports done, torch warmed up) whenever no run is
+    # training; 0 starts each worker when its run begins (PREFIX_WORKER_SPARES).
+    worker_spares: int = Field(default=1, ge=0)
+
+    @property
+    def work_limits(self) -> WorkLimits:
+        """The training-work bounds every incoming strategy is checked against."""
+        return WorkLimits(
+            max_epochs=self.max_epochs,
+            max_layers=self.max_layers,
+            max_layer_width=self.max_layer_width,
+            max_parameters=self.max_parameters,
+            max_lookback=self.max_lookback,
+            max_batch_size=self.max_batch_size,
+        )
+
+
+__all__ = ["TrainingWorkSettings"]
