@@ -1,0 +1,77 @@
+"""The fast CSV path (Arrow's reader) and the careful one accept the same files and give the
+same frames; Parquet gives the same frame as CSV."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ktrdr.data import reader
+from ktrdr.data.reader import read_ohlcv_file
+from ktrdr.errors import DataError
+
+HEADER = "timestamp,open,high,low,close,volume\n"
+
+
+def careful(path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, "_read_clean_csv", lambda _path: None)
+        return read_ohlcv_file(path)
+
+
+@pytest.mark.parametrize("name", ["EURUSD_1h.csv", "GOOG_1d.csv"])
+def test_bundled_data_reads_the_same_both_ways(
+    name: str, sample_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = sample_data_dir / name
+    assert reader._read_clean_csv(path) is not None  # the fast path was taken
+    pd.testing.assert_frame_equal(read_ohlcv_file(path), careful(path, monkeypatch))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # mixed ISO forms, fractions of a second, unsorted and duplicate bars
+        "2020-01-02 10:00:00.5,1,2,0.5,1.5,10\n2020-01-01T09:00:00,1,2,0.5,1.5,0\n"
+        "2020-01-01,1,2,0.5,1.5,3\n2020-01-01 00:00:00,1,2,0.5,1.5,4\n",
+        # quoted numbers, exponents, a leading space, upper-case column names below
+        '2020-01-01 00:00,"1.5",2e0, 1,1.5,1e3\n',
+    ],
+)
+def test_unusual_but_valid_files_read_the_same_both_ways(
+    rows: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "X_1h.csv"
+    path.write_text(HEADER.upper() + rows)
+    pd.testing.assert_frame_equal(read_ohlcv_file(path), careful(path, monkeypatch))
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("2020-01-01,1,2,0.5,abc,1\n", "row 1: non-numeric value 'abc' in column 'close'"),
+        ("2020-01-01,1,2,0.5,nan,1\n", "row 1: non-numeric value 'nan' in column 'close'"),
+        ("2020-01-01,1,2,0.5,,1\n", "row 1: missing value in column 'close'"),
+        ("2020-01-01,0,2,0.5,1,1\n", "row 1: non-positive price"),
+        ("2020-01-01 00:00:00+02:00,1,2,0.5,1,1\n2020-01-01,1,2,3,1,1\n", "row 2: high < low"),
+        ("01/02/2020,1,2,0.5,1,1\n02/03/2020,1,2,0.5,1,1\n", "ambiguous date '01/02/2020'"),
+    ],
+)
+def test_files_the_fast_path_declines_get_the_careful_message(
+    rows: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "X_1h.csv"
+    path.write_text(HEADER + rows)
+    assert reader._read_clean_csv(path) is None
+    with pytest.raises(DataError, match=re.escape(message)):
+        read_ohlcv_file(path)
+
+
+def test_parquet_and_csv_give_the_same_frame(sample_data_dir: Path, tmp_path: Path) -> None:
+    csv_path = sample_data_dir / "EURUSD_1h.csv"
+    parquet_path = tmp_path / "EURUSD_1h.parquet"
+    pd.read_csv(csv_path).to_parquet(parquet_path)
+    pd.testing.assert_frame_equal(read_ohlcv_file(parquet_path), read_ohlcv_file(csv_path))
