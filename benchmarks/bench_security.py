@@ -47,7 +47,9 @@ import grpc
 import grpc.aio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
+
+from ratios import collect  # noqa: E402
 
 from ktrdr.security.channels import aio_channel  # noqa: E402
 from ktrdr.security.interceptor import AuthInterceptor, Identity, Policy  # noqa: E402
@@ -440,6 +442,10 @@ def report(latency: dict[str, list[float]], speed: dict[str, list[float]], args:
     ]:
         print(ratio.row())
     print("(latency ratio > 1 = slower than A; throughput ratio < 1 = slower than A)")
+    for ratio in ratios(latency, "unary latency"):
+        collect(ratio.figure, ratio.compared_with, ratio.values, "cost shown (latency > 1 slower)")
+    for ratio in ratios(speed, "SubmitResults MB/s"):
+        collect(ratio.figure, ratio.compared_with, ratio.values, "cost shown (< 1 slower)")
 
 
 async def run(args: Args) -> None:

@@ -2,15 +2,18 @@
 
 Generates >= 100,000 hourly bars over several synthetic symbols (seeded random walks with
 realistic volatility) so the figures do not depend on the small bundled sample, runs the
-TrainingExecutor on them, then runs a bare minimal PyTorch loop over the same tensors, model
-architecture and batch size in the same process, and prints the ratio.
+TrainingExecutor on them (step times), then alternates the library's ``Trainer.fit`` with a
+bare PyTorch loop doing the same work (same tensors, model, optimizer with weight decay,
+class-weighted loss, gradient clipping, one validation pass per epoch), each timed the same
+way, at several batch sizes, and reports the throughput ratio (median and spread).
 
-    python benchmarks/bench_training.py [--symbols 4] [--bars 30000] [--epochs 3]
+    python benchmarks/bench_training.py [--symbols 4] [--bars 30000] [--epochs 3] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,13 +23,20 @@ import pandas as pd
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ratios import report
+
 from ktrdr.config import strategy_from_dict
 from ktrdr.data import load_market_data
 from ktrdr.features import build_symbol_features
 from ktrdr.models import MLPClassifier, MLPSpec, embedding_dim_for
+from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
 from ktrdr.training.executor import TrainingExecutor, seed_everything
+from ktrdr.training.progress import ProgressReporter
 from ktrdr.training.split import chronological_split
+from ktrdr.training.trainer import Tensors, Trainer, build_optimizer, class_weights
 
 
 def synthetic_bars(symbol_seed: int, bars: int) -> pd.DataFrame:
@@ -86,6 +96,9 @@ def strategy(symbols: list[str], epochs: int, batch_size: int) -> dict:
                 "epochs": epochs,
                 "batch_size": batch_size,
                 "early_stopping": {"enabled": False},
+                "weight_decay": 1e-4,
+                "gradient_clip": 1.0,
+                "class_weights": "balanced",
             },
         },
         "training": {"labels": {"zigzag_threshold": 0.01, "label_lookahead": 20}},
@@ -93,8 +106,8 @@ def strategy(symbols: list[str], epochs: int, batch_size: int) -> dict:
     }
 
 
-def bare_loop(config, data_dir: Path, epochs: int) -> float:
-    """The minimal loop: same tensors, model and batch size; returns samples/s."""
+def prepared_tensors(config, data_dir: Path) -> tuple[Tensors, Tensors, int]:
+    """The executor's own pipeline up to the tensors: train and validation splits, scaled."""
     symbols = config.training_data.symbols.resolved()
     tds = config.training_data
     data = load_market_data(data_dir, symbols, tds.timeframes.resolved(), None, None)
@@ -102,35 +115,71 @@ def bare_loop(config, data_dir: Path, epochs: int) -> float:
     ds = build_dataset(symbols, feats, compute_labels(config, data, feats))
     split = chronological_split(ds, config.training.data_split)
     scaler = Scaler.fit(ds.x[split.train], True)
-    x = torch.from_numpy(scaler.transform(ds.x[split.train]))
-    y = torch.from_numpy(ds.y[split.train])
-    s = torch.from_numpy(ds.symbol_idx[split.train])
+    cpu = torch.device("cpu")
+
+    def tensors(rows) -> Tensors:
+        return Tensors.from_numpy(
+            scaler.transform(ds.x[rows]), ds.y[rows], ds.symbol_idx[rows], cpu
+        )
+
+    return tensors(split.train), tensors(split.validation), len(symbols)
+
+
+def new_model(config, n_features: int, n_symbols: int) -> MLPClassifier:
     seed_everything(1)
     arch = config.model.architecture
-    model = MLPClassifier(
-        MLPSpec(
-            x.shape[1],
-            tuple(arch.hidden_layers),
-            arch.activation,
-            arch.dropout,
-            n_symbols=len(symbols),
-            embedding_dim=embedding_dim_for(len(symbols)),
-        )
+    spec = MLPSpec(
+        n_features,
+        tuple(arch.hidden_layers),
+        arch.activation,
+        arch.dropout,
+        n_symbols=n_symbols,
+        embedding_dim=embedding_dim_for(n_symbols),
     )
-    opt = torch.optim.Adam(model.parameters(), lr=config.model.training.learning_rate)
-    loss_fn = nn.CrossEntropyLoss()
-    bs = config.model.training.batch_size
-    n = len(y)
+    return MLPClassifier(spec)
+
+
+def library_fit(config, train: Tensors, val: Tensors, n_symbols: int) -> float:
+    """Seconds of the library's ``Trainer.fit`` (the executor's step 8)."""
+    cfg = config.model.training
+    model = new_model(config, train.x.shape[1], n_symbols)
+    trainer = Trainer(
+        model,
+        cfg,
+        seed=1,
+        reporter=ProgressReporter(None),
+        cancel=CancellationToken(),
+        loss_weights=class_weights(train.y.numpy()),
+    )
     started = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(n)
+    trainer.fit(train, val)
+    return time.perf_counter() - started
+
+
+def bare_fit(config, train: Tensors, val: Tensors, n_symbols: int) -> float:
+    """Seconds of a bare loop doing the same work: the same optimizer with weight decay,
+    class-weighted loss, gradient clipping and one validation pass per epoch."""
+    cfg = config.model.training
+    model = new_model(config, train.x.shape[1], n_symbols)
+    optimizer = build_optimizer(model, cfg)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.y.numpy()))
+    generator = torch.Generator().manual_seed(1)
+    n, bs = len(train), cfg.batch_size
+    started = time.perf_counter()
+    for _ in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(n, generator=generator)
         for i in range(0, n, bs):
             idx = order[i : i + bs]
-            loss = loss_fn(model(x[idx], s[idx]), y[idx])
-            opt.zero_grad()
+            loss = loss_fn(model(train.x[idx], train.symbol_idx[idx]), train.y[idx])
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-    return epochs * n / (time.perf_counter() - started)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.gradient_clip)
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            loss_fn(model(val.x, val.symbol_idx), val.y).item()
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -138,30 +187,38 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=4)
     parser.add_argument("--bars", type=int, default=30_000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-sizes", default="32,256,1024")
     args = parser.parse_args()
     symbols = [f"SYN{i}" for i in range(args.symbols)]
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         for i, symbol in enumerate(symbols):
             synthetic_bars(i, args.bars).to_csv(data_dir / f"{symbol}_1h.csv", index=False)
-        config = strategy_from_dict(strategy(symbols, args.epochs, args.batch_size), "bench")
+        config = strategy_from_dict(strategy(symbols, args.epochs, 256), "bench")
         print(
             f"training benchmark: {args.symbols} symbols x {args.bars} bars = "
-            f"{args.symbols * args.bars} bars, batch {args.batch_size}, {args.epochs} epochs, "
+            f"{args.symbols * args.bars} bars, {args.epochs} epochs, "
             f"torch threads {torch.get_num_threads()}"
         )
         result = TrainingExecutor(data_dir, device="cpu").run(config)
         for name, seconds in result.step_times.items():
             print(f"  step {name:<20} {seconds:8.3f} s")
-        executor_rate = result.metrics["training"]["train_samples_per_s"]
-        bare_rate = bare_loop(config, data_dir, args.epochs)
-        # run the executor's loop once more after the bare one, to even out warm-up effects
-        second = TrainingExecutor(data_dir, device="cpu").run(config)
-        executor_rate = max(executor_rate, second.metrics["training"]["train_samples_per_s"])
-        print(f"  executor training throughput {executor_rate:12.0f} samples/s")
-        print(f"  bare PyTorch loop             {bare_rate:12.0f} samples/s")
-        print(f"  ratio executor / bare         {executor_rate / bare_rate:12.3f} (target >= 0.9)")
+        train, val, n_symbols = prepared_tensors(config, data_dir)
+        for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+            sized = strategy(symbols, args.epochs, batch_size)
+            config = strategy_from_dict(sized, "bench")
+            ratios = []
+            for _ in range(args.rounds):  # alternated: bare, library, bare, library...
+                bare = bare_fit(config, train, val, n_symbols)
+                ours = library_fit(config, train, val, n_symbols)
+                ratios.append(bare / ours)  # throughput ratio: library / bare
+            report(
+                f"training step throughput, batch {batch_size}",
+                "bare loop, same work",
+                ratios,
+                ">= 0.95",
+            )
 
 
 if __name__ == "__main__":

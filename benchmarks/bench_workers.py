@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -20,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from conftest import TINY_STRATEGY_YAML  # noqa: E402
+from ratios import report  # noqa: E402
 
 from ktrdr.config import parse_strategy  # noqa: E402
 from ktrdr.training.executor import TrainingExecutor  # noqa: E402
@@ -36,14 +36,6 @@ def timed(work: Callable[[], object]) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
-
-
-def report(what: str, against: str, ratios: list[float], target: str) -> None:
-    print(
-        f"{what} / {against}: {statistics.median(ratios):.2f} "
-        f"[{min(ratios):.2f}..{max(ratios):.2f}] ({len(ratios)}), target {target}",
-        flush=True,
-    )
 
 
 def burn() -> None:

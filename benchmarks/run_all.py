@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark, one after the other, in this process's interpreter."""
+"""`make bench`: every benchmark, one after the other, then one table of all their ratios."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ratios import parse  # noqa: E402
+
 BENCHMARKS = [
     "bench_training.py",
     "bench_transfer.py",
@@ -16,15 +20,41 @@ BENCHMARKS = [
 ]
 
 
+def run(path: Path, rows: list[list[str]]) -> int:
+    """Run one benchmark, echoing its output and keeping its ratio lines."""
+    with subprocess.Popen(
+        [sys.executable, str(path), *sys.argv[1:]], stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            fields = parse(line)
+            if fields is None:
+                print(line, end="", flush=True)
+            else:
+                rows.append([path.stem, *fields])
+    return process.returncode
+
+
+def table(rows: list[list[str]]) -> None:
+    head = ["benchmark", "figure", "compared with", "ratio median [min..max] (n)", "target"]
+    lines = [
+        [bench, figure, against, f"{median} [{low}..{high}] ({n})", target]
+        for bench, figure, against, median, low, high, n, target in rows
+    ]
+    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
+    print("\n=== all ratios (A and B alternated in one run) ===")
+    for row in [head, *lines]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
 def main() -> int:
-    failed = []
+    failed, rows = [], []
     for name in BENCHMARKS:
         path = HERE / name
-        if not path.exists():
-            continue
         print(f"\n=== {name} ===", flush=True)
-        if subprocess.run([sys.executable, str(path), *sys.argv[1:]], check=False).returncode:
+        if run(path, rows):
             failed.append(name)
+    table(rows)
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

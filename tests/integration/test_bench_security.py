@@ -26,6 +26,9 @@ def test_bench_security_runs_and_prints_the_ratio_table() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line for line in result.stdout.splitlines() if "A: plaintext, no auth" in line]
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if "A: plaintext, no auth" in line and "@ratio" not in line]
     assert len(rows) == 6, result.stdout  # 3 configurations x (latency, throughput)
     assert all(line.rstrip().endswith("(1)") for line in rows), result.stdout
+    collected = [line for line in lines if line.startswith("@ratio\t")]
+    assert len(collected) == 6, result.stdout  # the same ratios, for make bench's table
