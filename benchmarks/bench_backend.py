@@ -18,18 +18,18 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [
     str(ROOT / "tests"),
     str(ROOT / "tests" / "e2e"),
     str(ROOT / "tests" / "unit" / "backend"),
+    str(ROOT / "benchmarks"),
 ]
 
 from backend_fakes import refused_address, start_hanging_server  # noqa: E402
 from conftest import TINY_STRATEGY_YAML  # noqa: E402
-from e2e_processes import start_backend, start_host  # noqa: E402
+from e2e_processes import channel_to, start_backend, start_host  # noqa: E402
+from ratios import collect  # noqa: E402
 
 from ktrdr.backend.mode_selector import ModeSelector  # noqa: E402
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
@@ -105,7 +105,7 @@ def bench_modes(repeats: int, epochs: int) -> None:
         host = start_host(work / "host", DATA)
         backend = start_backend(work / "backend", DATA, [host.address])
         try:
-            with grpc.insecure_channel(backend.address) as channel:
+            with channel_to(backend.address) as channel:
                 stub = backend_pb2_grpc.BackendStub(channel)
                 run_once(stub, yaml_text, pb.EXECUTION_MODE_LOCAL)  # warm-up
                 run_once(stub, yaml_text, pb.EXECUTION_MODE_HOST)
@@ -134,6 +134,7 @@ def bench_modes(repeats: int, epochs: int) -> None:
         f"  host / (local + transfer) = {hm / (lm + tm):.3f} of the medians, "
         f"{statistics.median(pairs):.3f} median of side-by-side pairs (target <= 1.05)"
     )
+    collect("host mode, CreateTraining to COMPLETED", "local + transfer", pairs, "<= 1.05")
     ms = [x * 1e3 for x in latencies]
     print(
         f"progress latency executor -> WatchOperation client (local, {len(ms)} events): "

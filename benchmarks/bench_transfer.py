@@ -38,7 +38,9 @@ import grpc
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "src"))
+sys.path[:0] = [str(REPO_ROOT / "src"), str(REPO_ROOT / "benchmarks")]
+
+from ratios import collect  # noqa: E402
 
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc  # noqa: E402
@@ -299,6 +301,10 @@ def report(results: list[Result], memory: list[Result]) -> None:
                 f"{r.mb_s / ceiling.mb_s:>10.2f} {r.mb_s / json_row.mb_s:>7.1f}x "
                 f"{r.peak_kib / 1024:>13.1f}"
             )
+        raw = next((r for r in rows if r.method == "SubmitResults raw, hash known"), None)
+        if raw is not None:
+            figure = f"SubmitResults raw (hash known), {size // MB} MB"
+            collect(figure, "raw gRPC byte stream", [raw.mb_s / ceiling.mb_s], ">= 0.6")
     print()
     for r in memory:
         verdict = "OK" if r.peak_kib < 64 * 1024 else "OVER"
