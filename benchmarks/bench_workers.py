@@ -29,7 +29,7 @@ from ktrdr.training.executor import TrainingExecutor  # noqa: E402
 from ktrdr.worker import ProcessExecutor, SparePool, available_cpus  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
-SETTLE_S = 4.0  # spares started after a run import for ~2 s of CPU; measure after that
+SETTLE_S = 7.0  # a spare starts 2 s after a run and imports for ~3 s; measure after that
 
 
 def timed(work: Callable[[], object]) -> float:

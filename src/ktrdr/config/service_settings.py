@@ -32,8 +32,8 @@ class TrainingWorkSettings(BaseSettings):
     # Threads of one training's worker process (torch intra/inter-op, OpenMP, BLAS); 0 =
     # this machine's CPUs divided by the runs that may train at once (PREFIX_WORKER_THREADS).
     worker_threads: int = Field(default=0, ge=0)
-    # Worker processes started ahead (imports done, torch warmed up) whenever no run is
-    # training; 0 starts each worker when its run begins (PREFIX_WORKER_SPARES).
+    # Worker processes started ahead (imports done, torch warmed up) once no run has trained
+    # for 2 s; 0 starts each worker when its run begins (PREFIX_WORKER_SPARES).
     worker_spares: int = Field(default=1, ge=0)
 
     @property

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 POLL_S = 0.1  # how often the driver looks at the cancellation token while waiting
 CANCEL_GRACE_S = 10.0  # a worker that ignores a cancel this long is killed
 STOP_GRACE_S = 5.0
+SPARE_DELAY_S = 2.0  # idle this long before a spare starts (a service stopping now needs none)
 
 
 class WorkerCrashed(RuntimeError):
@@ -152,13 +153,15 @@ def _signal_name(number: int) -> str:
 class SparePool:
     """Workers started ahead of time with one thread budget (``spares`` of them, 0 = none)."""
 
-    def __init__(self, threads: int, spares: int = 1) -> None:
+    def __init__(self, threads: int, spares: int = 1, delay_s: float = SPARE_DELAY_S) -> None:
         self.threads = threads
         self.spares = spares
+        self.delay_s = delay_s
         self._idle: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._closed = False
         self._active = 0  # runs using a worker taken from this pool
+        self._timer: threading.Timer | None = None
 
     def take(self) -> WorkerProcess:
         """A started worker for a run: a live spare when there is one, else a new process.
@@ -173,13 +176,23 @@ class SparePool:
         return WorkerProcess(self.threads)
 
     def finished(self) -> None:
-        """A run ended; once none is running, start the spares for the next ones (a spare
-        importing torch beside a running training would slow it down)."""
+        """A run ended; once none has run for ``delay_s``, start the spares for the next ones
+        (a spare importing torch beside a running training would slow it down)."""
         with self._lock:
             self._active = max(0, self._active - 1)
-            idle = self._active == 0
-        if idle:
-            self.refill()
+            if self._active or self._closed or not self.spares:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.delay_s, self._refill_if_idle)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _refill_if_idle(self) -> None:
+        with self._lock:
+            if self._active:
+                return
+        self.refill()
 
     def refill(self) -> None:
         """Start spares up to ``spares`` (returns at once; they import in the background)."""
@@ -194,6 +207,8 @@ class SparePool:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            if self._timer is not None:
+                self._timer.cancel()
         for worker in idle:
             worker.kill()  # a spare holds no work
 

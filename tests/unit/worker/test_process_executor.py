@@ -180,3 +180,23 @@ def test_thread_budget_shares_the_cpus() -> None:
     assert thread_budget(0, 1) == cpus
     assert thread_budget(0, cpus) == 1
     assert thread_budget(0, cpus * 4) == 1  # never zero
+
+
+def test_a_spare_starts_once_the_pool_is_idle_and_not_after_close(
+    sample_data_dir: Path, tiny_strategy_yaml: str
+) -> None:
+    config = parse_strategy(tiny_strategy_yaml)
+    pool = SparePool(threads=1, spares=1, delay_s=0.2)
+    try:
+        ProcessExecutor(sample_data_dir, device="cpu", pool=pool).run(config)
+        wait_until(lambda: len(pool._idle) == 1)  # started after the idle delay
+        spare = pool._idle[0]
+    finally:
+        pool.close()
+    wait_until(lambda: gone(spare.pid))
+
+    closing = SparePool(threads=1, spares=1, delay_s=0.5)
+    ProcessExecutor(sample_data_dir, device="cpu", pool=closing).run(config)
+    closing.close()  # the service stops right after its run: no spare is started
+    time.sleep(1.0)  # past the delay: the cancelled timer must not have started one
+    assert closing._idle == []
