@@ -36,6 +36,9 @@ from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
+# Both services start a spare worker 2 s after a run and it imports for ~3 s: runs spaced like
+# a person's (submit, watch, submit again) start warm; back-to-back ones would start cold.
+SETTLE_S = 7.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -111,9 +114,11 @@ def bench_modes(repeats: int, epochs: int) -> None:
                 run_once(stub, yaml_text, pb.EXECUTION_MODE_HOST)
                 local, host_runs, transfers, latencies = [], [], [], []
                 for _ in range(repeats):
+                    time.sleep(SETTLE_S)
                     total, _, lat = run_once(stub, yaml_text, pb.EXECUTION_MODE_LOCAL)
                     local.append(total)
                     latencies += lat
+                    time.sleep(SETTLE_S)
                     total, transfer, _ = run_once(stub, yaml_text, pb.EXECUTION_MODE_HOST)
                     host_runs.append(total)
                     transfers.append(transfer)
