@@ -80,7 +80,7 @@ def _read_clean_csv(path: Path) -> tuple[pd.Series, dict[str, pd.Series]] | None
     if path.suffix.lower() != ".csv" or not path.is_file():
         return None
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: a BOM is no name
             header = next(csv.reader(fh))
     except (OSError, UnicodeDecodeError, StopIteration, csv.Error):
         return None

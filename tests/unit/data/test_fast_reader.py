@@ -49,6 +49,15 @@ def test_unusual_but_valid_files_read_the_same_both_ways(
     pd.testing.assert_frame_equal(read_ohlcv_file(path), careful(path, monkeypatch))
 
 
+def test_a_byte_order_mark_reads_the_same_both_ways(
+    sample_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "EURUSD_1h.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (sample_data_dir / "EURUSD_1h.csv").read_bytes())
+    assert reader._read_clean_csv(path) is not None
+    pd.testing.assert_frame_equal(read_ohlcv_file(path), careful(path, monkeypatch))
+
+
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
