@@ -198,5 +198,8 @@ def test_a_spare_starts_once_the_pool_is_idle_and_not_after_close(
     closing = SparePool(threads=1, spares=1, delay_s=0.5)
     ProcessExecutor(sample_data_dir, device="cpu", pool=closing).run(config)
     closing.close()  # the service stops right after its run: no spare is started
-    time.sleep(1.0)  # past the delay: the cancelled timer must not have started one
+    timer = closing._timer
+    assert timer is not None
+    timer.join(10)  # the cancelled timer's thread ends without firing
+    assert not timer.is_alive()
     assert closing._idle == []
