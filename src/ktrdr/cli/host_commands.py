@@ -76,9 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from host.server import RunningHost, serve
-    from host.settings import HostSettings
     from ktrdr.security.tls import SecurityConfigError
+    from ktrdr_host.server import RunningHost, serve
+    from ktrdr_host.settings import HostSettings
 
     if args.verbose == 0:  # a server logs its lifecycle by default
         logging.getLogger().setLevel(logging.INFO)

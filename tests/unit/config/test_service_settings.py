@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from host.settings import HostSettings
 from ktrdr.backend.settings import BackendSettings
+from ktrdr_host.settings import HostSettings
 
 
 def test_each_service_reads_the_shared_settings_under_its_prefix(

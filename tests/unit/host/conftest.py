@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from host.settings import HostSettings
 from ktrdr.config import parse_strategy
 from ktrdr.training.executor import TrainingExecutor, TrainingResult
+from ktrdr_host.settings import HostSettings
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,11 @@ from unit.host.receiving_backend import (
     truncate_after_first_chunk,
 )
 
-from host.delivery import DeliveryState, ResultSender, is_permanent
-from host.settings import HostSettings
-from host.spool import Spool, SpoolEntry
 from ktrdr.training.executor import TrainingResult
 from ktrdr.training.v1 import common_pb2
+from ktrdr_host.delivery import DeliveryState, ResultSender, is_permanent
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool, SpoolEntry
 
 
 def free_port() -> int:

@@ -21,9 +21,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from unit.host.receiving_backend import RunningBackend, start_backend
 
-from host.server import RunningHost, start_host
-from host.settings import HostSettings
-from host.spool import Spool
 from ktrdr.errors import DataError
 from ktrdr.security.channels import aio_channel
 from ktrdr.training.cancellation import CancellationToken
@@ -31,6 +28,9 @@ from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
+from ktrdr_host.server import RunningHost, start_host
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool
 
 K = common_pb2
 TERMINAL = {K.PROGRESS_KIND_COMPLETED, K.PROGRESS_KIND_FAILED, K.PROGRESS_KIND_CANCELLED}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from host.settings import HostSettings
+from ktrdr_host.settings import HostSettings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

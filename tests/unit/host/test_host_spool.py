@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from host.spool import Spool, SpoolEntry, entry_key
 from ktrdr.storage.bundle import ModelBundle
 from ktrdr.training.executor import TrainingResult
 from ktrdr.transfer import sha256_file
+from ktrdr_host.spool import Spool, SpoolEntry, entry_key
 
 
 def put(spool: Spool, result: TrainingResult, session_id: str = "op-1") -> SpoolEntry:

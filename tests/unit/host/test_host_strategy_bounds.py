@@ -21,11 +21,11 @@ from unit.service.strategy_probes import (
     slow_but_small,
 )
 
-from host.server import RunningHost, start_host
-from host.settings import HostSettings
 from ktrdr.security.channels import aio_channel
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
+from ktrdr_host.server import RunningHost, start_host
+from ktrdr_host.settings import HostSettings
 
 HEALTH_BOUND_S = 1.5  # see tests/unit/backend/test_strategy_bounds.py
 HEALTH_TYPICAL_S = 0.1

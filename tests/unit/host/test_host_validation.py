@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from host.validation import RequestRefused, validate_start
 from ktrdr.service.convert import overrides_to_proto
 from ktrdr.training.v1 import host_pb2
+from ktrdr_host.validation import RequestRefused, validate_start
 
 
 def request(yaml: str, **fields: object) -> host_pb2.StartTrainingRequest:

@@ -10,15 +10,15 @@ import grpc
 import pytest
 from backend_fakes import start_backend, start_fake_host, stop_backend
 
-from host.delivery import summarize_bundle
-from host.server import start_host
-from host.settings import HostSettings
-from host.spool import Spool
 from ktrdr.security.channels import aio_channel
 from ktrdr.training.executor import TrainingResult
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import sha256_file
+from ktrdr_host.delivery import summarize_bundle
+from ktrdr_host.server import start_host
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool
 
 
 def settings(tmp_path: Path, sample_data_dir: Path, **more: object) -> HostSettings:

@@ -10,14 +10,14 @@ import shutil
 import pytest
 from backend_fakes import start_backend, stop_backend
 
-from host.server import start_host
-from host.settings import HostSettings
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.selfsigned import issue, make_ca
 from ktrdr.security.tls import ClientTLS
 from ktrdr.security.tokens import generate_token, read_token_file
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
+from ktrdr_host.server import start_host
+from ktrdr_host.settings import HostSettings
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

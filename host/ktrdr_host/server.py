@@ -21,16 +21,16 @@ from dataclasses import dataclass
 
 import grpc
 
-from host.access import host_auth
-from host.delivery import ResultSender
-from host.servicer import SERVICE_NAME, TrainingHostServicer
-from host.sessions import ExecutorFactory, SessionRegistry
-from host.settings import HostSettings
-from host.spool import Spool
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.v1 import host_pb2_grpc
+from ktrdr_host.access import host_auth
+from ktrdr_host.delivery import ResultSender
+from ktrdr_host.servicer import SERVICE_NAME, TrainingHostServicer
+from ktrdr_host.sessions import ExecutorFactory, SessionRegistry
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool
 
 logger = logging.getLogger(__name__)
 

@@ -40,13 +40,13 @@ from typing import Any
 
 import grpc
 
-from host.settings import HostSettings
-from host.spool import Spool, SpoolEntry
 from ktrdr.security.channels import aio_channel
 from ktrdr.service.convert import timestamp_to_proto
 from ktrdr.training.executor import TrainingResult
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
 from ktrdr.transfer import grpc_options, iter_submit_requests, send_results
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool, SpoolEntry
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 
-from host.delivery import DeliveryState, ResultSender, summarize_bundle
-from host.settings import HostSettings
-from host.spool import Spool, SpoolEntry
-from host.validation import RequestRefused, SessionSpec
 from ktrdr.errors import TrainingCancelled
 from ktrdr.service.convert import error_to_proto, simple_event, timestamp_to_proto
 from ktrdr.service.execution import ExecutorRun, new_fanout
@@ -28,6 +24,10 @@ from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import common_pb2, host_pb2
 from ktrdr.worker import ProcessExecutor, SparePool, TrainingRunner, thread_budget
+from ktrdr_host.delivery import DeliveryState, ResultSender, summarize_bundle
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool, SpoolEntry
+from ktrdr_host.validation import RequestRefused, SessionSpec
 
 logger = logging.getLogger(__name__)
 

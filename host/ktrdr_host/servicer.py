@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from host.access import check_results_target
-from host.capabilities import describe_host
-from host.sessions import Session, SessionRegistry
-from host.validation import RequestRefused, validate_session_id, validate_start
 from ktrdr.training.device import DeviceInfo
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
+from ktrdr_host.access import check_results_target
+from ktrdr_host.capabilities import describe_host
+from ktrdr_host.sessions import Session, SessionRegistry
+from ktrdr_host.validation import RequestRefused, validate_session_id, validate_start
 
 SERVICE_NAME = host_pb2.DESCRIPTOR.services_by_name["TrainingHost"].full_name
 

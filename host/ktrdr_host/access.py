@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from host.settings import HostSettings
-from host.validation import RequestRefused
 from ktrdr.security.interceptor import REFLECTION_METHODS, AuthInterceptor, Identity, Policy
 from ktrdr.security.tls import SecurityConfigError, is_loopback_address, split_host
 from ktrdr.security.tokens import generate_token, read_token_file, same_secret, write_token_file
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.validation import RequestRefused
 
 logger = logging.getLogger(__name__)
 

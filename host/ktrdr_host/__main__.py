@@ -1,4 +1,4 @@
-"""``python -m host [options]`` is ``ktrdr host serve [options]``."""
+"""``python -m ktrdr_host [options]`` is ``ktrdr host serve [options]``."""
 
 import sys
 
