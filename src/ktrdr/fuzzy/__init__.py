@@ -1,4 +1,8 @@
-"""Fuzzy sets: membership functions (with shoulders) and the fuzzification of indicators."""
+"""Fuzzy sets: membership functions (with shoulders) and the fuzzification of indicators.
+
+Importing it loads neither numpy nor pandas (the services check strategies' sets with it);
+they load when memberships are computed.
+"""
 
 from ktrdr.fuzzy.fuzzify import fuzzify
 from ktrdr.fuzzy.membership import FUZZY_SET_TYPES, check_fuzzy_params, membership

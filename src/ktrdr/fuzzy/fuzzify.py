@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Protocol
 
 from ktrdr.fuzzy.membership import membership
+
+if TYPE_CHECKING:  # pandas loads when a series is fuzzified, not when sets are checked
+    import pandas as pd
 
 
 class FuzzySetLike(Protocol):
@@ -22,6 +23,8 @@ class FuzzySetLike(Protocol):
 
 def fuzzify(values: pd.Series, sets: Mapping[str, FuzzySetLike], prefix: str) -> pd.DataFrame:
     """One column ``f"{prefix}_{set_name}"`` per set, in the YAML's order, same index."""
+    import pandas as pd
+
     raw = values.to_numpy(dtype="float64", na_value=float("nan"))
     columns = {
         f"{prefix}_{set_name}": membership(fuzzy_set.type, fuzzy_set.parameters, raw)

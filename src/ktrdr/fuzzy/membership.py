@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ktrdr.echo import short_repr
+
+if TYPE_CHECKING:  # numpy loads when degrees are computed; the services only check params
+    import numpy as np
 
 FUZZY_SET_TYPES: tuple[str, ...] = ("gaussian", "trapezoidal", "triangular")
 
@@ -86,6 +88,8 @@ def _breakpoints(type: str, params: Sequence[float]) -> tuple[list[float], list[
 
 def membership(type: str, params: Sequence[float], values: np.ndarray) -> np.ndarray:
     """Membership degrees (0..1) of ``values`` in the set; NaN in gives NaN out."""
+    import numpy as np
+
     problem = check_fuzzy_params(type, params)
     if problem is not None:
         raise ValueError(problem)
