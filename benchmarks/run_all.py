@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench_security.py",
     "bench_workers.py",
     "bench_footprint.py",
+    "bench_features.py",
 ]
 
 

@@ -109,6 +109,21 @@ def loss_and_accuracy(model: nn.Module, data: Tensors, loss_fn: nn.Module) -> tu
     return loss, accuracy
 
 
+def _epoch_train_metrics(
+    batch_losses: torch.Tensor, predicted: torch.Tensor, targets: torch.Tensor, batch_size: int
+) -> tuple[float, float]:
+    """Mean loss over the epoch's samples (each batch's mean loss weighted by its size) and
+    the accuracy of the predictions made while training."""
+    n = len(targets)
+    if n == 0:
+        return 0.0, 0.0
+    sizes = torch.full_like(batch_losses, float(batch_size))
+    sizes[-1] = n - batch_size * (len(batch_losses) - 1)
+    loss = float((batch_losses * sizes).sum().item()) / n
+    accuracy = float((predicted == targets).sum().item()) / n
+    return loss, accuracy
+
+
 def build_optimizer(model: nn.Module, cfg: ModelTrainingConfig) -> torch.optim.Optimizer:
     params = model.parameters()
     if cfg.optimizer == "sgd":
@@ -177,8 +192,10 @@ class Trainer:
             started = time.perf_counter()
             model.train()
             order = torch.randperm(n, generator=self.generator).to(train.x.device)
-            running_loss = torch.zeros((), device=train.x.device)
-            running_correct = torch.zeros((), device=train.x.device, dtype=torch.long)
+            # train metrics from the batches as trained: one copy per batch for each (the
+            # loss and the predicted classes), compared and summed once at the epoch's end
+            batch_losses = torch.empty(n_batches, device=train.x.device)
+            predicted = torch.empty(n, device=train.x.device, dtype=torch.long)
             for b in range(n_batches):
                 # batch -> forward -> loss -> backward -> (clip) -> step
                 idx = order[b * bs : (b + 1) * bs]
@@ -189,8 +206,8 @@ class Trainer:
                 if cfg.gradient_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.gradient_clip)
                 optimizer.step()
-                running_loss += loss.detach() * idx.numel()
-                running_correct += (logits.detach().argmax(dim=1) == train.y[idx]).sum()
+                batch_losses[b] = loss.detach()
+                torch.argmax(logits.detach(), dim=1, out=predicted[b * bs : (b + 1) * bs])
                 # log / cancel? (cheap checks, every few batches)
                 if b % CHECK_EVERY_BATCHES == 0:
                     self.cancel.raise_if_cancelled()
@@ -205,8 +222,9 @@ class Trainer:
             # validate
             # train metrics come from the batches as they were trained (no second pass over
             # the training set, which cost a bare loop's 25 %); validation is a real pass
-            train_loss = float(running_loss.item()) / max(n, 1)
-            train_acc = float(running_correct.item()) / max(n, 1)
+            train_loss, train_acc = _epoch_train_metrics(
+                batch_losses, predicted, train.y[order], bs
+            )
             val_loss, val_acc = (
                 loss_and_accuracy(model, val, self.loss_fn)
                 if val is not None and len(val)
