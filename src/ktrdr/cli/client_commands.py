@@ -351,6 +351,7 @@ def _train_remote(args: argparse.Namespace) -> int:
             require_gpu=args.require_gpu,
             seed=args.seed,
             device=args.device,
+            set_fields=args.set_fields,
         )
         print(
             f"operation {op.operation_id}: {op.status}, mode {op.mode} ({op.mode_reason})",

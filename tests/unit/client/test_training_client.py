@@ -175,3 +175,21 @@ def test_strategy_source(tmp_path: Path) -> None:
     assert strategy_source("rsi_single") == {"strategy_name": "rsi_single"}
     with pytest.raises(KtrdrClientError, match="does not exist"):
         strategy_source("missing.yaml")
+
+
+def test_fields_are_sent_as_json_values(fake_backend) -> None:
+    address, servicer = fake_backend
+    with TrainingClient(address) as client:
+        client.create_training(
+            "fake_rsi",
+            fields={"model.training.learning_rate": 0.01, "indicators[0].source": "hl2"},
+            set_fields=["model.architecture.hidden_layers=[8]"],
+        )
+        with pytest.raises(KtrdrClientError, match="PATH=VALUE"):
+            client.create_training("fake_rsi", set_fields=["epochs"])
+    sent = servicer.requests[-1].field_overrides
+    assert [(f.path, f.value) for f in sent] == [
+        ("model.training.learning_rate", "0.01"),
+        ("indicators[0].source", '"hl2"'),
+        ("model.architecture.hidden_layers", "[8]"),
+    ]

@@ -96,18 +96,20 @@ class Operation(_message.Message):
     def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingRequest(_message.Message):
-    __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu")
+    __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu", "field_overrides")
     STRATEGY_YAML_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_GPU_FIELD_NUMBER: _ClassVar[int]
+    FIELD_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     strategy_yaml: str
     strategy_name: str
     overrides: _common_pb2.TrainingOverrides
     execution_mode: ExecutionMode
     require_gpu: bool
-    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., overrides: _Optional[_Union[_common_pb2.TrainingOverrides, _Mapping]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ...) -> None: ...
+    field_overrides: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldOverride]
+    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., overrides: _Optional[_Union[_common_pb2.TrainingOverrides, _Mapping]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ..., field_overrides: _Optional[_Iterable[_Union[_common_pb2.FieldOverride, _Mapping]]] = ...) -> None: ...
 
 class CreateTrainingResponse(_message.Message):
     __slots__ = ("operation",)
