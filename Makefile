@@ -14,7 +14,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -e '.[training,dev]'
+	$(PIP) install --quiet --disable-pip-version-check -e '.[training,mlflow,dev]'
 	@touch $(STAMP)
 
 test: setup

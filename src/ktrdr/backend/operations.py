@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -77,6 +77,8 @@ class Operations:
             settings.worker_spares,
         )
         self._live: dict[str, LiveOperation] = {}
+        # Called with the id of each operation that finished (tracking); must not block.
+        self.finished_listeners: list[Callable[[str], None]] = []
         self._hosts: dict[str, HostRunner] = {}
         self._runs: dict[str, ExecutorRun] = {}
 
@@ -211,7 +213,16 @@ class Operations:
 
         op.task = asyncio.create_task(guarded(), name=f"operation-{op.id}")
 
+    def _announce_finished(self, operation_id: str) -> None:
+        for listener in self.finished_listeners:
+            try:
+                listener(operation_id)
+            except Exception:
+                logger.exception("operation %s: a finished-listener failed", operation_id)
+
     async def _forget(self, op: LiveOperation) -> None:
+        if op.finished:
+            self._announce_finished(op.id)
         self._live.pop(op.id, None)
         self._runs.pop(op.id, None)
         runner = self._hosts.pop(op.id, None)
@@ -356,7 +367,8 @@ class Operations:
                 event.sequence = (record.last_event.sequence if record.last_event else 0) + 1
                 error = common_pb2.ErrorDetail(code="ABORTED", message=message)
                 event.error.CopyFrom(error)
-                self.store.finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error)
+                if self.store.finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error):
+                    self._announce_finished(record.id)
                 logger.warning("operation %s: %s", record.id, message)
 
     async def shutdown(self) -> None:

@@ -16,6 +16,7 @@ from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
+from ktrdr.backend.tracking import MlflowTracker, start_tracker
 from ktrdr.security.interceptor import AuthInterceptor
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
@@ -51,6 +52,7 @@ class BackendApp:
         self.port = 0
         self.operations: Operations | None = None
         self.results: ResultsIntake | None = None
+        self.tracker: MlflowTracker | None = None
 
     async def start(self) -> int:
         """Bind, take over operations of a previous run, start serving; returns the port."""
@@ -117,6 +119,9 @@ class BackendApp:
         host = settings.address.rsplit(":", 1)[0]
         # Hosts send results to the listen address unless told otherwise (port 0 resolved).
         operations.results_address = settings.results_address or f"{host}:{self.port}"
+        if settings.mlflow_tracking_uri:
+            self.tracker = start_tracker(settings, self.store)
+            operations.finished_listeners.append(self.tracker.operation_finished)
         operations.reconcile()
         await self.server.start()
         await self._health.set_serving(True)
@@ -140,6 +145,8 @@ class BackendApp:
             await self.server.stop(self.settings.grace_s)
         if self.operations is not None:
             await self.operations.shutdown()
+        if self.tracker is not None:  # before the store it reads from
+            await asyncio.to_thread(self.tracker.close)
         self.store.close()
         self.tokens.close()
 

@@ -91,6 +91,12 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     max_pending: int = Field(default=64, ge=1)
     # Seconds a graceful stop waits for RPCs to finish (KTRDR_BACKEND_GRACE_S).
     grace_s: float = Field(default=5.0, ge=0)
+    # MLflow tracking URI: every finished operation is logged there as a run ("": off).
+    mlflow_tracking_uri: str = ""
+    # The MLflow experiment the runs go to (created when missing).
+    mlflow_experiment: str = Field(default="ktrdr", min_length=1)
+    # Longest wait between two attempts while the tracking store is unreachable, s.
+    mlflow_retry_max_s: float = Field(default=60.0, gt=0)
 
     @field_validator("host_addresses", mode="before")
     @classmethod
