@@ -34,7 +34,9 @@ DECODE_BLOCK_SIZE = 1 << 20
 # gzip container (not raw deflate, not zlib): RFC 1952 header and trailer.
 _GZIP_WBITS = 31
 
-Sink = Callable[[bytes], None]
+# Decoded bytes are valid only during the call (a view into a larger chunk for raw data):
+# a sink that keeps them must copy them.
+Sink = Callable[[bytes | memoryview], None]
 
 
 class Codec(enum.StrEnum):
@@ -117,9 +119,9 @@ class _RawDecoder:
             if data:
                 self._sink(data)
             return
-        view = memoryview(data)
-        for start in range(0, len(view), self._block):
-            self._sink(bytes(view[start : start + self._block]))
+        with memoryview(data) as view:  # slices share the chunk's buffer: no copy
+            for start in range(0, len(view), self._block):
+                self._sink(view[start : start + self._block])
 
     def finish(self) -> None:
         pass

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,9 +22,10 @@ import grpc
 
 from ktrdr.errors import BundleError
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.transfer.codecs import Codec, CodecError, Decoder, make_decoder
+from ktrdr.transfer.codecs import Codec, CodecError, make_decoder
 from ktrdr.transfer.errors import TransferError
 from ktrdr.transfer.hashing import is_sha256_hex
+from ktrdr.transfer.pipeline import ChunkPipeline
 from ktrdr.transfer.protocol import codec_from_proto
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class _BoundedFileSink:
         self.size = 0
         self.hash = hashlib.sha256()
 
-    def __call__(self, data: bytes) -> None:
+    def __call__(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self.size > self._limit:
             raise _Overflow
@@ -179,11 +179,15 @@ async def _receive(
     path = Path(name)
     ok = False
     try:
-        with os.fdopen(fd, "wb") as file:
+        # Unbuffered: chunks are large, and a buffered writer would copy each one once more.
+        with open(fd, "wb", buffering=0) as file:
             sink = _BoundedFileSink(file, limit)
-            decoder = make_decoder(codec, sink)
-            encoded_size = await _receive_chunks(iterator, decoder, header.session_id)
-            await _run_blocking(_finish, decoder)
+            pipeline = ChunkPipeline(make_decoder(codec, sink))
+            try:
+                encoded_size = await _receive_chunks(iterator, pipeline, header.session_id)
+                await pipeline.finish()
+            finally:
+                await pipeline.close()
         if sink.size != raw_size:
             raise TransferError(
                 grpc.StatusCode.DATA_LOSS,
@@ -212,6 +216,15 @@ async def _receive(
         raise TransferError(grpc.StatusCode.RESOURCE_EXHAUSTED, message) from None
     except CodecError as exc:
         raise TransferError(grpc.StatusCode.DATA_LOSS, f"{codec} stream: {exc}") from exc
+    except OSError as exc:  # writing the temporary file failed (disk full, ...)
+        logger.error(
+            "SubmitResults for session %s: writing %s failed: %s", header.session_id, path, exc
+        )
+        raise TransferError(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the backend could not store the upload ({exc.strerror or type(exc).__name__}); "
+            "retry later",
+        ) from None
     finally:
         if not ok:
             path.unlink(missing_ok=True)
@@ -233,75 +246,58 @@ async def _receive(
     )
 
 
-def _finish(decoder: Decoder) -> None:
-    decoder.finish()
-
-
 async def _receive_chunks(
-    iterator: AsyncIterator[pb.SubmitResultsRequest], decoder: Decoder, session_id: str
+    iterator: AsyncIterator[pb.SubmitResultsRequest], pipeline: ChunkPipeline, session_id: str
 ) -> int:
-    """Decode chunks until the trailer and the end of the stream; return the encoded size.
+    """Hand chunks to the pipeline until the trailer and the end of the stream; return the
+    encoded size.
 
-    Chunk i is decoded, hashed and written in a worker thread while chunk i+1 is received;
-    at most one chunk is in flight, so memory stays bounded.
+    The pipeline's worker decodes, hashes and writes while the next chunks are received; its
+    queue is bounded, so memory stays bounded; its first error is raised by the next ``put``.
     """
-    loop = asyncio.get_running_loop()
-    in_flight: asyncio.Future[None] | None = None
     expected = 0
     encoded_size = 0
-    try:
-        while True:
-            message = await _next(iterator)
-            if message is None:
+    while True:
+        message = await _next(iterator)
+        if message is None:
+            raise TransferError(
+                grpc.StatusCode.DATA_LOSS,
+                f"stream for session {session_id} ended after {expected} chunks without a "
+                "trailer: the transfer is incomplete",
+            )
+        part = message.WhichOneof("part")
+        if part == "chunk":
+            chunk = message.chunk
+            if chunk.index != expected:
                 raise TransferError(
                     grpc.StatusCode.DATA_LOSS,
-                    f"stream for session {session_id} ended after {expected} chunks without a "
-                    "trailer: the transfer is incomplete",
+                    f"chunk {chunk.index} arrived where chunk {expected} was expected",
                 )
-            part = message.WhichOneof("part")
-            if part == "chunk":
-                chunk = message.chunk
-                if chunk.index != expected:
-                    raise TransferError(
-                        grpc.StatusCode.DATA_LOSS,
-                        f"chunk {chunk.index} arrived where chunk {expected} was expected",
-                    )
-                expected += 1
-                data = chunk.data
-                encoded_size += len(data)
-                if in_flight is not None:
-                    await asyncio.shield(in_flight)
-                in_flight = loop.run_in_executor(None, decoder.feed, data)
-            elif part == "trailer":
-                trailer = message.trailer
-                if trailer.chunk_count != expected:
-                    raise TransferError(
-                        grpc.StatusCode.DATA_LOSS,
-                        f"trailer says {trailer.chunk_count} chunks, {expected} arrived",
-                    )
-                if trailer.encoded_size_bytes != encoded_size:
-                    raise TransferError(
-                        grpc.StatusCode.DATA_LOSS,
-                        f"trailer says {trailer.encoded_size_bytes} encoded bytes, "
-                        f"{encoded_size} arrived",
-                    )
-                if await _next(iterator) is not None:
-                    raise TransferError(
-                        grpc.StatusCode.INVALID_ARGUMENT, "a message followed the trailer"
-                    )
-                if in_flight is not None:
-                    await asyncio.shield(in_flight)
-                return encoded_size
-            else:
+            expected += 1
+            data = chunk.data
+            encoded_size += len(data)
+            await pipeline.put(data)
+        elif part == "trailer":
+            trailer = message.trailer
+            if trailer.chunk_count != expected:
                 raise TransferError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"unexpected {part or 'empty message'} after the header "
-                    f"(chunk {expected} or the trailer expected)",
+                    grpc.StatusCode.DATA_LOSS,
+                    f"trailer says {trailer.chunk_count} chunks, {expected} arrived",
                 )
-    finally:
-        # The worker writes to the temporary file: let it finish before the file goes away.
-        if in_flight is not None and not in_flight.done():
-            with contextlib.suppress(BaseException):
-                await asyncio.wait([in_flight])
-        if in_flight is not None and in_flight.done() and not in_flight.cancelled():
-            in_flight.exception()  # retrieved: the error that matters is already propagating
+            if trailer.encoded_size_bytes != encoded_size:
+                raise TransferError(
+                    grpc.StatusCode.DATA_LOSS,
+                    f"trailer says {trailer.encoded_size_bytes} encoded bytes, "
+                    f"{encoded_size} arrived",
+                )
+            if await _next(iterator) is not None:
+                raise TransferError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "a message followed the trailer"
+                )
+            return encoded_size
+        else:
+            raise TransferError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unexpected {part or 'empty message'} after the header "
+                f"(chunk {expected} or the trailer expected)",
+            )
