@@ -8,7 +8,8 @@ ceiling); ratios are reported as median [min..max] (n):
 
 * ``SubmitResults`` as the host sends it (``send_results`` on a channel; codec chosen
   automatically, and raw forced, with the hash known as the host's spool records it),
-  received by ``receive_results`` into a temporary file (decoded, SHA-256 verified);
+  registered as the backend registers it (``add_backend_servicer``) and received by
+  ``receive_results`` into a temporary file (decoded, SHA-256 verified);
 * a raw gRPC byte stream of the same size in messages of the same size as the chunks
   (``DEFAULT_CHUNK_SIZE``), discarded on arrival: the ceiling for gRPC Python here. It runs on
   the same server (the project's ``build_server``: same options, interceptor chain and
@@ -50,6 +51,7 @@ sys.path[:0] = [str(REPO_ROOT / "src"), str(REPO_ROOT / "benchmarks")]
 
 from ratios import collect  # noqa: E402
 
+from ktrdr.backend.registration import add_backend_servicer  # noqa: E402
 from ktrdr.service.server import build_server  # noqa: E402
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc  # noqa: E402
@@ -130,7 +132,7 @@ async def serve() -> None:
     context_dir = incoming
 
     def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_BackendServicer_to_server(_Receiver(incoming), server)
+        add_backend_servicer(_Receiver(incoming), server)  # as the backend registers it
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(
@@ -276,7 +278,7 @@ HEADLINE = "SubmitResults raw, hash known"
 async def run(quick: bool, rounds: int | None) -> None:
     sizes = [1 * MB, 10 * MB] if quick else [1 * MB, 10 * MB, 100 * MB]
     memory_check = 64 * MB if quick else 256 * MB
-    default_rounds = {1 * MB: 9, 10 * MB: 7, 100 * MB: 7}
+    default_rounds = {1 * MB: 9, 10 * MB: 9, 100 * MB: 11}
     results: list[Result] = []
     memory: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
@@ -366,7 +368,7 @@ def report(results: list[Result], memory: list[Result]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 and 10 MB, 64 MB memory check")
-    parser.add_argument("--rounds", type=int, help="rounds per size (default 9, 7, 7)")
+    parser.add_argument("--rounds", type=int, help="rounds per size (default 9, 9, 11)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     asyncio.run(serve() if args.serve else run(args.quick, args.rounds))

@@ -62,7 +62,7 @@ class Encoder(Protocol):
 class Decoder(Protocol):
     """A streaming decompressor writing decoded bytes to a sink in bounded pieces."""
 
-    def feed(self, data: bytes) -> None: ...
+    def feed(self, data: bytes | memoryview) -> None: ...
 
     def finish(self) -> None: ...
 
@@ -114,7 +114,7 @@ class _RawDecoder:
         self._sink = sink
         self._block = block_size
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if len(data) <= self._block:
             if data:
                 self._sink(data)
@@ -148,7 +148,7 @@ class _ZstdDecoder:
         writer = cast(IO[bytes], _SinkWriter(sink))
         self._writer = dctx.stream_writer(writer, write_size=block_size, closefd=False)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         try:
             self._writer.write(data)
         except zstandard.ZstdError as exc:
@@ -165,7 +165,7 @@ class _GzipDecoder:
         self._block = block_size
         self._d = zlib.decompressobj(_GZIP_WBITS)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if self._d.eof:
             if data:
                 raise CodecError("data after the end of the gzip stream")

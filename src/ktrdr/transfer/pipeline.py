@@ -1,16 +1,18 @@
-"""One worker thread that decodes, hashes and writes a stream's chunks, fed by a bounded queue.
+"""A worker thread that decodes and hashes a stream's chunks, fed by a bounded queue.
 
-The event loop only parses messages and hands their bytes over (``put``, a lock and a list
-append); decoding, SHA-256 and the file write happen in ONE pass in the worker, which holds
-the GIL only between those C calls (all three release it for large buffers). Compared with a
-thread hop per chunk (``run_in_executor``), this saves a future, a wake-up of the loop and a
-task switch per chunk, and lets the loop receive while the worker catches up.
+The event loop only parses messages and hands their bytes over (``put``: a lock and a deque
+append); decoding and SHA-256 happen in one pass in the worker, which passes the decoded bytes
+on to a ``FileWriter`` (a second thread) when it is given one. All three release the GIL for
+large buffers. Compared with a thread hop per chunk (``run_in_executor``), this saves a
+future, a wake-up of the loop and a task switch per chunk, and lets the loop receive while
+the worker catches up.
 
 Bounded: at most ``max_pending_bytes`` of encoded chunks wait in the queue (always at least one
 chunk, so a chunk bigger than the budget still passes); ``put`` waits while the queue is full.
 The worker's first error (corrupt data, too much output, a failed write) stops it; the next
 ``put`` or ``finish`` raises it, so a corrupt chunk mid-stream stops the upload at once.
-``close`` always waits for the worker to stop, so the caller may then remove the file.
+``close`` always waits for the worker and the writer to stop, so the caller may then close
+and remove the file.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import collections
 import threading
 
 from ktrdr.transfer.codecs import Decoder
+from ktrdr.transfer.writer import FileWriter
 
 # Encoded bytes that may wait for the worker: a few 1 MiB chunks, enough to keep the worker
 # busy while the loop receives, small enough that eight concurrent uploads stay under 64 MiB.
@@ -30,20 +33,27 @@ class ChunkPipeline:
     """Feeds chunks to ``decoder.feed`` in a dedicated worker thread, in order.
 
     Use from one event loop task: ``await put(data)`` per chunk, then ``await finish()``
-    (which also runs ``decoder.finish``); ``await close()`` in a ``finally`` in every case.
+    (which also runs ``decoder.finish`` and ``writer.finish``); ``await close()`` in a
+    ``finally`` in every case. ``writer``, when given, is the one the decoder's sink writes
+    to: the pipeline finishes it after the decoder and stops it with the worker.
     """
 
     def __init__(
-        self, decoder: Decoder, *, max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
+        self,
+        decoder: Decoder,
+        *,
+        writer: FileWriter | None = None,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
     ) -> None:
         if max_pending_bytes <= 0:
             raise ValueError(f"max_pending_bytes must be positive, got {max_pending_bytes}")
         self._decoder = decoder
+        self._writer = writer
         self._max_pending = max_pending_bytes
         self._loop = asyncio.get_running_loop()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # the worker waits for chunks on it
-        self._queue: collections.deque[bytes] = collections.deque()
+        self._queue: collections.deque[bytes | memoryview] = collections.deque()
         self._pending = 0  # bytes in the queue
         self._ending = False  # no more chunks; finish the decoder once the queue is empty
         self._stopping = False  # drop what is queued and stop
@@ -54,7 +64,7 @@ class ChunkPipeline:
         self._thread = threading.Thread(target=self._work, name="submit-results", daemon=True)
         self._thread.start()
 
-    async def put(self, data: bytes) -> None:
+    async def put(self, data: bytes | memoryview) -> None:
         """Queue one chunk; wait while the queue is full; raise the worker's error, if any."""
         while True:
             with self._lock:
@@ -86,6 +96,8 @@ class ChunkPipeline:
             self._queue.clear()
             self._pending = 0
             self._ready.notify()
+        if self._writer is not None:  # the worker may be waiting for room in the writer
+            self._writer.cancel()
         # Even when cancelled: the worker writes to the caller's file, so wait it out, then
         # let the cancellation continue.
         cancelled = False
@@ -144,10 +156,14 @@ class ChunkPipeline:
                         self._pending -= len(data)
                     self._wake_producer()
             self._decoder.finish()
+            if self._writer is not None:
+                self._writer.finish()
         except BaseException as exc:  # handed to the event loop, raised there
             with self._lock:
                 self._error = exc
         finally:
+            if self._writer is not None:
+                self._writer.stop()  # at once if finished; else drop what waits, and join
             with self._lock:
                 self._wake_producer()
             self._loop.call_soon_threadsafe(_set_done, self._done)

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -24,9 +24,11 @@ from ktrdr.errors import BundleError
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.transfer.codecs import Codec, CodecError, make_decoder
 from ktrdr.transfer.errors import TransferError
+from ktrdr.transfer.framing import SubmitRequest
 from ktrdr.transfer.hashing import is_sha256_hex
 from ktrdr.transfer.pipeline import ChunkPipeline
 from ktrdr.transfer.protocol import codec_from_proto
+from ktrdr.transfer.writer import FileWriter
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +55,10 @@ class _Overflow(Exception):
 
 
 class _BoundedFileSink:
-    """Writes decoded bytes to a file while hashing and counting them, up to a limit."""
+    """Hashes and counts decoded bytes, up to a limit, and hands them to the file's writer."""
 
-    def __init__(self, file: IO[bytes], limit: int) -> None:
-        self._file = file
+    def __init__(self, writer: FileWriter, limit: int) -> None:
+        self._writer = writer
         self._limit = limit
         self.size = 0
         self.hash = hashlib.sha256()
@@ -66,7 +68,7 @@ class _BoundedFileSink:
         if self.size > self._limit:
             raise _Overflow
         self.hash.update(data)
-        self._file.write(data)
+        self._writer.write(data)
 
 
 async def _run_blocking(func: Callable[..., T], *args: object) -> T:
@@ -84,14 +86,14 @@ async def _run_blocking(func: Callable[..., T], *args: object) -> T:
 
 
 def _check_header(
-    message: pb.SubmitResultsRequest | None, max_raw_bytes: int
+    message: SubmitRequest | None, max_raw_bytes: int
 ) -> tuple[pb.SubmitResultsHeader, Codec]:
     if message is None:
         raise TransferError(
             grpc.StatusCode.INVALID_ARGUMENT, "empty SubmitResults stream: expected a header"
         )
     part = message.WhichOneof("part")
-    if part != "header":
+    if part != "header" or not isinstance(message, pb.SubmitResultsRequest):
         raise TransferError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"the first SubmitResults message must be a header, got {part or 'an empty message'}",
@@ -120,7 +122,7 @@ def _check_header(
     return header, codec
 
 
-async def _next(iterator: AsyncIterator[pb.SubmitResultsRequest]) -> pb.SubmitResultsRequest | None:
+async def _next(iterator: AsyncIterator[SubmitRequest]) -> SubmitRequest | None:
     try:
         return await anext(iterator)
     except StopAsyncIteration:
@@ -128,7 +130,7 @@ async def _next(iterator: AsyncIterator[pb.SubmitResultsRequest]) -> pb.SubmitRe
 
 
 async def receive_results(
-    request_iterator: AsyncIterable[pb.SubmitResultsRequest],
+    request_iterator: AsyncIterable[SubmitRequest],
     *,
     tmp_dir: Path | str,
     max_raw_bytes: int,
@@ -156,7 +158,7 @@ async def receive_results(
         raise
 
 
-async def drain(iterator: AsyncIterator[pb.SubmitResultsRequest], budget_bytes: int) -> None:
+async def drain(iterator: AsyncIterator[SubmitRequest], budget_bytes: int) -> None:
     """Read and discard what is left of a refused stream, at most ``budget_bytes``."""
     with contextlib.suppress(Exception):
         async for message in iterator:
@@ -166,7 +168,7 @@ async def drain(iterator: AsyncIterator[pb.SubmitResultsRequest], budget_bytes: 
 
 
 async def _receive(
-    iterator: AsyncIterator[pb.SubmitResultsRequest],
+    iterator: AsyncIterator[SubmitRequest],
     tmp_dir: Path | str,
     max_raw_bytes: int,
     validate: Callable[[Path], None] | None,
@@ -181,8 +183,9 @@ async def _receive(
     try:
         # Unbuffered: chunks are large, and a buffered writer would copy each one once more.
         with open(fd, "wb", buffering=0) as file:
-            sink = _BoundedFileSink(file, limit)
-            pipeline = ChunkPipeline(make_decoder(codec, sink))
+            writer = FileWriter(file)
+            sink = _BoundedFileSink(writer, limit)
+            pipeline = ChunkPipeline(make_decoder(codec, sink), writer=writer)
             try:
                 encoded_size = await _receive_chunks(iterator, pipeline, header.session_id)
                 await pipeline.finish()
@@ -247,7 +250,7 @@ async def _receive(
 
 
 async def _receive_chunks(
-    iterator: AsyncIterator[pb.SubmitResultsRequest], pipeline: ChunkPipeline, session_id: str
+    iterator: AsyncIterator[SubmitRequest], pipeline: ChunkPipeline, session_id: str
 ) -> int:
     """Hand chunks to the pipeline until the trailer and the end of the stream; return the
     encoded size.
@@ -278,6 +281,7 @@ async def _receive_chunks(
             encoded_size += len(data)
             await pipeline.put(data)
         elif part == "trailer":
+            assert isinstance(message, pb.SubmitResultsRequest)  # only chunks are frames
             trailer = message.trailer
             if trailer.chunk_count != expected:
                 raise TransferError(
