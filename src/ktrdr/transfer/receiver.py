@@ -143,8 +143,8 @@ async def receive_results(
     INVALID_ARGUMENT (no header first, bad header, message after the trailer, invalid
     bundle), RESOURCE_EXHAUSTED (bigger than ``max_raw_bytes``, or than the header's raw
     size, while decompressing), DATA_LOSS (chunk out of sequence, no trailer, trailer or size
-    mismatch, corrupt encoding, hash mismatch). On any failure or cancellation the temporary
-    file is removed.
+    mismatch, corrupt encoding, hash mismatch), UNAVAILABLE (the temporary file could not be
+    written, e.g. a full disk). On any failure or cancellation the temporary file is removed.
 
     A refusal is raised only after the rest of the client's stream has been read (bounded by
     twice ``max_raw_bytes``): a gRPC Python client that is still writing when the server ends
