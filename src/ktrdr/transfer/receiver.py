@@ -185,7 +185,11 @@ async def _receive(
         with open(fd, "wb", buffering=0) as file:
             writer = FileWriter(file)
             sink = _BoundedFileSink(writer, limit)
-            pipeline = ChunkPipeline(make_decoder(codec, sink), writer=writer)
+            try:
+                pipeline = ChunkPipeline(make_decoder(codec, sink), writer=writer)
+            except BaseException:  # e.g. no thread could be started: the writer's must end
+                writer.stop()
+                raise
             try:
                 encoded_size = await _receive_chunks(iterator, pipeline, header.session_id)
                 await pipeline.finish()
