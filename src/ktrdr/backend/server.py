@@ -12,6 +12,7 @@ import grpc
 from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
 from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.operations import Operations
+from ktrdr.backend.registration import add_backend_servicer
 from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
 from ktrdr.backend.settings import BackendSettings
@@ -21,7 +22,7 @@ from ktrdr.security.interceptor import AuthInterceptor
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.storage import ModelStorage
-from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc
+from ktrdr.training.v1 import backend_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class BackendApp:
         self.results = results
         servicer = BackendServicer(operations, results)
         self.server, self._health = build_server(
-            lambda server: backend_pb2_grpc.add_BackendServicer_to_server(servicer, server),
+            lambda server: add_backend_servicer(servicer, server),
             [SERVICE_NAME],
             max_message_bytes=settings.max_message_bytes,
             interceptors=interceptors,
