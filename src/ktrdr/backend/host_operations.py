@@ -71,15 +71,22 @@ class HostOperations:
 
     # -- starting --------------------------------------------------------------------------
     def follow(
-        self, record: OperationRecord, *, reattach: bool, upload_credential: str = ""
+        self,
+        record: OperationRecord,
+        *,
+        reattach: bool,
+        upload_credential: str = "",
+        why: str = "",
     ) -> tuple[LiveOperation, Coroutine[Any, Any, None]]:
-        """The live operation and the work that drives it (queued first when it has no host)."""
+        """The live operation and the work that drives it (queued first when it has no host;
+        ``why`` it waits, e.g. "3 hosts busy")."""
         op = LiveOperation.sequenced(record, self.store)
         if record.last_event is not None:
             op.fanout.publish(record.last_event)
         waiting = None
         if not record.host_address:
-            why = "queued again after a backend restart" if reattach else ""
+            if reattach:
+                why = "queued again after a backend restart"
             waiting = self.queue.join(op, origin=origin(record), why=why)
             reattach = False
         else:

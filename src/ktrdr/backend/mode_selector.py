@@ -69,6 +69,7 @@ class HostProbe:
     max_sessions: int = 0
     active_sessions: int = 0
     accepting: bool = False
+    ledger_mark: int = 0  # the ledger when the host was asked (see placement.HostSlots)
 
     def describe(self) -> str:
         return f"host {self.address}: {self.detail}"
@@ -84,6 +85,7 @@ class HostProbe:
             max_sessions=self.max_sessions,
             reported=self.active_sessions,
             placed=ledger.count(self.address),
+            placed_since=ledger.count(self.address, since=self.ledger_mark),
         )
 
 
@@ -95,8 +97,10 @@ class Selection:
     reason: str
     host_address: str = ""
     probes: tuple[HostProbe, ...] = ()
-    # HOST without an address: every healthy host is busy, the request waits in the queue.
+    # HOST without an address: every healthy host is busy, the request waits in the queue
+    # (``waits_for`` says why in a few words, e.g. "3 hosts busy").
     queued: bool = False
+    waits_for: str = ""
     # LOCAL although host mode was asked for: no host was healthy.
     fallback: bool = False
 
@@ -171,12 +175,14 @@ class ModeSelector:
         """Health check, then capabilities, both within ``timeout_s`` in all."""
         start = time.monotonic()
         deadline = start + self.timeout_s
+        mark = self.ledger.mark()
 
         def remaining() -> float:
             return max(0.001, deadline - time.monotonic())
 
         def done(healthy: bool, detail: str, **kw: Any) -> HostProbe:
-            return HostProbe(address, healthy, detail, elapsed_s=time.monotonic() - start, **kw)
+            elapsed = time.monotonic() - start
+            return HostProbe(address, healthy, detail, elapsed_s=elapsed, ledger_mark=mark, **kw)
 
         channel = self.connection.channel(address)
         try:
@@ -274,6 +280,7 @@ class ModeSelector:
                 "",
                 probes,
                 queued=True,
+                waits_for=choice.busy_text(detail=False),
             )
         if require_gpu:
             raise ModeUnavailable(

@@ -174,7 +174,9 @@ class Operations:
             raise
         logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
         if record.is_host:
-            self._start_host(record, reattach=False, upload_credential=credential)
+            self._start_host(
+                record, reattach=False, upload_credential=credential, why=selection.waits_for
+            )
         else:
             self._start_local(record, config)
         return record
@@ -227,9 +229,16 @@ class Operations:
             )
 
     def _start_host(
-        self, record: OperationRecord, *, reattach: bool, upload_credential: str = ""
+        self,
+        record: OperationRecord,
+        *,
+        reattach: bool,
+        upload_credential: str = "",
+        why: str = "",
     ) -> None:
-        op, work = self.hosts.follow(record, reattach=reattach, upload_credential=upload_credential)
+        op, work = self.hosts.follow(
+            record, reattach=reattach, upload_credential=upload_credential, why=why
+        )
         self._launch(op, work)
 
     def _launch(self, op: LiveOperation, work: object) -> None:

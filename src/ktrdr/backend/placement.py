@@ -1,11 +1,11 @@
 """Which training host a request goes to: the least loaded healthy host with a free slot.
 
-A host's load is the larger of two counts: the sessions it reports running
-(``GetCapabilities.active_sessions``) and the operations this backend has placed on it whose
-training has not ended there (the ``HostLedger``). The report can lag a ``StartTraining`` that
-was just sent; the ledger cannot see another backend's sessions; the larger of the two is
-never below either. A healthy host that accepts sessions has ``max_sessions - load`` free
-slots.
+A host's load is the larger of two counts, the sessions it reports running
+(``GetCapabilities.active_sessions``) and the operations this backend had placed on it when it
+was asked (the ``HostLedger``), plus what this backend placed there since: the report can lag
+a ``StartTraining`` just sent, the ledger cannot see another backend's sessions, and a report
+cannot include what was placed after it was asked for. A healthy host that accepts sessions
+has ``max_sessions - load`` free slots.
 
 Among the hosts that may take a request (healthy, and with a GPU when one is wanted), those
 with a free slot are ranked by load share (``load / max_sessions``, least loaded first), then
@@ -32,12 +32,13 @@ class HostSlots:
     has_gpu: bool
     accepting: bool
     max_sessions: int
-    reported: int  # sessions the host says run now
+    reported: int  # sessions the host said run, when it was asked
     placed: int  # operations this backend placed there, training not yet over
+    placed_since: int = 0  # of those, placed after the host was asked
 
     @property
     def load(self) -> int:
-        return max(self.reported, self.placed)
+        return max(self.reported, self.placed - self.placed_since) + self.placed_since
 
     @property
     def free(self) -> int:
@@ -105,26 +106,38 @@ class HostLedger:
     """
 
     def __init__(self) -> None:
-        self._where: dict[str, str] = {}
+        self._where: dict[str, tuple[str, int]] = {}  # operation -> (address, mark)
+        self._mark = 0
         self.on_release: Callable[[], None] | None = None
 
+    def mark(self) -> int:
+        """A point in the ledger's history: ``count(since=mark)`` counts what came after."""
+        return self._mark
+
     def place(self, operation_id: str, address: str) -> None:
-        self._where[operation_id] = address
+        self._mark += 1
+        self._where[operation_id] = (address, self._mark)
 
     def release(self, operation_id: str) -> bool:
-        address = self._where.pop(operation_id, None)
-        if address is None:
+        entry = self._where.pop(operation_id, None)
+        if entry is None:
             return False
-        logger.debug("operation %s: slot on %s released", operation_id, address)
+        logger.debug("operation %s: slot on %s released", operation_id, entry[0])
         if self.on_release is not None:
             self.on_release()
         return True
 
-    def count(self, address: str) -> int:
-        return sum(1 for where in self._where.values() if where == address)
+    def count(self, address: str, *, since: int | None = None) -> int:
+        """Operations placed on ``address`` (only those placed after ``since``, if given)."""
+        return sum(
+            1
+            for where, mark in self._where.values()
+            if where == address and (since is None or mark > since)
+        )
 
     def host_of(self, operation_id: str) -> str | None:
-        return self._where.get(operation_id)
+        entry = self._where.get(operation_id)
+        return entry[0] if entry is not None else None
 
 
 __all__ = ["Choice", "HostLedger", "HostSlots", "choose", "placed_reason", "rank"]
