@@ -37,6 +37,9 @@ from ktrdr.training.v1 import backend_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
+# Queue positions up to this one are published on every move (see HostQueue._renumber).
+PUBLISHED_POSITIONS = 10
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -206,14 +209,21 @@ class HostQueue:
         entry.placed.set_result(placement)
 
     def _renumber(self) -> None:
-        """Give each waiting operation its position and reason; publish what changed."""
+        """Give each waiting operation its position and reason, and publish them as an event
+        when the reason changed; a move further back than ``PUBLISHED_POSITIONS`` is
+        published every tenth place only (each event is a database write; GetOperation
+        always has the current position)."""
         total = len(self._waiting)
         for position, entry in enumerate(self._waiting, start=1):
             reason = f"{entry.why}, {total} queued (this one {_ordinal(position)})"
+            moved_only = entry.reason.startswith(f"{entry.why}, ")
             entry.position = position
-            if reason != entry.reason:
-                entry.reason = reason
-                entry.op.publish(simple_event(ProgressKind.ACCEPTED, f"queued: {reason}"))
+            if reason == entry.reason:
+                continue
+            entry.reason = reason
+            if moved_only and position > PUBLISHED_POSITIONS and position % 10:
+                continue
+            entry.op.publish(simple_event(ProgressKind.ACCEPTED, f"queued: {reason}"))
 
 
 __all__ = ["HostQueue", "Placement", "Waiting"]

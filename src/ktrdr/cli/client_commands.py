@@ -641,6 +641,8 @@ def _config_dict(config: Any) -> dict[str, Any]:
         "health_check_timeout_s": config.health_check_timeout_s,
         "local_concurrency": config.local_concurrency,
         "max_bundle_bytes": config.max_bundle_bytes,
+        "max_pending": config.max_pending,
+        "max_host_queue": config.max_host_queue,
     }
 
 
