@@ -265,7 +265,8 @@ class ModeSelector:
         want_gpu = require_gpu or requested == pb.EXECUTION_MODE_AUTO
         choice = choose(self.slots(probes), want_gpu=want_gpu)
         if choice.host is not None and not waiting:
-            self.ledger.place(operation_id, choice.host.address)
+            if operation_id:
+                self.ledger.place(operation_id, choice.host.address)
             return Selection(
                 pb.EXECUTION_MODE_HOST,
                 f"{origin}: {placed_reason(choice.host, choice)}",

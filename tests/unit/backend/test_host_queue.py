@@ -245,3 +245,34 @@ async def test_auto_keeps_its_rule_and_runs_locally_beside_busy_gpu_hosts(
     finally:
         await stop_backend(b)
         await gpu.server.stop(0)
+
+
+async def test_ktrdr_train_says_it_waits_for_a_host_and_never_runs_locally(
+    tmp_path, sample_data_dir, tiny_strategy_yaml, busy_host, capsys
+):
+    import json
+
+    from ktrdr.cli.main import main
+    from ktrdr.security.tokens import read_token_file
+
+    b = await queue_backend(tmp_path, sample_data_dir, busy_host.address)
+    strategy = tmp_path / "tiny.yaml"
+    strategy.write_text(tiny_strategy_yaml)
+    token = read_token_file(tmp_path / "admin.token")
+    address = f"127.0.0.1:{b.app.port}"
+    try:
+        argv = ["train", str(strategy), "--backend", address, "--token", token or ""]
+        code = await asyncio.to_thread(main, [*argv, "--mode", "host", "--detach", "--json"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        shown = json.loads(out.out)
+        assert (shown["status"], shown["mode"], shown["queue_position"]) == ("pending", "host", 1)
+        assert shown["fallback"] is False and shown["host_address"] == ""
+        assert "mode host, queued for a host slot, position 1: 1 host busy, 1 queued" in out.err
+        assert b.app.operations._runs == {}  # nothing trains in the backend
+        code = await asyncio.to_thread(main, ["ops", "show", shown["operation_id"], *argv[2:]])
+        text = capsys.readouterr().out
+        assert code == 0 and "queue        position 1: 1 host busy, 1 queued" in text
+        assert "placement    queued for a host" in text
+    finally:
+        await stop_backend(b)
