@@ -69,7 +69,7 @@ class HostProbe:
     max_sessions: int = 0
     active_sessions: int = 0
     accepting: bool = False
-    ledger_mark: int = 0  # the ledger when the host was asked (see placement.HostSlots)
+    ledger_mark: int = 0  # the ledger when the host's answer came (see placement.HostSlots)
 
     def describe(self) -> str:
         return f"host {self.address}: {self.detail}"
@@ -175,6 +175,8 @@ class ModeSelector:
         """Health check, then capabilities, both within ``timeout_s`` in all."""
         start = time.monotonic()
         deadline = start + self.timeout_s
+        # Placements booked after the answer arrived cannot be in it (StartTraining is sent
+        # only after the booking); earlier ones may or may not be.
         mark = self.ledger.mark()
 
         def remaining() -> float:
@@ -201,6 +203,7 @@ class ModeSelector:
                 caps = await host_pb2_grpc.TrainingHostStub(channel).GetCapabilities(
                     host_pb2.GetCapabilitiesRequest(), timeout=remaining(), wait_for_ready=False
                 )
+                mark = self.ledger.mark()  # no await since the answer
             except grpc.aio.AioRpcError as exc:
                 return done(False, f"SERVING, but GetCapabilities failed: {_rpc_problem(exc, 0)}")
         finally:

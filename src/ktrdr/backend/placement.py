@@ -1,11 +1,12 @@
 """Which training host a request goes to: the least loaded healthy host with a free slot.
 
 A host's load is the larger of two counts, the sessions it reports running
-(``GetCapabilities.active_sessions``) and the operations this backend had placed on it when it
-was asked (the ``HostLedger``), plus what this backend placed there since: the report can lag
-a ``StartTraining`` just sent, the ledger cannot see another backend's sessions, and a report
-cannot include what was placed after it was asked for. A healthy host that accepts sessions
-has ``max_sessions - load`` free slots.
+(``GetCapabilities.active_sessions``) and the operations this backend had placed on it when
+that answer arrived (the ``HostLedger``), plus what this backend placed there after it: the
+report can lag a ``StartTraining`` just sent, the ledger cannot see another backend's
+sessions, and an answer cannot include a placement booked after it arrived (``StartTraining``
+is sent only after the booking). A healthy host that accepts sessions has
+``max_sessions - load`` free slots.
 
 Among the hosts that may take a request (healthy, and with a GPU when one is wanted), those
 with a free slot are ranked by load share (``load / max_sessions``, least loaded first), then
@@ -32,9 +33,9 @@ class HostSlots:
     has_gpu: bool
     accepting: bool
     max_sessions: int
-    reported: int  # sessions the host said run, when it was asked
+    reported: int  # sessions the host said run, in its latest answer
     placed: int  # operations this backend placed there, training not yet over
-    placed_since: int = 0  # of those, placed after the host was asked
+    placed_since: int = 0  # of those, placed after that answer arrived
 
     @property
     def load(self) -> int:

@@ -40,11 +40,11 @@ def test_load_is_the_larger_of_the_hosts_report_and_the_backends_own_count():
     assert rank([lagging_report, other_backend], want_gpu=False) == []
 
 
-def test_what_was_placed_after_the_host_was_asked_adds_to_its_report():
-    # asked: 1 session (another backend's); since then this backend placed one there
+def test_what_was_placed_after_the_hosts_answer_adds_to_its_report():
+    # answered: 1 session (another backend's); since then this backend placed one there
     host_a = host("a", 0, reported=1, placed=1, since=1)
     assert (host_a.load, host_a.free) == (2, 0)
-    # placed before it was asked: the report already counts it
+    # placed before the answer: the report may count it already (the larger count wins)
     host_b = host("b", 1, reported=1, placed=1, since=0)
     assert (host_b.load, host_b.free) == (1, 1)
 
