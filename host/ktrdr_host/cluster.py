@@ -25,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import grpc
+
 from ktrdr.training.v1 import host_pb2
 
 if TYPE_CHECKING:
@@ -211,15 +213,16 @@ class RayCluster:
         """Sessions this host admits at once: the cluster's slots plus the queue's bound."""
         return self.view.slots(self.settings.ray_cpus_per_session) + self.settings.ray_max_queued
 
-    def refusal(self, active: int) -> str | None:
-        """Why one more session cannot be admitted now, or None when it can."""
+    def refusal(self, active: int) -> tuple[grpc.StatusCode, str] | None:
+        """Why one more session cannot be admitted now (status and message), or None."""
         if not self.view.reachable:
             return (
+                grpc.StatusCode.UNAVAILABLE,
                 f"the host's Ray cluster at {self.address} is unreachable; "
-                "retry when the host reports SERVING again"
+                "retry when the host reports SERVING again",
             )
         if active >= self.capacity:
-            return (
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, (
                 f"the Ray cluster is full: {self.counts.total_running} session(s) running, "
                 f"{self.counts.queued} queued (at most {self.settings.ray_max_queued} may wait, "
                 "KTRDR_HOST_RAY_MAX_QUEUED); retry when one finishes"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-STOP_GRACE_S = 20.0
+STOP_GRACE_S = 5.0
 
 
 def free_port(ip: str) -> int:

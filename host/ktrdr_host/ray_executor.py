@@ -178,11 +178,13 @@ class RayExecutor:
             while True:
                 if cancel is not None and cancel.is_cancelled() and cancelled_at is None:
                     reason = cancel.reason or "cancelled"
-                    if not tracker.started:  # still queued: nothing to keep
+                    if not tracker.reported:  # queued, or the worker still imports: stop it now
                         ray.cancel(ref, force=True)
-                        raise TrainingCancelled(f"{reason} (while queued for cluster resources)")
+                        where = "before training began" if tracker.started else "while queued"
+                        raise TrainingCancelled(f"{reason} ({where})")
                     self.cluster.relay.cancel.remote(key, reason)
                     cancelled_at = time.monotonic()
+                    logger.info("cancel relayed to the worker on %s: %s", self.node_label, reason)
                 waited = time.monotonic() - cancelled_at if cancelled_at is not None else 0.0
                 if waited > self.cancel_grace_s:
                     ray.cancel(ref, force=True)
@@ -256,8 +258,10 @@ class _Placement:
         self.counts = executor.cluster.counts
         self.progress = progress
         self.node_id = ""
-        self.attempt = -1
-        self.started = False
+        self.attempt_id = ""
+        self.attempts = 0
+        self.started = False  # a worker took the session
+        self.reported = False  # ... and has reported progress (it is past its imports)
         self._queued = False
 
     def _note(self, message: str) -> None:
@@ -281,14 +285,16 @@ class _Placement:
     def update(self, taken: tuple[Any, list[ProgressEvent]]) -> None:
         placement, events = taken
         if placement is not None:
-            node_id, node_ip, attempt = placement
-            if node_id != self.node_id or attempt != self.attempt:
-                self._moved(str(node_id), str(node_ip), int(attempt))
+            node_id, node_ip, attempt_id = placement
+            if attempt_id != self.attempt_id:
+                self._moved(str(node_id), str(node_ip), str(attempt_id))
+        if events:
+            self.reported = True
         if self.progress is not None:
             for event in events:
                 self.progress(event)
 
-    def _moved(self, node_id: str, node_ip: str, attempt: int) -> None:
+    def _moved(self, node_id: str, node_ip: str, attempt_id: str) -> None:
         label = f"{node_ip} (node {node_id[:12]})"
         previous = self.executor.node_label
         if self._queued:
@@ -297,13 +303,15 @@ class _Placement:
         if self.node_id:
             self.counts.change(node=self.node_id, running=-1)
         self.counts.change(node=node_id, running=1)
-        self.node_id, self.attempt, self.started = node_id, attempt, True
+        self.node_id, self.attempt_id, self.started = node_id, attempt_id, True
+        self.attempts += 1
+        self.reported = False  # a new worker: past its imports once it reports
         self.executor.node_label = label
         self._tell("running", label)
-        if attempt > 0 and previous:
+        if self.attempts > 1:
             self._note(
                 f"the worker on {previous} was lost; training again on {label} "
-                f"(attempt {attempt + 1})"
+                f"(attempt {self.attempts})"
             )
         else:
             self._note(f"training on Ray node {label}")

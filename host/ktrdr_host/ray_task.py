@@ -19,12 +19,12 @@ the standard library.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 import threading
 import time
 import traceback
+import uuid
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
@@ -55,9 +55,9 @@ class ProgressRelay:
     def __init__(self) -> None:
         self._events: dict[str, deque[Any]] = {}
         self._cancel: dict[str, str] = {}
-        self._placement: dict[str, tuple[str, str, int]] = {}  # node id, node ip, attempt
+        self._placement: dict[str, tuple[str, str, str]] = {}  # node id, node ip, attempt id
 
-    def report(self, key: str, node: tuple[str, str, int], events: list[Any]) -> str | None:
+    def report(self, key: str, node: tuple[str, str, str], events: list[Any]) -> str | None:
         """From a task: where it runs and its new events; returns a cancel reason, if any."""
         self._placement[key] = node
         queue = self._events.setdefault(key, deque())
@@ -67,7 +67,7 @@ class ProgressRelay:
             queue.append(event)
         return self._cancel.get(key)
 
-    def take(self, key: str) -> tuple[tuple[str, str, int] | None, list[Any]]:
+    def take(self, key: str) -> tuple[tuple[str, str, str] | None, list[Any]]:
         """From the host: where the session runs (None while queued) and its new events."""
         queue = self._events.get(key)
         events = list(queue) if queue else []
@@ -98,7 +98,8 @@ class _Reporter:
     def __init__(self, relay: Any, key: str, token: Any) -> None:
         context = ray.get_runtime_context()
         node_id = context.get_node_id()
-        self.node = (node_id, ray.util.get_node_ip_address(), _attempt(context))
+        # a fresh id per attempt: a retry on the same node is still told apart
+        self.node = (node_id, ray.util.get_node_ip_address(), uuid.uuid4().hex)
         self.relay = relay
         self.key = key
         self.token = token
@@ -109,7 +110,6 @@ class _Reporter:
         self._thread = threading.Thread(target=self._loop, name=f"relay-{key}", daemon=True)
 
     def start(self) -> None:
-        self.flush()  # tells the host at once that the session left the queue
         self._thread.start()
 
     def __call__(self, event: ProgressEvent) -> None:
@@ -128,23 +128,22 @@ class _Reporter:
                 self.token.cancel(f"the host's progress relay is unreachable ({exc})")
             return
         self._last_contact = time.monotonic()
-        if reason:
+        if reason and not self.token.is_cancelled():
+            logger.warning("session %s: cancel received: %s", self.key, reason)
             self.token.cancel(reason)
 
     def _loop(self) -> None:
+        # Every call to the relay happens on this thread: a task's main thread blocked in
+        # ray.get gives its CPUs back to the node, which would let another session start
+        # beside this one on a full node.
+        self.flush()  # tells the host at once that the session left the queue
         while not self._stop.wait(REPORT_INTERVAL_S):
             self.flush()
+        self.flush()  # the last events before the outcome
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10.0)
-        self.flush()  # the last events before the outcome
-
-
-def _attempt(context: Any) -> int:
-    with contextlib.suppress(Exception):
-        return int(context.get_task_attempt_number())  # type: ignore[no-untyped-call]
-    return 0
 
 
 def train_on_node(

@@ -345,7 +345,7 @@ class SessionRegistry:
         active = self.active_count
         refusal = self.cluster.refusal(active) if self.cluster is not None else None
         if refusal is not None:
-            raise RequestRefused(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+            raise RequestRefused(*refusal)
         if self.cluster is None and active >= self.settings.max_sessions:
             raise RequestRefused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
