@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench_backend.py",
     "bench_security.py",
     "bench_workers.py",
+    "bench_ray.py",
 ]
 
 

@@ -18,7 +18,7 @@ are the same in both modes. What differs is here:
   is killed (``ray.cancel(force=True)``);
 - a worker or node that dies is retried by Ray (``ray_task_retries``), after which the
   session fails with ``WorkerDied`` naming the node; a cluster that stays unreachable for
-  ``CLUSTER_LOST_S`` fails it too, so a session never stays RUNNING;
+  ``ray_lost_after_s`` fails it too, so a session never stays RUNNING;
 - the model comes back through the object store as the bundle's archive bytes.
 """
 
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.2  # how often the host takes the relay's events and looks at the cancel token
 CANCEL_GRACE_S = 10.0  # a worker that ignores a cancel this long is killed
-CLUSTER_LOST_S = 30.0  # a running session fails once the cluster is unreachable this long
 RELAY_TIMEOUT_S = 5.0
 
 # (state, node label): "queued" with "", "running" with the node's label
@@ -198,7 +197,7 @@ class RayExecutor:
                 if ready:
                     break
                 lost = self.cluster.unreachable_for()
-                if lost > CLUSTER_LOST_S:
+                if lost > self.cluster.settings.ray_lost_after_s:
                     with _quiet():
                         ray.cancel(ref, force=True)
                     raise WorkerDied(

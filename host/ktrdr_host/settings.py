@@ -83,6 +83,8 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     ray_max_data_bytes: int = Field(default=1 << 30, gt=0)
     # How often the cluster is asked for its nodes; health is NOT_SERVING while it cannot be.
     ray_health_interval_s: float = Field(default=2.0, gt=0, le=60.0)
+    # Running sessions fail once the cluster has been unreachable this long.
+    ray_lost_after_s: float = Field(default=30.0, gt=0)
 
     # -- security: TLS fields in ServerSecurity; see the README's "Security" section --
     # The token the backend must present (KTRDR_HOST_AUTH_TOKEN). When empty, the token in

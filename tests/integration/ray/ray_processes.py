@@ -6,6 +6,7 @@ folder's ``conftest.py``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -29,19 +30,23 @@ FAST_NODE_DEATH = {
 }
 
 
-def start_ray_host(work: Path, cluster: LocalRayCluster, **settings: str) -> Service:
-    """``ktrdr host serve --ray-address`` on a free loopback port, SERVING when returned."""
+def start_ray_host(work: Path, cluster: LocalRayCluster | None, **settings: str) -> Service:
+    """``ktrdr host serve --ray-address`` on a free loopback port, SERVING when returned;
+    without a cluster, a host training in its own worker processes (for comparisons)."""
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
     args = ["host", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(SAMPLE_DATA)]
     args += ["--spool-dir", str(work / "spool"), "--device", "cpu"]
-    args += ["--ray-address", cluster.address]
-    env = {k: v for k, v in cluster.env().items() if not k.startswith("KTRDR_HOST_")}
+    base = cluster.env() if cluster is not None else dict(os.environ)
+    env = {k: v for k, v in base.items() if not k.startswith("KTRDR_HOST_")}
+    if cluster is not None:
+        args += ["--ray-address", cluster.address]
+        env["KTRDR_HOST_RAY_NODE_IP_ADDRESS"] = cluster.head_ip
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
-            "KTRDR_HOST_RAY_NODE_IP_ADDRESS": cluster.head_ip,
             "KTRDR_HOST_RAY_HEALTH_INTERVAL_S": "0.5",
+            "KTRDR_HOST_RAY_LOST_AFTER_S": "3",
             "KTRDR_HOST_HEARTBEAT_INTERVAL_S": "1",
             "KTRDR_HOST_DELIVERY_INITIAL_BACKOFF_S": "0.2",
             "KTRDR_HOST_DELIVERY_MAX_BACKOFF_S": "0.5",
@@ -60,7 +65,7 @@ def start_ray_host(work: Path, cluster: LocalRayCluster, **settings: str) -> Ser
             stderr=subprocess.STDOUT,
             env=env,
         )
-    service = Service("ray host", f"127.0.0.1:{port}", process, log)
+    service = Service("ray host" if cluster else "host", f"127.0.0.1:{port}", process, log)
     try:
         service.wait_serving()
     except BaseException:

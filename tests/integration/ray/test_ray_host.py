@@ -38,7 +38,7 @@ def yamls(tiny_strategy_yaml: str) -> dict[str, str]:
     return {
         "tiny": tiny_strategy_yaml,
         "short": short,
-        "longer": short.replace("epochs: 40", "epochs: 150"),
+        "longer": short.replace("epochs: 40", "epochs: 60"),
         "long": short.replace("epochs: 40", "epochs: 10000"),
     }
 
@@ -122,7 +122,7 @@ def test_capabilities_count_the_nodes_and_cpus(ray_host) -> None:  # type: ignor
 def test_two_trainings_at_once_land_on_two_nodes(yamls, ray_host, ray_backend) -> None:  # type: ignore[no-untyped-def]
     with channel_to(ray_backend.address) as channel:
         stub = backend_pb2_grpc.BackendStub(channel)
-        ops = [create(stub, yamls["short"], HOST) for _ in range(2)]
+        ops = [create(stub, yamls["tiny"], HOST) for _ in range(2)]
         assert all(op.mode == HOST for op in ops), [op.mode_reason for op in ops]
         done = [
             wait_for(lambda op=op: finished(stub, op.operation_id), 90, "both trainings")
@@ -221,6 +221,8 @@ def test_a_killed_worker_node_retries_elsewhere(yamls, ray_host, ray_backend, ra
         )
         moved = next(s for s, node in nodes().items() if node == "127.0.0.3")
         ray_cluster.nodes[1].stop()  # the worker node goes away mid-training
+        stayed = next(s for s in streams if s != moved)
+        stub.CancelTraining(S.CancelTrainingRequest(session_id=stayed), timeout=10)  # frees a CPU
         wait_for(
             lambda: (
                 streams[moved].ended_with(common_pb2.PROGRESS_KIND_COMPLETED)
@@ -258,6 +260,8 @@ def test_the_spooled_model_is_delivered_after_the_cluster_is_gone(  # type: igno
             session(stub, op.operation_id).result.delivery.status
             == common_pb2.DELIVERY_STATUS_PENDING
         )
+        running = start_direct(stub, "orphan", yamls["long"], f"127.0.0.1:{port}")
+        wait_for(lambda: session(stub, "orphan").node, 60, "a session running")
         ray_cluster.stop()
         health = health_pb2_grpc.HealthStub(channel)
         wait_for(
@@ -279,6 +283,13 @@ def test_the_spooled_model_is_delivered_after_the_cluster_is_gone(  # type: igno
                 timeout=10,
             ).next()
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+        # the session that ran on the vanished cluster fails, saying so (never stays RUNNING)
+        wait_for(
+            lambda: running.ended_with(common_pb2.PROGRESS_KIND_FAILED), 60, "the orphan to fail"
+        )
+        orphan = session(stub, "orphan")
+        assert orphan.state == S.SESSION_STATE_FAILED and orphan.error.code == "ABORTED"
+        assert "unreachable" in orphan.error.message and "127.0.0." in orphan.error.message
     backend = start_backend(Path(work), SAMPLE_DATA, [ray_host.address], port=port)
     try:
         with channel_to(backend.address) as channel:
