@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DESCRIBE_TIMEOUT_S = 10.0  # a cluster that does not list its nodes this fast is unreachable
+RECONNECT_TIMEOUT_S = 1800  # how long the host, a Ray driver, survives a cluster outage
 
 
 class RayUnavailable(RuntimeError):
@@ -149,9 +150,11 @@ class RayCluster:
             ) from exc
         from ktrdr_host.ray_task import ProgressRelay
 
-        # The driver's own core worker gives up on a lost cluster after this long and ends
-        # its process; the host must outlive the cluster (its spool delivers regardless).
-        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(7 * 24 * 3600))
+        # The driver's core worker ends its process once the cluster has been gone this long
+        # (Ray's default: 60 s); the host should outlive a cluster outage, its spool delivers
+        # regardless. Measured here: 2000 s holds, while values above ~2147 s (a microsecond
+        # count past 2**31) end the process after a minute anyway.
+        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(RECONNECT_TIMEOUT_S))
         kwargs: dict[str, Any] = {
             "address": self.address,
             "namespace": "ktrdr-host",
@@ -286,8 +289,8 @@ class RayCluster:
         if self._probe_running:  # the last one still hangs: the cluster does not answer
             return False
         self._probe_running = True
-        probe = asyncio.ensure_future(asyncio.to_thread(self.refresh))
-        probe.add_done_callback(self._probe_done)
+        probe = in_daemon_thread(self.refresh)
+        probe.add_done_callback(self._probe_done)  # only once the call has returned
         try:
             await asyncio.wait_for(asyncio.shield(probe), DESCRIBE_TIMEOUT_S)
             return True
@@ -298,10 +301,40 @@ class RayCluster:
                 self._unreachable_since = time.monotonic()
             return False
 
-    def _probe_done(self, future: asyncio.Future[ClusterView]) -> None:
+    def _probe_done(self, future: asyncio.Future[Any]) -> None:
         self._probe_running = False
         if not future.cancelled():
             future.exception()  # retrieved: logged by _probe
+
+
+def in_daemon_thread(call: Any) -> asyncio.Future[Any]:
+    """``call()`` in a daemon thread of its own, as a future of the running loop.
+
+    For calls into a cluster that may hang for good: unlike ``asyncio.to_thread``, a thread
+    left hanging keeps neither the event loop's shutdown nor the process's exit waiting.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is None:
+            answer.set_result(result)
+        else:
+            answer.set_exception(error)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = call()
+        except BaseException as exc:
+            error = exc
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="ray-call", daemon=True).start()
+    return answer
 
 
 class RayMode:
@@ -310,12 +343,16 @@ class RayMode:
     def __init__(self, cluster: RayCluster) -> None:
         self.cluster = cluster
         self._watch: asyncio.Task[None] | None = None
+        # Set when the host left a cluster that did not answer: Ray's own exit handler would
+        # then wait for it forever, so the process must end without it (``ktrdr host serve``
+        # does, with ``os._exit``, once everything else has stopped).
+        self.abandoned = False
 
     @classmethod
     async def start(cls, settings: HostSettings) -> RayMode:
         """Join the cluster at ``settings.ray_address`` (raises ``RayUnavailable``)."""
         cluster = RayCluster(settings)
-        await asyncio.to_thread(cluster.connect)
+        await in_daemon_thread(cluster.connect)
         return cls(cluster)
 
     @property
@@ -338,10 +375,13 @@ class RayMode:
                 await self._watch
         if not self.cluster.view.reachable:
             logger.warning("leaving an unreachable Ray cluster without waiting for it")
+            self.abandoned = True
             return
-        closing = asyncio.ensure_future(asyncio.to_thread(self.cluster.close))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(closing), DESCRIBE_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(in_daemon_thread(self.cluster.close), DESCRIBE_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("the Ray cluster did not let the host go; leaving without it")
+            self.abandoned = True
 
 
 __all__ = ["ClusterView", "NodeView", "RayCluster", "RayMode", "RayUnavailable", "nodes_from_ray"]

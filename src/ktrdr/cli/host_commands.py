@@ -106,7 +106,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: invalid host settings:\n{exc}", file=sys.stderr)
         return 2
 
+    running: list[RunningHost] = []
+
     def ready(host: RunningHost) -> None:
+        running.append(host)
         print(f"ktrdr host listening on {host.address}", flush=True)
 
     try:
@@ -114,6 +117,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (SecurityConfigError, RayUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if running and running[0].ray is not None and running[0].ray.abandoned:
+        # Ray's exit handler would wait for the cluster that is gone: end here, all else done
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -6,6 +6,7 @@ node, then the whole cluster, away.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -298,3 +299,6 @@ def test_the_spooled_model_is_delivered_after_the_cluster_is_gone(  # type: igno
         assert (work / "models" / done.result.delivery.model.path).exists()
     finally:
         backend.stop()
+    # a host whose cluster is gone still stops cleanly, in bounded time
+    ray_host.process.send_signal(signal.SIGTERM)
+    assert ray_host.process.wait(30) == 0, ray_host.log.read_text()[-3000:]
