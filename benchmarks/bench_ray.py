@@ -201,11 +201,12 @@ def main() -> int:
         f"{relay_sessions:.0f} sessions running at once on one host's relay"
     )
     print(
-        f"projection: {per_node:.2f} sessions/s per 1-CPU node here; a 10-node cluster of such "
-        f"nodes ~{10 * per_node:.1f} sessions/s, far below the relay's bound; with sessions "
-        "of minutes, the host's relay (above) and SubmitResults (~0.9 GB/s, one 60 kB-60 MB "
-        "bundle per session) and the backend's SQLite (a few writes per session plus batched "
-        "progress) stay idle; short sessions at hundreds per second would meet the relay first"
+        f"projection: {per_node:.2f} sessions/s per 1-CPU node here, so ~{10 * per_node:.1f} "
+        "sessions/s on 10 such nodes (Ray's per-session cost does not grow with nodes). "
+        f"What saturates first is the host's relay: {relay_sessions:.0f} sessions running at "
+        "once from this lower bound (10 nodes of 8 session slots = 80 would pass it); "
+        "SubmitResults (~0.9 GB/s, one bundle per session) and the backend's SQLite (a few "
+        "writes per session) stay far below it"
     )
     report("Ray host throughput", "threaded host, same CPUs", throughput, ">= 0.8")
     report("Ray host one-session latency", "threaded host", overhead, "<= 1.5")
