@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench_workers.py",
     "bench_footprint.py",
     "bench_features.py",
+    "bench_ray.py",
 ]
 
 

@@ -26,6 +26,7 @@ from ktrdr.service.server import Health, bind, build_server
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.v1 import host_pb2_grpc
 from ktrdr_host.access import host_auth
+from ktrdr_host.cluster import RayMode
 from ktrdr_host.delivery import ResultSender
 from ktrdr_host.servicer import SERVICE_NAME, TrainingHostServicer
 from ktrdr_host.sessions import ExecutorFactory, SessionRegistry
@@ -49,6 +50,7 @@ class RunningHost:
     device: DeviceInfo
     port: int
     token: str | None = None  # what a caller (the backend) must present
+    ray: RayMode | None = None  # set when sessions train on a Ray cluster
 
     @property
     def address(self) -> str:
@@ -65,6 +67,8 @@ class RunningHost:
             await self.sender.stop()
         finally:
             await asyncio.to_thread(self.registry.workers.close)
+            if self.ray is not None:
+                await self.ray.stop()
             await self.server.stop(grace=SERVER_STOP_GRACE_S)
         logger.info("host stopped")
 
@@ -85,7 +89,10 @@ async def start_host(
     device = resolve_device(settings.device)  # DeviceError: the configured device is missing
     spool = await asyncio.to_thread(Spool, settings.spool_dir)
     sender = ResultSender(spool, settings)
-    registry = SessionRegistry(settings, spool, sender, executor_factory)
+    ray = await RayMode.start(settings) if settings.ray_address else None
+    registry = SessionRegistry(
+        settings, spool, sender, executor_factory, ray.cluster if ray is not None else None
+    )
     servicer = TrainingHostServicer(registry, device)
     server, health = build_server(
         lambda s: host_pb2_grpc.add_TrainingHostServicer_to_server(servicer, s),
@@ -99,14 +106,16 @@ async def start_host(
     if resent:
         logger.info("resending %d spooled model(s) from %s", resent, spool.directory)
     await health.set_serving(True)
-    host = RunningHost(settings, server, health, registry, sender, device, port, auth.token)
+    host = RunningHost(settings, server, health, registry, sender, device, port, auth.token, ray)
+    if ray is not None:
+        ray.watch(health, lambda: registry.accepting)
     logger.info(
-        "training host listening on %s (%s, %s; device %s, up to %d session(s), spool %s)",
+        "training host listening on %s (%s, %s; device %s, %s, spool %s)",
         host.address,
         "TLS" if settings.server_tls().enabled else "plaintext",
         auth.summary,
         device,
-        settings.max_sessions,
+        f"up to {settings.max_sessions} session(s)" if ray is None else ray.summary,
         spool.directory,
     )
     return host

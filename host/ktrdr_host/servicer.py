@@ -85,12 +85,18 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
     async def GetCapabilities(
         self, request: host_pb2.GetCapabilitiesRequest, context: grpc.aio.ServicerContext
     ) -> host_pb2.GetCapabilitiesResponse:
-        return describe_host(
+        cluster = self.registry.cluster
+        answer = describe_host(
             self.device,
-            max_sessions=self.registry.settings.max_sessions,
+            max_sessions=self.registry.settings.max_sessions
+            if cluster is None
+            else cluster.capacity,
             active_sessions=self.registry.active_count,
             accepting=self.registry.accepting,
         )
+        if cluster is not None:
+            answer.cluster.CopyFrom(cluster.to_proto())
+        return answer
 
     async def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
         try:

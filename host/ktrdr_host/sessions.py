@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -29,11 +30,20 @@ from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool, SpoolEntry
 from ktrdr_host.validation import RequestRefused, SessionSpec
 
+if TYPE_CHECKING:
+    from ktrdr_host.cluster import RayCluster
+
 logger = logging.getLogger(__name__)
 
 ExecutorFactory = Callable[[str], TrainingRunner]  # device -> executor
 
-ACTIVE_STATES = frozenset({host_pb2.SESSION_STATE_RUNNING, host_pb2.SESSION_STATE_CANCELLING})
+ACTIVE_STATES = frozenset(
+    {
+        host_pb2.SESSION_STATE_QUEUED,
+        host_pb2.SESSION_STATE_RUNNING,
+        host_pb2.SESSION_STATE_CANCELLING,
+    }
+)
 _TERMINAL_STATE = {
     common_pb2.PROGRESS_KIND_COMPLETED: host_pb2.SESSION_STATE_COMPLETED,
     common_pb2.PROGRESS_KIND_FAILED: host_pb2.SESSION_STATE_FAILED,
@@ -62,12 +72,14 @@ class Session:
         self.created = datetime.now(UTC)
         self.finished: datetime | None = None
         self.fanout = new_fanout()
+        self._loop = asyncio.get_running_loop()
         self.run: ExecutorRun | None = None
         self.error: common_pb2.ErrorDetail | None = None
         self.result: common_pb2.ResultSummary | None = None  # without delivery
         self.delivery: DeliveryState | None = None
         self.done = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.node = ""  # the Ray node it trains on (Ray mode)
         self._sequence = 0
 
     # -- views ---------------------------------------------------------------------------
@@ -79,8 +91,8 @@ class Session:
         """The session's state as of ``event`` (for the state field of stream messages)."""
         if event.kind in _TERMINAL_STATE:
             return _TERMINAL_STATE[event.kind]
-        if self.state == host_pb2.SESSION_STATE_CANCELLING:
-            return host_pb2.SESSION_STATE_CANCELLING
+        if self.state in (host_pb2.SESSION_STATE_CANCELLING, host_pb2.SESSION_STATE_QUEUED):
+            return self.state
         return host_pb2.SESSION_STATE_RUNNING
 
     def result_proto(self) -> common_pb2.ResultSummary | None:
@@ -100,6 +112,7 @@ class Session:
             device=self.device,
             results_target=self.results_target,
             created_time=timestamp_to_proto(self.created),
+            node=self.node,
         )
         if self.finished is not None:
             message.finished_time.CopyFrom(timestamp_to_proto(self.finished))
@@ -113,6 +126,18 @@ class Session:
         return message
 
     # -- running -------------------------------------------------------------------------
+    def placed(self, state: str, node: str) -> None:
+        """From a Ray executor's thread: the session is queued, or runs on ``node``."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._placed, state, node)
+
+    def _placed(self, state: str, node: str) -> None:
+        if self.state in (host_pb2.SESSION_STATE_QUEUED, host_pb2.SESSION_STATE_RUNNING):
+            queued = state == "queued"
+            self.state = host_pb2.SESSION_STATE_QUEUED if queued else host_pb2.SESSION_STATE_RUNNING
+        if node:
+            self.node = node
+
     def publish(self, event: common_pb2.ProgressEvent) -> None:
         if self.run is not None:
             self.run.publish(event)
@@ -231,7 +256,10 @@ class Session:
 
     async def cancel(self, reason: str, wait_s: float) -> host_pb2.SessionState:
         """Ask the run to stop and wait up to ``wait_s`` for it; returns the state reached."""
-        if self.state == host_pb2.SESSION_STATE_RUNNING and self.run is not None:
+        if (
+            self.state in (host_pb2.SESSION_STATE_RUNNING, host_pb2.SESSION_STATE_QUEUED)
+            and self.run is not None
+        ):
             self.state = host_pb2.SESSION_STATE_CANCELLING
             self.run.cancel(reason)
             logger.info("session %s: cancelling (%s)", self.session_id, reason)
@@ -266,11 +294,15 @@ class SessionRegistry:
         spool: Spool,
         sender: ResultSender,
         executor_factory: ExecutorFactory | None = None,
+        cluster: RayCluster | None = None,
     ) -> None:
         self.settings = settings
+        self.cluster = cluster  # Ray mode: sessions train on this cluster
         self.spool = spool
         self.sender = sender
-        self.executor_factory = executor_factory or self._default_executor
+        self.executor_factory = executor_factory or (
+            cluster.executor if cluster is not None else self._default_executor
+        )
         self.accepting = True
         self._sessions: dict[str, Session] = {}
         # Sessions train in worker processes, each with a share of this machine's CPUs.
@@ -311,7 +343,10 @@ class SessionRegistry:
                 f"to {existing.results_target}; choose a new session id",
             )
         active = self.active_count
-        if active >= self.settings.max_sessions:
+        refusal = self.cluster.refusal(active) if self.cluster is not None else None
+        if refusal is not None:
+            raise RequestRefused(*refusal)
+        if self.cluster is None and active >= self.settings.max_sessions:
             raise RequestRefused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the host is at capacity: {active} of {self.settings.max_sessions} session(s) "
@@ -326,8 +361,12 @@ class SessionRegistry:
             results_target=spec.results_target,
             upload_credential=upload_credential,
         )
+        executor = self.executor_factory(device)
+        if hasattr(executor, "listener"):  # a Ray executor says when it leaves the queue
+            executor.listener = session.placed
+            session.state = host_pb2.SESSION_STATE_QUEUED
         run = ExecutorRun(
-            self.executor_factory(device),
+            executor,
             spec.config,
             fanout=session.fanout,
             strategy_yaml=spec.strategy_yaml,

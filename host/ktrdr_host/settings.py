@@ -62,6 +62,30 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     # On SIGTERM/SIGINT: how long running sessions may go on before they are cancelled.
     shutdown_grace_s: float = Field(default=30.0, ge=0)
 
+    # -- Ray mode (README "Ray mode"): empty keeps training in this machine's worker processes --
+    # The Ray cluster sessions train on: "auto" (the cluster this machine belongs to),
+    # "HOST:PORT" of its head (GCS), or "ray://HOST:PORT" (Ray Client). Needs the `ray` extra.
+    ray_address: str = ""
+    # This machine's address as a node of the cluster (Ray's node IP); empty lets Ray pick.
+    ray_node_ip_address: str = ""
+    # CPUs one session takes on a node (also its torch thread budget there).
+    ray_cpus_per_session: float = Field(default=1.0, gt=0)
+    # GPUs one CUDA session takes; fractions share a GPU between sessions.
+    ray_gpus_per_session: float = Field(default=1.0, gt=0)
+    # Sessions that may wait for free cluster resources (QUEUED); more are RESOURCE_EXHAUSTED.
+    ray_max_queued: int = Field(default=8, ge=0)
+    # How often a session whose node or worker died is started again elsewhere.
+    ray_task_retries: int = Field(default=1, ge=0)
+    # A directory with the market data at the same path on every node; empty ships each
+    # session's files through Ray's object store (workers need nothing of this machine).
+    ray_shared_data_dir: Path | None = None
+    # Upper bound on the market data shipped for one session.
+    ray_max_data_bytes: int = Field(default=1 << 30, gt=0)
+    # How often the cluster is asked for its nodes; health is NOT_SERVING while it cannot be.
+    ray_health_interval_s: float = Field(default=2.0, gt=0, le=60.0)
+    # Running sessions fail once the cluster has been unreachable this long.
+    ray_lost_after_s: float = Field(default=30.0, gt=0)
+
     # -- security: TLS fields in ServerSecurity; see the README's "Security" section --
     # The token the backend must present (KTRDR_HOST_AUTH_TOKEN). When empty, the token in
     # AUTH_TOKEN_FILE is used, created at first start (default: beside the spool directory).
@@ -113,6 +137,22 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     def token_file(self) -> Path:
         """Where the host's own token lives when KTRDR_HOST_AUTH_TOKEN is not set."""
         return self.auth_token_file or self.spool_dir.parent / "auth.token"
+
+    @field_validator("ray_address", mode="before")
+    @classmethod
+    def _check_ray_address(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text or text == "auto":
+            return text
+        target = text.removeprefix("ray://")
+        host, sep, port = target.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(
+                f"ray_address {value!r} is not 'auto', 'HOST:PORT' or 'ray://HOST:PORT'"
+            )
+        return text
 
     @field_validator("device", mode="before")
     @classmethod

@@ -34,7 +34,12 @@ DELIVERY_POLL_S = 5.0
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 5.0
 
-_RUNNING_STATES = (host_pb2.SESSION_STATE_RUNNING, host_pb2.SESSION_STATE_CANCELLING)
+# Sessions still under way on the host (a Ray host's session may wait QUEUED for a node).
+_RUNNING_STATES = (
+    host_pb2.SESSION_STATE_QUEUED,
+    host_pb2.SESSION_STATE_RUNNING,
+    host_pb2.SESSION_STATE_CANCELLING,
+)
 _STATE_NAMES = host_pb2.SessionState
 
 

@@ -48,6 +48,13 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     serve.add_argument("--device", default=None, help="default device: auto|cpu|cuda|cuda:N|mps")
     serve.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="train sessions on a Ray cluster: auto | HOST:PORT | ray://HOST:PORT "
+        "(default: this machine's worker processes; needs the ray extra)",
+    )
+    serve.add_argument(
         "--allowed-results-target",
         action="append",
         default=None,
@@ -77,6 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ktrdr.security.tls import SecurityConfigError
+    from ktrdr_host.cluster import RayUnavailable
     from ktrdr_host.server import RunningHost, serve
     from ktrdr_host.settings import HostSettings
 
@@ -88,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         "spool_dir": args.spool_dir,
         "max_sessions": args.max_sessions,
         "device": args.device,
+        "ray_address": args.ray_address,
         "allowed_results_targets": args.allowed_results_target,
         **security_overrides(args),
     }
@@ -97,14 +106,25 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: invalid host settings:\n{exc}", file=sys.stderr)
         return 2
 
+    running: list[RunningHost] = []
+
     def ready(host: RunningHost) -> None:
+        running.append(host)
         print(f"ktrdr host listening on {host.address}", flush=True)
 
     try:
         asyncio.run(serve(settings, on_ready=ready))
-    except (SecurityConfigError, OSError) as exc:
+    except (SecurityConfigError, RayUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if running and running[0].ray is not None and running[0].ray.abandoned:
+        # Ray's exit handler would wait for the cluster that is gone: end here, all else done
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
@@ -142,6 +162,21 @@ def _capabilities(args: argparse.Namespace) -> int:
     )
     print(f"sessions        {answer.active_sessions} running of {answer.max_sessions}")
     print(f"accepting       {'yes' if answer.accepting else 'no (draining)'}")
+    if answer.HasField("cluster"):
+        c = answer.cluster
+        state = "reachable" if c.reachable else "UNREACHABLE"
+        print(
+            f"ray cluster     {c.address} ({state}): {c.node_count} node(s), {c.cpus:g} CPU(s), "
+            f"{c.gpus:g} GPU(s); {c.running_sessions} running, {c.queued_sessions} queued, "
+            f"{c.free_slots} free slot(s)"
+        )
+        for n in c.nodes:
+            gpu = f", {n.gpus:g} GPU {n.gpu_kind}".rstrip() if n.gpus else ""
+            head = " (head)" if n.head else ""
+            print(
+                f"  node          {n.address}{head} {n.node_id[:12]}: {n.cpus:g} CPU{gpu}, "
+                f"{n.running_sessions} session(s)"
+            )
     print(
         f"versions        ktrdr {answer.ktrdr_version}, torch {answer.torch_version}, "
         f"python {answer.python_version}"

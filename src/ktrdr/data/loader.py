@@ -72,6 +72,15 @@ def load_market_data(
     }
 
 
+def data_files_for(data_dir: str | Path, symbol: str) -> list[Path]:
+    """The files in ``data_dir`` the loader would consider for ``symbol`` (every timeframe)."""
+    try:
+        symbol = normalize_symbol(symbol)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
+    return [f.path for f in _Loader(Path(data_dir))._files_for(symbol)]
+
+
 def check_enough_bars(df: pd.DataFrame, needed: int, file_label: str) -> None:
     """``DataError`` unless ``df`` has at least ``needed`` bars (warm-up, lookback, split)."""
     if len(df) < needed:
@@ -210,4 +219,10 @@ def _span(frame: pd.DataFrame) -> str:
     return f"{frame.index[0]:%Y-%m-%d %H:%M} .. {frame.index[-1]:%Y-%m-%d %H:%M} UTC"
 
 
-__all__ = ["check_enough_bars", "load_market_data", "load_ohlcv", "read_ohlcv_file"]
+__all__ = [
+    "check_enough_bars",
+    "data_files_for",
+    "load_market_data",
+    "load_ohlcv",
+    "read_ohlcv_file",
+]

@@ -26,43 +26,47 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ktrdr.training.v1 import common_pb2 as ktrdr_dot_training_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cktrdr/training/v1/host.proto\x12\x11ktrdr.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ektrdr/training/v1/common.proto\"\x88\x03\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\x12\x15\n\rstrategy_name\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x16\n\x0eresults_target\x18\x05 \x01(\t\x12\x30\n\x0c\x63reated_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rfinished_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\nlast_event\x18\x08 \x01(\x0b\x32 .ktrdr.training.v1.ProgressEvent\x12-\n\x05\x65rror\x18\t \x01(\x0b\x32\x1e.ktrdr.training.v1.ErrorDetail\x12\x30\n\x06result\x18\n \x01(\x0b\x32 .ktrdr.training.v1.ResultSummary\"\xad\x01\n\x14StartTrainingRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rstrategy_yaml\x18\x02 \x01(\t\x12\x37\n\toverrides\x18\x03 \x01(\x0b\x32$.ktrdr.training.v1.TrainingOverrides\x12\x16\n\x0eresults_target\x18\x04 \x01(\t\x12\x19\n\x11upload_credential\x18\x05 \x01(\t\"x\n\x15StartTrainingResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .ktrdr.training.v1.ProgressEvent\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\")\n\x13WatchSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"w\n\x14WatchSessionResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .ktrdr.training.v1.ProgressEvent\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\";\n\x15\x43\x61ncelTrainingRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"u\n\x16\x43\x61ncelTrainingResponse\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\x12+\n\x07session\x18\x02 \x01(\x0b\x32\x1a.ktrdr.training.v1.Session\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"A\n\x12GetSessionResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x1a.ktrdr.training.v1.Session\"F\n\x13ListSessionsRequest\x12/\n\x06states\x18\x01 \x03(\x0e\x32\x1f.ktrdr.training.v1.SessionState\"D\n\x14ListSessionsResponse\x12,\n\x08sessions\x18\x01 \x03(\x0b\x32\x1a.ktrdr.training.v1.Session\"\x18\n\x16GetCapabilitiesRequest\"\x8c\x02\n\x17GetCapabilitiesResponse\x12\x32\n\x0b\x64\x65vice_type\x18\x01 \x01(\x0e\x32\x1d.ktrdr.training.v1.DeviceType\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12 \n\x18\x61\x63\x63\x65lerator_memory_bytes\x18\x03 \x01(\x03\x12\x15\n\rktrdr_version\x18\x04 \x01(\t\x12\x15\n\rtorch_version\x18\x05 \x01(\t\x12\x16\n\x0epython_version\x18\x06 \x01(\t\x12\x14\n\x0cmax_sessions\x18\x07 \x01(\x05\x12\x17\n\x0f\x61\x63tive_sessions\x18\x08 \x01(\x05\x12\x11\n\taccepting\x18\t \x01(\x08*\xba\x01\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x1c\n\x18SESSION_STATE_CANCELLING\x10\x02\x12\x1b\n\x17SESSION_STATE_COMPLETED\x10\x03\x12\x18\n\x14SESSION_STATE_FAILED\x10\x04\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\x05*i\n\nDeviceType\x12\x1b\n\x17\x44\x45VICE_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_TYPE_CPU\x10\x01\x12\x14\n\x10\x44\x45VICE_TYPE_CUDA\x10\x02\x12\x13\n\x0f\x44\x45VICE_TYPE_MPS\x10\x03\x32\xe4\x04\n\x0cTrainingHost\x12\x64\n\rStartTraining\x12\'.ktrdr.training.v1.StartTrainingRequest\x1a(.ktrdr.training.v1.StartTrainingResponse0\x01\x12\x61\n\x0cWatchSession\x12&.ktrdr.training.v1.WatchSessionRequest\x1a\'.ktrdr.training.v1.WatchSessionResponse0\x01\x12\x65\n\x0e\x43\x61ncelTraining\x12(.ktrdr.training.v1.CancelTrainingRequest\x1a).ktrdr.training.v1.CancelTrainingResponse\x12Y\n\nGetSession\x12$.ktrdr.training.v1.GetSessionRequest\x1a%.ktrdr.training.v1.GetSessionResponse\x12_\n\x0cListSessions\x12&.ktrdr.training.v1.ListSessionsRequest\x1a\'.ktrdr.training.v1.ListSessionsResponse\x12h\n\x0fGetCapabilities\x12).ktrdr.training.v1.GetCapabilitiesRequest\x1a*.ktrdr.training.v1.GetCapabilitiesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cktrdr/training/v1/host.proto\x12\x11ktrdr.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ektrdr/training/v1/common.proto\"\x96\x03\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\x12\x15\n\rstrategy_name\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x16\n\x0eresults_target\x18\x05 \x01(\t\x12\x30\n\x0c\x63reated_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rfinished_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\nlast_event\x18\x08 \x01(\x0b\x32 .ktrdr.training.v1.ProgressEvent\x12-\n\x05\x65rror\x18\t \x01(\x0b\x32\x1e.ktrdr.training.v1.ErrorDetail\x12\x30\n\x06result\x18\n \x01(\x0b\x32 .ktrdr.training.v1.ResultSummary\x12\x0c\n\x04node\x18\x64 \x01(\t\"\xad\x01\n\x14StartTrainingRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rstrategy_yaml\x18\x02 \x01(\t\x12\x37\n\toverrides\x18\x03 \x01(\x0b\x32$.ktrdr.training.v1.TrainingOverrides\x12\x16\n\x0eresults_target\x18\x04 \x01(\t\x12\x19\n\x11upload_credential\x18\x05 \x01(\t\"x\n\x15StartTrainingResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .ktrdr.training.v1.ProgressEvent\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\")\n\x13WatchSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"w\n\x14WatchSessionResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .ktrdr.training.v1.ProgressEvent\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\";\n\x15\x43\x61ncelTrainingRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"u\n\x16\x43\x61ncelTrainingResponse\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.ktrdr.training.v1.SessionState\x12+\n\x07session\x18\x02 \x01(\x0b\x32\x1a.ktrdr.training.v1.Session\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"A\n\x12GetSessionResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x1a.ktrdr.training.v1.Session\"F\n\x13ListSessionsRequest\x12/\n\x06states\x18\x01 \x03(\x0e\x32\x1f.ktrdr.training.v1.SessionState\"D\n\x14ListSessionsResponse\x12,\n\x08sessions\x18\x01 \x03(\x0b\x32\x1a.ktrdr.training.v1.Session\"\x18\n\x16GetCapabilitiesRequest\"\xbd\x02\n\x17GetCapabilitiesResponse\x12\x32\n\x0b\x64\x65vice_type\x18\x01 \x01(\x0e\x32\x1d.ktrdr.training.v1.DeviceType\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12 \n\x18\x61\x63\x63\x65lerator_memory_bytes\x18\x03 \x01(\x03\x12\x15\n\rktrdr_version\x18\x04 \x01(\t\x12\x15\n\rtorch_version\x18\x05 \x01(\t\x12\x16\n\x0epython_version\x18\x06 \x01(\t\x12\x14\n\x0cmax_sessions\x18\x07 \x01(\x05\x12\x17\n\x0f\x61\x63tive_sessions\x18\x08 \x01(\x05\x12\x11\n\taccepting\x18\t \x01(\x08\x12/\n\x07\x63luster\x18\x64 \x01(\x0b\x32\x1e.ktrdr.training.v1.ClusterInfo\"\x85\x02\n\x0b\x43lusterInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x12\n\nnode_count\x18\x03 \x01(\x05\x12\x0c\n\x04\x63pus\x18\x04 \x01(\x01\x12\x0c\n\x04gpus\x18\x05 \x01(\x01\x12\x18\n\x10\x63pus_per_session\x18\x06 \x01(\x01\x12\x18\n\x10running_sessions\x18\x07 \x01(\x05\x12\x17\n\x0fqueued_sessions\x18\x08 \x01(\x05\x12\x12\n\nfree_slots\x18\t \x01(\x05\x12\x12\n\nmax_queued\x18\n \x01(\x05\x12-\n\x05nodes\x18\x0b \x03(\x0b\x32\x1e.ktrdr.training.v1.ClusterNode\"\x85\x01\n\x0b\x43lusterNode\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x01\x12\x0c\n\x04gpus\x18\x04 \x01(\x01\x12\x10\n\x08gpu_kind\x18\x05 \x01(\t\x12\x18\n\x10running_sessions\x18\x06 \x01(\x05\x12\x0c\n\x04head\x18\x07 \x01(\x08*\xd4\x01\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x1c\n\x18SESSION_STATE_CANCELLING\x10\x02\x12\x1b\n\x17SESSION_STATE_COMPLETED\x10\x03\x12\x18\n\x14SESSION_STATE_FAILED\x10\x04\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\x05\x12\x18\n\x14SESSION_STATE_QUEUED\x10\x06*i\n\nDeviceType\x12\x1b\n\x17\x44\x45VICE_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_TYPE_CPU\x10\x01\x12\x14\n\x10\x44\x45VICE_TYPE_CUDA\x10\x02\x12\x13\n\x0f\x44\x45VICE_TYPE_MPS\x10\x03\x32\xe4\x04\n\x0cTrainingHost\x12\x64\n\rStartTraining\x12\'.ktrdr.training.v1.StartTrainingRequest\x1a(.ktrdr.training.v1.StartTrainingResponse0\x01\x12\x61\n\x0cWatchSession\x12&.ktrdr.training.v1.WatchSessionRequest\x1a\'.ktrdr.training.v1.WatchSessionResponse0\x01\x12\x65\n\x0e\x43\x61ncelTraining\x12(.ktrdr.training.v1.CancelTrainingRequest\x1a).ktrdr.training.v1.CancelTrainingResponse\x12Y\n\nGetSession\x12$.ktrdr.training.v1.GetSessionRequest\x1a%.ktrdr.training.v1.GetSessionResponse\x12_\n\x0cListSessions\x12&.ktrdr.training.v1.ListSessionsRequest\x1a\'.ktrdr.training.v1.ListSessionsResponse\x12h\n\x0fGetCapabilities\x12).ktrdr.training.v1.GetCapabilitiesRequest\x1a*.ktrdr.training.v1.GetCapabilitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ktrdr.training.v1.host_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SESSIONSTATE']._serialized_start=1701
-  _globals['_SESSIONSTATE']._serialized_end=1887
-  _globals['_DEVICETYPE']._serialized_start=1889
-  _globals['_DEVICETYPE']._serialized_end=1994
+  _globals['_SESSIONSTATE']._serialized_start=2164
+  _globals['_SESSIONSTATE']._serialized_end=2376
+  _globals['_DEVICETYPE']._serialized_start=2378
+  _globals['_DEVICETYPE']._serialized_end=2483
   _globals['_SESSION']._serialized_start=117
-  _globals['_SESSION']._serialized_end=509
-  _globals['_STARTTRAININGREQUEST']._serialized_start=512
-  _globals['_STARTTRAININGREQUEST']._serialized_end=685
-  _globals['_STARTTRAININGRESPONSE']._serialized_start=687
-  _globals['_STARTTRAININGRESPONSE']._serialized_end=807
-  _globals['_WATCHSESSIONREQUEST']._serialized_start=809
-  _globals['_WATCHSESSIONREQUEST']._serialized_end=850
-  _globals['_WATCHSESSIONRESPONSE']._serialized_start=852
-  _globals['_WATCHSESSIONRESPONSE']._serialized_end=971
-  _globals['_CANCELTRAININGREQUEST']._serialized_start=973
-  _globals['_CANCELTRAININGREQUEST']._serialized_end=1032
-  _globals['_CANCELTRAININGRESPONSE']._serialized_start=1034
-  _globals['_CANCELTRAININGRESPONSE']._serialized_end=1151
-  _globals['_GETSESSIONREQUEST']._serialized_start=1153
-  _globals['_GETSESSIONREQUEST']._serialized_end=1192
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1194
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1259
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1261
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1331
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1333
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1401
-  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1403
-  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1427
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=1430
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=1698
-  _globals['_TRAININGHOST']._serialized_start=1997
-  _globals['_TRAININGHOST']._serialized_end=2609
+  _globals['_SESSION']._serialized_end=523
+  _globals['_STARTTRAININGREQUEST']._serialized_start=526
+  _globals['_STARTTRAININGREQUEST']._serialized_end=699
+  _globals['_STARTTRAININGRESPONSE']._serialized_start=701
+  _globals['_STARTTRAININGRESPONSE']._serialized_end=821
+  _globals['_WATCHSESSIONREQUEST']._serialized_start=823
+  _globals['_WATCHSESSIONREQUEST']._serialized_end=864
+  _globals['_WATCHSESSIONRESPONSE']._serialized_start=866
+  _globals['_WATCHSESSIONRESPONSE']._serialized_end=985
+  _globals['_CANCELTRAININGREQUEST']._serialized_start=987
+  _globals['_CANCELTRAININGREQUEST']._serialized_end=1046
+  _globals['_CANCELTRAININGRESPONSE']._serialized_start=1048
+  _globals['_CANCELTRAININGRESPONSE']._serialized_end=1165
+  _globals['_GETSESSIONREQUEST']._serialized_start=1167
+  _globals['_GETSESSIONREQUEST']._serialized_end=1206
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1208
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1273
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1275
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1345
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1347
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1415
+  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1417
+  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1441
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=1444
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=1761
+  _globals['_CLUSTERINFO']._serialized_start=1764
+  _globals['_CLUSTERINFO']._serialized_end=2025
+  _globals['_CLUSTERNODE']._serialized_start=2028
+  _globals['_CLUSTERNODE']._serialized_end=2161
+  _globals['_TRAININGHOST']._serialized_start=2486
+  _globals['_TRAININGHOST']._serialized_end=3098
 # @@protoc_insertion_point(module_scope)
