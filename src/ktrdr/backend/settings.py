@@ -101,6 +101,9 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     mlflow_tracking_uri: str = ""
     # The MLflow experiment the runs go to (created when missing).
     mlflow_experiment: str = Field(default="ktrdr", min_length=1)
+    # Where a new experiment keeps its artifacts ("": the tracking server's default; for a
+    # sqlite:/// store, DATA_DIR/mlflow-artifacts).
+    mlflow_artifact_location: str = ""
     # Longest wait between two attempts while the tracking store is unreachable, s.
     mlflow_retry_max_s: float = Field(default=60.0, gt=0)
 

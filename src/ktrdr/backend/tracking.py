@@ -95,6 +95,11 @@ def start_tracker(settings: BackendSettings, store: Store) -> MlflowTracker:
         ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
     ):
         os.environ.setdefault(name, value)
+    artifacts = settings.mlflow_artifact_location
+    if not artifacts and settings.mlflow_tracking_uri.startswith("sqlite:"):
+        # A database store keeps artifacts in ./mlruns of the working directory by default;
+        # the backend's own data directory is the place for them.
+        artifacts = (settings.data_dir / "mlflow-artifacts").resolve().as_uri()
     tracker = MlflowTracker(
         settings.mlflow_tracking_uri,
         settings.mlflow_experiment,
@@ -102,6 +107,7 @@ def start_tracker(settings: BackendSettings, store: Store) -> MlflowTracker:
         store,
         settings.models_dir,
         retry_max_s=settings.mlflow_retry_max_s,
+        artifact_location=artifacts or None,
     )
     logger.info(
         "mlflow: logging finished operations to %s (experiment %s; %d waiting)",
@@ -124,8 +130,10 @@ class MlflowTracker:
         models_dir: Path,
         *,
         retry_max_s: float = 60.0,
+        artifact_location: str | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location
         self.experiment = experiment
         self.spool_dir = spool_dir
         self.store = store
@@ -230,7 +238,7 @@ class MlflowTracker:
         experiment_id = (
             experiment.experiment_id
             if experiment is not None
-            else client.create_experiment(self.experiment)
+            else client.create_experiment(self.experiment, self.artifact_location)
         )
         found = client.search_runs(
             [experiment_id], filter_string=f"tags.`{OPERATION_TAG}` = '{operation_id}'"

@@ -106,6 +106,8 @@ async def test_a_finished_operation_becomes_a_run(
     assert {"strategy.yaml", "model", "plots"} <= artifacts
     model_files = {Path(a.path).name for a in client.list_artifacts(run["run_id"], "model")}
     assert {"metadata.json", "weights.safetensors"} <= model_files
+    # a SQLite store's artifacts live in the backend's data directory, not ./mlruns
+    assert run["artifact_uri"].startswith((tmp_path / "mlflow-artifacts").as_uri())
 
 
 async def test_an_unreachable_store_delays_nothing_and_loses_nothing(
