@@ -59,14 +59,20 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(handler=_train)
 
+    from ktrdr.cli.client_commands import _connection_options
+
     predict = sub.add_parser(
         "predict",
         help="BUY/HOLD/SELL signals from a saved model",
+        parents=[_connection_options()],
         formatter_class=formatter,
-        description="Score OHLCV bars with a saved model.\n\nexample:\n  ktrdr predict "
-        "models/rsi_single/EURUSD_1h_v1 --data data/samples/EURUSD_1h.csv --out signals.csv",
+        description="Score OHLCV bars with a saved model: a model directory, or a model the\n"
+        "backend stores (STRATEGY, STRATEGY:VERSION or STRATEGY@ALIAS), downloaded and\n"
+        "cached by SHA-256.\n\nexamples:\n  ktrdr predict "
+        "models/rsi_single/EURUSD_1h_v1 --data data/samples/EURUSD_1h.csv --out signals.csv\n"
+        "  ktrdr predict rsi_single@production --data data/samples/EURUSD_1h.csv",
     )
-    predict.add_argument("model_dir", type=Path, help="a saved model version directory")
+    predict.add_argument("model_dir", help="a model directory or STRATEGY[:VERSION|@ALIAS]")
     predict.add_argument("--data", type=Path, required=True, help="OHLCV file (base timeframe)")
     predict.add_argument(
         "--symbol",
@@ -239,7 +245,19 @@ def _predict(args: argparse.Namespace) -> int:
     from ktrdr.data import read_ohlcv_file
     from ktrdr.training.predictor import Predictor
 
-    predictor = Predictor.load(args.model_dir)
+    if Path(args.model_dir).is_dir():
+        predictor = Predictor.load(Path(args.model_dir))
+    else:
+        from ktrdr.cli.client_commands import _client
+        from ktrdr.client import KtrdrClientError, parse_model_ref
+
+        try:
+            parse_model_ref(args.model_dir)
+            with _client(args) as client:
+                predictor = Predictor.load(args.model_dir, client=client)
+        except KtrdrClientError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     symbol = args.symbol or args.data.stem.split("_")[0]
     bars = read_ohlcv_file(args.data, getattr(args, "date_format", None))
     for line in predictor.check_data(symbol, bars, allow_mismatch=args.allow_mismatch):

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ktrdr.client.connection import client_tls, resolve_token
 from ktrdr.client.errors import KtrdrClientError, service_error, translate_errors
 from ktrdr.client.interrupt import CtrlC
+from ktrdr.client.models import ModelCalls
 from ktrdr.client.progress import ProgressDisplay
 from ktrdr.client.records import (
     ModelInfo,
@@ -30,7 +31,6 @@ from ktrdr.client.records import (
     StrategyInfo,
     mode_name,
     mode_to_proto,
-    models_from_proto,
     status_to_proto,
 )
 from ktrdr.client.results import TrainingResult
@@ -99,8 +99,11 @@ class TrainingRun:
         return f"TrainingRun({op.operation_id!r}, status={op.status!r}, mode={op.mode!r})"
 
 
-class TrainingClient:
-    """A synchronous client of the ``Backend`` service (safe in Jupyter's event loop)."""
+class TrainingClient(ModelCalls):
+    """A synchronous client of the ``Backend`` service (safe in Jupyter's event loop).
+
+    The model methods (``get_model``, ``download_model``, ``delete_model``, ``set_alias``,
+    ``tag_model``, ``models``) come from ``ktrdr.client.models.ModelCalls``."""
 
     def __init__(
         self,
@@ -181,6 +184,7 @@ class TrainingClient:
         require_gpu: bool = False,
         seed: int | None = None,
         device: str | None = None,
+        tags: list[str] | None = None,
     ) -> OperationInfo:
         """Start a training operation and return it at once (mode chosen, with the reason)."""
         request = backend_pb2.CreateTrainingRequest(
@@ -194,6 +198,7 @@ class TrainingClient:
             ),
             execution_mode=mode_to_proto(mode),  # type: ignore[arg-type]
             require_gpu=require_gpu,
+            tags=list(tags or []),
             **strategy_source(strategy),
         )
         response = self._call(self.backend_stub.CreateTraining, request)
@@ -212,6 +217,7 @@ class TrainingClient:
         require_gpu: bool = ...,
         seed: int | None = ...,
         device: str | None = ...,
+        tags: list[str] | None = ...,
         progress: bool = ...,
         wait: Literal[True] = ...,
         check: bool = ...,
@@ -230,6 +236,7 @@ class TrainingClient:
         require_gpu: bool = ...,
         seed: int | None = ...,
         device: str | None = ...,
+        tags: list[str] | None = ...,
         progress: bool = ...,
         wait: Literal[False],
         check: bool = ...,
@@ -247,13 +254,15 @@ class TrainingClient:
         require_gpu: bool = False,
         seed: int | None = None,
         device: str | None = None,
+        tags: list[str] | None = None,
         progress: bool = True,
         wait: bool = True,
         check: bool = True,
     ) -> TrainingResult | TrainingRun:
         """Train a strategy: a file path, YAML text, or a name from the backend's strategies.
 
-        ``mode`` is ``"auto"``, ``"local"``, ``"host"`` or None (the backend's default).
+        ``mode`` is ``"auto"``, ``"local"``, ``"host"`` or None (the backend's default);
+        ``tags`` are given to the stored model.
         With ``wait=True`` (default) shows progress and returns the ``TrainingResult``; with
         ``check=True`` a failed or cancelled run raises ``OperationFailedError``. With
         ``wait=False`` returns a ``TrainingRun`` at once. Interrupting the wait
@@ -269,6 +278,7 @@ class TrainingClient:
             require_gpu=require_gpu,
             seed=seed,
             device=device,
+            tags=tags,
         )
         run = TrainingRun(self, operation)
         if not wait:
@@ -398,14 +408,6 @@ class TrainingClient:
             token = response.next_page_token
             if not token or (limit and len(out) >= limit):
                 return out[:limit] if limit else out
-
-    def models(self, strategy: str | None = None) -> list[ModelInfo]:
-        """Stored model versions, by strategy name then version."""
-        response = self._call(
-            self.backend_stub.ListModels,
-            backend_pb2.ListModelsRequest(strategy_name=strategy or ""),
-        )
-        return models_from_proto(response)
 
     def model(self, strategy: str, version: int | None = None) -> ModelInfo:
         """One stored model: the given version, or the latest."""
