@@ -350,7 +350,9 @@ class TrainingClient(ModelCalls):
         finally:
             if display is not None:
                 display.close()
-        result = TrainingResult(self._operation_when_finished(operation_id), epochs)
+        result = TrainingResult(
+            self._operation_when_finished(operation_id), epochs, fetch=self.download_model
+        )
         return result.raise_for_status() if check else result
 
     def _operation_when_finished(self, operation_id: str) -> OperationInfo:
