@@ -65,10 +65,14 @@ class ModelCatalog:
         self._clean_trash()
 
     def _clean_trash(self) -> None:
+        """What a crash left: deleted versions not yet removed, archives of downloads."""
         trash = self.root / TRASH_DIR
         if trash.is_dir():
             for child in trash.iterdir():
                 shutil.rmtree(child, ignore_errors=True)
+        if self.work_dir.is_dir():
+            for leftover in self.work_dir.glob(f"{ARCHIVE_PREFIX}*.tar"):
+                leftover.unlink(missing_ok=True)
 
     # -- finding ---------------------------------------------------------------------------
     def resolve(self, selector: pb.ModelSelector) -> ModelRow:

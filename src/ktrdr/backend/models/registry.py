@@ -109,8 +109,11 @@ class ModelRegistry:
     # -- reading ---------------------------------------------------------------------------
     def rows(self, strategy_name: str = "") -> list[ModelRow]:
         """Every registered model (of one strategy), ordered by strategy, then version."""
-        with self.store._transaction() as db:
-            self._seed_tags(db)
+        if self._unseeded():
+            with self.store._transaction() as db:
+                self._seed_tags(db)
+        with self.store._lock:
+            db = self.store._db
             sql = (
                 "SELECT m.*, o.owner AS owner, o.mode AS mode, o.host_address AS host_address, "
                 "o.result AS result, o.overrides AS overrides FROM models m "
@@ -151,6 +154,15 @@ class ModelRegistry:
         for strategy, version, value in db.execute(sql).fetchall():
             out.setdefault((strategy, version), []).append(value)
         return out
+
+    def _unseeded(self) -> bool:
+        with self.store._lock:
+            row = self.store._db.execute(
+                "SELECT 1 FROM models m LEFT JOIN model_tags_seeded s ON "
+                "s.strategy_name = m.strategy_name AND s.version = m.version "
+                "WHERE s.version IS NULL LIMIT 1"
+            ).fetchone()
+        return row is not None
 
     @staticmethod
     def _seed_tags(db: sqlite3.Connection) -> None:
