@@ -49,6 +49,8 @@ def _handles_errors(handler: Handler) -> Handler:
             return handler(args)
         except KtrdrClientError as exc:
             return _fail(str(exc))
+        except BrokenPipeError:
+            raise  # ktrdr.cli.main exits quietly
         except (ValueError, OSError) as exc:
             return _fail(str(exc))
 
