@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ktrdr.cli.local_commands import trading_summary
+from ktrdr.cli.local_commands import early_stop_summary, trading_summary
 from ktrdr.client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
@@ -298,6 +298,9 @@ def _print_result(result: TrainingResult) -> None:
     metadata = result.metadata()
     if metadata and metadata.get("metrics", {}).get("trading"):
         print(trading_summary(metadata["metrics"]["trading"]))
+    stopped = early_stop_summary(metadata) if metadata else None
+    if stopped:
+        print(stopped)
     if result.model:
         print(f"model saved: {result.model.path} (version {result.model.version})")
 

@@ -102,10 +102,13 @@ def _split(value: str | None) -> list[str] | None:
 
 
 class _ConsoleProgress:
-    """Steps as lines, epochs as a tqdm bar."""
+    """Steps as lines, epochs as a tqdm bar on a terminal (one plain line each otherwise, so a
+    redirected log holds no redrawn bars)."""
 
     def __init__(self) -> None:
         self._bar: Any = None
+        isatty = getattr(sys.stderr, "isatty", None)
+        self._terminal = bool(isatty and isatty())
 
     def __call__(self, event: ProgressEvent) -> None:
         from tqdm.auto import tqdm
@@ -113,6 +116,11 @@ class _ConsoleProgress:
         if event.kind is ProgressKind.STEP_STARTED:
             self.close()
             print(f"[{event.percent:5.1f}%] {event.message}", file=sys.stderr, flush=True)
+        elif event.kind is ProgressKind.EPOCH and not self._terminal:
+            line = "  ".join(
+                f"{k} {v:.4f}" for k, v in event.metrics.items() if k != "learning_rate"
+            )
+            print(f"epoch {event.epoch}/{event.total_epochs}  {line}", file=sys.stderr)
         elif event.kind is ProgressKind.EPOCH:
             if self._bar is None:
                 self._bar = tqdm(
@@ -215,8 +223,28 @@ def _train(args: argparse.Namespace) -> int:
         )
     print(f"  majority-class accuracy {test.get('majority_accuracy', 0.0):.4f} (baseline)")
     print(trading_summary(result.metrics.get("trading", {})))
+    stopped = early_stop_summary(result.bundle.metadata)
+    if stopped:
+        print(stopped)
     print(f"model saved: {stored.path} (version {stored.version})")
     return 0
+
+
+def early_stop_summary(metadata: dict[str, Any]) -> str | None:
+    """ "stopped early at epoch 15: no val_loss improvement for 5 epochs; kept epoch 10", or
+    None when the run trained every epoch."""
+    training = metadata.get("metrics", {}).get("training", {})
+    if not training.get("stopped_early"):
+        return None
+    stopping = (
+        metadata.get("strategy", {}).get("model", {}).get("training", {}).get("early_stopping")
+    ) or {}
+    patience = stopping.get("patience")
+    why = f"no val_loss improvement for {patience} epochs" if patience else "no improvement"
+    return (
+        f"  stopped early at epoch {training.get('epochs_run')}: {why}; "
+        f"kept epoch {training.get('best_epoch')}"
+    )
 
 
 def trading_summary(trading: dict[str, Any]) -> str:
