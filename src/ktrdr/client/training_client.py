@@ -334,7 +334,11 @@ class TrainingClient(ModelCalls):
         With ``interrupt`` (a ``CtrlC`` in effect), Ctrl-C ends the watch with
         ``KeyboardInterrupt``; the operation goes on until cancelled.
         """
-        display = ProgressDisplay() if progress else None
+        display = None
+        if progress:
+            op = self.operation(operation_id)
+            since = op.started or op.created
+            display = ProgressDisplay(started=since.timestamp() if since else None)
         epochs: list[dict[str, float]] = []
         try:
             for message in self.events(operation_id, timeout_s=timeout_s, interrupt=interrupt):

@@ -46,3 +46,17 @@ def test_epoch_ticks_are_whole_numbers() -> None:
     _curve(ax, history, "loss", "Loss", best=10)
     ticks = [t for t in ax.get_xticks() if 1 <= t <= 18]
     assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_elapsed_counts_from_the_operations_start(tmp_path) -> None:
+    import io
+    import time
+
+    from ktrdr.client.progress import ProgressDisplay
+    from ktrdr.training.v1 import common_pb2
+
+    out = io.StringIO()
+    display = ProgressDisplay(file=out, bars=True, started=time.time() - 3725)
+    display(common_pb2.ProgressEvent(kind=common_pb2.PROGRESS_KIND_STEP_STARTED, step=1, percent=5))
+    display.close()
+    assert "[1:02:0" in out.getvalue()  # 1 h 2 min 5 s ago, not 00:00
