@@ -131,6 +131,9 @@ def _when(op: OperationInfo) -> str:
 
 
 def _fmt(value: float) -> str:
+    """``0.6123``; whole numbers (epochs, rows) as ``9``, never ``9.0000``."""
+    if float(value).is_integer():
+        return str(int(value))
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
 
 

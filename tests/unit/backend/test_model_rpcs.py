@@ -321,6 +321,11 @@ async def test_roles_owner_or_admin_changes_models(backend, tiny_bundle, tmp_pat
         assert "alice" in message and "admin" in message
         await stubs["alice"].SetModelAlias(alias)
         await stubs["alice"].SetModelTags(tag)
+        # bob may not move alice's alias onto his own model either
+        bobs = put_model(backend, tiny_bundle, owner="bob")
+        move = pb.SetModelAliasRequest(strategy_name=S, alias="production", version=bobs)
+        code, message = await status_of(stubs["bob"].SetModelAlias(move))
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "move an alias" in message
         await backend.stub.DeleteModel(  # the admin
             pb.DeleteModelRequest(strategy_name=S, version=1, force=True)
         )

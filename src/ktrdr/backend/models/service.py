@@ -90,6 +90,14 @@ class ModelRpcs:
         check_alias(request.alias)
         row = await asyncio.to_thread(self.catalog.row, request.strategy_name, request.version)
         check_may_change(row, "alias")
+        current = await asyncio.to_thread(
+            self.catalog.registry.alias_version, row.model.strategy_name, request.alias
+        )
+        if current is not None and current != row.model.version:  # moving it away from there
+            check_may_change(
+                await asyncio.to_thread(self.catalog.row, row.model.strategy_name, current),
+                "move an alias away from",
+            )
         previous = await asyncio.to_thread(
             self.catalog.registry.set_alias,
             row.model.strategy_name,
