@@ -81,6 +81,9 @@ class FakeBackend(backend_pb2_grpc.BackendServicer):
         self.hold.set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # DownloadModel breaks off (UNAVAILABLE) after this many chunks, once per entry
+        self.break_downloads: list[int] = []
+        self.download_offsets: list[int] = []
 
     # -- helpers ---------------------------------------------------------------------------
     def _events(self, op: backend_pb2.Operation) -> list[common_pb2.ProgressEvent]:
@@ -283,6 +286,7 @@ class FakeBackend(backend_pb2_grpc.BackendServicer):
         return backend_pb2.GetModelResponse(model=backend_pb2.ModelDetails(version=version))
 
     def DownloadModel(self, request: Any, context: Any) -> Any:
+        from ktrdr.transfer import Codec
         from ktrdr.transfer.download import iter_download_responses
 
         version = self._model(request.model, context)
@@ -290,7 +294,15 @@ class FakeBackend(backend_pb2_grpc.BackendServicer):
         ref = common_pb2.ModelReference(
             strategy_name=version.strategy_name, version=version.version
         )
-        yield from iter_download_responses(archive, model=ref, sha256=sha, offset=request.offset)
+        self.download_offsets.append(request.offset)
+        limit = self.break_downloads.pop(0) if self.break_downloads else None
+        messages = iter_download_responses(
+            archive, model=ref, sha256=sha, offset=request.offset, chunk_size=1024, codec=Codec.RAW
+        )
+        for i, message in enumerate(messages):
+            if limit is not None and i > limit:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost (test)")
+            yield message
 
     def ListStrategies(self, request: Any, context: Any) -> Any:
         return backend_pb2.ListStrategiesResponse(
