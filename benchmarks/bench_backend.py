@@ -101,8 +101,21 @@ def run_once(stub, yaml_text: str, mode: int) -> tuple[float, float, list[float]
     return total, transfer, latencies
 
 
+def in_process(yaml_text: str) -> float:
+    """Seconds of the same training through ``TrainingExecutor.run`` in this process."""
+    from ktrdr.config import apply_overrides, parse_strategy
+    from ktrdr.training.executor import TrainingExecutor
+
+    config = apply_overrides(parse_strategy(yaml_text), seed=7)
+    start = time.perf_counter()
+    TrainingExecutor(DATA, device="cpu").run(config)
+    return time.perf_counter() - start
+
+
 def bench_modes(repeats: int, epochs: int) -> None:
     yaml_text = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {epochs}")
+    in_process(yaml_text)  # imports and first-call costs, outside the comparison
+    direct: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         host = start_host(work / "host", DATA)
@@ -118,6 +131,7 @@ def bench_modes(repeats: int, epochs: int) -> None:
                     total, _, lat = run_once(stub, yaml_text, pb.EXECUTION_MODE_LOCAL)
                     local.append(total)
                     latencies += lat
+                    direct.append(in_process(yaml_text))
                     time.sleep(SETTLE_S)
                     total, transfer, _ = run_once(stub, yaml_text, pb.EXECUTION_MODE_HOST)
                     host_runs.append(total)
@@ -140,6 +154,12 @@ def bench_modes(repeats: int, epochs: int) -> None:
         f"{statistics.median(pairs):.3f} median of side-by-side pairs (target <= 1.05)"
     )
     collect("host mode, CreateTraining to COMPLETED", "local + transfer", pairs, "<= 1.05")
+    collect(
+        "local mode through the backend, CreateTraining to COMPLETED",
+        "TrainingExecutor.run in-process",
+        [lo / d for lo, d in zip(local, direct, strict=True)],
+        "<= 1.1",
+    )
     ms = [x * 1e3 for x in latencies]
     print(
         f"progress latency executor -> WatchOperation client (local, {len(ms)} events): "

@@ -189,7 +189,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", default="32,256,1024")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for both loops (a worker's budget)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer bars and rounds")
+    args, _ = parser.parse_known_args()
+    if args.quick:
+        args.bars, args.rounds = 10_000, 3
+    torch.set_num_threads(args.threads)
     symbols = [f"SYN{i}" for i in range(args.symbols)]
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)

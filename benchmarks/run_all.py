@@ -17,6 +17,8 @@ BENCHMARKS = [
     "bench_backend.py",
     "bench_security.py",
     "bench_workers.py",
+    "bench_footprint.py",
+    "bench_features.py",
 ]
 
 

@@ -6,10 +6,8 @@ import platform
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-
 import ktrdr
-from ktrdr.training.device import DeviceInfo
+from ktrdr.training.device import DeviceInfo, machine_inventory
 from ktrdr.training.v1 import host_pb2
 
 _DEVICE_TYPES = {
@@ -40,7 +38,7 @@ def describe_host(
         device_name=cpu_name() if device.type == "cpu" else device.name,
         accelerator_memory_bytes=device.memory_bytes if device.type != "cpu" else 0,
         ktrdr_version=ktrdr.__version__,
-        torch_version=str(torch.__version__),
+        torch_version=machine_inventory().torch_version,
         python_version=platform.python_version(),
         max_sessions=max_sessions,
         active_sessions=active_sessions,

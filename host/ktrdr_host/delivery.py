@@ -42,7 +42,7 @@ import grpc
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.service.convert import timestamp_to_proto
-from ktrdr.training.executor import TrainingResult
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
 from ktrdr.transfer import grpc_options, iter_submit_requests, send_results
 from ktrdr_host.settings import HostSettings
@@ -215,7 +215,7 @@ class ResultSender:
     async def _attempt(self, entry: SpoolEntry) -> backend_pb2.SubmitResultsResponse:
         async with self._channel(entry.results_target) as channel:
             return await send_results(
-                backend_pb2_grpc.BackendStub(channel),
+                channel,
                 entry.archive,
                 session_id=entry.session_id,
                 strategy_name=entry.strategy_name,

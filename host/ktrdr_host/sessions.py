@@ -20,8 +20,8 @@ import grpc
 from ktrdr.errors import TrainingCancelled
 from ktrdr.service.convert import error_to_proto, simple_event, timestamp_to_proto
 from ktrdr.service.execution import ExecutorRun, new_fanout
-from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressKind
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import common_pb2, host_pb2
 from ktrdr.worker import ProcessExecutor, SparePool, TrainingRunner, thread_budget
 from ktrdr_host.delivery import DeliveryState, ResultSender, summarize_bundle
@@ -318,7 +318,7 @@ class SessionRegistry:
                 f"running ({', '.join(s.session_id for s in self.active_sessions)}); "
                 "retry when one finishes",
             )
-        device = str(spec.device.device)
+        device = spec.device.spec
         session = Session(
             spec.session_id,
             strategy_name=spec.config.name,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from ktrdr.backend.errors import RequestError
-from ktrdr.config import parse_strategy
+from ktrdr.config import parse_strategy_with_fields
+from ktrdr.config.field_overrides import MAX_FIELD_OVERRIDES, load_value, parse_field_path
 from ktrdr.config.limits import WorkLimits, check_work_limits
 from ktrdr.config.safe_yaml import DEFAULT_MAX_STRATEGY_BYTES, StrategyTooLargeError
 from ktrdr.config.strategy import StrategyConfig
@@ -66,6 +68,35 @@ def _read_named(name: str, directory: Path, max_bytes: int) -> str:
         ) from None
 
 
+def field_overrides_from_request(request: pb.CreateTrainingRequest) -> list[tuple[str, Any]]:
+    """``(path, value)`` of each ``field_overrides`` entry, values read as YAML.
+
+    INVALID_ARGUMENT naming every entry that is malformed (too many, a bad path, a value that
+    is not YAML or too long); the paths themselves are checked against the schema later.
+    """
+    entries = request.field_overrides
+    if len(entries) > MAX_FIELD_OVERRIDES:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"field_overrides: at most {MAX_FIELD_OVERRIDES} entries, got {len(entries)}",
+        )
+    out: list[tuple[str, Any]] = []
+    problems: list[str] = []
+    for i, entry in enumerate(entries):
+        try:
+            parse_field_path(entry.path)
+        except ValueError as exc:
+            problems.append(f"field_overrides[{i}].path: {exc}")
+            continue
+        try:
+            out.append((entry.path, load_value(entry.value)))
+        except ValueError as exc:
+            problems.append(f"field_overrides[{i}].value ({entry.path}): {exc}")
+    if problems:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems), problems)
+    return out
+
+
 def resolve_strategy(
     request: pb.CreateTrainingRequest,
     strategies_dir: Path,
@@ -73,7 +104,8 @@ def resolve_strategy(
     max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES,
     limits: WorkLimits | None = None,
 ) -> tuple[str, StrategyConfig]:
-    """The request's strategy text and its validated config with the overrides applied.
+    """The request's strategy text (with any ``field_overrides`` written in) and its
+    validated config with all overrides applied.
 
     Blocking (parsing is CPU work): the backend calls it in a worker thread. Raises
     ``RequestError``: RESOURCE_EXHAUSTED for a text over ``max_bytes`` (checked before any
@@ -91,8 +123,9 @@ def resolve_strategy(
             "strategy: set strategy_yaml (the YAML text) or strategy_name (a strategy file "
             "of the backend; ListStrategies shows them)",
         )
+    fields = field_overrides_from_request(request)
     try:
-        config = parse_strategy(text, source=source, max_bytes=max_bytes)
+        text, config = parse_strategy_with_fields(text, fields, source, max_bytes=max_bytes)
         config = apply_overrides_from_proto(config, request.overrides)
         check_strategy_name(config.name)
         if problems := check_work_limits(config, limits):

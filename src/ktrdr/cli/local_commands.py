@@ -55,6 +55,15 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     train.add_argument("--start", default=None, help="start date YYYY-MM-DD (inclusive)")
     train.add_argument("--end", default=None, help="end date YYYY-MM-DD (inclusive)")
     train.add_argument("--seed", type=int, default=None, help="random seed override")
+    train.add_argument(
+        "--set",
+        dest="set_fields",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change any strategy field by its path, value as YAML (repeatable), e.g. "
+        "--set model.training.learning_rate=0.01 --set 'model.architecture.hidden_layers=[64, 32]'",
+    )
     train.add_argument("--device", default=None, help="auto|cpu|cuda|mps (default: KTRDR_DEVICE)")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(handler=_train)
@@ -160,14 +169,20 @@ def _train(args: argparse.Namespace) -> int:
         )
         return 2
     from ktrdr.config import apply_overrides, load_strategy
+    from ktrdr.config.field_overrides import parse_assignment
     from ktrdr.config.settings import LibrarySettings
     from ktrdr.storage import ModelStorage
     from ktrdr.training.executor import TrainingExecutor
 
     settings = LibrarySettings()
     path = Path(args.strategy)
+    try:
+        fields = [parse_assignment(text) for text in args.set_fields]
+    except ValueError as exc:
+        print(f"error: --set {exc}", file=sys.stderr)
+        return 2
     config = apply_overrides(
-        load_strategy(path),
+        load_strategy(path, field_overrides=fields),
         symbols=_split(args.symbols),
         timeframes=_split(args.timeframes),
         start_date=args.start,

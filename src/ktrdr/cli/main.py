@@ -12,6 +12,24 @@ from ktrdr.errors import TrainingError
 
 Handler = Callable[[argparse.Namespace], int]
 
+# What the [training] extra brings: a client-only installation has none of them.
+TRAINING_EXTRA_MODULES = frozenset(
+    {
+        "torch",
+        "talib",
+        "numpy",
+        "pandas",
+        "sklearn",
+        "pydantic",
+        "pydantic_settings",
+        "yaml",
+        "safetensors",
+        "grpc_reflection",
+        "matplotlib",
+        "pyarrow",
+    }
+)
+
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples in each command's description as written."""
@@ -86,6 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAINING_EXTRA_MODULES:
+            raise
+        print(
+            f"error: `ktrdr {args.command}` needs the training library and services, which this "
+            f"installation lacks (no module {exc.name!r}); install them with "
+            "pip install 'ktrdr[training]'",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -12,8 +12,9 @@ The generated stubs stay available as ``client.backend_stub`` for anything not w
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -50,6 +51,23 @@ EventCallback = Callable[[common_pb2.ProgressEvent], None]
 def default_backend_address() -> str:
     """``$KTRDR_BACKEND_ADDRESS`` or ``127.0.0.1:50052``."""
     return os.environ.get(BACKEND_ADDRESS_ENV) or DEFAULT_BACKEND_ADDRESS
+
+
+def field_overrides_to_proto(
+    fields: Mapping[str, Any] | None, set_fields: Sequence[str] = ()
+) -> list[common_pb2.FieldOverride]:
+    """``FieldOverride`` messages: Python values sent as JSON (which is YAML), ``PATH=VALUE``
+    strings as they are."""
+    out = [
+        common_pb2.FieldOverride(path=path, value=json.dumps(value))
+        for path, value in (fields or {}).items()
+    ]
+    for text in set_fields:
+        path, sep, value = text.partition("=")
+        if not sep:
+            raise KtrdrClientError(f"{text!r}: expected PATH=VALUE, e.g. model.training.epochs=20")
+        out.append(common_pb2.FieldOverride(path=path.strip(), value=value))
+    return out
 
 
 def strategy_source(strategy: str | Path) -> dict[str, str]:
@@ -185,9 +203,17 @@ class TrainingClient(ModelCalls):
         seed: int | None = None,
         device: str | None = None,
         tags: list[str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+        set_fields: Sequence[str] = (),
     ) -> OperationInfo:
-        """Start a training operation and return it at once (mode chosen, with the reason)."""
+        """Start a training operation and return it at once (mode chosen, with the reason).
+
+        ``fields`` changes strategy fields by path (``{"model.training.learning_rate": 0.01,
+        "indicators[0].period": 10}``); ``set_fields`` takes ``PATH=VALUE`` strings with YAML
+        values, as ``ktrdr train --set`` does. The backend validates them like the YAML.
+        """
         request = backend_pb2.CreateTrainingRequest(
+            field_overrides=field_overrides_to_proto(fields, set_fields),
             overrides=overrides_to_proto(
                 symbols=symbols,
                 timeframes=timeframes,
@@ -218,6 +244,8 @@ class TrainingClient(ModelCalls):
         seed: int | None = ...,
         device: str | None = ...,
         tags: list[str] | None = ...,
+        fields: Mapping[str, Any] | None = ...,
+        set_fields: Sequence[str] = ...,
         progress: bool = ...,
         wait: Literal[True] = ...,
         check: bool = ...,
@@ -237,6 +265,8 @@ class TrainingClient(ModelCalls):
         seed: int | None = ...,
         device: str | None = ...,
         tags: list[str] | None = ...,
+        fields: Mapping[str, Any] | None = ...,
+        set_fields: Sequence[str] = ...,
         progress: bool = ...,
         wait: Literal[False],
         check: bool = ...,
@@ -255,6 +285,8 @@ class TrainingClient(ModelCalls):
         seed: int | None = None,
         device: str | None = None,
         tags: list[str] | None = None,
+        fields: Mapping[str, Any] | None = None,
+        set_fields: Sequence[str] = (),
         progress: bool = True,
         wait: bool = True,
         check: bool = True,
@@ -263,6 +295,7 @@ class TrainingClient(ModelCalls):
 
         ``mode`` is ``"auto"``, ``"local"``, ``"host"`` or None (the backend's default);
         ``tags`` are given to the stored model.
+        ``fields`` / ``set_fields`` change strategy fields by path (see ``create_training``).
         With ``wait=True`` (default) shows progress and returns the ``TrainingResult``; with
         ``check=True`` a failed or cancelled run raises ``OperationFailedError``. With
         ``wait=False`` returns a ``TrainingRun`` at once. Interrupting the wait
@@ -279,6 +312,8 @@ class TrainingClient(ModelCalls):
             seed=seed,
             device=device,
             tags=tags,
+            fields=fields,
+            set_fields=set_fields,
         )
         run = TrainingRun(self, operation)
         if not wait:

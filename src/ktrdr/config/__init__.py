@@ -1,6 +1,12 @@
 """ktrdr.config: the KTRDR v2 strategy schema, its loader, and the library's settings."""
 
-from ktrdr.config.loader import apply_overrides, load_strategy, parse_strategy, strategy_from_dict
+from ktrdr.config.loader import (
+    apply_overrides,
+    load_strategy,
+    parse_strategy,
+    parse_strategy_with_fields,
+    strategy_from_dict,
+)
 from ktrdr.config.settings import LibrarySettings
 from ktrdr.config.strategy import (
     ArchitectureConfig,
@@ -41,6 +47,7 @@ __all__ = [
     "apply_overrides",
     "load_strategy",
     "parse_strategy",
+    "parse_strategy_with_fields",
     "strategy_from_dict",
     "strategy_summary",
 ]

@@ -31,9 +31,13 @@ logger = logging.getLogger(__name__)
 
 
 def load_strategy(
-    path: str | Path, *, max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES
+    path: str | Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES,
+    field_overrides: Sequence[tuple[str, Any]] = (),
 ) -> StrategyConfig:
-    """Read and validate the strategy YAML at ``path`` (at most ``max_bytes`` bytes)."""
+    """Read and validate the strategy YAML at ``path`` (at most ``max_bytes`` bytes), with
+    ``field_overrides`` (``(path, value)``) set first, as ``parse_strategy_with_fields`` does."""
     path = Path(path)
     try:
         check_file_size(path, max_bytes)
@@ -42,7 +46,7 @@ def load_strategy(
         raise StrategyConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StrategyConfigError(f"{path}: cannot read: {exc}") from exc
-    return parse_strategy(text, source=str(path), max_bytes=max_bytes)
+    return parse_strategy_with_fields(text, field_overrides, str(path), max_bytes=max_bytes)[1]
 
 
 def parse_strategy(
@@ -57,6 +61,30 @@ def parse_strategy(
     if data is None:
         raise StrategyConfigError(f"{source}: the strategy is empty")
     return strategy_from_dict(data, source)
+
+
+def parse_strategy_with_fields(
+    text: str,
+    field_overrides: Sequence[tuple[str, Any]],
+    source: str = "<string>",
+    *,
+    max_bytes: int = DEFAULT_MAX_STRATEGY_BYTES,
+) -> tuple[str, StrategyConfig]:
+    """``parse_strategy`` with fields changed by path (:mod:`ktrdr.config.field_overrides`).
+
+    Returns the strategy as trained (the YAML text with the overrides written in; ``text``
+    itself when there are none) and its validated config.
+    """
+    if not field_overrides:
+        return text, parse_strategy(text, source, max_bytes=max_bytes)
+    from ktrdr.config.field_overrides import set_fields
+
+    data = load_strategy_yaml(text, source=source, max_bytes=max_bytes, loader=_StrictLoader)
+    if not isinstance(data, Mapping):
+        raise StrategyConfigError(f"{source}: a strategy must be a mapping of keys to values")
+    data = set_fields(data, field_overrides)
+    config = strategy_from_dict(data, source)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True), config
 
 
 def strategy_from_dict(data: Any, source: str = "<dict>") -> StrategyConfig:
@@ -168,4 +196,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-__all__ = ["apply_overrides", "load_strategy", "parse_strategy", "strategy_from_dict"]
+__all__ = [
+    "apply_overrides",
+    "load_strategy",
+    "parse_strategy",
+    "parse_strategy_with_fields",
+    "strategy_from_dict",
+]

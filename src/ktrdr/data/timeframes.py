@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import pandas as pd
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from ktrdr.echo import short_repr
 
+if TYPE_CHECKING:  # pandas loads only when a duration is asked for (strategy checks need none)
+    import pandas as pd
+
 # The supported timeframes, finest first, with the duration of one bar.
-_DURATIONS: dict[str, pd.Timedelta] = {
-    "1m": pd.Timedelta(minutes=1),
-    "5m": pd.Timedelta(minutes=5),
-    "15m": pd.Timedelta(minutes=15),
-    "30m": pd.Timedelta(minutes=30),
-    "1h": pd.Timedelta(hours=1),
-    "2h": pd.Timedelta(hours=2),
-    "4h": pd.Timedelta(hours=4),
-    "1d": pd.Timedelta(days=1),
-    "1w": pd.Timedelta(days=7),
+_DURATIONS: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "30m": timedelta(minutes=30),
+    "1h": timedelta(hours=1),
+    "2h": timedelta(hours=2),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+    "1w": timedelta(days=7),
 }
 
 TIMEFRAMES: tuple[str, ...] = tuple(_DURATIONS)
@@ -38,7 +41,9 @@ def normalize_timeframe(timeframe: str) -> str:
 
 def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
     """Duration of one bar of ``timeframe`` (case-insensitive)."""
-    return _DURATIONS[normalize_timeframe(timeframe)]
+    import pandas as pd
+
+    return pd.Timedelta(_DURATIONS[normalize_timeframe(timeframe)])
 
 
 def sort_timeframes(timeframes: Iterable[str]) -> list[str]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ktrdr.echo import short_repr
+
+if TYPE_CHECKING:  # numpy loads when degrees are computed; the services only check params
+    import numpy as np
 
 FUZZY_SET_TYPES: tuple[str, ...] = ("gaussian", "trapezoidal", "triangular")
 
@@ -62,30 +64,10 @@ def check_fuzzy_params(type: str, params: Sequence[float]) -> str | None:
     return None
 
 
-def _breakpoints(type: str, params: Sequence[float]) -> tuple[list[float], list[float]]:
-    """Piecewise-linear corners (x, membership) with shoulders as flat extrapolation."""
-    if type == "triangular":
-        a, b, c = params
-        xs, ys = [a, b, c], [0.0, 1.0, 0.0]
-    else:
-        a, b, c, d = params
-        xs, ys = [a, b, c, d], [0.0, 1.0, 1.0, 0.0]
-    # Dropping the outer corner of a zero-width edge leaves the peak as the end point, and
-    # np.interp extends end points flat: exactly the shoulder. A zero-width plateau (b == c)
-    # collapses to one corner.
-    px: list[float] = []
-    py: list[float] = []
-    for x, y in zip(xs, ys, strict=True):
-        if px and x == px[-1]:
-            py[-1] = max(py[-1], y)
-        else:
-            px.append(x)
-            py.append(y)
-    return px, py
-
-
 def membership(type: str, params: Sequence[float], values: np.ndarray) -> np.ndarray:
     """Membership degrees (0..1) of ``values`` in the set; NaN in gives NaN out."""
+    import numpy as np
+
     problem = check_fuzzy_params(type, params)
     if problem is not None:
         raise ValueError(problem)
@@ -94,7 +76,25 @@ def membership(type: str, params: Sequence[float], values: np.ndarray) -> np.nda
     if type == "gaussian":
         mean, sigma = p
         return np.exp(-((x - mean) ** 2) / (2.0 * sigma**2))
-    px, py = _breakpoints(type, p)
-    out = np.interp(x, px, py)
-    out[np.isnan(x)] = np.nan
-    return out
+    a, b, c, d = (p[0], p[1], p[1], p[2]) if type == "triangular" else p
+    return _trapezoid(x, a, b, c, d)
+
+
+def _trapezoid(x: np.ndarray, a: float, b: float, c: float, d: float) -> np.ndarray:
+    """min(rising edge, falling edge) clipped to [0, 1]; an edge of zero width is a shoulder.
+
+    Each edge is computed the way ``np.interp`` computes a segment (slope * (x - start) +
+    start value), in place, a few passes over ``x``; NaN stays NaN through every step.
+    """
+    import numpy as np
+
+    out = np.ones_like(x) if a == b else np.multiply(x - a, 1.0 / (b - a))
+    if c != d:
+        falling = np.subtract(x, c)
+        falling *= 1.0 / (d - c)
+        np.subtract(1.0, falling, out=falling)
+        np.minimum(out, falling, out=out)
+    elif a == b:  # both shoulders: refused by check_fuzzy_params
+        raise ValueError("a set with two shoulders is 1 everywhere")
+    # (with a shoulder on the left, the falling edge carries NaN into ``out``)
+    return np.clip(out, 0.0, 1.0, out=out)

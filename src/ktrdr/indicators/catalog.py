@@ -11,12 +11,7 @@ transformation adds (only ``obv`` adds nothing beyond ``period``).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import talib
-from talib import abstract
+from typing import TYPE_CHECKING, Any
 
 from ktrdr.indicators.spec import (
     PRICE_SOURCES,
@@ -28,11 +23,20 @@ from ktrdr.indicators.spec import (
     source_prices,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# numpy and TA-Lib are imported inside the functions that compute: the services validate
+# strategies against this catalogue without loading either (only a training computes).
+
 MAX_PERIOD = 100_000  # TA-Lib's own upper bound for periods
 
 
 @lru_cache(maxsize=1024)
 def _cached_lookback(function: str, items: tuple[tuple[str, Any], ...]) -> int:
+    from talib import abstract
+
     func = abstract.Function(function)  # type: ignore[attr-defined]
     func.set_parameters(dict(items))
     return int(func.lookback)
@@ -69,6 +73,8 @@ def _pct_of(values: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def _shift(values: np.ndarray, periods: int) -> np.ndarray:
+    import numpy as np
+
     out = np.full_like(values, np.nan)
     if periods < len(values):
         out[periods:] = values[: len(values) - periods]
@@ -81,9 +87,12 @@ def _shift(values: np.ndarray, periods: int) -> np.ndarray:
 def _moving_average(
     name: str, function: str, default: int, aliases: tuple[str, ...]
 ) -> IndicatorSpec:
-    ta_fn = getattr(talib, function)
-
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
+        ta_fn = getattr(talib, function)
+
         src = source_prices(ohlcv, p["source"])
         average = ta_fn(src, timeperiod=p["period"])
         if p["units"] == "ratio":
@@ -129,9 +138,12 @@ def _source_oscillator(
     aliases: tuple[str, ...],
     series_doc: str,
 ) -> IndicatorSpec:
-    ta_fn = getattr(talib, function)
-
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
+        ta_fn = getattr(talib, function)
+
         return np.asarray(ta_fn(source_prices(ohlcv, p["source"]), timeperiod=p["period"]))
 
     def lookback(p: dict[str, Any]) -> int:
@@ -160,9 +172,12 @@ def _bar_oscillator(
     series_doc: str,
     columns: tuple[str, ...] = ("high", "low", "close"),
 ) -> IndicatorSpec:
-    ta_fn = getattr(talib, function)
-
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
+        ta_fn = getattr(talib, function)
+
         arrays = [column(ohlcv, c) for c in columns]
         return np.asarray(ta_fn(*arrays, timeperiod=p["period"]))
 
@@ -187,6 +202,9 @@ def _macd() -> IndicatorSpec:
     outputs = ("macd", "signal", "histogram")
 
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
         src = source_prices(ohlcv, p["source"])
         lines = talib.MACD(
             src,
@@ -251,6 +269,9 @@ def _macd() -> IndicatorSpec:
 
 def _bbands() -> IndicatorSpec:
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
         src = source_prices(ohlcv, p["source"])
         upper, _middle, lower = talib.BBANDS(
             src,
@@ -299,6 +320,9 @@ def _atr(name: str = "atr") -> IndicatorSpec:
     normalized = name == "natr"
 
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
         close = column(ohlcv, "close")
         atr = talib.ATR(column(ohlcv, "high"), column(ohlcv, "low"), close, timeperiod=p["period"])
         if normalized or p["units"] == "percent":
@@ -344,6 +368,9 @@ def _atr(name: str = "atr") -> IndicatorSpec:
 
 def _stoch() -> IndicatorSpec:
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
         slow_k, slow_d = talib.STOCH(
             column(ohlcv, "high"),
             column(ohlcv, "low"),
@@ -393,6 +420,9 @@ def _stoch() -> IndicatorSpec:
 
 def _obv() -> IndicatorSpec:
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
         period = p["period"]
         volume = column(ohlcv, "volume")
         obv = np.asarray(talib.OBV(source_prices(ohlcv, p["source"]), volume))
@@ -424,6 +454,9 @@ def _obv() -> IndicatorSpec:
 
 def _momentum() -> IndicatorSpec:
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
         src = source_prices(ohlcv, p["source"])
         mom = np.asarray(talib.MOM(src, timeperiod=p["period"]))
         return mom if p["units"] == "price" else _pct_of(mom, _shift(src, p["period"]))
@@ -458,6 +491,9 @@ def _momentum() -> IndicatorSpec:
 
 def _ultosc() -> IndicatorSpec:
     def compute(ohlcv: pd.DataFrame, p: dict[str, Any]) -> np.ndarray:
+        import numpy as np
+        import talib
+
         return np.asarray(
             talib.ULTOSC(
                 column(ohlcv, "high"),

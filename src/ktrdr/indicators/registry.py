@@ -10,13 +10,13 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from ktrdr.echo import short_repr
 from ktrdr.indicators.catalog import build_catalog
 from ktrdr.indicators.spec import IndicatorSpec
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ktrdr.config.strategy import IndicatorConfig
 
 logger = logging.getLogger(__name__)

@@ -12,13 +12,14 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from ktrdr.echo import short_repr
 from ktrdr.errors import DataError, StrategyConfigError
+
+if TYPE_CHECKING:  # numpy and pandas load only where a value is computed
+    import numpy as np
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ _SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
     "ohlc4": ("open", "high", "low", "close"),
 }
 
-ComputeFn = Callable[[pd.DataFrame, dict[str, Any]], np.ndarray]
+ComputeFn = Callable[["pd.DataFrame", dict[str, Any]], "np.ndarray"]
 LookbackFn = Callable[[dict[str, Any]], int]
 CrossCheckFn = Callable[[dict[str, Any]], list[str]]
 
@@ -71,7 +72,8 @@ class ParamSpec:
             if not isinstance(value, str) or value.strip().lower() not in self.choices:
                 return f"must be one of {', '.join(self.choices)}, got {short_repr(value)}"
             return None
-        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        # numpy's bool_ is not a numbers.Real, so it is refused here like bool.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             wanted = "an integer" if self.kind == "int" else "a number"
             return f"must be {wanted}, got {short_repr(value)}"
         try:
@@ -181,6 +183,9 @@ class IndicatorSpec:
 
     def compute(self, ohlcv: pd.DataFrame, params: Mapping[str, Any]) -> pd.Series:
         """The fuzzy-input series: same index as ``ohlcv``, NaN during the warm-up."""
+        import numpy as np
+        import pandas as pd
+
         resolved = self.resolve_params(params)
         missing = [c for c in self.required_columns(resolved) if c not in ohlcv.columns]
         if missing:
@@ -198,11 +203,15 @@ class IndicatorSpec:
 
 def column(ohlcv: pd.DataFrame, name: str) -> np.ndarray:
     """One OHLCV column as a contiguous float64 array (what TA-Lib wants)."""
+    import numpy as np
+
     return np.ascontiguousarray(ohlcv[name].to_numpy(dtype=np.float64))
 
 
 def source_prices(ohlcv: pd.DataFrame, source: str) -> np.ndarray:
     """The prices a `source` parameter names (``hl2`` = (high + low) / 2, etc.)."""
+    import numpy as np
+
     cols = _SOURCE_COLUMNS[source]
     if len(cols) == 1:
         return column(ohlcv, cols[0])

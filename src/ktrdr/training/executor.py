@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from ktrdr.training.progress import (
     step_base_percent,
     step_span_percent,
 )
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.split import chronological_split
 from ktrdr.training.trader_eval import trade_test_period
 from ktrdr.training.trainer import Tensors, Trainer, class_weights
@@ -65,18 +65,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SEED = 42
 IMPORTANCE_REPEATS = 3
 PRICE_CONTEXT_WARMUP = 21
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    """What a finished run returns: the bundle and the headline numbers."""
-
-    bundle: ModelBundle
-    metrics: dict[str, Any]
-    summary: dict[str, float]
-    device: str
-    duration_s: float
-    step_times: dict[str, float] = field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:

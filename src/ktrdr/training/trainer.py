@@ -109,6 +109,26 @@ def loss_and_accuracy(model: nn.Module, data: Tensors, loss_fn: nn.Module) -> tu
     return loss, accuracy
 
 
+def _epoch_train_metrics(
+    batch_losses: list[torch.Tensor],
+    batch_logits: list[torch.Tensor],
+    targets: torch.Tensor,
+    batch_size: int,
+) -> tuple[float, float]:
+    """Mean loss over the epoch's samples (each batch's mean loss weighted by its size) and
+    the accuracy of the predictions made while training, ``targets`` in training order."""
+    n = len(targets)
+    if n == 0 or not batch_losses:
+        return 0.0, 0.0
+    losses = torch.stack(batch_losses)
+    sizes = torch.full_like(losses, float(batch_size))
+    sizes[-1] = n - batch_size * (len(batch_losses) - 1)
+    loss = float((losses * sizes).sum().item()) / n
+    predicted = torch.cat(batch_logits).argmax(dim=1)
+    accuracy = float((predicted == targets).sum().item()) / n
+    return loss, accuracy
+
+
 def build_optimizer(model: nn.Module, cfg: ModelTrainingConfig) -> torch.optim.Optimizer:
     params = model.parameters()
     if cfg.optimizer == "sgd":
@@ -177,8 +197,10 @@ class Trainer:
             started = time.perf_counter()
             model.train()
             order = torch.randperm(n, generator=self.generator).to(train.x.device)
-            running_loss = torch.zeros((), device=train.x.device)
-            running_correct = torch.zeros((), device=train.x.device, dtype=torch.long)
+            # train metrics from the batches as trained: each batch's loss and logits are kept
+            # (detached references, no tensor op) and reduced once at the epoch's end
+            batch_losses: list[torch.Tensor] = []
+            batch_logits: list[torch.Tensor] = []
             for b in range(n_batches):
                 # batch -> forward -> loss -> backward -> (clip) -> step
                 idx = order[b * bs : (b + 1) * bs]
@@ -189,8 +211,8 @@ class Trainer:
                 if cfg.gradient_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.gradient_clip)
                 optimizer.step()
-                running_loss += loss.detach() * idx.numel()
-                running_correct += (logits.detach().argmax(dim=1) == train.y[idx]).sum()
+                batch_losses.append(loss.detach())
+                batch_logits.append(logits.detach())
                 # log / cancel? (cheap checks, every few batches)
                 if b % CHECK_EVERY_BATCHES == 0:
                     self.cancel.raise_if_cancelled()
@@ -205,8 +227,9 @@ class Trainer:
             # validate
             # train metrics come from the batches as they were trained (no second pass over
             # the training set, which cost a bare loop's 25 %); validation is a real pass
-            train_loss = float(running_loss.item()) / max(n, 1)
-            train_acc = float(running_correct.item()) / max(n, 1)
+            train_loss, train_acc = _epoch_train_metrics(
+                batch_losses, batch_logits, train.y[order], bs
+            )
             val_loss, val_acc = (
                 loss_and_accuracy(model, val, self.loss_fn)
                 if val is not None and len(val)

@@ -61,7 +61,7 @@ class WorkerOutcome:
     def to_result(self) -> TrainingResult:
         """The library's ``TrainingResult`` (decodes the archive: imports torch)."""
         from ktrdr.storage.bundle import ModelBundle
-        from ktrdr.training.executor import TrainingResult
+        from ktrdr.training.result import TrainingResult
 
         return TrainingResult(
             bundle=ModelBundle.from_archive_bytes(self.archive),

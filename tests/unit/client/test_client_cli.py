@@ -130,3 +130,33 @@ def test_every_command_has_help_with_example(capsys) -> None:
             main([*command, "--help"])
         assert info.value.code == 0
         assert "example" in capsys.readouterr().out, command
+
+
+def test_set_sends_field_overrides_as_written(fake_backend, capsys) -> None:
+    address, servicer = fake_backend
+    code, _, err = run(
+        capsys,
+        "train",
+        "fake_rsi",
+        "--backend",
+        address,
+        "--detach",
+        "--set",
+        "model.training.learning_rate=0.01",
+        "--set",
+        "model.architecture.hidden_layers=[64, 32]",
+    )
+    assert code == 0, err
+    sent = servicer.requests[-1].field_overrides
+    assert [(f.path, f.value) for f in sent] == [
+        ("model.training.learning_rate", "0.01"),
+        ("model.architecture.hidden_layers", "[64, 32]"),
+    ]
+
+
+def test_set_on_a_local_run_is_checked_first(capsys, example_strategies) -> None:
+    strategy = str(example_strategies / "rsi_single.yaml")
+    code, _, err = run(capsys, "train", strategy, "--local", "--set", "model.training.epochs")
+    assert code == 2 and "PATH=VALUE" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "train", strategy, "--local", "--set", "model.training.epoks=3")
+    assert code == 1 and "model.training.epoks: unknown key" in err and err.count("\n") == 1

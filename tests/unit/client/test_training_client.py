@@ -193,3 +193,21 @@ def test_download_resumes_after_the_stream_breaks(fake_backend, tmp_path) -> Non
         with pytest.raises(KtrdrServiceError) as failed:  # gives up after 3 attempts
             client.download_model("fake_rsi:1", cache_dir=tmp_path / "other")
         assert failed.value.code.name == "UNAVAILABLE"
+
+
+def test_fields_are_sent_as_json_values(fake_backend) -> None:
+    address, servicer = fake_backend
+    with TrainingClient(address) as client:
+        client.create_training(
+            "fake_rsi",
+            fields={"model.training.learning_rate": 0.01, "indicators[0].source": "hl2"},
+            set_fields=["model.architecture.hidden_layers=[8]"],
+        )
+        with pytest.raises(KtrdrClientError, match="PATH=VALUE"):
+            client.create_training("fake_rsi", set_fields=["epochs"])
+    sent = servicer.requests[-1].field_overrides
+    assert [(f.path, f.value) for f in sent] == [
+        ("model.training.learning_rate", "0.01"),
+        ("indicators[0].source", '"hl2"'),
+        ("model.architecture.hidden_layers", "[8]"),
+    ]

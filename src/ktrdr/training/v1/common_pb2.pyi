@@ -146,6 +146,14 @@ class ModelReference(_message.Message):
     path: str
     def __init__(self, strategy_name: _Optional[str] = ..., version: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
 
+class FieldOverride(_message.Message):
+    __slots__ = ("path", "value")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    value: str
+    def __init__(self, path: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
 class TrainingOverrides(_message.Message):
     __slots__ = ("symbols", "timeframes", "start_date", "end_date", "seed", "device")
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
