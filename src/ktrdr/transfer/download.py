@@ -132,7 +132,7 @@ def receive_download(
 
     with open(path, "ab") as out:
 
-        def sink(data: bytes) -> None:
+        def sink(data: bytes | memoryview) -> None:
             nonlocal size
             size += len(data)
             if size > limit:
