@@ -76,3 +76,9 @@ def tiny_strategy_dict() -> dict:
     import yaml
 
     return yaml.safe_load(TINY_STRATEGY_YAML)
+
+
+@pytest.fixture(autouse=True)
+def _model_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Downloaded models go to a per-session temporary cache, never the user's ~/.cache."""
+    monkeypatch.setenv("KTRDR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "model-cache"))

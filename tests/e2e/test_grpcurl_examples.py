@@ -80,6 +80,41 @@ LIST_MODELS = (
 LIST_STRATEGIES = (
     f".venv/bin/grpcurl -plaintext {AUTH} {B} ktrdr.training.v1.Backend/ListStrategies"
 )
+SET_ALIAS = (
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"strategy_name": "rsi_single", "alias": "production", "version": 1}\' '
+    f"{B} ktrdr.training.v1.Backend/SetModelAlias"
+)
+GET_MODEL = (
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"model": {"strategy_name": "rsi_single", "alias": "production"}}\' '
+    f"{B} ktrdr.training.v1.Backend/GetModel"
+)
+SET_TAGS = (
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"strategy_name": "rsi_single", "version": 1, "add": ["baseline"]}\' '
+    f"{B} ktrdr.training.v1.Backend/SetModelTags"
+)
+LIST_MODELS_FILTERED = (
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"tag": "baseline", "order_by": "test_accuracy", "descending": true, "page_size": 10}\' '
+    f"{B} ktrdr.training.v1.Backend/ListModels"
+)
+DOWNLOAD_MODEL = (
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"model": {"strategy_name": "rsi_single", "version": 1}, "codec": "CODEC_RAW"}\' '
+    f"{B} ktrdr.training.v1.Backend/DownloadModel"
+)
+DELETE_ALIAS = (
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"strategy_name": "rsi_single", "alias": "production"}\' '
+    f"{B} ktrdr.training.v1.Backend/DeleteModelAlias"
+)
+DELETE_MODEL = (
+    f".venv/bin/grpcurl -plaintext {AUTH} "
+    '-d \'{"strategy_name": "rsi_single", "version": 1}\' '
+    f"{B} ktrdr.training.v1.Backend/DeleteModel"
+)
 UNAUTHENTICATED = f".venv/bin/grpcurl -plaintext {B} ktrdr.training.v1.Backend/ListStrategies"
 CAPABILITIES = (
     f".venv/bin/grpcurl -plaintext {HOST_AUTH} {H} ktrdr.training.v1.TrainingHost/GetCapabilities"
@@ -88,7 +123,8 @@ CAPABILITIES = (
 EXAMPLES = [
     LIST, LIST_METHODS, DESCRIBE, HEALTH, HOST_HEALTH, CREATE_BY_NAME, CREATE_INLINE, WATCH,
     GET_OPERATION, GET_CONFIG, UPDATE_CONFIG, LIST_MODELS, LIST_STRATEGIES, CAPABILITIES,
-    UNAUTHENTICATED,
+    UNAUTHENTICATED, SET_ALIAS, GET_MODEL, SET_TAGS, LIST_MODELS_FILTERED, DOWNLOAD_MODEL,
+    DELETE_ALIAS, DELETE_MODEL,
 ]  # fmt: skip
 
 
@@ -211,6 +247,42 @@ def test_training_config(services: LocalServices) -> None:
 def test_host_capabilities(services: LocalServices) -> None:
     caps = json.loads(grpcurl(services, CAPABILITIES))
     assert caps["device_type"].startswith("DEVICE_TYPE_") and caps["max_sessions"] >= 1
+
+
+def test_model_rpcs(services: LocalServices) -> None:
+    import base64
+    import hashlib
+
+    from ktrdr.client import TrainingClient
+
+    with TrainingClient(services.backend_address, token=services.admin_token) as client:
+        result = client.train("rsi_single", mode="local", progress=False)
+    assert result.model is not None
+    version = {'"version": 1': f'"version": {result.model.version}'}
+    aliased = json.loads(grpcurl(services, SET_ALIAS, **version))
+    assert aliased["model"]["version"] == result.model.version
+    model = json.loads(grpcurl(services, GET_MODEL))["model"]
+    assert model["version"]["aliases"] == ["production"] and model["history"]
+    assert json.loads(grpcurl(services, SET_TAGS, **version))["tags"] == ["baseline"]
+    listed = json.loads(grpcurl(services, LIST_MODELS_FILTERED))["models"]
+    assert [m["version"] for m in listed] == [result.model.version]
+    out, decoder, parts = (
+        grpcurl(services, DOWNLOAD_MODEL, **version).strip(),
+        json.JSONDecoder(),
+        [],
+    )
+    while out:
+        message, end = decoder.raw_decode(out)
+        parts.append(message)
+        out = out[end:].strip()
+    header = parts[0]["header"]
+    data = b"".join(base64.b64decode(p["chunk"]["data"]) for p in parts if "chunk" in p)
+    assert hashlib.sha256(data).hexdigest() == header["sha256"] and "trailer" in parts[-1]
+    refused = run_example(services, DELETE_MODEL, **version)
+    assert refused.returncode != 0 and "FailedPrecondition" in refused.stderr, refused.stderr
+    assert json.loads(grpcurl(services, DELETE_ALIAS))["version"] == result.model.version
+    deleted = json.loads(grpcurl(services, DELETE_MODEL, **version))
+    assert deleted["model"]["version"] == result.model.version
 
 
 def test_readme_grpcurl_lines_are_tested() -> None:

@@ -49,6 +49,7 @@ def test_quickstart_notebook_executes(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "test_accuracy" in text  # the metrics table
     assert "verdict: " in text and "buy_and_hold" in text  # the trading metrics table
     assert "services stopped" in text
+    assert "downloaded to:" in text and "signals: {" in text  # the model, fetched and used
     images = [
         o
         for cell in notebook.cells

@@ -14,11 +14,11 @@ import grpc
 
 from ktrdr.backend.conversions import (
     config_to_proto,
-    models_to_proto,
     strategies_to_proto,
 )
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.mode_selector import MODE_NAMES
+from ktrdr.backend.models import ModelCatalog, ModelRpcs, check_tags
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.strategies import strategy_files
@@ -84,18 +84,29 @@ def _parse_page_token(token: str) -> tuple[int, str] | None:
         ) from None
 
 
-class BackendServicer(pb_grpc.BackendServicer):
-    """Implements ``ktrdr.training.v1.Backend``."""
+class BackendServicer(ModelRpcs, pb_grpc.BackendServicer):
+    """Implements ``ktrdr.training.v1.Backend`` (the model RPCs: ``ktrdr.backend.models``)."""
 
     def __init__(self, operations: Operations, results: ResultsIntake) -> None:
         self.operations = operations
         self.results = results
+        settings = operations.settings
+        self.catalog = ModelCatalog(operations.store, settings.models_dir, settings.incoming_dir)
+
+    GetModel = _aborts_on_error(ModelRpcs.get_model)
+    ListModels = _aborts_on_error(ModelRpcs.list_models)
+    DeleteModel = _aborts_on_error(ModelRpcs.delete_model)
+    SetModelAlias = _aborts_on_error(ModelRpcs.set_model_alias)
+    DeleteModelAlias = _aborts_on_error(ModelRpcs.delete_model_alias)
+    SetModelTags = _aborts_on_error(ModelRpcs.set_model_tags)
 
     @_aborts_on_error
     async def CreateTraining(
         self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateTrainingResponse:
+        tags = check_tags(request.tags)
         record = await self.operations.create(request)
+        await asyncio.to_thread(self.catalog.registry.set_operation_tags, record.id, tags)
         return pb.CreateTrainingResponse(operation=self.operations.to_proto(record))
 
     async def WatchOperation(
@@ -192,12 +203,6 @@ class BackendServicer(pb_grpc.BackendServicer):
         context: grpc.aio.ServicerContext,
     ) -> pb.SubmitResultsResponse:
         return await self.results.submit(request_iterator)
-
-    @_aborts_on_error
-    async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListModelsResponse:
-        return models_to_proto(self.operations.store.models(request.strategy_name))
 
     @_aborts_on_error
     async def ListStrategies(

@@ -17,17 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ktrdr.cli.local_commands import trading_summary
+from ktrdr.cli.local_commands import early_stop_summary, trading_summary
 from ktrdr.client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
     KtrdrClientError,
-    ModelInfo,
     OperationInfo,
     TrainingClient,
     TrainingResult,
 )
-from ktrdr.client.records import MODES, STATUSES, local_model_dir, read_model_metadata
+from ktrdr.client.records import MODES, STATUSES
 from ktrdr.security.tls import ClientTLS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -50,6 +49,8 @@ def _handles_errors(handler: Handler) -> Handler:
             return handler(args)
         except KtrdrClientError as exc:
             return _fail(str(exc))
+        except BrokenPipeError:
+            raise  # ktrdr.cli.main exits quietly
         except (ValueError, OSError) as exc:
             return _fail(str(exc))
 
@@ -130,6 +131,9 @@ def _when(op: OperationInfo) -> str:
 
 
 def _fmt(value: float) -> str:
+    """``0.6123``; whole numbers (epochs, rows) as ``9``, never ``9.0000``."""
+    if float(value).is_integer():
+        return str(int(value))
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
 
 
@@ -179,41 +183,6 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         if name == "cancel":
             p.add_argument("--reason", default="cancelled from the command line")
         p.set_defaults(handler=_handles_errors(fn))
-
-    models = sub.add_parser(
-        "models",
-        help="models stored by the backend",
-        formatter_class=formatter,
-        description="List stored models and show one, with its training curves.\n\nexamples:\n"
-        "  ktrdr models list\n  ktrdr models show rsi_single --plot training.png",
-    )
-    msub = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
-    p = msub.add_parser(
-        "list",
-        parents=[conn, js],
-        help="stored model versions",
-        formatter_class=formatter,
-        description="List stored model versions per strategy.\n\nexample:\n"
-        "  ktrdr models list --strategy rsi_single",
-    )
-    p.add_argument("--strategy", default=None, help="only this strategy's models")
-    p.set_defaults(handler=_handles_errors(_models_list))
-    p = msub.add_parser(
-        "show",
-        parents=[conn, js],
-        help="one model: metrics, per-class table, curves",
-        formatter_class=formatter,
-        description="Show one model. MODEL is a model directory (read directly, no backend\n"
-        "needed) or STRATEGY[:VERSION] (latest version when omitted), resolved to a\n"
-        "directory with the backend's ListModels; that directory must be readable here.\n"
-        "--plot writes loss and accuracy per epoch (train and validation) and the test\n"
-        "confusion matrix to an image file.\n\nexamples:\n"
-        "  ktrdr models show rsi_single:2 --plot training.png\n"
-        "  ktrdr models show .ktrdr/backend/models/rsi_single/EURUSD_1h_v1 --json",
-    )
-    p.add_argument("model", help="model directory or STRATEGY[:VERSION]")
-    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write plot")
-    p.set_defaults(handler=_handles_errors(_models_show))
 
     strategies = sub.add_parser(
         "strategies",
@@ -287,6 +256,14 @@ def _register_train(
         "--detach", action="store_true", help="print the operation id and return at once"
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    group.add_argument(
+        "--tag",
+        action="append",
+        default=None,
+        dest="tags",
+        metavar="TAG",
+        help="tag the stored model (repeatable; 'ktrdr models tag' changes them later)",
+    )
     train.set_defaults(remote_handler=_handles_errors(_train_remote))
 
 
@@ -344,6 +321,9 @@ def _print_result(result: TrainingResult) -> None:
     metadata = result.metadata()
     if metadata and metadata.get("metrics", {}).get("trading"):
         print(trading_summary(metadata["metrics"]["trading"]))
+    stopped = early_stop_summary(metadata) if metadata else None
+    if stopped:
+        print(stopped)
     if result.model:
         print(f"model saved: {result.model.path} (version {result.model.version})")
 
@@ -371,6 +351,7 @@ def _train_remote(args: argparse.Namespace) -> int:
             require_gpu=args.require_gpu,
             seed=args.seed,
             device=args.device,
+            tags=args.tags,
             set_fields=args.set_fields,
         )
         print(placement_line(op), file=sys.stderr)
@@ -513,49 +494,15 @@ def _ops_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- models --------------------------------------------------------------------------------------
-def _models_list(args: argparse.Namespace) -> int:
-    models = _client(args).models(args.strategy)
-    if args.json:
-        _print_json([m.to_dict() for m in models])
-        return 0
-    if not models:
-        print("no models")
-        return 0
-    _table(
-        ["STRATEGY", "VERSION", "CREATED", "TEST_ACC", "TEST_LOSS", "PATH"],
-        [
-            [
-                m.strategy,
-                m.version,
-                m.created.strftime("%Y-%m-%d %H:%M:%S") if m.created else "-",
-                _fmt(m.test_metrics["test_accuracy"]) if "test_accuracy" in m.test_metrics else "-",
-                _fmt(m.test_metrics["test_loss"]) if "test_loss" in m.test_metrics else "-",
-                m.path,
-            ]
-            for m in models
-        ],
-    )
-    return 0
-
-
-def resolve_model(args: argparse.Namespace) -> tuple[Path, ModelInfo | None]:
-    """MODEL as a directory (used as is) or STRATEGY[:VERSION] (asked from the backend)."""
-    candidate = Path(args.model)
-    if candidate.is_dir():
-        return candidate, None
-    strategy, _, version = args.model.partition(":")
-    if version and not version.isdigit():
-        raise ValueError(f"bad model {args.model!r}: expected STRATEGY[:VERSION] or a directory")
-    info = _client(args).model(strategy, int(version) if version else None)
-    return local_model_dir(info.path), info
-
-
-def _models_show(args: argparse.Namespace) -> int:
+# -- models (the commands: ktrdr.cli.model_commands) ---------------------------------------------
+def print_model_metadata(
+    args: argparse.Namespace, path: Path, metadata: dict[str, Any], details: Any | None
+) -> int:
+    """``models show``'s output for a model's metadata (``details``: the backend's
+    ``ModelDetails`` when the model came from the backend)."""
     from ktrdr.client.results import per_class_frame
 
-    path, info = resolve_model(args)
-    metadata = read_model_metadata(path)
+    info = details.info if details is not None else None
     if args.plot:
         from ktrdr.plots import save_training_plot
 
@@ -570,6 +517,12 @@ def _models_show(args: argparse.Namespace) -> int:
                 "path": str(path),
                 "strategy": metadata.get("strategy_name"),
                 "version": info.version if info else None,
+                "aliases": info.aliases if info else [],
+                "tags": info.tags if info else [],
+                "operation_id": info.operation_id if info else None,
+                "mode": info.mode if info else None,
+                "host": info.host if info else None,
+                "sha256": info.sha256 if info else None,
                 "symbols": metadata.get("symbols"),
                 "timeframes": metadata.get("timeframes"),
                 "created_at": metadata.get("created_at"),
@@ -586,7 +539,16 @@ def _models_show(args: argparse.Namespace) -> int:
     device = metadata.get("device")
     if isinstance(device, dict):
         device = device.get("name") or device.get("type")
-    print(f"model       {path}" + (f" (version {info.version})" if info else ""))
+    if info is not None:
+        print(f"model       {info.name}   sha256 {info.sha256[:12]}   (cached at {path})")
+        print(
+            f"lineage     operation {info.operation_id or '-'}   "
+            f"mode {f'host {info.host}' if info.host else info.mode or '-'}   "
+            f"owner {info.owner or '-'}"
+        )
+        print(f"aliases     {', '.join(info.aliases) or '-'}   tags {', '.join(info.tags) or '-'}")
+    else:
+        print(f"model       {path}")
     print(f"strategy    {metadata.get('strategy_name')}")
     print(
         f"data        {','.join(metadata.get('symbols', []))} / "

@@ -68,14 +68,20 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.set_defaults(handler=_train)
 
+    from ktrdr.cli.client_commands import _connection_options
+
     predict = sub.add_parser(
         "predict",
         help="BUY/HOLD/SELL signals from a saved model",
+        parents=[_connection_options()],
         formatter_class=formatter,
-        description="Score OHLCV bars with a saved model.\n\nexample:\n  ktrdr predict "
-        "models/rsi_single/EURUSD_1h_v1 --data data/samples/EURUSD_1h.csv --out signals.csv",
+        description="Score OHLCV bars with a saved model: a model directory, or a model the\n"
+        "backend stores (STRATEGY, STRATEGY:VERSION or STRATEGY@ALIAS), downloaded and\n"
+        "cached by SHA-256.\n\nexamples:\n  ktrdr predict "
+        "models/rsi_single/EURUSD_1h_v1 --data data/samples/EURUSD_1h.csv --out signals.csv\n"
+        "  ktrdr predict rsi_single@production --data data/samples/EURUSD_1h.csv",
     )
-    predict.add_argument("model_dir", type=Path, help="a saved model version directory")
+    predict.add_argument("model_dir", help="a model directory or STRATEGY[:VERSION|@ALIAS]")
     predict.add_argument("--data", type=Path, required=True, help="OHLCV file (base timeframe)")
     predict.add_argument(
         "--symbol",
@@ -105,10 +111,13 @@ def _split(value: str | None) -> list[str] | None:
 
 
 class _ConsoleProgress:
-    """Steps as lines, epochs as a tqdm bar."""
+    """Steps as lines, epochs as a tqdm bar on a terminal (one plain line each otherwise, so a
+    redirected log holds no redrawn bars)."""
 
     def __init__(self) -> None:
         self._bar: Any = None
+        isatty = getattr(sys.stderr, "isatty", None)
+        self._terminal = bool(isatty and isatty())
 
     def __call__(self, event: ProgressEvent) -> None:
         from tqdm.auto import tqdm
@@ -116,6 +125,11 @@ class _ConsoleProgress:
         if event.kind is ProgressKind.STEP_STARTED:
             self.close()
             print(f"[{event.percent:5.1f}%] {event.message}", file=sys.stderr, flush=True)
+        elif event.kind is ProgressKind.EPOCH and not self._terminal:
+            line = "  ".join(
+                f"{k} {v:.4f}" for k, v in event.metrics.items() if k != "learning_rate"
+            )
+            print(f"epoch {event.epoch}/{event.total_epochs}  {line}", file=sys.stderr)
         elif event.kind is ProgressKind.EPOCH:
             if self._bar is None:
                 self._bar = tqdm(
@@ -224,8 +238,28 @@ def _train(args: argparse.Namespace) -> int:
         )
     print(f"  majority-class accuracy {test.get('majority_accuracy', 0.0):.4f} (baseline)")
     print(trading_summary(result.metrics.get("trading", {})))
+    stopped = early_stop_summary(result.bundle.metadata)
+    if stopped:
+        print(stopped)
     print(f"model saved: {stored.path} (version {stored.version})")
     return 0
+
+
+def early_stop_summary(metadata: dict[str, Any]) -> str | None:
+    """ "stopped early at epoch 15: no val_loss improvement for 5 epochs; kept epoch 10", or
+    None when the run trained every epoch."""
+    training = metadata.get("metrics", {}).get("training", {})
+    if not training.get("stopped_early"):
+        return None
+    stopping = (
+        metadata.get("strategy", {}).get("model", {}).get("training", {}).get("early_stopping")
+    ) or {}
+    patience = stopping.get("patience")
+    why = f"no val_loss improvement for {patience} epochs" if patience else "no improvement"
+    return (
+        f"  stopped early at epoch {training.get('epochs_run')}: {why}; "
+        f"kept epoch {training.get('best_epoch')}"
+    )
 
 
 def trading_summary(trading: dict[str, Any]) -> str:
@@ -254,7 +288,19 @@ def _predict(args: argparse.Namespace) -> int:
     from ktrdr.data import read_ohlcv_file
     from ktrdr.training.predictor import Predictor
 
-    predictor = Predictor.load(args.model_dir)
+    if Path(args.model_dir).is_dir():
+        predictor = Predictor.load(Path(args.model_dir))
+    else:
+        from ktrdr.cli.client_commands import _client
+        from ktrdr.client import KtrdrClientError, parse_model_ref
+
+        try:
+            parse_model_ref(args.model_dir)
+            with _client(args) as client:
+                predictor = Predictor.load(args.model_dir, client=client)
+        except KtrdrClientError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     symbol = args.symbol or args.data.stem.split("_")[0]
     bars = read_ohlcv_file(args.data, getattr(args, "date_format", None))
     for line in predictor.check_data(symbol, bars, allow_mismatch=args.allow_mismatch):

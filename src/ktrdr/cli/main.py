@@ -53,10 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="more logging (-v INFO from the library, -vv DEBUG)",
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     local_commands.register(sub, _Formatter)
     for register in _optional_registrars():
         register(sub, _Formatter)
+    from ktrdr.cli import completion
+
+    completion.register(sub, _Formatter)
     return parser
 
 
@@ -69,6 +75,7 @@ def _optional_registrars() -> list[Callable[..., None]]:
         "ktrdr.cli.host_commands",
         "ktrdr.cli.backend_commands",
         "ktrdr.cli.client_commands",
+        "ktrdr.cli.model_commands",
     ):
         try:
             out.append(importlib.import_module(module).register)
@@ -111,6 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except Exception as exc:
+        if args.debug:
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {text} (ktrdr --debug ... shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``ktrdr ... | head``): exit quietly, as ``cat`` does."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again
+    return 141
 
 
 if __name__ == "__main__":

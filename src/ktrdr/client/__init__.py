@@ -7,6 +7,7 @@ result = client.train("examples/strategies/rsi_single.yaml", mode="host")
 
 from ktrdr.client.errors import KtrdrClientError, KtrdrServiceError, OperationFailedError
 from ktrdr.client.local_services import LocalServices
+from ktrdr.client.models import ModelDetails, ModelSpec, parse_model_ref
 from ktrdr.client.progress import ProgressDisplay
 from ktrdr.client.records import ModelInfo, ModelRef, OperationInfo, StrategyInfo, frame
 from ktrdr.client.results import TrainingResult
@@ -24,8 +25,10 @@ __all__ = [
     "KtrdrClientError",
     "KtrdrServiceError",
     "LocalServices",
+    "ModelDetails",
     "ModelInfo",
     "ModelRef",
+    "ModelSpec",
     "OperationFailedError",
     "OperationInfo",
     "ProgressDisplay",
@@ -35,4 +38,5 @@ __all__ = [
     "TrainingRun",
     "default_backend_address",
     "frame",
+    "parse_model_ref",
 ]

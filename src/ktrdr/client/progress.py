@@ -55,7 +55,11 @@ class ProgressDisplay:
         file: IO[str] | None = None,
         description: str = "training",
         bars: bool | None = None,
+        started: float | None = None,
     ) -> None:
+        """``started``: when the operation started (``time.time()`` seconds), so the elapsed
+        time shown counts from there rather than from attaching."""
+        self._started = started
         self._file = file if file is not None else sys.stderr
         self._description = description
         self._overall: Any = None
@@ -146,6 +150,8 @@ class ProgressDisplay:
                 dynamic_ncols=True,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]",
             )
+            if self._started is not None and hasattr(self._overall, "start_t"):
+                self._overall.start_t = min(self._started, self._overall.start_t)
         return self._overall
 
     def close(self) -> None:

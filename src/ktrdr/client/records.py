@@ -223,18 +223,31 @@ class OperationInfo:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One stored model version."""
+    """One stored model version, with its aliases, tags and lineage."""
 
     strategy: str
     version: int
     created: datetime | None
-    path: str
+    path: str  # store-relative: "strategy/dir"
     operation_id: str
     test_metrics: dict[str, float]
+    aliases: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    sha256: str = ""
+    seed: int | None = None
+    device: str = ""
+    mode: str = ""
+    host: str = ""
+    owner: str = ""
 
     @property
     def ref(self) -> ModelRef:
         return ModelRef(self.strategy, self.version, self.path)
+
+    @property
+    def name(self) -> str:
+        """``strategy:version``, a reference the client and the CLI accept."""
+        return f"{self.strategy}:{self.version}"
 
     def metadata(self) -> dict[str, Any]:
         return read_model_metadata(self.path)
@@ -244,17 +257,32 @@ class ModelInfo:
         out["created"] = self.created.isoformat() if self.created else None
         return out
 
-
-def models_from_proto(response: backend_pb2.ListModelsResponse) -> list[ModelInfo]:
-    return [
-        ModelInfo(
-            strategy=group.strategy_name,
+    @classmethod
+    def from_proto(cls, v: backend_pb2.ModelVersion, strategy: str = "") -> ModelInfo:
+        lineage = v.lineage
+        return cls(
+            strategy=v.strategy_name or strategy,
             version=v.version,
             created=_time(v, "created_time"),
             path=v.path,
             operation_id=v.operation_id,
             test_metrics=dict(v.test_metrics),
+            aliases=list(v.aliases),
+            tags=list(v.tags),
+            sha256=v.sha256,
+            seed=lineage.seed if lineage.HasField("seed") else None,
+            device=lineage.device,
+            mode=mode_name(lineage.mode) if lineage.mode else "",
+            host=lineage.host_address,
+            owner=lineage.owner,
         )
+
+
+def models_from_proto(response: backend_pb2.ListModelsResponse) -> list[ModelInfo]:
+    if response.models:
+        return [ModelInfo.from_proto(v) for v in response.models]
+    return [  # a backend from before the flat list
+        ModelInfo.from_proto(v, group.strategy_name)
         for group in response.strategies
         for v in group.versions
     ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ktrdr.client.errors import KtrdrClientError, OperationFailedError
-from ktrdr.client.records import ModelRef, OperationInfo
+from ktrdr.client.records import ModelRef, OperationInfo, read_model_metadata
 
 if TYPE_CHECKING:  # pandas loads when a table is asked for, not with the client
     import pandas as pd
@@ -34,6 +36,9 @@ class TrainingResult:
 
     operation: OperationInfo
     epoch_events: list[dict[str, float]] = field(default_factory=list)
+    # Downloads a model through the backend (``TrainingClient.download_model``), when known.
+    fetch: Callable[..., Path] | None = field(default=None, repr=False)
+    _metadata: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     # -- the operation ---------------------------------------------------------------------
     @property
@@ -91,10 +96,30 @@ class TrainingResult:
             {"value": pd.Series(self.metrics, dtype=float)}, index=sorted(self.metrics)
         ).rename_axis("metric")
 
+    def download(self, dest: str | Path | None = None) -> Path:
+        """The model's bundle directory, downloaded through the backend (cached by SHA-256)."""
+        if self.model is None:
+            raise KtrdrClientError(f"operation {self.operation_id} has no stored model")
+        if self.fetch is None:
+            raise KtrdrClientError("this result has no client to download the model with")
+        return self.fetch(self.model, dest)
+
     def metadata(self) -> dict[str, Any] | None:
-        """The model's ``metadata.json``, or None when there is no readable model."""
+        """The model's ``metadata.json`` (downloaded through the backend, else read from a
+        model store on this machine), or None when there is no readable model."""
         if self.model is None:
             return None
+        if self._metadata is None:
+            self._metadata = self._read_metadata()
+        return self._metadata
+
+    def _read_metadata(self) -> dict[str, Any] | None:
+        assert self.model is not None
+        if self.fetch is not None:
+            try:
+                return read_model_metadata(self.download())
+            except (KtrdrClientError, ValueError, OSError):
+                pass  # e.g. a backend without DownloadModel, a closed client: the local store
         try:
             return self.model.metadata()
         except KtrdrClientError:

@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ktrdr.client.connection import client_tls, resolve_token
 from ktrdr.client.errors import KtrdrClientError, service_error, translate_errors
 from ktrdr.client.interrupt import CtrlC
+from ktrdr.client.models import ModelCalls
 from ktrdr.client.progress import ProgressDisplay
 from ktrdr.client.records import (
     ModelInfo,
@@ -31,7 +32,6 @@ from ktrdr.client.records import (
     StrategyInfo,
     mode_name,
     mode_to_proto,
-    models_from_proto,
     status_to_proto,
 )
 from ktrdr.client.results import TrainingResult
@@ -117,8 +117,11 @@ class TrainingRun:
         return f"TrainingRun({op.operation_id!r}, status={op.status!r}, mode={op.mode!r})"
 
 
-class TrainingClient:
-    """A synchronous client of the ``Backend`` service (safe in Jupyter's event loop)."""
+class TrainingClient(ModelCalls):
+    """A synchronous client of the ``Backend`` service (safe in Jupyter's event loop).
+
+    The model methods (``get_model``, ``download_model``, ``delete_model``, ``set_alias``,
+    ``tag_model``, ``models``) come from ``ktrdr.client.models.ModelCalls``."""
 
     def __init__(
         self,
@@ -199,6 +202,7 @@ class TrainingClient:
         require_gpu: bool = False,
         seed: int | None = None,
         device: str | None = None,
+        tags: list[str] | None = None,
         fields: Mapping[str, Any] | None = None,
         set_fields: Sequence[str] = (),
     ) -> OperationInfo:
@@ -220,6 +224,7 @@ class TrainingClient:
             ),
             execution_mode=mode_to_proto(mode),  # type: ignore[arg-type]
             require_gpu=require_gpu,
+            tags=list(tags or []),
             **strategy_source(strategy),
         )
         response = self._call(self.backend_stub.CreateTraining, request)
@@ -238,6 +243,7 @@ class TrainingClient:
         require_gpu: bool = ...,
         seed: int | None = ...,
         device: str | None = ...,
+        tags: list[str] | None = ...,
         fields: Mapping[str, Any] | None = ...,
         set_fields: Sequence[str] = ...,
         progress: bool = ...,
@@ -258,6 +264,7 @@ class TrainingClient:
         require_gpu: bool = ...,
         seed: int | None = ...,
         device: str | None = ...,
+        tags: list[str] | None = ...,
         fields: Mapping[str, Any] | None = ...,
         set_fields: Sequence[str] = ...,
         progress: bool = ...,
@@ -277,6 +284,7 @@ class TrainingClient:
         require_gpu: bool = False,
         seed: int | None = None,
         device: str | None = None,
+        tags: list[str] | None = None,
         fields: Mapping[str, Any] | None = None,
         set_fields: Sequence[str] = (),
         progress: bool = True,
@@ -286,6 +294,7 @@ class TrainingClient:
         """Train a strategy: a file path, YAML text, or a name from the backend's strategies.
 
         ``mode`` is ``"auto"``, ``"local"``, ``"host"`` or None (the backend's default);
+        ``tags`` are given to the stored model.
         ``fields`` / ``set_fields`` change strategy fields by path (see ``create_training``).
         With ``wait=True`` (default) shows progress and returns the ``TrainingResult``; with
         ``check=True`` a failed or cancelled run raises ``OperationFailedError``. With
@@ -302,6 +311,7 @@ class TrainingClient:
             require_gpu=require_gpu,
             seed=seed,
             device=device,
+            tags=tags,
             fields=fields,
             set_fields=set_fields,
         )
@@ -359,7 +369,11 @@ class TrainingClient:
         With ``interrupt`` (a ``CtrlC`` in effect), Ctrl-C ends the watch with
         ``KeyboardInterrupt``; the operation goes on until cancelled.
         """
-        display = ProgressDisplay() if progress else None
+        display = None
+        if progress:
+            op = self.operation(operation_id)
+            since = op.started or op.created
+            display = ProgressDisplay(started=since.timestamp() if since else None)
         epochs: list[dict[str, float]] = []
         try:
             for message in self.events(operation_id, timeout_s=timeout_s, interrupt=interrupt):
@@ -375,7 +389,9 @@ class TrainingClient:
         finally:
             if display is not None:
                 display.close()
-        result = TrainingResult(self._operation_when_finished(operation_id), epochs)
+        result = TrainingResult(
+            self._operation_when_finished(operation_id), epochs, fetch=self.download_model
+        )
         return result.raise_for_status() if check else result
 
     def _operation_when_finished(self, operation_id: str) -> OperationInfo:
@@ -433,14 +449,6 @@ class TrainingClient:
             token = response.next_page_token
             if not token or (limit and len(out) >= limit):
                 return out[:limit] if limit else out
-
-    def models(self, strategy: str | None = None) -> list[ModelInfo]:
-        """Stored model versions, by strategy name then version."""
-        response = self._call(
-            self.backend_stub.ListModels,
-            backend_pb2.ListModelsRequest(strategy_name=strategy or ""),
-        )
-        return models_from_proto(response)
 
     def model(self, strategy: str, version: int | None = None) -> ModelInfo:
         """One stored model: the given version, or the latest."""

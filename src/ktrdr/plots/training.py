@@ -51,6 +51,10 @@ def _curve(
         ax.legend()
         if len(epochs) <= 12:
             ax.set_xticks(epochs)
+        else:  # whole epochs only, never 2.5, 7.5, ...
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         ax.text(0.5, 0.5, "no epoch history", ha="center", va="center", transform=ax.transAxes)
 

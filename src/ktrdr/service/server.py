@@ -70,7 +70,12 @@ def bind(
 ) -> int:
     """Bind ``address`` (``host:port``, port 0 for a free one), with TLS when ``tls`` is
     enabled; returns the bound port. ``BindError`` when the port is in use or the address is
-    not available (grpcio reports both the same way)."""
+    not available (grpcio reports both the same way), or the port is not 0..65535 (grpcio
+    would silently take it modulo 65536)."""
+    if not address.startswith("unix:"):
+        _, sep, port_text = address.rpartition(":")
+        if not sep or not port_text.isdigit() or int(port_text) > 65535:
+            raise BindError(f"cannot listen on {address!r}: expected HOST:PORT, port 0..65535")
     try:
         if tls is not None and tls.enabled:
             port = server.add_secure_port(address, tls.credentials(prefix))

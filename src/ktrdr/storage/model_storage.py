@@ -31,6 +31,9 @@ STRATEGY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
 TIMEFRAME_RE = re.compile(r"^[0-9]{1,4}[a-z]{1,3}$")
 ORIGIN_FILE = "origin.json"
+# The highest version ever allocated in a strategy's directory: a deleted version's number
+# is never given out again (aliases, caches and notes keep meaning what they meant).
+HIGH_WATER_FILE = ".high-water"
 VERSION_DIR_RE = re.compile(r"^(?P<combo>[A-Za-z0-9._+-]+)_v(?P<version>[0-9]+)$")
 
 
@@ -99,9 +102,10 @@ class ModelStorage:
             if origin:
                 (tmp / ORIGIN_FILE).write_text(json.dumps(origin, sort_keys=True))
             with self._lock(strategy_dir):
-                version = self._max_version(strategy_dir) + 1
+                version = max(self._max_version(strategy_dir), _high_water(strategy_dir)) + 1
                 target = strategy_dir / f"{combo}_v{version}"
                 os.rename(tmp, target)
+                (strategy_dir / HIGH_WATER_FILE).write_text(str(version))
                 _fsync_dir(strategy_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -200,6 +204,13 @@ class ModelStorage:
 
     def load(self, model: StoredModel) -> ModelBundle:
         return ModelBundle.read(model.path)
+
+
+def _high_water(strategy_dir: Path) -> int:
+    try:
+        return int((strategy_dir / HIGH_WATER_FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _fsync_dir(path: Path) -> None:

@@ -51,8 +51,23 @@ class Predictor:
         )
 
     @classmethod
-    def load(cls, path: Path | str, device: str = "cpu") -> Predictor:
-        return cls(ModelBundle.read(Path(path)), device)
+    def load(cls, model: Path | str, device: str = "cpu", *, client: Any = None) -> Predictor:
+        """A model directory, or a reference to a model the backend stores (``strategy``,
+        ``strategy:VERSION``, ``strategy@ALIAS``), downloaded and cached by SHA-256 with
+        ``client`` (a ``TrainingClient``; by default one for ``$KTRDR_BACKEND_ADDRESS``)."""
+        path = Path(model)
+        if not path.is_dir() and isinstance(model, str):
+            from ktrdr.client.models import is_model_ref
+
+            if is_model_ref(model):
+                if client is None:
+                    from ktrdr.client import TrainingClient
+
+                    with TrainingClient() as own:
+                        path = own.download_model(model)
+                else:
+                    path = client.download_model(model)
+        return cls(ModelBundle.read(path), device)
 
     def _symbol_index(self, symbol: str) -> int:
         symbol = symbol.upper()

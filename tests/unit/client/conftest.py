@@ -81,6 +81,9 @@ class FakeBackend(backend_pb2_grpc.BackendServicer):
         self.hold.set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # DownloadModel breaks off (UNAVAILABLE) after this many chunks, once per entry
+        self.break_downloads: list[int] = []
+        self.download_offsets: list[int] = []
 
     # -- helpers ---------------------------------------------------------------------------
     def _events(self, op: backend_pb2.Operation) -> list[common_pb2.ProgressEvent]:
@@ -113,6 +116,7 @@ class FakeBackend(backend_pb2_grpc.BackendServicer):
         path = self.models_dir / op.strategy_name / f"EURUSD_1h_v{op.operation_id[3:]}"
         path.mkdir(parents=True, exist_ok=True)
         (path / "metadata.json").write_text(json.dumps(sample_metadata()))
+        (path / "weights.safetensors").write_bytes(b"fake weights")
         op.status = backend_pb2.OPERATION_STATUS_COMPLETED
         op.finished_time.CopyFrom(timestamp_to_proto())
         op.result.CopyFrom(
@@ -248,6 +252,57 @@ class FakeBackend(backend_pb2_grpc.BackendServicer):
                 for name, versions in sorted(groups.items())
             ]
         )
+
+    def _versions(self, strategy: str) -> list[backend_pb2.ModelVersion]:
+        response = self.ListModels(backend_pb2.ListModelsRequest(strategy_name=strategy), None)
+        return [v for g in response.strategies for v in g.versions]
+
+    def _archive(self, version: backend_pb2.ModelVersion) -> tuple[Path, str]:
+        import hashlib
+        import tarfile
+
+        directory = Path(version.path)
+        archive = directory.parent / f".{directory.name}.tar"
+        with tarfile.open(archive, "w") as tar:
+            for name in ("metadata.json", "weights.safetensors"):
+                tar.add(directory / name, arcname=name)
+        return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+    def _model(self, selector: Any, context: Any) -> backend_pb2.ModelVersion:
+        versions = self._versions(selector.strategy_name)
+        for v in versions:
+            if v.version == (selector.version or len(versions)):
+                _, v.sha256 = self._archive(v)
+                v.strategy_name = selector.strategy_name
+                return v
+        context.abort(
+            grpc.StatusCode.NOT_FOUND,
+            f"{selector.strategy_name} has no version {selector.version}",
+        )
+        raise AssertionError
+
+    def GetModel(self, request: Any, context: Any) -> Any:
+        version = self._model(request.model, context)
+        return backend_pb2.GetModelResponse(model=backend_pb2.ModelDetails(version=version))
+
+    def DownloadModel(self, request: Any, context: Any) -> Any:
+        from ktrdr.transfer import Codec
+        from ktrdr.transfer.download import iter_download_responses
+
+        version = self._model(request.model, context)
+        archive, sha = self._archive(version)
+        ref = common_pb2.ModelReference(
+            strategy_name=version.strategy_name, version=version.version
+        )
+        self.download_offsets.append(request.offset)
+        limit = self.break_downloads.pop(0) if self.break_downloads else None
+        messages = iter_download_responses(
+            archive, model=ref, sha256=sha, offset=request.offset, chunk_size=1024, codec=Codec.RAW
+        )
+        for i, message in enumerate(messages):
+            if limit is not None and i > limit:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost (test)")
+            yield message
 
     def ListStrategies(self, request: Any, context: Any) -> Any:
         return backend_pb2.ListStrategiesResponse(

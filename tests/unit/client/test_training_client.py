@@ -177,6 +177,24 @@ def test_strategy_source(tmp_path: Path) -> None:
         strategy_source("missing.yaml")
 
 
+def test_download_resumes_after_the_stream_breaks(fake_backend, tmp_path) -> None:
+    address, servicer = fake_backend
+    with TrainingClient(address) as client:
+        result = client.train("fake_rsi", progress=False)
+        servicer.break_downloads = [2, 1]  # two broken streams, then a whole one
+        path = client.download_model("fake_rsi:1", cache_dir=tmp_path)
+        assert (path / "metadata.json").read_bytes() == (
+            Path(result.model.path) / "metadata.json"
+        ).read_bytes()
+        assert servicer.download_offsets == [0, 2048, 3072]  # each resumed where it stopped
+        assert client.download_model("fake_rsi", cache_dir=tmp_path) == path  # cached
+        assert servicer.download_offsets == [0, 2048, 3072]
+        servicer.break_downloads = [0, 0, 0]
+        with pytest.raises(KtrdrServiceError) as failed:  # gives up after 3 attempts
+            client.download_model("fake_rsi:1", cache_dir=tmp_path / "other")
+        assert failed.value.code.name == "UNAVAILABLE"
+
+
 def test_fields_are_sent_as_json_values(fake_backend) -> None:
     address, servicer = fake_backend
     with TrainingClient(address) as client:

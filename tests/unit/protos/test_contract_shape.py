@@ -29,6 +29,12 @@ EXPECTED = {
         "SubmitResults": (True, False),
         "ListModels": (False, False),
         "ListStrategies": (False, False),
+        "GetModel": (False, False),
+        "DownloadModel": (False, True),
+        "DeleteModel": (False, False),
+        "SetModelAlias": (False, False),
+        "DeleteModelAlias": (False, False),
+        "SetModelTags": (False, False),
     },
 }
 

@@ -3,6 +3,7 @@
 - ``viewer``: reads: operations (Get/List/Watch), models, strategies, the training config,
   server reflection.
 - ``trainer``: a viewer who also starts trainings and cancels the operations it created.
+  It also deletes, aliases and tags the models its own operations trained.
 - ``admin``: everything, including cancelling anyone's operations and UpdateTrainingConfig.
 - ``host``: a training host delivering models: SubmitResults only.
 """
@@ -29,7 +30,14 @@ RULES: dict[str, frozenset[str]] = {
             "GetTrainingConfig",
             "ListModels",
             "ListStrategies",
+            "GetModel",
+            "DownloadModel",
         )
+    },
+    # a trainer only models its own token trained: checked by the servicer
+    **{
+        SERVICE + name: _TRAIN
+        for name in ("DeleteModel", "SetModelAlias", "DeleteModelAlias", "SetModelTags")
     },
     SERVICE + "CreateTraining": _TRAIN,
     SERVICE + "CancelOperation": _TRAIN,  # a trainer only its own: checked by the servicer

@@ -102,20 +102,22 @@ class Operation(_message.Message):
     def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ..., owner: _Optional[str] = ..., queue_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., fallback: _Optional[bool] = ...) -> None: ...
 
 class CreateTrainingRequest(_message.Message):
-    __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu", "field_overrides")
+    __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu", "tags", "field_overrides")
     STRATEGY_YAML_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_GPU_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     FIELD_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     strategy_yaml: str
     strategy_name: str
     overrides: _common_pb2.TrainingOverrides
     execution_mode: ExecutionMode
     require_gpu: bool
+    tags: _containers.RepeatedScalarFieldContainer[str]
     field_overrides: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldOverride]
-    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., overrides: _Optional[_Union[_common_pb2.TrainingOverrides, _Mapping]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ..., field_overrides: _Optional[_Iterable[_Union[_common_pb2.FieldOverride, _Mapping]]] = ...) -> None: ...
+    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., overrides: _Optional[_Union[_common_pb2.TrainingOverrides, _Mapping]] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., field_overrides: _Optional[_Iterable[_Union[_common_pb2.FieldOverride, _Mapping]]] = ...) -> None: ...
 
 class CreateTrainingResponse(_message.Message):
     __slots__ = ("operation",)
@@ -323,7 +325,7 @@ class SubmitResultsResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_common_pb2.ModelReference, _Mapping]] = ..., duplicate: _Optional[bool] = ..., sha256: _Optional[str] = ..., raw_size_bytes: _Optional[int] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "created_time", "test_metrics", "path", "operation_id")
+    __slots__ = ("version", "created_time", "test_metrics", "path", "operation_id", "aliases", "tags", "lineage", "sha256", "strategy_name")
     class TestMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -336,12 +338,22 @@ class ModelVersion(_message.Message):
     TEST_METRICS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
     version: int
     created_time: _timestamp_pb2.Timestamp
     test_metrics: _containers.ScalarMap[str, float]
     path: str
     operation_id: str
-    def __init__(self, version: _Optional[int] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., path: _Optional[str] = ..., operation_id: _Optional[str] = ...) -> None: ...
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    lineage: ModelLineage
+    sha256: str
+    strategy_name: str
+    def __init__(self, version: _Optional[int] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., test_metrics: _Optional[_Mapping[str, float]] = ..., path: _Optional[str] = ..., operation_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., lineage: _Optional[_Union[ModelLineage, _Mapping]] = ..., sha256: _Optional[str] = ..., strategy_name: _Optional[str] = ...) -> None: ...
 
 class StrategyModels(_message.Message):
     __slots__ = ("strategy_name", "versions")
@@ -352,16 +364,226 @@ class StrategyModels(_message.Message):
     def __init__(self, strategy_name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ("strategy_name",)
+    __slots__ = ("strategy_name", "alias", "tag", "order_by", "descending", "page_size", "page_token")
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
+    DESCENDING_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     strategy_name: str
-    def __init__(self, strategy_name: _Optional[str] = ...) -> None: ...
+    alias: str
+    tag: str
+    order_by: str
+    descending: bool
+    page_size: int
+    page_token: str
+    def __init__(self, strategy_name: _Optional[str] = ..., alias: _Optional[str] = ..., tag: _Optional[str] = ..., order_by: _Optional[str] = ..., descending: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("strategies",)
+    __slots__ = ("strategies", "next_page_token", "models")
     STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
     strategies: _containers.RepeatedCompositeFieldContainer[StrategyModels]
-    def __init__(self, strategies: _Optional[_Iterable[_Union[StrategyModels, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    models: _containers.RepeatedCompositeFieldContainer[ModelVersion]
+    def __init__(self, strategies: _Optional[_Iterable[_Union[StrategyModels, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
+
+class ModelLineage(_message.Message):
+    __slots__ = ("operation_id", "seed", "device", "mode", "host_address", "owner", "duration_s")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    HOST_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    seed: int
+    device: str
+    mode: ExecutionMode
+    host_address: str
+    owner: str
+    duration_s: float
+    def __init__(self, operation_id: _Optional[str] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., host_address: _Optional[str] = ..., owner: _Optional[str] = ..., duration_s: _Optional[float] = ...) -> None: ...
+
+class EpochMetrics(_message.Message):
+    __slots__ = ("epoch", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ModelSelector(_message.Message):
+    __slots__ = ("strategy_name", "version", "alias")
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    strategy_name: str
+    version: int
+    alias: str
+    def __init__(self, strategy_name: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ...) -> None: ...
+
+class ModelDetails(_message.Message):
+    __slots__ = ("version", "history", "symbols", "timeframes", "size_bytes", "model_type", "feature_count", "metrics", "ktrdr_version")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    TIMEFRAMES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    KTRDR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: ModelVersion
+    history: _containers.RepeatedCompositeFieldContainer[EpochMetrics]
+    symbols: _containers.RepeatedScalarFieldContainer[str]
+    timeframes: _containers.RepeatedScalarFieldContainer[str]
+    size_bytes: int
+    model_type: str
+    feature_count: int
+    metrics: _containers.ScalarMap[str, float]
+    ktrdr_version: str
+    def __init__(self, version: _Optional[_Union[ModelVersion, _Mapping]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., symbols: _Optional[_Iterable[str]] = ..., timeframes: _Optional[_Iterable[str]] = ..., size_bytes: _Optional[int] = ..., model_type: _Optional[str] = ..., feature_count: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., ktrdr_version: _Optional[str] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelSelector
+    def __init__(self, model: _Optional[_Union[ModelSelector, _Mapping]] = ...) -> None: ...
+
+class GetModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelDetails
+    def __init__(self, model: _Optional[_Union[ModelDetails, _Mapping]] = ...) -> None: ...
+
+class DownloadModelRequest(_message.Message):
+    __slots__ = ("model", "offset", "codec", "chunk_size_bytes", "expected_sha256")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SHA256_FIELD_NUMBER: _ClassVar[int]
+    model: ModelSelector
+    offset: int
+    codec: Codec
+    chunk_size_bytes: int
+    expected_sha256: str
+    def __init__(self, model: _Optional[_Union[ModelSelector, _Mapping]] = ..., offset: _Optional[int] = ..., codec: _Optional[_Union[Codec, str]] = ..., chunk_size_bytes: _Optional[int] = ..., expected_sha256: _Optional[str] = ...) -> None: ...
+
+class DownloadModelHeader(_message.Message):
+    __slots__ = ("model", "raw_size_bytes", "sha256", "codec", "chunk_size_bytes", "offset")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RAW_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.ModelReference
+    raw_size_bytes: int
+    sha256: str
+    codec: Codec
+    chunk_size_bytes: int
+    offset: int
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelReference, _Mapping]] = ..., raw_size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., codec: _Optional[_Union[Codec, str]] = ..., chunk_size_bytes: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class DownloadModelResponse(_message.Message):
+    __slots__ = ("header", "chunk", "trailer")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    TRAILER_FIELD_NUMBER: _ClassVar[int]
+    header: DownloadModelHeader
+    chunk: SubmitResultsChunk
+    trailer: SubmitResultsTrailer
+    def __init__(self, header: _Optional[_Union[DownloadModelHeader, _Mapping]] = ..., chunk: _Optional[_Union[SubmitResultsChunk, _Mapping]] = ..., trailer: _Optional[_Union[SubmitResultsTrailer, _Mapping]] = ...) -> None: ...
+
+class DeleteModelRequest(_message.Message):
+    __slots__ = ("strategy_name", "version", "force")
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    strategy_name: str
+    version: int
+    force: bool
+    def __init__(self, strategy_name: _Optional[str] = ..., version: _Optional[int] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class DeleteModelResponse(_message.Message):
+    __slots__ = ("model", "removed_aliases")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_ALIASES_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.ModelReference
+    removed_aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelReference, _Mapping]] = ..., removed_aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetModelAliasRequest(_message.Message):
+    __slots__ = ("strategy_name", "alias", "version")
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    strategy_name: str
+    alias: str
+    version: int
+    def __init__(self, strategy_name: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class SetModelAliasResponse(_message.Message):
+    __slots__ = ("model", "previous_version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.ModelReference
+    previous_version: int
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelReference, _Mapping]] = ..., previous_version: _Optional[int] = ...) -> None: ...
+
+class DeleteModelAliasRequest(_message.Message):
+    __slots__ = ("strategy_name", "alias")
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    strategy_name: str
+    alias: str
+    def __init__(self, strategy_name: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
+
+class DeleteModelAliasResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class SetModelTagsRequest(_message.Message):
+    __slots__ = ("strategy_name", "version", "add", "remove")
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    strategy_name: str
+    version: int
+    add: _containers.RepeatedScalarFieldContainer[str]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, strategy_name: _Optional[str] = ..., version: _Optional[int] = ..., add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetModelTagsResponse(_message.Message):
+    __slots__ = ("model", "tags")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.ModelReference
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelReference, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StrategyInfo(_message.Message):
     __slots__ = ("name", "status", "latest_version", "last_operation_id")

@@ -85,6 +85,36 @@ class BackendStub:
                 request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListStrategiesRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListStrategiesResponse.FromString,
                 _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/GetModel',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetModelResponse.FromString,
+                _registered_method=True)
+        self.DownloadModel = channel.unary_stream(
+                '/ktrdr.training.v1.Backend/DownloadModel',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DownloadModelRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DownloadModelResponse.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/DeleteModel',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
+        self.SetModelAlias = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/SetModelAlias',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelAliasRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelAliasResponse.FromString,
+                _registered_method=True)
+        self.DeleteModelAlias = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/DeleteModelAlias',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelAliasRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelAliasResponse.FromString,
+                _registered_method=True)
+        self.SetModelTags = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/SetModelTags',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsResponse.FromString,
+                _registered_method=True)
 
 
 class BackendServicer:
@@ -171,6 +201,56 @@ class BackendServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetModel(self, request, context):
+        """Returns one stored model: metadata, metrics, per-epoch history, aliases, tags and
+        lineage. Unknown strategy, version or alias: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadModel(self, request, context):
+        """Streams a stored model's bundle archive: one header, then chunks, then one trailer,
+        framed and encoded like SubmitResults; resumable from a byte offset. Unknown model:
+        NOT_FOUND; an offset past the end: OUT_OF_RANGE; a stored model that no longer matches
+        its recorded SHA-256: DATA_LOSS. A download in flight completes even if the model is
+        deleted meanwhile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Deletes one stored version. A version that carries an alias: FAILED_PRECONDITION unless
+        `force` (which also removes its aliases). The owner of the operation that trained it, or
+        an admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetModelAlias(self, request, context):
+        """Points an alias (e.g. "production") of a strategy at one of its versions, moving it
+        atomically if it pointed elsewhere. A missing version: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelAlias(self, request, context):
+        """Removes an alias of a strategy. Unknown alias: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetModelTags(self, request, context):
+        """Adds and removes tags of a stored model version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BackendServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +303,36 @@ def add_BackendServicer_to_server(servicer, server):
                     servicer.ListStrategies,
                     request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListStrategiesRequest.FromString,
                     response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListStrategiesResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetModelRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetModelResponse.SerializeToString,
+            ),
+            'DownloadModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadModel,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DownloadModelRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DownloadModelResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'SetModelAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelAlias,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelAliasRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelAliasResponse.SerializeToString,
+            ),
+            'DeleteModelAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelAlias,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelAliasRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelAliasResponse.SerializeToString,
+            ),
+            'SetModelTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelTags,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -496,6 +606,168 @@ class Backend:
             '/ktrdr.training.v1.Backend/ListStrategies',
             ktrdr_dot_training_dot_v1_dot_backend__pb2.ListStrategiesRequest.SerializeToString,
             ktrdr_dot_training_dot_v1_dot_backend__pb2.ListStrategiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/GetModel',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.GetModelRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/DownloadModel',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.DownloadModelRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.DownloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/DeleteModel',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/SetModelAlias',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelAliasRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/DeleteModelAlias',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelAliasRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.DeleteModelAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/SetModelTags',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,309 @@
+"""Aliases and tags of stored models, in the backend's SQLite database beside ``models``.
+
+Tables (created on first use, in the same database as ``Store``):
+
+- ``model_aliases(strategy_name, alias) -> version``: one row per alias, so moving an alias
+  is one UPDATE, atomic by construction;
+- ``model_tags(strategy_name, version, tag)``;
+- ``operation_tags(operation_id, tag)``: tags asked for at CreateTraining, copied to the
+  model once it is registered (``model_tags_seeded`` records that the copy happened, so a tag
+  removed later stays removed).
+
+Every change runs in one ``Store`` transaction: a model's row, its aliases and its tags go
+together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import grpc
+
+from ktrdr.backend.errors import RequestError
+from ktrdr.backend.store import ModelRecord, Store
+from ktrdr.echo import short_repr
+
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=-]{0,63}$")
+RESERVED_ALIASES = frozenset({"latest"})
+MAX_TAGS = 32
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS model_aliases (
+    strategy_name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (strategy_name, alias)
+);
+CREATE TABLE IF NOT EXISTS model_tags (
+    strategy_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (strategy_name, version, tag)
+);
+CREATE TABLE IF NOT EXISTS model_tags_seeded (
+    strategy_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (strategy_name, version)
+);
+CREATE TABLE IF NOT EXISTS operation_tags (
+    operation_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (operation_id, tag)
+);
+"""
+
+
+def invalid(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def check_alias(alias: str, field_name: str = "alias") -> str:
+    if not ALIAS_RE.match(alias) or alias in RESERVED_ALIASES:
+        raise invalid(
+            f"{field_name}: {short_repr(alias)} is not an alias: use 1-40 lowercase letters, "
+            "digits, '_' or '-', starting with a letter (not 'latest')"
+        )
+    return alias
+
+
+def check_tags(tags: Iterable[str], field_name: str = "tags") -> list[str]:
+    out = sorted(set(tags))
+    for tag in out:
+        if not TAG_RE.match(tag):
+            raise invalid(
+                f"{field_name}: {short_repr(tag)} is not a tag: use 1-64 letters, digits or "
+                "'._:=-', starting with a letter or digit"
+            )
+    if len(out) > MAX_TAGS:
+        raise invalid(f"{field_name}: at most {MAX_TAGS} tags, got {len(out)}")
+    return out
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """A registered model with its aliases, tags and the operation that trained it."""
+
+    model: ModelRecord
+    aliases: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    owner: str = ""
+    mode: int = 0
+    host_address: str = ""
+    result: bytes | None = None  # the operation's serialized ResultSummary
+    overrides: bytes | None = None  # the operation's serialized TrainingOverrides
+
+
+class ModelRegistry:
+    """Reads and changes models, aliases and tags through ``Store``'s connection and lock."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        with store._lock:
+            store._db.executescript(_SCHEMA)
+
+    # -- reading ---------------------------------------------------------------------------
+    def rows(self, strategy_name: str = "") -> list[ModelRow]:
+        """Every registered model (of one strategy), ordered by strategy, then version."""
+        if self._unseeded():
+            with self.store._transaction() as db:
+                self._seed_tags(db)
+        with self.store._lock:
+            db = self.store._db
+            sql = (
+                "SELECT m.*, o.owner AS owner, o.mode AS mode, o.host_address AS host_address, "
+                "o.result AS result, o.overrides AS overrides FROM models m "
+                "LEFT JOIN operations o ON o.id = m.operation_id"
+            )
+            args: tuple[str, ...] = ()
+            if strategy_name:
+                sql += " WHERE m.strategy_name = ?"
+                args = (strategy_name,)
+            rows = db.execute(sql + " ORDER BY m.strategy_name, m.version", args).fetchall()
+            aliases = self._grouped(db, "SELECT strategy_name, version, alias FROM model_aliases")
+            tags = self._grouped(db, "SELECT strategy_name, version, tag FROM model_tags")
+        return [
+            ModelRow(
+                model=ModelRecord(
+                    strategy_name=row["strategy_name"],
+                    version=row["version"],
+                    path=row["path"],
+                    created_us=row["created_us"],
+                    operation_id=row["operation_id"],
+                    sha256=row["sha256"],
+                    test_metrics=json.loads(row["test_metrics"]),
+                ),
+                aliases=sorted(aliases.get((row["strategy_name"], row["version"]), [])),
+                tags=sorted(tags.get((row["strategy_name"], row["version"]), [])),
+                owner=row["owner"] or "",
+                mode=row["mode"] or 0,
+                host_address=row["host_address"] or "",
+                result=row["result"],
+                overrides=row["overrides"],
+            )
+            for row in rows
+        ]
+
+    @staticmethod
+    def _grouped(db: sqlite3.Connection, sql: str) -> dict[tuple[str, int], list[str]]:
+        out: dict[tuple[str, int], list[str]] = {}
+        for strategy, version, value in db.execute(sql).fetchall():
+            out.setdefault((strategy, version), []).append(value)
+        return out
+
+    def _unseeded(self) -> bool:
+        with self.store._lock:
+            row = self.store._db.execute(
+                "SELECT 1 FROM models m LEFT JOIN model_tags_seeded s ON "
+                "s.strategy_name = m.strategy_name AND s.version = m.version "
+                "WHERE s.version IS NULL LIMIT 1"
+            ).fetchone()
+        return row is not None
+
+    @staticmethod
+    def _seed_tags(db: sqlite3.Connection) -> None:
+        """Copy CreateTraining tags to models registered since the last read, once each."""
+        unseeded = db.execute(
+            "SELECT m.strategy_name, m.version, m.operation_id FROM models m "
+            "LEFT JOIN model_tags_seeded s ON s.strategy_name = m.strategy_name "
+            "AND s.version = m.version WHERE s.version IS NULL"
+        ).fetchall()
+        for strategy, version, operation_id in unseeded:
+            db.execute(
+                "INSERT OR IGNORE INTO model_tags (strategy_name, version, tag) "
+                "SELECT ?, ?, tag FROM operation_tags WHERE operation_id = ?",
+                (strategy, version, operation_id),
+            )
+            db.execute(
+                "INSERT INTO model_tags_seeded (strategy_name, version) VALUES (?, ?)",
+                (strategy, version),
+            )
+
+    def alias_version(self, strategy_name: str, alias: str) -> int | None:
+        with self.store._lock:
+            row = self.store._db.execute(
+                "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+                (strategy_name, alias),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- changing --------------------------------------------------------------------------
+    def set_operation_tags(self, operation_id: str, tags: list[str]) -> None:
+        if not tags:
+            return
+        with self.store._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO operation_tags (operation_id, tag) VALUES (?, ?)",
+                [(operation_id, tag) for tag in tags],
+            )
+
+    def set_alias(self, strategy_name: str, alias: str, version: int) -> int:
+        """Point ``alias`` at ``version`` (which must be registered); the previous version or 0."""
+        with self.store._transaction() as db:
+            exists = db.execute(
+                "SELECT 1 FROM models WHERE strategy_name = ? AND version = ?",
+                (strategy_name, version),
+            ).fetchone()
+            if exists is None:
+                raise RequestError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"strategy {strategy_name!r} has no stored version {version}: "
+                    "'ktrdr models list' shows the stored versions",
+                )
+            row = db.execute(
+                "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+                (strategy_name, alias),
+            ).fetchone()
+            db.execute(
+                "INSERT INTO model_aliases (strategy_name, alias, version) VALUES (?, ?, ?) "
+                "ON CONFLICT(strategy_name, alias) DO UPDATE SET version = excluded.version",
+                (strategy_name, alias, version),
+            )
+        return 0 if row is None else int(row[0])
+
+    def delete_alias(self, strategy_name: str, alias: str) -> int:
+        with self.store._transaction() as db:
+            row = db.execute(
+                "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+                (strategy_name, alias),
+            ).fetchone()
+            if row is None:
+                raise RequestError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"strategy {strategy_name!r} has no alias {alias!r}",
+                )
+            db.execute(
+                "DELETE FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+                (strategy_name, alias),
+            )
+        return int(row[0])
+
+    def change_tags(
+        self, strategy_name: str, version: int, add: list[str], remove: list[str]
+    ) -> list[str]:
+        with self.store._transaction() as db:
+            self._seed_tags(db)
+            db.executemany(
+                "DELETE FROM model_tags WHERE strategy_name = ? AND version = ? AND tag = ?",
+                [(strategy_name, version, tag) for tag in remove],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO model_tags (strategy_name, version, tag) VALUES (?, ?, ?)",
+                [(strategy_name, version, tag) for tag in add],
+            )
+            tags = [
+                r[0]
+                for r in db.execute(
+                    "SELECT tag FROM model_tags WHERE strategy_name = ? AND version = ? "
+                    "ORDER BY tag",
+                    (strategy_name, version),
+                ).fetchall()
+            ]
+            if len(tags) > MAX_TAGS:
+                raise invalid(f"add: a model carries at most {MAX_TAGS} tags, would be {len(tags)}")
+        return tags
+
+    def delete(
+        self, strategy_name: str, version: int, *, force: bool, move_out: Callable[[], None]
+    ) -> list[str]:
+        """Unregister a version with its aliases and tags; returns the aliases removed.
+
+        Refuses (FAILED_PRECONDITION) a version with aliases unless ``force``. ``move_out``
+        (moving the directory out of the store) runs inside the transaction, after the
+        checks: when it raises, nothing is unregistered.
+        """
+        with self.store._transaction() as db:
+            aliases = [
+                r[0]
+                for r in db.execute(
+                    "SELECT alias FROM model_aliases WHERE strategy_name = ? AND version = ? "
+                    "ORDER BY alias",
+                    (strategy_name, version),
+                ).fetchall()
+            ]
+            if aliases and not force:
+                raise RequestError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"{strategy_name} v{version} carries alias(es) {', '.join(aliases)}: move "
+                    "or delete them first, or delete with force (--force) to remove them too",
+                )
+            move_out()
+            key = (strategy_name, version)
+            for table in ("model_aliases", "model_tags", "model_tags_seeded", "models"):
+                db.execute(f"DELETE FROM {table} WHERE strategy_name = ? AND version = ?", key)
+        return aliases
+
+
+__all__ = [
+    "ALIAS_RE",
+    "MAX_TAGS",
+    "TAG_RE",
+    "ModelRegistry",
+    "ModelRow",
+    "check_alias",
+    "check_tags",
+]

@@ -1,0 +1,233 @@
+"""The model RPCs of the Backend service (mixed into ``BackendServicer``).
+
+Reads (GetModel, DownloadModel, ListModels) are for every reader; changes (DeleteModel,
+SetModelAlias, DeleteModelAlias, SetModelTags) pass the role table as trainer or admin, and
+here a trainer only for models its own token trained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+
+from ktrdr.backend.auth.roles import may_act_on_any_operation
+from ktrdr.backend.errors import RequestError
+from ktrdr.backend.models.catalog import ModelCatalog, strategy_field
+from ktrdr.backend.models.registry import ModelRow, check_alias, check_tags, invalid
+from ktrdr.security.interceptor import current_identity
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import common_pb2
+from ktrdr.transfer import DEFAULT_CHUNK_SIZE
+from ktrdr.transfer.download import MAX_DOWNLOAD_CHUNK, iter_download_responses
+from ktrdr.transfer.protocol import codec_from_proto
+
+logger = logging.getLogger(__name__)
+
+MAX_CONCURRENT_DOWNLOADS = 8
+_DONE = object()
+
+
+def reference(row: ModelRow, catalog: ModelCatalog) -> common_pb2.ModelReference:
+    version = catalog.version_proto(row)
+    return common_pb2.ModelReference(
+        strategy_name=row.model.strategy_name, version=row.model.version, path=version.path
+    )
+
+
+def check_may_change(row: ModelRow, action: str) -> None:
+    """Admins change every model; trainers only those their own token trained."""
+    identity = current_identity()
+    if identity is None or may_act_on_any_operation(identity.role):
+        return
+    if row.owner and row.owner == identity.name:
+        return
+    raise RequestError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"{row.model.strategy_name} v{row.model.version} was trained by "
+        f"{row.owner or 'an unnamed caller'!r}: role {identity.role!r} may {action} only models "
+        "its own token trained (an admin may change any)",
+    )
+
+
+class ModelRpcs:
+    """GetModel, DownloadModel, ListModels, DeleteModel, SetModelAlias, DeleteModelAlias,
+    SetModelTags. Needs ``self.catalog``. The unary methods raise ``RequestError``; the servicer
+    wraps them in its error handling (see ``BackendServicer``). DownloadModel, a stream, turns
+    errors into statuses itself."""
+
+    catalog: ModelCatalog
+    downloads_in_progress: int = 0
+
+    async def get_model(
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetModelResponse:
+        row = await asyncio.to_thread(self.catalog.resolve, request.model)
+        details = await asyncio.to_thread(self.catalog.details, row)
+        return pb.GetModelResponse(model=details)
+
+    async def list_models(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        return await asyncio.to_thread(self.catalog.list_models, request)
+
+    async def delete_model(
+        self, request: pb.DeleteModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteModelResponse:
+        row = await asyncio.to_thread(self.catalog.row, request.strategy_name, request.version)
+        check_may_change(row, "delete")
+        ref = reference(row, self.catalog)
+        removed = await asyncio.to_thread(self.catalog.delete, row, force=request.force)
+        return pb.DeleteModelResponse(model=ref, removed_aliases=removed)
+
+    async def set_model_alias(
+        self, request: pb.SetModelAliasRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetModelAliasResponse:
+        check_alias(request.alias)
+        row = await asyncio.to_thread(self.catalog.row, request.strategy_name, request.version)
+        check_may_change(row, "alias")
+        current = await asyncio.to_thread(
+            self.catalog.registry.alias_version, row.model.strategy_name, request.alias
+        )
+        if current is not None and current != row.model.version:  # moving it away from there
+            check_may_change(
+                await asyncio.to_thread(self.catalog.row, row.model.strategy_name, current),
+                "move an alias away from",
+            )
+        previous = await asyncio.to_thread(
+            self.catalog.registry.set_alias,
+            row.model.strategy_name,
+            request.alias,
+            row.model.version,
+        )
+        logger.info(
+            "alias %s@%s -> v%d (was v%d)",
+            row.model.strategy_name,
+            request.alias,
+            row.model.version,
+            previous,
+        )
+        return pb.SetModelAliasResponse(
+            model=reference(row, self.catalog), previous_version=previous
+        )
+
+    async def delete_model_alias(
+        self, request: pb.DeleteModelAliasRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteModelAliasResponse:
+        strategy = strategy_field(request.strategy_name)
+        check_alias(request.alias)
+        row = await asyncio.to_thread(
+            self.catalog.resolve, pb.ModelSelector(strategy_name=strategy, alias=request.alias)
+        )
+        check_may_change(row, "alias")
+        version = await asyncio.to_thread(
+            self.catalog.registry.delete_alias, strategy, request.alias
+        )
+        return pb.DeleteModelAliasResponse(version=version)
+
+    async def set_model_tags(
+        self, request: pb.SetModelTagsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetModelTagsResponse:
+        add = check_tags(request.add, "add")
+        remove = check_tags(request.remove, "remove")
+        if not add and not remove:
+            raise invalid("add, remove: give at least one tag to add or remove")
+        row = await asyncio.to_thread(self.catalog.row, request.strategy_name, request.version)
+        check_may_change(row, "tag")
+        tags = await asyncio.to_thread(
+            self.catalog.registry.change_tags,
+            row.model.strategy_name,
+            row.model.version,
+            add,
+            remove,
+        )
+        return pb.SetModelTagsResponse(model=reference(row, self.catalog), tags=tags)
+
+    # -- DownloadModel ---------------------------------------------------------------------
+    async def DownloadModel(
+        self, request: pb.DownloadModelRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DownloadModelResponse]:
+        try:
+            async for message in self._download(request):
+                yield message
+        except RequestError as exc:
+            await context.abort(exc.code, exc.message)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception:
+            logger.exception("DownloadModel failed")
+            await context.abort(
+                grpc.StatusCode.INTERNAL,
+                "DownloadModel failed on the server (the backend's log has the details)",
+            )
+
+    async def _download(
+        self, request: pb.DownloadModelRequest
+    ) -> AsyncIterator[pb.DownloadModelResponse]:
+        if request.offset < 0:
+            raise invalid("offset: must be >= 0")
+        if not 0 <= request.chunk_size_bytes <= MAX_DOWNLOAD_CHUNK:
+            raise invalid(f"chunk_size_bytes: must be 0..{MAX_DOWNLOAD_CHUNK}")
+        codec = None
+        if request.codec:
+            codec = codec_from_proto(request.codec)
+            if codec is None:
+                raise invalid(f"codec: must be RAW, ZSTD, GZIP or unset, got {request.codec}")
+        row = await asyncio.to_thread(self.catalog.resolve, request.model)
+        if request.expected_sha256 and request.expected_sha256 != row.model.sha256:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{row.model.strategy_name} v{row.model.version} has sha256 "
+                f"{row.model.sha256}, not the expected {request.expected_sha256[:64]}: it is "
+                "another model now; start the download again from 0",
+            )
+        if self.downloads_in_progress >= MAX_CONCURRENT_DOWNLOADS:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{MAX_CONCURRENT_DOWNLOADS} downloads are in progress: retry in a moment",
+            )
+        self.downloads_in_progress += 1
+        archive: Path | None = None
+        try:
+            archive = await asyncio.to_thread(self.catalog.archive, row)
+            size = archive.stat().st_size
+            if request.offset > size:
+                raise RequestError(
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    f"offset {request.offset} is past the end of the {size}-byte archive",
+                )
+            responses = iter_download_responses(
+                archive,
+                model=reference(row, self.catalog),
+                sha256=row.model.sha256 or "",
+                offset=request.offset,
+                codec=codec,
+                chunk_size=request.chunk_size_bytes or DEFAULT_CHUNK_SIZE,
+            )
+            async for message in _in_thread(responses):
+                yield message
+        finally:
+            self.downloads_in_progress -= 1
+            if archive is not None:
+                archive.unlink(missing_ok=True)
+
+
+async def _in_thread(
+    iterator: Iterator[pb.DownloadModelResponse],
+) -> AsyncIterator[pb.DownloadModelResponse]:
+    try:
+        while True:
+            item = await asyncio.to_thread(next, iterator, _DONE)
+            if item is _DONE:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        with contextlib.suppress(ValueError):
+            iterator.close()  # type: ignore[attr-defined]
+
+
+__all__ = ["MAX_CONCURRENT_DOWNLOADS", "ModelRpcs", "check_may_change"]
