@@ -16,6 +16,7 @@ from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
+from ktrdr.backend.sweeps import Sweeps
 from ktrdr.security.interceptor import AuthInterceptor
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
@@ -51,6 +52,7 @@ class BackendApp:
         self.port = 0
         self.operations: Operations | None = None
         self.results: ResultsIntake | None = None
+        self.sweeps: Sweeps | None = None
 
     async def start(self) -> int:
         """Bind, take over operations of a previous run, start serving; returns the port."""
@@ -101,7 +103,8 @@ class BackendApp:
             deadline_s=settings.upload_deadline_s,
         )
         self.results = results
-        servicer = BackendServicer(operations, results)
+        self.sweeps = sweeps = Sweeps(operations)
+        servicer = BackendServicer(operations, results, sweeps)
         self.server, self._health = build_server(
             lambda server: backend_pb2_grpc.add_BackendServicer_to_server(servicer, server),
             [SERVICE_NAME],
@@ -118,6 +121,7 @@ class BackendApp:
         # Hosts send results to the listen address unless told otherwise (port 0 resolved).
         operations.results_address = settings.results_address or f"{host}:{self.port}"
         operations.reconcile()
+        sweeps.resume()
         await self.server.start()
         await self._health.set_serving(True)
         logger.info(
@@ -138,6 +142,8 @@ class BackendApp:
         if self.server is not None and self._health is not None:
             await self._health.set_serving(False)
             await self.server.stop(self.settings.grace_s)
+        if self.sweeps is not None:  # first: a sweep must not see its trials stopped
+            await self.sweeps.shutdown()
         if self.operations is not None:
             await self.operations.shutdown()
         self.store.close()

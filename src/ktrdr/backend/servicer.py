@@ -21,7 +21,9 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.results import ResultsIntake
+from ktrdr.backend.store import OperationRecord
 from ktrdr.backend.strategies import strategy_files
+from ktrdr.backend.sweeps import SweepRpcs, Sweeps
 from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc
@@ -83,19 +85,23 @@ def _parse_page_token(token: str) -> tuple[int, str] | None:
         ) from None
 
 
-class BackendServicer(pb_grpc.BackendServicer):
-    """Implements ``ktrdr.training.v1.Backend``."""
+class BackendServicer(SweepRpcs, pb_grpc.BackendServicer):
+    """Implements ``ktrdr.training.v1.Backend`` (the sweep RPCs in ``SweepRpcs``)."""
 
-    def __init__(self, operations: Operations, results: ResultsIntake) -> None:
+    def __init__(self, operations: Operations, results: ResultsIntake, sweeps: Sweeps) -> None:
         self.operations = operations
         self.results = results
+        self.sweeps = sweeps
+
+    def _operation(self, record: OperationRecord) -> pb.Operation:
+        return self.sweeps.annotate(self.operations.to_proto(record))
 
     @_aborts_on_error
     async def CreateTraining(
         self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateTrainingResponse:
         record = await self.operations.create(request)
-        return pb.CreateTrainingResponse(operation=self.operations.to_proto(record))
+        return pb.CreateTrainingResponse(operation=self._operation(record))
 
     async def WatchOperation(
         self, request: pb.WatchOperationRequest, context: grpc.aio.ServicerContext
@@ -119,7 +125,7 @@ class BackendServicer(pb_grpc.BackendServicer):
         self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOperationResponse:
         record = self.operations.get(request.operation_id)
-        return pb.GetOperationResponse(operation=self.operations.to_proto(record))
+        return pb.GetOperationResponse(operation=self._operation(record))
 
     @_aborts_on_error
     async def ListOperations(
@@ -143,7 +149,7 @@ class BackendServicer(pb_grpc.BackendServicer):
         page = records[:size]
         token = _page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
         return pb.ListOperationsResponse(
-            operations=[self.operations.to_proto(r) for r in page], next_page_token=token
+            operations=[self._operation(r) for r in page], next_page_token=token
         )
 
     @_aborts_on_error
@@ -155,7 +161,7 @@ class BackendServicer(pb_grpc.BackendServicer):
         )
         return pb.CancelOperationResponse(
             status=record.status,  # type: ignore[arg-type]
-            operation=self.operations.to_proto(record),
+            operation=self._operation(record),
         )
 
     @_aborts_on_error

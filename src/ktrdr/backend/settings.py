@@ -92,6 +92,15 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     # Seconds a graceful stop waits for RPCs to finish (KTRDR_BACKEND_GRACE_S).
     grace_s: float = Field(default=5.0, ge=0)
 
+    # -- sweeps (CreateSweep; need the sweeps extra, Optuna) --
+    # Trials one sweep may ask for (KTRDR_BACKEND_SWEEP_MAX_TRIALS).
+    sweep_max_trials: int = Field(default=1000, ge=1)
+    # Trials of one sweep training at once (KTRDR_BACKEND_SWEEP_MAX_PARALLELISM).
+    sweep_max_parallelism: int = Field(default=16, ge=1)
+    # Sweeps running at once; CreateSweep beyond it is RESOURCE_EXHAUSTED
+    # (KTRDR_BACKEND_SWEEP_MAX_RUNNING).
+    sweep_max_running: int = Field(default=4, ge=1)
+
     @field_validator("host_addresses", mode="before")
     @classmethod
     def _split_addresses(cls, value: Any) -> Any:

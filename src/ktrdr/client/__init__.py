@@ -10,6 +10,7 @@ from ktrdr.client.local_services import LocalServices
 from ktrdr.client.progress import ProgressDisplay
 from ktrdr.client.records import ModelInfo, ModelRef, OperationInfo, StrategyInfo, frame
 from ktrdr.client.results import TrainingResult
+from ktrdr.client.sweeps import SweepInfo, TrialInfo
 from ktrdr.client.training_client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
@@ -30,9 +31,11 @@ __all__ = [
     "OperationInfo",
     "ProgressDisplay",
     "StrategyInfo",
+    "SweepInfo",
     "TrainingClient",
     "TrainingResult",
     "TrainingRun",
+    "TrialInfo",
     "default_backend_address",
     "frame",
 ]

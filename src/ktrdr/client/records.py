@@ -152,6 +152,8 @@ class OperationInfo:
     model: ModelRef | None
     proto: backend_pb2.Operation = field(repr=False, compare=False)
     owner: str = ""  # the token name that created it
+    sweep_id: str = ""  # the sweep it is a trial of, if any
+    trial_number: int | None = None
 
     @classmethod
     def from_proto(cls, op: backend_pb2.Operation) -> OperationInfo:
@@ -182,6 +184,8 @@ class OperationInfo:
             model=model,
             proto=op,
             owner=op.owner,
+            sweep_id=op.sweep_id,
+            trial_number=op.trial_number if op.HasField("trial_number") else None,
         )
 
     @property

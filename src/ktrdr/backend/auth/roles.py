@@ -1,8 +1,9 @@
 """The backend's roles and the table of RPC -> roles allowed to call it.
 
-- ``viewer``: reads: operations (Get/List/Watch), models, strategies, the training config,
-  server reflection.
-- ``trainer``: a viewer who also starts trainings and cancels the operations it created.
+- ``viewer``: reads: operations and sweeps (Get/List/Watch), models, strategies, the
+  training config, server reflection.
+- ``trainer``: a viewer who also starts trainings and sweeps and cancels the operations and
+  sweeps it created.
 - ``admin``: everything, including cancelling anyone's operations and UpdateTrainingConfig.
 - ``host``: a training host delivering models: SubmitResults only.
 """
@@ -29,10 +30,15 @@ RULES: dict[str, frozenset[str]] = {
             "GetTrainingConfig",
             "ListModels",
             "ListStrategies",
+            "GetSweep",
+            "ListSweeps",
+            "WatchSweep",
         )
     },
     SERVICE + "CreateTraining": _TRAIN,
     SERVICE + "CancelOperation": _TRAIN,  # a trainer only its own: checked by the servicer
+    SERVICE + "CreateSweep": _TRAIN,
+    SERVICE + "CancelSweep": _TRAIN,  # a trainer only its own: checked by the servicer
     SERVICE + "UpdateTrainingConfig": _ADMIN,
     SERVICE + "SubmitResults": _DELIVER,
     **{method: _READ for method in REFLECTION_METHODS},
