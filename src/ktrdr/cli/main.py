@@ -69,6 +69,7 @@ def _optional_registrars() -> list[Callable[..., None]]:
         "ktrdr.cli.host_commands",
         "ktrdr.cli.backend_commands",
         "ktrdr.cli.client_commands",
+        "ktrdr.cli.sweep_commands",
     ):
         try:
             out.append(importlib.import_module(module).register)

@@ -26,7 +26,6 @@ from ktrdr.backend.sweeps.convert import best_trial, trial_to_proto
 from ktrdr.backend.sweeps.store import TRIAL_COUNTED, SweepRecord, SweepStore, TrialRecord
 from ktrdr.backend.sweeps.study import Studies
 from ktrdr.security.interceptor import _CURRENT, Identity
-from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -212,7 +211,7 @@ class SweepRun:
         prune = self.request.pruner == pb.SWEEP_PRUNER_MEDIAN
         pruned_at = 0
         async for e, _status in self.operations.watch(trial.operation_id):
-            if e.kind != ProgressKind.EPOCH or not e.epoch:
+            if e.kind != common_pb2.PROGRESS_KIND_EPOCH or not e.epoch:
                 continue
             metrics = dict(e.metrics)
             trial = trial.but(last_epoch=e.epoch, metrics=metrics)
@@ -236,7 +235,8 @@ class SweepRun:
             await self.studies.tell(self.record.id, trial.number, "pruned")
             return
         if op.status == pb.OPERATION_STATUS_COMPLETED and op.result is not None:
-            metrics = dict(op.result.metrics)
+            # The objective is a result metric, else the last epoch's (e.g. "val_loss").
+            metrics = {**trial.metrics, **op.result.metrics}
             value = metrics.get(self.request.objective)
             if value is None:
                 known = ", ".join(sorted(metrics)) or "none"
