@@ -38,7 +38,7 @@ def space() -> list[pb.SweepParameter]:
 async def sweep_backend(tmp_path: Path, sample_data_dir: Path, tiny_strategy_yaml: str):
     (tmp_path / "strategies").mkdir()
     (tmp_path / "strategies" / "tiny_rsi.yaml").write_text(tiny_strategy_yaml)
-    b = await start_backend(tmp_path, sample_data_dir, local_concurrency=2)
+    b = await start_backend(tmp_path, sample_data_dir, local_concurrency=2, worker_spares=2)
     yield b
     await stop_backend(b)
 

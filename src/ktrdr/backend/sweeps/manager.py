@@ -79,9 +79,9 @@ class Sweeps:
             )
         normal = normalise(request, self.bounds)
         base = pb.CreateTrainingRequest(field_overrides=request.field_overrides)
-        if request.HasField("strategy_yaml") or not request.HasField("strategy_name"):
+        if request.WhichOneof("strategy") == "strategy_yaml":
             base.strategy_yaml = request.strategy_yaml
-        else:
+        elif request.WhichOneof("strategy") == "strategy_name":
             base.strategy_name = request.strategy_name
         limits = {
             "max_bytes": self.settings.max_strategy_bytes,
@@ -135,6 +135,7 @@ class Sweeps:
                 await run.run(resume=resume)
             finally:
                 self._runs.pop(record.id, None)
+                self._watchers.pop(record.id, None)
 
         run.task = asyncio.create_task(guarded(), name=f"sweep-{record.id}")
 

@@ -207,27 +207,9 @@ class SweepRun:
         )
 
     async def _watch(self, trial: TrialRecord, handle: Any) -> None:
-        metric = self.request.prune_metric
-        prune = self.request.pruner == pb.SWEEP_PRUNER_MEDIAN
-        pruned_at = 0
-        async for e, _status in self.operations.watch(trial.operation_id):
-            if e.kind != common_pb2.PROGRESS_KIND_EPOCH or not e.epoch:
-                continue
-            metrics = dict(e.metrics)
-            trial = trial.but(last_epoch=e.epoch, metrics=metrics)
-            self.store.put_trial(trial)
-            epoch_event = event(pb.SWEEP_EVENT_KIND_TRIAL_EPOCH, trial)
-            epoch_event.epoch = e.epoch
-            epoch_event.metrics.update(metrics)
-            self.publish(epoch_event)
-            if metric not in metrics or self.cancel_reason:
-                continue
-            if await self.studies.report(handle, metrics[metric], e.epoch) and prune:
-                pruned_at = e.epoch
-                reason = f"pruned by sweep {self.record.id} at epoch {e.epoch}"
-                with contextlib.suppress(RequestError):
-                    await self.operations.cancel(trial.operation_id, reason)
-                break
+        watch = self.operations.watch(trial.operation_id)
+        async with contextlib.aclosing(watch) as events:  # type: ignore[type-var]
+            pruned_at, trial = await self._epochs(trial, handle, events)
         op = self.operations.get(trial.operation_id)
         if pruned_at:
             trial = trial.but(pruned_at_epoch=pruned_at)
@@ -255,6 +237,32 @@ class SweepRun:
         status = pb.TRIAL_STATUS_CANCELLED if self.cancel_reason else pb.TRIAL_STATUS_FAILED
         self._end(trial, status, (error.code, error.message))
         await self.studies.tell(self.record.id, trial.number, "fail")
+
+    async def _epochs(
+        self, trial: TrialRecord, handle: Any, events: Any
+    ) -> tuple[int, TrialRecord]:
+        """Record the operation's epochs, report them to the pruner, cancel the operation
+        when it says so; returns (the epoch it was pruned at or 0, the trial)."""
+        metric = self.request.prune_metric
+        prune = self.request.pruner == pb.SWEEP_PRUNER_MEDIAN
+        async for e, _status in events:
+            if e.kind != common_pb2.PROGRESS_KIND_EPOCH or not e.epoch:
+                continue
+            metrics = dict(e.metrics)
+            trial = trial.but(last_epoch=e.epoch, metrics=metrics)
+            self.store.put_trial(trial)
+            epoch_event = event(pb.SWEEP_EVENT_KIND_TRIAL_EPOCH, trial)
+            epoch_event.epoch = e.epoch
+            epoch_event.metrics.update(metrics)
+            self.publish(epoch_event)
+            if metric not in metrics or self.cancel_reason:
+                continue
+            if await self.studies.report(handle, metrics[metric], e.epoch) and prune:
+                reason = f"pruned by sweep {self.record.id} at epoch {e.epoch}"
+                with contextlib.suppress(RequestError):
+                    await self.operations.cancel(trial.operation_id, reason)
+                return e.epoch, trial
+        return 0, trial
 
     def _end(self, trial: TrialRecord, status: int, error: tuple[str, str] | None = None) -> None:
         detail = common_pb2.ErrorDetail(code=error[0], message=error[1]) if error else None

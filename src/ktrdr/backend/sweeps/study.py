@@ -131,17 +131,12 @@ class Studies:
         optuna = self._optuna()
         study = self._studies[sweep_id]
         states = optuna.trial.TrialState
-        current = study._storage.get_trial(
-            study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        ).state
-        if current.is_finished():
-            return
         if state == "complete" and value is not None and math.isfinite(value):
-            study.tell(number, value)
+            study.tell(number, value, skip_if_finished=True)
         elif state == "pruned":
-            study.tell(number, state=states.PRUNED)
+            study.tell(number, state=states.PRUNED, skip_if_finished=True)
         else:
-            study.tell(number, state=states.FAIL)
+            study.tell(number, state=states.FAIL, skip_if_finished=True)
 
     def _running_numbers(self, sweep_id: str) -> list[int]:
         optuna = self._optuna()
