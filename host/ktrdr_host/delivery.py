@@ -215,7 +215,7 @@ class ResultSender:
     async def _attempt(self, entry: SpoolEntry) -> backend_pb2.SubmitResultsResponse:
         async with self._channel(entry.results_target) as channel:
             return await send_results(
-                backend_pb2_grpc.BackendStub(channel),
+                channel,
                 entry.archive,
                 session_id=entry.session_id,
                 strategy_name=entry.strategy_name,

@@ -33,6 +33,7 @@ def operation_to_proto(
         require_gpu=record.require_gpu,
         created_time=us_to_timestamp(record.created_us),
         owner=record.owner,
+        fallback=record.fallback,
     )
     if record.started_us:
         message.started_time.CopyFrom(us_to_timestamp(record.started_us))
@@ -113,4 +114,5 @@ def config_to_proto(
         max_bundle_bytes=settings.max_bundle_bytes,
         max_pending=settings.max_pending,
         auth_required=settings.auth_enabled,
+        max_host_queue=settings.max_host_queue,
     )

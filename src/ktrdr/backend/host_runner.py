@@ -5,14 +5,16 @@ host's events are copied into the operation (renumbered in the operation's seque
 host's COMPLETED is not the operation's end: the operation completes when ``SubmitResults``
 has saved the model. A stream that ends without a terminal event proves nothing, so the
 runner asks ``GetSession`` and re-attaches with ``WatchSession`` while the session runs,
-retrying while the host is unreachable; it never guesses an outcome.
+retrying while the host is unreachable; it never guesses an outcome. A host that refuses
+``StartTraining`` because it is full (RESOURCE_EXHAUSTED: its own count was ahead of the
+backend's) raises ``HostFull`` so the operation goes back to the head of the host queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -36,8 +38,16 @@ _RUNNING_STATES = (host_pb2.SESSION_STATE_RUNNING, host_pb2.SESSION_STATE_CANCEL
 _STATE_NAMES = host_pb2.SessionState
 
 
+class HostFull(Exception):
+    """The host refused the session for lack of a free slot; nothing was started there."""
+
+
 class HostRunner:
-    """Runs one operation on ``op.record.host_address``."""
+    """Runs one operation on ``op.record.host_address``.
+
+    ``on_training_over`` is called once when the host's training ended (its slot is free
+    again), even while the model is still on its way.
+    """
 
     def __init__(
         self,
@@ -46,8 +56,10 @@ class HostRunner:
         results_address: str,
         connection: HostConnection,
         upload_credential: str = "",
+        on_training_over: Callable[[], object] | None = None,
     ) -> None:
         self.op = op
+        self.on_training_over = on_training_over
         self.address = op.record.host_address
         self.results_address = results_address
         self.connection = connection
@@ -74,6 +86,8 @@ class HostRunner:
             if await self._follow(stream):
                 return
         except grpc.aio.AioRpcError as exc:
+            if self.host_sequence == 0 and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise HostFull(f"host {self.address} is full: {exc.details()}") from None
             if self.host_sequence == 0 and exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
                 self._fail(
                     exc.code().name, f"host {self.address} refused StartTraining: {exc.details()}"
@@ -173,6 +187,7 @@ class HostRunner:
     async def _on_terminal(
         self, event: common_pb2.ProgressEvent, session: host_pb2.Session | None
     ) -> None:
+        self._training_over()
         if self.op.finished:
             return
         copy = common_pb2.ProgressEvent()
@@ -253,6 +268,11 @@ class HostRunner:
                     99.0,
                 )
             )
+
+    def _training_over(self) -> None:
+        callback, self.on_training_over = self.on_training_over, None
+        if callback is not None:
+            callback()
 
     async def _get_session(self) -> host_pb2.Session:
         """The host's current view of this operation's session (raises AioRpcError)."""

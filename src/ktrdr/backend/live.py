@@ -17,9 +17,10 @@ import time
 from typing import Protocol
 
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store
-from ktrdr.service.convert import is_droppable, is_terminal
+from ktrdr.service.convert import is_droppable, is_terminal, simple_event
 from ktrdr.service.execution import new_fanout
 from ktrdr.service.fanout import EventFanout
+from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -126,6 +127,23 @@ class LiveOperation:
             return False
         self._finished(status, event)
         return True
+
+    def finish_cancelled(self, reason: str) -> bool:
+        """CANCELLED with ``reason`` (code CANCELLED)."""
+        return self.finish(
+            pb.OPERATION_STATUS_CANCELLED,
+            simple_event(ProgressKind.CANCELLED, f"cancelled: {reason}"),
+            error=common_pb2.ErrorDetail(code="CANCELLED", message=reason),
+        )
+
+    def finish_failed(self, code: str, message: str) -> bool:
+        """FAILED with ``message`` under the gRPC status name ``code``."""
+        logger.warning("operation %s failed: %s", self.id, message)
+        return self.finish(
+            pb.OPERATION_STATUS_FAILED,
+            simple_event(ProgressKind.FAILED, message),
+            error=common_pb2.ErrorDetail(code=code, message=message),
+        )
 
     def complete(
         self, event: common_pb2.ProgressEvent, result: common_pb2.ResultSummary, model: ModelRecord

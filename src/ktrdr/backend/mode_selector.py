@@ -1,19 +1,24 @@
 """Choosing where a training runs: locally, or on a training host.
 
 Each configured host is probed with the standard ``grpc.health.v1`` ``Check`` (service
-``ktrdr.training.v1.TrainingHost``) and ``TrainingHost.GetCapabilities`` (GPU, free session
-slots), both within one deadline. Calls use ``wait_for_ready=False`` on a fresh channel, so a
-refused connection fails at once instead of waiting for the deadline; a host that accepts the
+``ktrdr.training.v1.TrainingHost``) and ``TrainingHost.GetCapabilities`` (GPU, session slots),
+both within one deadline. Calls use ``wait_for_ready=False`` on a fresh channel, so a refused
+connection fails at once instead of waiting for the deadline; a host that accepts the
 connection but never answers is given up on when the deadline passes. All hosts are probed
-concurrently; the first in configured order that qualifies wins.
+concurrently; among those that qualify, ``placement.choose`` takes the least loaded (its
+reported sessions or this backend's own count of what it placed there, whichever is larger),
+then the one listed first.
 
 Rules (``require_gpu`` always needs a GPU; a request never changes the default):
 - local: always local (with ``require_gpu`` only if this backend has a GPU).
-- host: the first healthy host with free capacity; none -> with ``require_gpu``
-  FAILED_PRECONDITION naming each host and what its check saw, without it local, with the
-  reason stored on the operation and a warning logged.
-- auto: the first healthy, free host with a GPU; none -> FAILED_PRECONDITION with
-  ``require_gpu``, local without it.
+- host: the least loaded healthy host with a free slot (with a GPU for ``require_gpu``).
+  Every such host busy, or other host operations already waiting: the request is *queued*
+  (it stays PENDING in the host queue; it never trains locally because hosts are busy).
+  No healthy host at all: with ``require_gpu`` FAILED_PRECONDITION naming each host and what
+  its check saw, without it local (``fallback``), with the reason stored on the operation and
+  a warning logged.
+- auto: the least loaded healthy GPU host with a free slot while nothing waits in the host
+  queue; otherwise FAILED_PRECONDITION with ``require_gpu``, local without it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.backend.placement import HostLedger, HostSlots, choose, placed_reason
 from ktrdr.security.channels import TokenSource, aio_channel
 from ktrdr.security.tls import ClientTLS
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -59,9 +66,27 @@ class HostProbe:
     has_gpu: bool = False
     free: bool = False
     elapsed_s: float = 0.0
+    max_sessions: int = 0
+    active_sessions: int = 0
+    accepting: bool = False
+    ledger_mark: int = 0  # the ledger when the host's answer came (see placement.HostSlots)
 
     def describe(self) -> str:
         return f"host {self.address}: {self.detail}"
+
+    def slots(self, preference: int, ledger: HostLedger) -> HostSlots:
+        """This probe's capacity, with what this backend placed on the host."""
+        return HostSlots(
+            address=self.address,
+            preference=preference,
+            healthy=self.healthy,
+            has_gpu=self.has_gpu,
+            accepting=self.accepting,
+            max_sessions=self.max_sessions,
+            reported=self.active_sessions,
+            placed=ledger.count(self.address),
+            placed_since=ledger.count(self.address, since=self.ledger_mark),
+        )
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,12 @@ class Selection:
     reason: str
     host_address: str = ""
     probes: tuple[HostProbe, ...] = ()
+    # HOST without an address: every healthy host is busy, the request waits in the queue
+    # (``waits_for`` says why in a few words, e.g. "3 hosts busy").
+    queued: bool = False
+    waits_for: str = ""
+    # LOCAL although host mode was asked for: no host was healthy.
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,21 +163,28 @@ class ModeSelector:
         timeout_s: float = 2.0,
         max_message_bytes: int = 8 << 20,
         connection: HostConnection | None = None,
+        ledger: HostLedger | None = None,
     ) -> None:
         self.host_addresses = list(host_addresses)
         self.timeout_s = timeout_s
         self.connection = connection or HostConnection(max_message_bytes)
+        # What this backend placed on each host (shared with the host queue).
+        self.ledger = ledger or HostLedger()
 
     async def probe(self, address: str) -> HostProbe:
         """Health check, then capabilities, both within ``timeout_s`` in all."""
         start = time.monotonic()
         deadline = start + self.timeout_s
+        # Placements booked after the answer arrived cannot be in it (StartTraining is sent
+        # only after the booking); earlier ones may or may not be.
+        mark = self.ledger.mark()
 
         def remaining() -> float:
             return max(0.001, deadline - time.monotonic())
 
-        def done(healthy: bool, detail: str, **kw: bool) -> HostProbe:
-            return HostProbe(address, healthy, detail, elapsed_s=time.monotonic() - start, **kw)
+        def done(healthy: bool, detail: str, **kw: Any) -> HostProbe:
+            elapsed = time.monotonic() - start
+            return HostProbe(address, healthy, detail, elapsed_s=elapsed, ledger_mark=mark, **kw)
 
         channel = self.connection.channel(address)
         try:
@@ -165,6 +203,7 @@ class ModeSelector:
                 caps = await host_pb2_grpc.TrainingHostStub(channel).GetCapabilities(
                     host_pb2.GetCapabilitiesRequest(), timeout=remaining(), wait_for_ready=False
                 )
+                mark = self.ledger.mark()  # no await since the answer
             except grpc.aio.AioRpcError as exc:
                 return done(False, f"SERVING, but GetCapabilities failed: {_rpc_problem(exc, 0)}")
         finally:
@@ -176,15 +215,36 @@ class ModeSelector:
         if not caps.accepting:
             capacity += ", not accepting new sessions"
         gpu = f"GPU {device} ({caps.device_name})" if has_gpu else f"no GPU ({device} only)"
-        return done(True, f"SERVING, {gpu}, {capacity}", has_gpu=has_gpu, free=free)
+        return done(
+            True,
+            f"SERVING, {gpu}, {capacity}",
+            has_gpu=has_gpu,
+            free=free,
+            max_sessions=caps.max_sessions,
+            active_sessions=caps.active_sessions,
+            accepting=caps.accepting,
+        )
 
     async def probe_all(self) -> tuple[HostProbe, ...]:
         return tuple(await asyncio.gather(*(self.probe(a) for a in self.host_addresses)))
 
+    def slots(self, probes: Sequence[HostProbe]) -> list[HostSlots]:
+        return [p.slots(i, self.ledger) for i, p in enumerate(probes)]
+
     async def select(
-        self, requested: int, require_gpu: bool, *, default: bool = False
+        self,
+        requested: int,
+        require_gpu: bool,
+        *,
+        default: bool = False,
+        operation_id: str = "",
+        waiting: int = 0,
     ) -> Selection:
-        """Choose a mode for a request; ``default`` says ``requested`` is the default mode."""
+        """Choose a mode for a request; ``default`` says ``requested`` is the default mode.
+
+        ``waiting``: host operations already queued (a new host request queues behind them).
+        A chosen host is booked in the ledger for ``operation_id`` before this returns.
+        """
         name = MODE_NAMES.get(requested)
         if name is None:
             raise ValueError(f"execution mode {requested} is not AUTO, LOCAL or HOST")
@@ -197,29 +257,48 @@ class ModeSelector:
                     f"{origin} with require_gpu: no training host is configured "
                     "(set KTRDR_BACKEND_HOST_ADDRESSES or pass --host-address)"
                 )
-            return Selection(pb.EXECUTION_MODE_LOCAL, f"{origin}: local, no host configured")
+            fallback = requested == pb.EXECUTION_MODE_HOST
+            return Selection(
+                pb.EXECUTION_MODE_LOCAL,
+                f"{origin}: {'fell back to ' if fallback else ''}local, no host configured",
+                fallback=fallback,
+            )
         probes = await self.probe_all()
         seen = "; ".join(p.describe() for p in probes)
         want_gpu = require_gpu or requested == pb.EXECUTION_MODE_AUTO
-        for p in probes:
-            if p.healthy and p.free and (p.has_gpu or not want_gpu):
-                what = "healthy, idle and has a GPU" if p.has_gpu else "healthy and idle"
-                return Selection(
-                    pb.EXECUTION_MODE_HOST,
-                    f"{origin}: host {p.address} is {what}",
-                    p.address,
-                    probes,
-                )
+        choice = choose(self.slots(probes), want_gpu=want_gpu)
+        if choice.host is not None and not waiting:
+            if operation_id:
+                self.ledger.place(operation_id, choice.host.address)
+            return Selection(
+                pb.EXECUTION_MODE_HOST,
+                f"{origin}: {placed_reason(choice.host, choice)}",
+                choice.host.address,
+                probes,
+            )
+        if requested == pb.EXECUTION_MODE_HOST and choice.eligible:
+            ahead = f", {waiting} queued ahead" if waiting else ""
+            return Selection(
+                pb.EXECUTION_MODE_HOST,
+                f"{origin}: queued, {choice.busy_text()}{ahead}; it starts when a slot frees up",
+                "",
+                probes,
+                queued=True,
+                waits_for=choice.busy_text(detail=False),
+            )
         if require_gpu:
             raise ModeUnavailable(
                 f"{origin} with require_gpu: no healthy training host with a GPU and a free "
                 f"session slot ({seen})"
             )
         if requested == pb.EXECUTION_MODE_HOST:
-            reason = f"{origin}: fell back to local, no healthy host with a free slot ({seen})"
+            reason = f"{origin}: fell back to local, no training host is healthy ({seen})"
             logger.warning("%s", reason)
+            return Selection(pb.EXECUTION_MODE_LOCAL, reason, "", probes, fallback=True)
+        if waiting and choice.host is not None:
+            reason = f"{origin}: local, {waiting} host operations wait for a host slot ({seen})"
         else:
-            reason = f"{origin}: local, no healthy idle host with a GPU ({seen})"
+            reason = f"{origin}: local, no healthy host with a GPU and a free slot ({seen})"
         return Selection(pb.EXECUTION_MODE_LOCAL, reason, "", probes)
 
     def _local(self, reason: str, require_gpu: bool) -> Selection:

@@ -3,8 +3,10 @@
 The store is the source of truth; ``LiveOperation`` objects exist only while an operation is
 active in this process. On start, operations left active by a previous process are
 reconciled: host ones are followed again through the host (``GetSession``/``WatchSession``,
-the model still arrives through the host's delivery retries), pending local ones are queued
-again, and local ones that were running are failed with "backend restarted".
+the model still arrives through the host's delivery retries), host ones that waited for a
+host slot join the host queue again in their original order, pending local ones are queued
+again, and local ones that were running are failed with "backend restarted". Host operations
+(queue, placement, runners) live in ``HostOperations``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import contextlib
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from ktrdr.backend.auth.roles import may_act_on_any_operation
 from ktrdr.backend.conversions import operation_to_proto
 from ktrdr.backend.errors import RequestError, not_found
-from ktrdr.backend.host_runner import HostRunner
+from ktrdr.backend.host_operations import HostOperations
 from ktrdr.backend.live import LiveOperation, status_after
 from ktrdr.backend.local_runner import LocalRunner
 from ktrdr.backend.mode_selector import (
@@ -38,10 +40,11 @@ from ktrdr.security.interceptor import Identity, current_identity
 from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import apply_overrides_from_proto, simple_event
 from ktrdr.service.execution import ExecutorRun, new_fanout
+from ktrdr.service.fanout import EventFanout
 from ktrdr.storage import ModelStorage
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc
+from ktrdr.training.v1 import common_pb2
 from ktrdr.worker import ProcessExecutor, SparePool, thread_budget
 
 logger = logging.getLogger(__name__)
@@ -77,8 +80,17 @@ class Operations:
             settings.worker_spares,
         )
         self._live: dict[str, LiveOperation] = {}
-        self._hosts: dict[str, HostRunner] = {}
+        # Called with the id of each operation that finished (tracking); must not block.
+        self.finished_listeners: list[Callable[[str], None]] = []
         self._runs: dict[str, ExecutorRun] = {}
+        self.hosts = HostOperations(
+            store,
+            selector,
+            max_queue=settings.max_host_queue,
+            poll_s=settings.host_queue_poll_s,
+            results_address=lambda: self.results_address,
+            run_local=self._run_local_instead,
+        )
 
     # -- lookups ---------------------------------------------------------------------------
     def live(self, operation_id: str) -> LiveOperation | None:
@@ -96,7 +108,12 @@ class Operations:
         last = record.last_event
         if live is not None and live.fanout.last is not None and not record.finished:
             last = live.fanout.last
-        return operation_to_proto(record, last)
+        message = operation_to_proto(record, last)
+        waiting = self.hosts.queue.status(record.id)
+        if waiting is not None and not record.finished:
+            message.queue_reason = waiting.reason
+            message.queue_position = waiting.position
+        return message
 
     # -- creating --------------------------------------------------------------------------
     async def create(self, request: pb.CreateTrainingRequest) -> OperationRecord:
@@ -116,17 +133,27 @@ class Operations:
                 f"execution_mode: {requested} is not AUTO, LOCAL or HOST (or unset)",
             )
         mode = requested or self.default_mode
+        operation_id = uuid.uuid4().hex
         try:
-            selection = await self.selector.select(mode, request.require_gpu, default=not requested)
+            selection = await self.selector.select(
+                mode,
+                request.require_gpu,
+                default=not requested,
+                operation_id=operation_id,  # a chosen host's slot is booked for it
+                waiting=len(self.hosts.queue),
+            )
         except ModeUnavailable as exc:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        if selection.queued:
+            self.hosts.queue.check_room()
         accepted = simple_event(ProgressKind.ACCEPTED, f"accepted: {selection.reason}")
         accepted.sequence = 1
         identity = current_identity()
-        # A fresh secret per host operation: only the host that was given it can deliver.
-        credential = secrets.token_urlsafe(32) if selection.mode == pb.EXECUTION_MODE_HOST else ""
+        # A fresh secret per placed host operation: only the host given it can deliver.
+        placed = selection.mode == pb.EXECUTION_MODE_HOST and not selection.queued
+        credential = secrets.token_urlsafe(32) if placed else ""
         record = OperationRecord(
-            id=uuid.uuid4().hex,
+            id=operation_id,
             status=pb.OPERATION_STATUS_PENDING,
             strategy_name=config.name,
             strategy_yaml=text,
@@ -140,31 +167,58 @@ class Operations:
             last_event=accepted,
             owner=identity.name if identity is not None else "",
             upload_credential_sha256=hash_token(credential) if credential else None,
+            fallback=selection.fallback,
         )
-        self.store.insert_operation(record)
+        try:
+            self.store.insert_operation(record)
+        except BaseException:
+            self.selector.ledger.release(operation_id)
+            raise
         logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
         if record.is_host:
-            self._start_host(record, reattach=False, upload_credential=credential)
+            self._start_host(
+                record, reattach=False, upload_credential=credential, why=selection.waits_for
+            )
         else:
             self._start_local(record, config)
         return record
 
     def _start_local(self, record: OperationRecord, config: StrategyConfig) -> None:
-        device = record.overrides.device or ("cuda" if record.require_gpu else self.settings.device)
         fanout = new_fanout()
+        last = record.last_event
+        run = self._local_run(record, config, fanout, last.sequence if last is not None else 0)
+        if last is not None:
+            fanout.publish(last)
+        op = LiveOperation(record, self.store, run)
+        self._launch(op, self.local.run(op, run))
+
+    def _local_run(
+        self,
+        record: OperationRecord,
+        config: StrategyConfig,
+        fanout: EventFanout[common_pb2.ProgressEvent],
+        sequence: int,
+    ) -> ExecutorRun:
+        """A local run publishing to ``fanout``, numbering its events after ``sequence``."""
+        device = record.overrides.device or ("cuda" if record.require_gpu else self.settings.device)
         run = ExecutorRun(
             ProcessExecutor(self.settings.market_data_dir, device=device, pool=self.workers),
             config,
             fanout=fanout,
             strategy_yaml=record.strategy_yaml,
         )
-        if record.last_event is not None:  # continue the stored numbering
-            for _ in range(record.last_event.sequence):
-                run.number(common_pb2.ProgressEvent())
-            fanout.publish(record.last_event)
-        op = LiveOperation(record, self.store, run)
+        for _ in range(sequence):  # continue the operation's numbering
+            run.number(common_pb2.ProgressEvent())
         self._runs[record.id] = run
-        self._launch(op, self.local.run(op, run))
+        return run
+
+    async def _run_local_instead(self, op: LiveOperation) -> None:
+        """A queued host operation that falls back to local: same operation, same stream."""
+        config = await asyncio.to_thread(_config_of, op.record)
+        last = op.fanout.last
+        run = self._local_run(op.record, config, op.fanout, last.sequence if last else 0)
+        op.numbering = run
+        await self.local.run(op, run)
 
     def _admit(self) -> None:
         """Refuse new work while too many operations wait (RESOURCE_EXHAUSTED)."""
@@ -177,19 +231,17 @@ class Operations:
             )
 
     def _start_host(
-        self, record: OperationRecord, *, reattach: bool, upload_credential: str = ""
+        self,
+        record: OperationRecord,
+        *,
+        reattach: bool,
+        upload_credential: str = "",
+        why: str = "",
     ) -> None:
-        op = LiveOperation.sequenced(record, self.store)
-        if record.last_event is not None:
-            op.fanout.publish(record.last_event)
-        runner = HostRunner(
-            op,
-            results_address=self.results_address,
-            connection=self.connection,
-            upload_credential=upload_credential,
+        op, work = self.hosts.follow(
+            record, reattach=reattach, upload_credential=upload_credential, why=why
         )
-        self._hosts[record.id] = runner
-        self._launch(op, runner.reconcile() if reattach else runner.start())
+        self._launch(op, work)
 
     def _launch(self, op: LiveOperation, work: object) -> None:
         self._live[op.id] = op
@@ -211,38 +263,24 @@ class Operations:
 
         op.task = asyncio.create_task(guarded(), name=f"operation-{op.id}")
 
+    def _announce_finished(self, operation_id: str) -> None:
+        for listener in self.finished_listeners:
+            try:
+                listener(operation_id)
+            except Exception:
+                logger.exception("operation %s: a finished-listener failed", operation_id)
+
     async def _forget(self, op: LiveOperation) -> None:
+        if op.finished:
+            self._announce_finished(op.id)
         self._live.pop(op.id, None)
         self._runs.pop(op.id, None)
-        runner = self._hosts.pop(op.id, None)
-        if runner is not None:
-            await runner.close()
+        await self.hosts.forget(op.id)
         await op.close()
 
     async def announced_bundle(self, record: OperationRecord) -> tuple[str, int] | None:
-        """The (sha256, size) of the model the operation's host announced, asking the host
-        (GetSession) when its terminal event has not been seen yet; None when it has none."""
-        if record.expected_sha256 and record.expected_size is not None:
-            return record.expected_sha256, record.expected_size
-        channel = self.connection.channel(record.host_address)
-        try:
-            response = await host_pb2_grpc.TrainingHostStub(channel).GetSession(
-                host_pb2.GetSessionRequest(session_id=record.id), timeout=5.0
-            )
-        except grpc.aio.AioRpcError as exc:
-            logger.info(
-                "operation %s: cannot ask host %s for its model: %s",
-                record.id,
-                record.host_address,
-                exc.code().name,
-            )
-            return None
-        finally:
-            await channel.close()
-        result = response.session.result
-        if not response.session.HasField("result") or not result.bundle_sha256:
-            return None
-        return result.bundle_sha256, result.bundle_size_bytes
+        """The (sha256, size) of the model a host operation's host announced, or None."""
+        return await self.hosts.announced_bundle(record)
 
     # -- watching --------------------------------------------------------------------------
     async def watch(self, operation_id: str) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
@@ -300,7 +338,7 @@ class Operations:
         if live.status == pb.OPERATION_STATUS_PENDING and not record.is_host:
             self._cancelled(live, reason)
         elif record.is_host:
-            await self._cancel_on_host(live, reason)
+            await self.hosts.cancel(live, reason)  # out of the host queue, or on its host
         else:
             run = self._runs.get(operation_id)
             if run is not None:
@@ -316,36 +354,13 @@ class Operations:
             error=common_pb2.ErrorDetail(code="CANCELLED", message=reason),
         )
 
-    async def _cancel_on_host(self, op: LiveOperation, reason: str) -> None:
-        runner = self._hosts[op.id]
-        try:
-            state = await runner.cancel(reason)
-        except grpc.aio.AioRpcError as exc:
-            self._cancelled(
-                op,
-                f"{reason} (host {runner.address} unreachable: {exc.code().name}; a model it "
-                "delivers later is refused)",
-            )
-            if op.task is not None:
-                op.task.cancel()
-            return
-        if state in (
-            host_pb2.SESSION_STATE_UNSPECIFIED,
-            host_pb2.SESSION_STATE_CANCELLED,
-            host_pb2.SESSION_STATE_COMPLETED,
-        ):
-            # Cancelled, unknown to the host, or training already over: the operation ends
-            # here, and a model delivered later is refused.
-            self._cancelled(op, reason)
-            if op.task is not None:
-                op.task.cancel()
-
     # -- start and stop --------------------------------------------------------------------
     def reconcile(self) -> None:
         """Take over the operations a previous process left active."""
         for record in self.store.active_operations():
             if record.is_host:
-                logger.info("operation %s: re-attaching to host %s", record.id, record.host_address)
+                where = record.host_address or "the host queue (no host yet)"
+                logger.info("operation %s: re-attaching to %s", record.id, where)
                 self._start_host(record, reattach=True)
             elif record.status == pb.OPERATION_STATUS_PENDING:
                 logger.info("operation %s: queued again after a restart", record.id)
@@ -356,7 +371,8 @@ class Operations:
                 event.sequence = (record.last_event.sequence if record.last_event else 0) + 1
                 error = common_pb2.ErrorDetail(code="ABORTED", message=message)
                 event.error.CopyFrom(error)
-                self.store.finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error)
+                if self.store.finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error):
+                    self._announce_finished(record.id)
                 logger.warning("operation %s: %s", record.id, message)
 
     async def shutdown(self) -> None:
@@ -372,6 +388,7 @@ class Operations:
                     simple_event(ProgressKind.FAILED, message),
                     error=common_pb2.ErrorDetail(code="ABORTED", message=message),
                 )
+        await self.hosts.close()  # queued operations stay PENDING: queued again at the next start
         tasks = [op.task for op in self._live.values() if op.task is not None]
         for task in tasks:
             task.cancel()

@@ -36,6 +36,7 @@ from ktrdr.storage import ModelBundle, ModelStorage, StoredModel
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import TransferError, receive_results
+from ktrdr.transfer.framing import SubmitRequest
 from ktrdr.transfer.receiver import drain
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,8 @@ async def _announced_nothing(record: OperationRecord) -> tuple[str, int] | None:
 
 
 async def _bounded(
-    iterator: AsyncIterator[pb.SubmitResultsRequest], idle_s: float, deadline_s: float
-) -> AsyncIterator[pb.SubmitResultsRequest]:
+    iterator: AsyncIterator[SubmitRequest], idle_s: float, deadline_s: float
+) -> AsyncIterator[SubmitRequest]:
     """The stream, ended with DEADLINE_EXCEEDED when it pauses or lasts too long."""
     end = time.monotonic() + deadline_s
     while True:
@@ -79,8 +80,8 @@ async def _bounded(
 
 
 async def _chain(
-    first: pb.SubmitResultsRequest, rest: AsyncIterator[pb.SubmitResultsRequest]
-) -> AsyncIterator[pb.SubmitResultsRequest]:
+    first: SubmitRequest, rest: AsyncIterator[SubmitRequest]
+) -> AsyncIterator[SubmitRequest]:
     yield first
     async for item in rest:
         yield item
@@ -117,9 +118,7 @@ class ResultsIntake:
         for stale in incoming_dir.glob(".submit-*"):  # left by a crash mid-transfer
             stale.unlink(missing_ok=True)
 
-    async def submit(
-        self, requests: AsyncIterable[pb.SubmitResultsRequest]
-    ) -> pb.SubmitResultsResponse:
+    async def submit(self, requests: AsyncIterable[SubmitRequest]) -> pb.SubmitResultsResponse:
         """Receive one stream. A refusal is raised only after the client's stream has been
         read to its end: gRPC Python clients that are still writing when the server ends a
         client-streaming call see INTERNAL ("execute_batch") instead of the status sent.
@@ -143,33 +142,33 @@ class ResultsIntake:
         finally:
             self.active -= 1
 
-    async def _drain(self, iterator: AsyncIterator[pb.SubmitResultsRequest]) -> None:
+    async def _drain(self, iterator: AsyncIterator[SubmitRequest]) -> None:
         """Discard the rest of a refused stream (bounded, and by the stream's deadlines)."""
         await drain(iterator, REFUSED_DRAIN_BYTES)
 
-    async def _receive(
-        self, iterator: AsyncIterator[pb.SubmitResultsRequest]
-    ) -> pb.SubmitResultsResponse:
+    async def _receive(self, iterator: AsyncIterator[SubmitRequest]) -> pb.SubmitResultsResponse:
         first = await anext(iterator, None)
-        if first is not None and first.WhichOneof("part") == "header":
-            record = self._record(first.header.session_id)
-            self._check_credential(record, first.header.upload_credential)
-            if first.header.sha256:
-                early = self._settled(record, first.header.sha256)
+        header = None
+        if isinstance(first, pb.SubmitResultsRequest) and first.WhichOneof("part") == "header":
+            header = first.header
+            record = self._record(header.session_id)
+            self._check_credential(record, header.upload_credential)
+            if header.sha256:
+                early = self._settled(record, header.sha256)
                 if early is not None:
                     await self._drain(iterator)
                     return early
-            self._check_header(record, first.header)
-            await self._check_announced(record, first.header)
+            self._check_header(record, header)
+            await self._check_announced(record, header)
         source = _chain(first, iterator) if first is not None else iterator
         bundles: list[ModelBundle] = []
 
         def validate(path: Path) -> None:
             bundle = ModelBundle.from_archive(path, max_member_bytes=self.max_bundle_bytes)
-            if first is not None and bundle.strategy_name != first.header.strategy_name:
+            if header is not None and bundle.strategy_name != header.strategy_name:
                 raise BundleError(
                     f"the bundle is for strategy {bundle.strategy_name!r}, the header says "
-                    f"{first.header.strategy_name!r}"
+                    f"{header.strategy_name!r}"
                 )
             bundles.append(bundle)
 

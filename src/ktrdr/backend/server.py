@@ -12,16 +12,18 @@ import grpc
 from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
 from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.operations import Operations
+from ktrdr.backend.registration import add_backend_servicer
 from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
 from ktrdr.backend.sweeps import Sweeps
+from ktrdr.backend.tracking import MlflowTracker, start_tracker
 from ktrdr.security.interceptor import AuthInterceptor
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.storage import ModelStorage
-from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc
+from ktrdr.training.v1 import backend_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class BackendApp:
         self.operations: Operations | None = None
         self.results: ResultsIntake | None = None
         self.sweeps: Sweeps | None = None
+        self.tracker: MlflowTracker | None = None
 
     async def start(self) -> int:
         """Bind, take over operations of a previous run, start serving; returns the port."""
@@ -106,7 +109,7 @@ class BackendApp:
         self.sweeps = sweeps = Sweeps(operations)
         servicer = BackendServicer(operations, results, sweeps)
         self.server, self._health = build_server(
-            lambda server: backend_pb2_grpc.add_BackendServicer_to_server(servicer, server),
+            lambda server: add_backend_servicer(servicer, server),
             [SERVICE_NAME],
             max_message_bytes=settings.max_message_bytes,
             interceptors=interceptors,
@@ -120,6 +123,9 @@ class BackendApp:
         host = settings.address.rsplit(":", 1)[0]
         # Hosts send results to the listen address unless told otherwise (port 0 resolved).
         operations.results_address = settings.results_address or f"{host}:{self.port}"
+        if settings.mlflow_tracking_uri:
+            self.tracker = start_tracker(settings, self.store)
+            operations.finished_listeners.append(self.tracker.operation_finished)
         operations.reconcile()
         sweeps.resume()
         await self.server.start()
@@ -146,6 +152,8 @@ class BackendApp:
             await self.sweeps.shutdown()
         if self.operations is not None:
             await self.operations.shutdown()
+        if self.tracker is not None:  # before the store it reads from
+            await asyncio.to_thread(self.tracker.close)
         self.store.close()
         self.tokens.close()
 

@@ -27,6 +27,7 @@ from ktrdr.backend.sweeps import SweepRpcs, Sweeps
 from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc
+from ktrdr.transfer.framing import SubmitRequest
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class BackendServicer(SweepRpcs, pb_grpc.BackendServicer):
     @_aborts_on_error
     async def SubmitResults(
         self,
-        request_iterator: AsyncIterator[pb.SubmitResultsRequest],
+        request_iterator: AsyncIterator[SubmitRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.SubmitResultsResponse:
         return await self.results.submit(request_iterator)

@@ -89,8 +89,20 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     max_concurrent_uploads: int = Field(default=8, ge=1)
     # Operations waiting as PENDING; CreateTraining beyond it is RESOURCE_EXHAUSTED.
     max_pending: int = Field(default=64, ge=1)
+    # Host operations waiting for a free host slot (every healthy host busy); CreateTraining in
+    # host mode beyond it is RESOURCE_EXHAUSTED (KTRDR_BACKEND_MAX_HOST_QUEUE).
+    max_host_queue: int = Field(default=64, ge=1)
+    # While operations wait for a host, how often the hosts are asked again for free slots, s
+    # (KTRDR_BACKEND_HOST_QUEUE_POLL_S); a training of this backend that ends asks at once.
+    host_queue_poll_s: float = Field(default=2.0, gt=0)
     # Seconds a graceful stop waits for RPCs to finish (KTRDR_BACKEND_GRACE_S).
     grace_s: float = Field(default=5.0, ge=0)
+    # MLflow tracking URI: every finished operation is logged there as a run ("": off).
+    mlflow_tracking_uri: str = ""
+    # The MLflow experiment the runs go to (created when missing).
+    mlflow_experiment: str = Field(default="ktrdr", min_length=1)
+    # Longest wait between two attempts while the tracking store is unreachable, s.
+    mlflow_retry_max_s: float = Field(default=60.0, gt=0)
 
     # -- sweeps (CreateSweep; need the sweeps extra, Optuna) --
     # Trials one sweep may ask for (KTRDR_BACKEND_SWEEP_MAX_TRIALS).

@@ -76,6 +76,7 @@ _ADDED_COLUMNS = {
     "upload_credential_sha256": "TEXT",
     "expected_sha256": "TEXT",
     "expected_size": "INTEGER",
+    "fallback": "INTEGER NOT NULL DEFAULT 0",
 }
 
 
@@ -114,6 +115,8 @@ class OperationRecord:
     # only that one).
     expected_sha256: str | None = None
     expected_size: int | None = None
+    # Host mode was asked for but it runs locally: no host was healthy.
+    fallback: bool = False
 
     @property
     def finished(self) -> bool:
@@ -182,6 +185,7 @@ def _record(row: sqlite3.Row) -> OperationRecord:
         upload_credential_sha256=row["upload_credential_sha256"],
         expected_sha256=row["expected_sha256"],
         expected_size=row["expected_size"],
+        fallback=bool(row["fallback"]),
     )
 
 
@@ -228,8 +232,8 @@ class Store:
             db.execute(
                 "INSERT INTO operations (id, status, strategy_name, strategy_yaml, overrides, "
                 "requested_mode, mode, mode_reason, host_address, require_gpu, created_us, "
-                "last_event, owner, upload_credential_sha256) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "last_event, owner, upload_credential_sha256, fallback) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.id,
                     record.status,
@@ -245,8 +249,35 @@ class Store:
                     _blob(record.last_event),
                     record.owner,
                     record.upload_credential_sha256,
+                    int(record.fallback),
                 ),
             )
+
+    def place_operation(
+        self,
+        operation_id: str,
+        *,
+        mode: int,
+        host_address: str,
+        mode_reason: str,
+        upload_credential_sha256: str | None,
+    ) -> bool:
+        """Where a queued operation goes after all (a host, or local as a fallback)."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE operations SET mode = ?, host_address = ?, mode_reason = ?, "
+                "upload_credential_sha256 = ?, fallback = ? WHERE id = ? AND status = ?",
+                (
+                    mode,
+                    host_address,
+                    mode_reason,
+                    upload_credential_sha256,
+                    int(mode == pb.EXECUTION_MODE_LOCAL),
+                    operation_id,
+                    pb.OPERATION_STATUS_PENDING,
+                ),
+            )
+            return cur.rowcount == 1
 
     def set_expected_bundle(self, operation_id: str, sha256: str, size: int) -> None:
         """Record the bundle a host announced for an operation (first announcement wins)."""

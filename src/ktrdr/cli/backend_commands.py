@@ -153,9 +153,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.verbose <= 0:  # a server reports what it does
         logging.getLogger("ktrdr").setLevel(logging.INFO)
+    from ktrdr.backend.tracking import TrackingUnavailable
+
     try:
         asyncio.run(serve(settings))
-    except (SecurityConfigError, OSError) as exc:
+    except (SecurityConfigError, TrackingUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -303,15 +303,35 @@ def _result_json(result: TrainingResult) -> dict[str, Any]:
     }
 
 
+def placement_line(op: OperationInfo) -> str:
+    """One line saying where an operation runs (or waits), for stderr when it is created."""
+    head = f"operation {op.operation_id}: {op.status}, mode {op.mode}"
+    if op.fallback:
+        return f"warning: {head}: runs LOCALLY in the backend, not on a host ({op.mode_reason})"
+    if op.queue_position:
+        return (
+            f"{head}, queued for a host slot, position {op.queue_position}: {op.queue_reason} "
+            f"({op.mode_reason})"
+        )
+    if op.mode == "host":
+        return f"{head} on host {op.host_address} ({op.mode_reason})"
+    return f"{head} ({op.mode_reason})"
+
+
 def _print_result(result: TrainingResult) -> None:
     op = result.operation
     if not result.ok:
         print(f"\noperation {op.operation_id} {op.status}: {op.error or 'no reason given'}")
+        if op.fallback:
+            print(f"  it ran LOCALLY (fallback from host mode): {op.mode_reason}")
         return
-    where = f"host {op.host_address}" if op.mode == "host" and op.host_address else op.mode
+    where = f"on host {op.host_address}" if op.mode == "host" and op.host_address else op.mode
+    if op.fallback:
+        where = "LOCALLY in the backend (fallback from host mode)"
     print(
-        f"\n{op.strategy}: trained on {result.device or '?'} ({where}) in {result.duration_s:.1f} s"
+        f"\n{op.strategy}: trained on {result.device or '?'} {where} in {result.duration_s:.1f} s"
     )
+    print(f"  {'warning' if op.fallback else 'placed'}: {op.mode_reason}")
     for name in sorted(result.metrics):
         print(f"  {name:<22} {_fmt(result.metrics[name])}")
     per_class = result.per_class_frame()
@@ -353,10 +373,7 @@ def _train_remote(args: argparse.Namespace) -> int:
             device=args.device,
             set_fields=args.set_fields,
         )
-        print(
-            f"operation {op.operation_id}: {op.status}, mode {op.mode} ({op.mode_reason})",
-            file=sys.stderr,
-        )
+        print(placement_line(op), file=sys.stderr)
         if ctrl_c.interrupted:  # during CreateTraining: the operation exists, cancel it
             return _cancel_after_interrupt(client, op.operation_id)
         if args.detach:
@@ -422,7 +439,9 @@ def _ops_list(args: argparse.Namespace) -> int:
                 op.operation_id,
                 op.status,
                 op.strategy,
-                op.mode,
+                op.mode
+                + (" (queued)" if op.queue_position else "")
+                + (" (fallback)" if op.fallback else ""),
                 f"{op.percent:.0f}%",
                 _when(op),
                 _fmt(op.metrics["test_accuracy"]) if "test_accuracy" in op.metrics else "-",
@@ -440,14 +459,17 @@ def _print_operation(op: OperationInfo) -> None:
         ("status", op.status),
         ("strategy", op.strategy),
         ("mode", f"{op.mode} (requested: {op.requested_mode})"),
+        ("placement", op.placement),
         ("reason", op.mode_reason),
-        ("host", op.host_address or "-"),
+        ("host", op.host_address or ("- (waiting for a slot)" if op.queue_position else "-")),
         ("require gpu", op.require_gpu),
         ("created", op.created or "-"),
         ("started", op.started or "-"),
         ("finished", op.finished or "-"),
         ("progress", f"{op.percent:.0f}% {op.last_message}"),
     ]
+    if op.queue_position:
+        rows.insert(2, ("queue", f"position {op.queue_position}: {op.queue_reason}"))
     if op.error:
         rows.append(("error", op.error))
     if op.model:
@@ -621,6 +643,8 @@ def _config_dict(config: Any) -> dict[str, Any]:
         "health_check_timeout_s": config.health_check_timeout_s,
         "local_concurrency": config.local_concurrency,
         "max_bundle_bytes": config.max_bundle_bytes,
+        "max_pending": config.max_pending,
+        "max_host_queue": config.max_host_queue,
     }
 
 

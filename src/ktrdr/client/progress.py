@@ -74,6 +74,10 @@ class ProgressDisplay:
             self._line(event)
             return
         overall = self._overall_bar()
+        if kind == common_pb2.PROGRESS_KIND_ACCEPTED and event.message:
+            # where it runs, or why it still waits ("queued: 3 hosts busy, ...")
+            message = event.message if len(event.message) <= 70 else event.message[:69] + "…"
+            overall.set_description_str(f"{self._description}: {message}", refresh=False)
         if event.step:
             overall.set_description_str(
                 f"{self._description}: step {event.step}/{event.total_steps} {event.step_name}",

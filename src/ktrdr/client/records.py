@@ -152,6 +152,12 @@ class OperationInfo:
     model: ModelRef | None
     proto: backend_pb2.Operation = field(repr=False, compare=False)
     owner: str = ""  # the token name that created it
+    # While it waits for a free host slot: why ("3 hosts busy, 2 queued (this one 1st)") and
+    # its place in the host queue (1 = next); "" and 0 otherwise.
+    queue_reason: str = ""
+    queue_position: int = 0
+    # Host mode was asked for, but it runs in the backend: no host was healthy.
+    fallback: bool = False
     sweep_id: str = ""  # the sweep it is a trial of, if any
     trial_number: int | None = None
 
@@ -184,6 +190,9 @@ class OperationInfo:
             model=model,
             proto=op,
             owner=op.owner,
+            queue_reason=op.queue_reason,
+            queue_position=op.queue_position,
+            fallback=op.fallback,
             sweep_id=op.sweep_id,
             trial_number=op.trial_number if op.HasField("trial_number") else None,
         )
@@ -195,6 +204,18 @@ class OperationInfo:
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def placement(self) -> str:
+        """Where it runs, in a few words: "host 10.0.0.5:50051", "queued for a host (...)",
+        "local (FALLBACK: no healthy host)", "local"."""
+        if self.queue_position:
+            return f"queued for a host ({self.queue_reason})"
+        if self.mode == "host":
+            return f"host {self.host_address}" if self.host_address else "host"
+        if self.fallback:
+            return "local (FALLBACK from host mode: no training host was healthy)"
+        return self.mode
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "proto"}

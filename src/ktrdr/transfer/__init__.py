@@ -12,7 +12,7 @@ from ktrdr.transfer.hashing import is_sha256_hex, sha256_file
 from ktrdr.transfer.options import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES, grpc_options
 from ktrdr.transfer.protocol import codec_from_proto, codec_to_proto
 from ktrdr.transfer.receiver import ReceivedResults, receive_results
-from ktrdr.transfer.sender import iter_submit_requests, send_results
+from ktrdr.transfer.sender import iter_submit_frames, iter_submit_requests, send_results
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -26,6 +26,7 @@ __all__ = [
     "codec_to_proto",
     "grpc_options",
     "is_sha256_hex",
+    "iter_submit_frames",
     "iter_submit_requests",
     "make_decoder",
     "make_encoder",

@@ -34,7 +34,9 @@ DECODE_BLOCK_SIZE = 1 << 20
 # gzip container (not raw deflate, not zlib): RFC 1952 header and trailer.
 _GZIP_WBITS = 31
 
-Sink = Callable[[bytes], None]
+# Decoded bytes are valid only during the call (a view into a larger chunk for raw data):
+# a sink that keeps them must copy them.
+Sink = Callable[[bytes | memoryview], None]
 
 
 class Codec(enum.StrEnum):
@@ -60,7 +62,7 @@ class Encoder(Protocol):
 class Decoder(Protocol):
     """A streaming decompressor writing decoded bytes to a sink in bounded pieces."""
 
-    def feed(self, data: bytes) -> None: ...
+    def feed(self, data: bytes | memoryview) -> None: ...
 
     def finish(self) -> None: ...
 
@@ -112,14 +114,14 @@ class _RawDecoder:
         self._sink = sink
         self._block = block_size
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if len(data) <= self._block:
             if data:
                 self._sink(data)
             return
-        view = memoryview(data)
-        for start in range(0, len(view), self._block):
-            self._sink(bytes(view[start : start + self._block]))
+        with memoryview(data) as view:  # slices share the chunk's buffer: no copy
+            for start in range(0, len(view), self._block):
+                self._sink(view[start : start + self._block])
 
     def finish(self) -> None:
         pass
@@ -146,7 +148,7 @@ class _ZstdDecoder:
         writer = cast(IO[bytes], _SinkWriter(sink))
         self._writer = dctx.stream_writer(writer, write_size=block_size, closefd=False)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         try:
             self._writer.write(data)
         except zstandard.ZstdError as exc:
@@ -163,7 +165,7 @@ class _GzipDecoder:
         self._block = block_size
         self._d = zlib.decompressobj(_GZIP_WBITS)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if self._d.eof:
             if data:
                 raise CodecError("data after the end of the gzip stream")

@@ -12,21 +12,23 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 import grpc
 
 from ktrdr.errors import BundleError
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.transfer.codecs import Codec, CodecError, Decoder, make_decoder
+from ktrdr.transfer.codecs import Codec, CodecError, make_decoder
 from ktrdr.transfer.errors import TransferError
+from ktrdr.transfer.framing import SubmitRequest
 from ktrdr.transfer.hashing import is_sha256_hex
+from ktrdr.transfer.pipeline import ChunkPipeline
 from ktrdr.transfer.protocol import codec_from_proto
+from ktrdr.transfer.writer import FileWriter
 
 logger = logging.getLogger(__name__)
 
@@ -53,20 +55,20 @@ class _Overflow(Exception):
 
 
 class _BoundedFileSink:
-    """Writes decoded bytes to a file while hashing and counting them, up to a limit."""
+    """Hashes and counts decoded bytes, up to a limit, and hands them to the file's writer."""
 
-    def __init__(self, file: IO[bytes], limit: int) -> None:
-        self._file = file
+    def __init__(self, writer: FileWriter, limit: int) -> None:
+        self._writer = writer
         self._limit = limit
         self.size = 0
         self.hash = hashlib.sha256()
 
-    def __call__(self, data: bytes) -> None:
+    def __call__(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self.size > self._limit:
             raise _Overflow
         self.hash.update(data)
-        self._file.write(data)
+        self._writer.write(data)
 
 
 async def _run_blocking(func: Callable[..., T], *args: object) -> T:
@@ -84,14 +86,14 @@ async def _run_blocking(func: Callable[..., T], *args: object) -> T:
 
 
 def _check_header(
-    message: pb.SubmitResultsRequest | None, max_raw_bytes: int
+    message: SubmitRequest | None, max_raw_bytes: int
 ) -> tuple[pb.SubmitResultsHeader, Codec]:
     if message is None:
         raise TransferError(
             grpc.StatusCode.INVALID_ARGUMENT, "empty SubmitResults stream: expected a header"
         )
     part = message.WhichOneof("part")
-    if part != "header":
+    if part != "header" or not isinstance(message, pb.SubmitResultsRequest):
         raise TransferError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"the first SubmitResults message must be a header, got {part or 'an empty message'}",
@@ -120,7 +122,7 @@ def _check_header(
     return header, codec
 
 
-async def _next(iterator: AsyncIterator[pb.SubmitResultsRequest]) -> pb.SubmitResultsRequest | None:
+async def _next(iterator: AsyncIterator[SubmitRequest]) -> SubmitRequest | None:
     try:
         return await anext(iterator)
     except StopAsyncIteration:
@@ -128,7 +130,7 @@ async def _next(iterator: AsyncIterator[pb.SubmitResultsRequest]) -> pb.SubmitRe
 
 
 async def receive_results(
-    request_iterator: AsyncIterable[pb.SubmitResultsRequest],
+    request_iterator: AsyncIterable[SubmitRequest],
     *,
     tmp_dir: Path | str,
     max_raw_bytes: int,
@@ -141,8 +143,8 @@ async def receive_results(
     INVALID_ARGUMENT (no header first, bad header, message after the trailer, invalid
     bundle), RESOURCE_EXHAUSTED (bigger than ``max_raw_bytes``, or than the header's raw
     size, while decompressing), DATA_LOSS (chunk out of sequence, no trailer, trailer or size
-    mismatch, corrupt encoding, hash mismatch). On any failure or cancellation the temporary
-    file is removed.
+    mismatch, corrupt encoding, hash mismatch), UNAVAILABLE (the temporary file could not be
+    written, e.g. a full disk). On any failure or cancellation the temporary file is removed.
 
     A refusal is raised only after the rest of the client's stream has been read (bounded by
     twice ``max_raw_bytes``): a gRPC Python client that is still writing when the server ends
@@ -156,7 +158,7 @@ async def receive_results(
         raise
 
 
-async def drain(iterator: AsyncIterator[pb.SubmitResultsRequest], budget_bytes: int) -> None:
+async def drain(iterator: AsyncIterator[SubmitRequest], budget_bytes: int) -> None:
     """Read and discard what is left of a refused stream, at most ``budget_bytes``."""
     with contextlib.suppress(Exception):
         async for message in iterator:
@@ -166,7 +168,7 @@ async def drain(iterator: AsyncIterator[pb.SubmitResultsRequest], budget_bytes: 
 
 
 async def _receive(
-    iterator: AsyncIterator[pb.SubmitResultsRequest],
+    iterator: AsyncIterator[SubmitRequest],
     tmp_dir: Path | str,
     max_raw_bytes: int,
     validate: Callable[[Path], None] | None,
@@ -179,11 +181,20 @@ async def _receive(
     path = Path(name)
     ok = False
     try:
-        with os.fdopen(fd, "wb") as file:
-            sink = _BoundedFileSink(file, limit)
-            decoder = make_decoder(codec, sink)
-            encoded_size = await _receive_chunks(iterator, decoder, header.session_id)
-            await _run_blocking(_finish, decoder)
+        # Unbuffered: chunks are large, and a buffered writer would copy each one once more.
+        with open(fd, "wb", buffering=0) as file:
+            writer = FileWriter(file)
+            sink = _BoundedFileSink(writer, limit)
+            try:
+                pipeline = ChunkPipeline(make_decoder(codec, sink), writer=writer)
+            except BaseException:  # e.g. no thread could be started: the writer's must end
+                writer.stop()
+                raise
+            try:
+                encoded_size = await _receive_chunks(iterator, pipeline, header.session_id)
+                await pipeline.finish()
+            finally:
+                await pipeline.close()
         if sink.size != raw_size:
             raise TransferError(
                 grpc.StatusCode.DATA_LOSS,
@@ -212,6 +223,15 @@ async def _receive(
         raise TransferError(grpc.StatusCode.RESOURCE_EXHAUSTED, message) from None
     except CodecError as exc:
         raise TransferError(grpc.StatusCode.DATA_LOSS, f"{codec} stream: {exc}") from exc
+    except OSError as exc:  # writing the temporary file failed (disk full, ...)
+        logger.error(
+            "SubmitResults for session %s: writing %s failed: %s", header.session_id, path, exc
+        )
+        raise TransferError(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the backend could not store the upload ({exc.strerror or type(exc).__name__}); "
+            "retry later",
+        ) from None
     finally:
         if not ok:
             path.unlink(missing_ok=True)
@@ -233,75 +253,59 @@ async def _receive(
     )
 
 
-def _finish(decoder: Decoder) -> None:
-    decoder.finish()
-
-
 async def _receive_chunks(
-    iterator: AsyncIterator[pb.SubmitResultsRequest], decoder: Decoder, session_id: str
+    iterator: AsyncIterator[SubmitRequest], pipeline: ChunkPipeline, session_id: str
 ) -> int:
-    """Decode chunks until the trailer and the end of the stream; return the encoded size.
+    """Hand chunks to the pipeline until the trailer and the end of the stream; return the
+    encoded size.
 
-    Chunk i is decoded, hashed and written in a worker thread while chunk i+1 is received;
-    at most one chunk is in flight, so memory stays bounded.
+    The pipeline's worker decodes, hashes and writes while the next chunks are received; its
+    queue is bounded, so memory stays bounded; its first error is raised by the next ``put``.
     """
-    loop = asyncio.get_running_loop()
-    in_flight: asyncio.Future[None] | None = None
     expected = 0
     encoded_size = 0
-    try:
-        while True:
-            message = await _next(iterator)
-            if message is None:
+    while True:
+        message = await _next(iterator)
+        if message is None:
+            raise TransferError(
+                grpc.StatusCode.DATA_LOSS,
+                f"stream for session {session_id} ended after {expected} chunks without a "
+                "trailer: the transfer is incomplete",
+            )
+        part = message.WhichOneof("part")
+        if part == "chunk":
+            chunk = message.chunk
+            if chunk.index != expected:
                 raise TransferError(
                     grpc.StatusCode.DATA_LOSS,
-                    f"stream for session {session_id} ended after {expected} chunks without a "
-                    "trailer: the transfer is incomplete",
+                    f"chunk {chunk.index} arrived where chunk {expected} was expected",
                 )
-            part = message.WhichOneof("part")
-            if part == "chunk":
-                chunk = message.chunk
-                if chunk.index != expected:
-                    raise TransferError(
-                        grpc.StatusCode.DATA_LOSS,
-                        f"chunk {chunk.index} arrived where chunk {expected} was expected",
-                    )
-                expected += 1
-                data = chunk.data
-                encoded_size += len(data)
-                if in_flight is not None:
-                    await asyncio.shield(in_flight)
-                in_flight = loop.run_in_executor(None, decoder.feed, data)
-            elif part == "trailer":
-                trailer = message.trailer
-                if trailer.chunk_count != expected:
-                    raise TransferError(
-                        grpc.StatusCode.DATA_LOSS,
-                        f"trailer says {trailer.chunk_count} chunks, {expected} arrived",
-                    )
-                if trailer.encoded_size_bytes != encoded_size:
-                    raise TransferError(
-                        grpc.StatusCode.DATA_LOSS,
-                        f"trailer says {trailer.encoded_size_bytes} encoded bytes, "
-                        f"{encoded_size} arrived",
-                    )
-                if await _next(iterator) is not None:
-                    raise TransferError(
-                        grpc.StatusCode.INVALID_ARGUMENT, "a message followed the trailer"
-                    )
-                if in_flight is not None:
-                    await asyncio.shield(in_flight)
-                return encoded_size
-            else:
+            expected += 1
+            data = chunk.data
+            encoded_size += len(data)
+            await pipeline.put(data)
+        elif part == "trailer":
+            assert isinstance(message, pb.SubmitResultsRequest)  # only chunks are frames
+            trailer = message.trailer
+            if trailer.chunk_count != expected:
                 raise TransferError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"unexpected {part or 'empty message'} after the header "
-                    f"(chunk {expected} or the trailer expected)",
+                    grpc.StatusCode.DATA_LOSS,
+                    f"trailer says {trailer.chunk_count} chunks, {expected} arrived",
                 )
-    finally:
-        # The worker writes to the temporary file: let it finish before the file goes away.
-        if in_flight is not None and not in_flight.done():
-            with contextlib.suppress(BaseException):
-                await asyncio.wait([in_flight])
-        if in_flight is not None and in_flight.done() and not in_flight.cancelled():
-            in_flight.exception()  # retrieved: the error that matters is already propagating
+            if trailer.encoded_size_bytes != encoded_size:
+                raise TransferError(
+                    grpc.StatusCode.DATA_LOSS,
+                    f"trailer says {trailer.encoded_size_bytes} encoded bytes, "
+                    f"{encoded_size} arrived",
+                )
+            if await _next(iterator) is not None:
+                raise TransferError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "a message followed the trailer"
+                )
+            return encoded_size
+        else:
+            raise TransferError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unexpected {part or 'empty message'} after the header "
+                f"(chunk {expected} or the trailer expected)",
+            )

@@ -75,6 +75,7 @@ class Harness:
     backend: SubmitOnlyBackend
     stub: pb_grpc.BackendStub
     incoming: Path
+    channel: grpc.aio.Channel
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=grpc_options())
     try:
-        yield Harness(backend, pb_grpc.BackendStub(channel), incoming)
+        yield Harness(backend, pb_grpc.BackendStub(channel), incoming, channel)
     finally:
         await channel.close()
         await server.stop(grace=None)
@@ -116,11 +117,12 @@ def messages_for(path: Path, codec: Codec = Codec.RAW, chunk_size: int = 256 * K
     )
 
 
+@pytest.mark.parametrize("via", ["stub", "channel"])  # messages / frames serialized by hand
 @pytest.mark.parametrize("codec", [None, Codec.RAW, Codec.ZSTD, Codec.GZIP])
-async def test_round_trip(codec: Codec | None, harness: Harness, tmp_path: Path) -> None:
+async def test_round_trip(codec: Codec | None, via: str, harness: Harness, tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "bundle.tar", 3 * MiB + 123)
     response = await send_results(
-        harness.stub,
+        harness.stub if via == "stub" else harness.channel,
         bundle,
         session_id="op-1",
         strategy_name="rsi",

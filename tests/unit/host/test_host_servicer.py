@@ -406,11 +406,16 @@ async def test_restart_resends_the_spool(
                 )
                 assert answer.session.state == host_pb2.SESSION_STATE_COMPLETED
                 assert answer.session.result.bundle_sha256 == entry.sha256
-                await wait_for(lambda: not entry.archive.exists())
-                answer = await stub.GetSession(
-                    host_pb2.GetSessionRequest(session_id="op-7"), timeout=5
-                )
-                assert answer.session.result.delivery.status == K.DELIVERY_STATUS_DELIVERED
+                # DELIVERED is recorded just after the spool entry is deleted (in a thread): wait
+                # for the status itself, not for the file to go.
+                deadline = time.monotonic() + 10
+                while answer.session.result.delivery.status != K.DELIVERY_STATUS_DELIVERED:
+                    assert time.monotonic() < deadline, "the delivery was not recorded in time"
+                    await asyncio.sleep(0.02)
+                    answer = await stub.GetSession(
+                        host_pb2.GetSessionRequest(session_id="op-7"), timeout=5
+                    )
+                assert not entry.archive.exists()
         finally:
             await host.shutdown()
     finally:

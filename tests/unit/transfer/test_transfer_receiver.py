@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
+import io
 import os
+import tracemalloc
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 
 from ktrdr.errors import BundleError
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.transfer import Codec, TransferError, iter_submit_requests, receive_results
+from ktrdr.transfer import Codec, TransferError, iter_submit_requests, receive_results, receiver
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -231,3 +234,56 @@ async def test_cancellation_removes_the_temp_file(archive: Path, incoming: Path)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert os.listdir(incoming) == []
+
+
+async def test_memory_stays_bounded_while_receiving(tmp_path: Path, incoming: Path) -> None:
+    """48 MiB through the receiver: what Python holds at once stays a few chunks."""
+    size, chunk = 48 * MiB, MiB
+    block = os.urandom(chunk)
+    digest = hashlib.sha256()
+    for _ in range(size // chunk):
+        digest.update(block)
+    header = pb.SubmitResultsRequest(
+        header=pb.SubmitResultsHeader(
+            session_id="op-1",
+            strategy_name="rsi",
+            raw_size_bytes=size,
+            codec=pb.CODEC_RAW,
+            sha256=digest.hexdigest(),
+            chunk_size_bytes=chunk,
+        )
+    )
+
+    async def lazy() -> AsyncIterator[pb.SubmitResultsRequest]:
+        yield header
+        for index in range(size // chunk):
+            yield pb.SubmitResultsRequest(chunk=pb.SubmitResultsChunk(data=block, index=index))
+        yield pb.SubmitResultsRequest(
+            trailer=pb.SubmitResultsTrailer(chunk_count=size // chunk, encoded_size_bytes=size)
+        )
+
+    tracemalloc.start()
+    try:
+        result = await receive_results(lazy(), tmp_dir=incoming, max_raw_bytes=size)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.raw_size == size
+    assert peak < 12 * MiB, f"peak {peak / MiB:.1f} MiB of Python objects"
+
+
+async def test_a_failed_write_is_unavailable_and_leaves_nothing(
+    archive: Path, incoming: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full while writing: a status the host retries, no path in it, no file left."""
+
+    class FullDisk(io.FileIO):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def open_full_disk(fd: int, mode: str, buffering: int = -1) -> FullDisk:
+        return FullDisk(fd, mode)
+
+    monkeypatch.setattr(receiver, "open", open_full_disk, raising=False)
+    error = await expect(grpc.StatusCode.UNAVAILABLE, requests(archive), incoming, "space")
+    assert str(incoming) not in error.message

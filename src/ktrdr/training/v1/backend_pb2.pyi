@@ -140,7 +140,7 @@ SWEEP_EVENT_KIND_BEST: SweepEventKind
 SWEEP_EVENT_KIND_SWEEP_FINISHED: SweepEventKind
 
 class Operation(_message.Message):
-    __slots__ = ("operation_id", "status", "strategy_name", "requested_mode", "mode", "mode_reason", "host_address", "require_gpu", "created_time", "started_time", "finished_time", "last_event", "error", "result", "owner", "sweep_id", "trial_number")
+    __slots__ = ("operation_id", "status", "strategy_name", "requested_mode", "mode", "mode_reason", "host_address", "require_gpu", "created_time", "started_time", "finished_time", "last_event", "error", "result", "owner", "queue_reason", "queue_position", "fallback", "sweep_id", "trial_number")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,9 @@ class Operation(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_REASON_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
     TRIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
@@ -173,9 +176,12 @@ class Operation(_message.Message):
     error: _common_pb2.ErrorDetail
     result: _common_pb2.ResultSummary
     owner: str
+    queue_reason: str
+    queue_position: int
+    fallback: bool
     sweep_id: str
     trial_number: int
-    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ..., owner: _Optional[str] = ..., sweep_id: _Optional[str] = ..., trial_number: _Optional[int] = ...) -> None: ...
+    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ..., owner: _Optional[str] = ..., queue_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., fallback: _Optional[bool] = ..., sweep_id: _Optional[str] = ..., trial_number: _Optional[int] = ...) -> None: ...
 
 class CreateTrainingRequest(_message.Message):
     __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu", "field_overrides")
@@ -264,7 +270,7 @@ class CancelOperationResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[OperationStatus, str]] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class TrainingConfig(_message.Message):
-    __slots__ = ("default_mode", "host_addresses", "results_address", "health_check_timeout_s", "local_concurrency", "max_bundle_bytes", "max_pending", "auth_required")
+    __slots__ = ("default_mode", "host_addresses", "results_address", "health_check_timeout_s", "local_concurrency", "max_bundle_bytes", "max_pending", "auth_required", "max_host_queue")
     DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
     HOST_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     RESULTS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +279,7 @@ class TrainingConfig(_message.Message):
     MAX_BUNDLE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_PENDING_FIELD_NUMBER: _ClassVar[int]
     AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOST_QUEUE_FIELD_NUMBER: _ClassVar[int]
     default_mode: ExecutionMode
     host_addresses: _containers.RepeatedScalarFieldContainer[str]
     results_address: str
@@ -281,7 +288,8 @@ class TrainingConfig(_message.Message):
     max_bundle_bytes: int
     max_pending: int
     auth_required: bool
-    def __init__(self, default_mode: _Optional[_Union[ExecutionMode, str]] = ..., host_addresses: _Optional[_Iterable[str]] = ..., results_address: _Optional[str] = ..., health_check_timeout_s: _Optional[float] = ..., local_concurrency: _Optional[int] = ..., max_bundle_bytes: _Optional[int] = ..., max_pending: _Optional[int] = ..., auth_required: _Optional[bool] = ...) -> None: ...
+    max_host_queue: int
+    def __init__(self, default_mode: _Optional[_Union[ExecutionMode, str]] = ..., host_addresses: _Optional[_Iterable[str]] = ..., results_address: _Optional[str] = ..., health_check_timeout_s: _Optional[float] = ..., local_concurrency: _Optional[int] = ..., max_bundle_bytes: _Optional[int] = ..., max_pending: _Optional[int] = ..., auth_required: _Optional[bool] = ..., max_host_queue: _Optional[int] = ...) -> None: ...
 
 class GetTrainingConfigRequest(_message.Message):
     __slots__ = ()
