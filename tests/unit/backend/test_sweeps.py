@@ -351,3 +351,29 @@ async def test_the_cli_and_client_run_a_sweep(sweep_backend, capsys):
     table = trials_table(sweep.trials)
     assert list(table["status"]) == ["completed", "completed"]
     assert "val_loss" in table.columns and "model.architecture.activation" in table.columns
+
+
+async def test_a_sweep_whose_trials_are_all_refused_fails_with_the_reason(backend):
+    """Seed 0 draws dropout 2.0, 3.0, 3.0, 2.0, 2.0: every trial is refused at creation (the
+    space's first value, 0.1, is what CreateSweep checked)."""
+    parameter = pb.SweepParameter(
+        path="model.architecture.dropout", choices=pb.Choices(values=["0.1", "2.0", "3.0"])
+    )
+    created = (
+        await backend.stub.CreateSweep(
+            pb.CreateSweepRequest(
+                strategy_name="tiny_rsi",
+                parameters=[parameter],
+                n_trials=20,
+                sampler=pb.SWEEP_SAMPLER_RANDOM,
+                seed=0,
+            )
+        )
+    ).sweep
+    events = await watch_to_end(backend.stub, created.sweep_id)
+    sweep = events[-1].sweep
+    assert sweep.status == pb.SWEEP_STATUS_FAILED
+    assert "5 trials in a row failed" in sweep.error.message
+    assert "dropout" in sweep.error.message
+    assert [t.status for t in sweep.trials] == [pb.TRIAL_STATUS_FAILED] * 5
+    assert all(not t.operation_id for t in sweep.trials)

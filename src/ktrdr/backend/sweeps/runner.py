@@ -112,12 +112,17 @@ class SweepRun:
             if len(counted) >= n_trials and not self._followers:
                 self._finish(pb.SWEEP_STATUS_COMPLETED, "", "")
                 return
+            refused = False
             while (
                 len(self._followers) < parallelism
                 and len(counted) + len(self._followers) < n_trials
                 and not self.cancel_reason
             ):
-                await self._start_trial()
+                if not await self._start_trial():
+                    refused = True  # counted as failed: count again before asking more
+                    break
+            if refused:
+                continue
             self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), *self._followers.values()]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -170,7 +175,8 @@ class SweepRun:
                 await self.studies.tell(sweep_id, number, "fail")
         logger.info("sweep %s resumed (%d trials followed again)", sweep_id, len(followed))
 
-    async def _start_trial(self) -> None:
+    async def _start_trial(self) -> bool:
+        """Ask for a trial and create its operation; False when the backend refused it."""
         asked = await self.studies.ask(self.record.id, self.request)
         trial = TrialRecord(
             self.record.id, asked.number, pb.TRIAL_STATUS_RUNNING, asked.params, now_us()
@@ -194,12 +200,13 @@ class SweepRun:
                     continue
                 self._end(trial, pb.TRIAL_STATUS_FAILED, error=(exc.code.name, exc.message))
                 await self.studies.tell(self.record.id, trial.number, "fail")
-                return
+                return False
         trial = trial.but(operation_id=op.id)
         self.store.put_trial(trial)
         logger.info("sweep %s trial %d: operation %s", self.record.id, trial.number, op.id)
         self.publish(event(pb.SWEEP_EVENT_KIND_TRIAL_STARTED, trial, f"trial {trial.number}"))
         self._follow(trial, asked.handle)
+        return True
 
     def _follow(self, trial: TrialRecord, handle: Any) -> None:
         self._followers[trial.number] = asyncio.create_task(
