@@ -136,7 +136,7 @@ def _watch(args: argparse.Namespace) -> int:
     client = _client(args)
 
     def emit(e: Any) -> None:
-        if args.json or not e.message:
+        if args.json or not (e.message or e.epoch):
             return
         trial = TrialInfo.from_proto(e.trial) if e.HasField("trial") else None
         line = e.message

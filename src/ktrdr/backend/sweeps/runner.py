@@ -204,7 +204,10 @@ class SweepRun:
         trial = trial.but(operation_id=op.id)
         self.store.put_trial(trial)
         logger.info("sweep %s trial %d: operation %s", self.record.id, trial.number, op.id)
-        self.publish(event(pb.SWEEP_EVENT_KIND_TRIAL_STARTED, trial, f"trial {trial.number}"))
+        values = ", ".join(f"{p}={v}" for p, v in trial.params.items())
+        self.publish(
+            event(pb.SWEEP_EVENT_KIND_TRIAL_STARTED, trial, f"trial {trial.number}: {values}")
+        )
         self._follow(trial, asked.handle)
         return True
 
