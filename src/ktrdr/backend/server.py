@@ -17,6 +17,7 @@ from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
+from ktrdr.backend.sweeps import Sweeps
 from ktrdr.backend.tracking import MlflowTracker, start_tracker
 from ktrdr.security.interceptor import AuthInterceptor
 from ktrdr.security.tls import check_listen_security
@@ -53,6 +54,7 @@ class BackendApp:
         self.port = 0
         self.operations: Operations | None = None
         self.results: ResultsIntake | None = None
+        self.sweeps: Sweeps | None = None
         self.tracker: MlflowTracker | None = None
 
     async def start(self) -> int:
@@ -104,7 +106,8 @@ class BackendApp:
             deadline_s=settings.upload_deadline_s,
         )
         self.results = results
-        servicer = BackendServicer(operations, results)
+        self.sweeps = sweeps = Sweeps(operations)
+        servicer = BackendServicer(operations, results, sweeps)
         self.server, self._health = build_server(
             lambda server: add_backend_servicer(servicer, server),
             [SERVICE_NAME],
@@ -124,6 +127,7 @@ class BackendApp:
             self.tracker = start_tracker(settings, self.store)
             operations.finished_listeners.append(self.tracker.operation_finished)
         operations.reconcile()
+        sweeps.resume()
         await self.server.start()
         await self._health.set_serving(True)
         logger.info(
@@ -144,6 +148,8 @@ class BackendApp:
         if self.server is not None and self._health is not None:
             await self._health.set_serving(False)
             await self.server.stop(self.settings.grace_s)
+        if self.sweeps is not None:  # first: a sweep must not see its trials stopped
+            await self.sweeps.shutdown()
         if self.operations is not None:
             await self.operations.shutdown()
         if self.tracker is not None:  # before the store it reads from

@@ -21,7 +21,9 @@ from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.models import ModelCatalog, ModelRpcs, check_tags
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.results import ResultsIntake
+from ktrdr.backend.store import OperationRecord
 from ktrdr.backend.strategies import strategy_files
+from ktrdr.backend.sweeps import SweepRpcs, Sweeps
 from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc
@@ -84,14 +86,19 @@ def _parse_page_token(token: str) -> tuple[int, str] | None:
         ) from None
 
 
-class BackendServicer(ModelRpcs, pb_grpc.BackendServicer):
-    """Implements ``ktrdr.training.v1.Backend`` (the model RPCs: ``ktrdr.backend.models``)."""
+class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
+    """Implements ``ktrdr.training.v1.Backend`` (the model RPCs: ``ktrdr.backend.models``;
+    the sweep RPCs: ``SweepRpcs``)."""
 
-    def __init__(self, operations: Operations, results: ResultsIntake) -> None:
+    def __init__(self, operations: Operations, results: ResultsIntake, sweeps: Sweeps) -> None:
         self.operations = operations
         self.results = results
         settings = operations.settings
         self.catalog = ModelCatalog(operations.store, settings.models_dir, settings.incoming_dir)
+        self.sweeps = sweeps
+
+    def _operation(self, record: OperationRecord) -> pb.Operation:
+        return self.sweeps.annotate(self.operations.to_proto(record))
 
     GetModel = _aborts_on_error(ModelRpcs.get_model)
     ListModels = _aborts_on_error(ModelRpcs.list_models)
@@ -107,7 +114,7 @@ class BackendServicer(ModelRpcs, pb_grpc.BackendServicer):
         tags = check_tags(request.tags)
         record = await self.operations.create(request)
         await asyncio.to_thread(self.catalog.registry.set_operation_tags, record.id, tags)
-        return pb.CreateTrainingResponse(operation=self.operations.to_proto(record))
+        return pb.CreateTrainingResponse(operation=self._operation(record))
 
     async def WatchOperation(
         self, request: pb.WatchOperationRequest, context: grpc.aio.ServicerContext
@@ -131,7 +138,7 @@ class BackendServicer(ModelRpcs, pb_grpc.BackendServicer):
         self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOperationResponse:
         record = self.operations.get(request.operation_id)
-        return pb.GetOperationResponse(operation=self.operations.to_proto(record))
+        return pb.GetOperationResponse(operation=self._operation(record))
 
     @_aborts_on_error
     async def ListOperations(
@@ -155,7 +162,7 @@ class BackendServicer(ModelRpcs, pb_grpc.BackendServicer):
         page = records[:size]
         token = _page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
         return pb.ListOperationsResponse(
-            operations=[self.operations.to_proto(r) for r in page], next_page_token=token
+            operations=[self._operation(r) for r in page], next_page_token=token
         )
 
     @_aborts_on_error
@@ -167,7 +174,7 @@ class BackendServicer(ModelRpcs, pb_grpc.BackendServicer):
         )
         return pb.CancelOperationResponse(
             status=record.status,  # type: ignore[arg-type]
-            operation=self.operations.to_proto(record),
+            operation=self._operation(record),
         )
 
     @_aborts_on_error

@@ -107,6 +107,15 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     # Longest wait between two attempts while the tracking store is unreachable, s.
     mlflow_retry_max_s: float = Field(default=60.0, gt=0)
 
+    # -- sweeps (CreateSweep; need the sweeps extra, Optuna) --
+    # Trials one sweep may ask for (KTRDR_BACKEND_SWEEP_MAX_TRIALS).
+    sweep_max_trials: int = Field(default=1000, ge=1)
+    # Trials of one sweep training at once (KTRDR_BACKEND_SWEEP_MAX_PARALLELISM).
+    sweep_max_parallelism: int = Field(default=16, ge=1)
+    # Sweeps running at once; CreateSweep beyond it is RESOURCE_EXHAUSTED
+    # (KTRDR_BACKEND_SWEEP_MAX_RUNNING).
+    sweep_max_running: int = Field(default=4, ge=1)
+
     @field_validator("host_addresses", mode="before")
     @classmethod
     def _split_addresses(cls, value: Any) -> Any:

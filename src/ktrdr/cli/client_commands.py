@@ -414,7 +414,7 @@ def _ops_list(args: argparse.Namespace) -> int:
         print("no operations")
         return 0
     _table(
-        ["OPERATION", "STATUS", "STRATEGY", "MODE", "DONE", "CREATED", "TEST_ACC"],
+        ["OPERATION", "STATUS", "STRATEGY", "MODE", "DONE", "CREATED", "TEST_ACC", "SWEEP"],
         [
             [
                 op.operation_id,
@@ -426,6 +426,7 @@ def _ops_list(args: argparse.Namespace) -> int:
                 f"{op.percent:.0f}%",
                 _when(op),
                 _fmt(op.metrics["test_accuracy"]) if "test_accuracy" in op.metrics else "-",
+                f"{op.sweep_id[:8]}#{op.trial_number}" if op.sweep_id else "-",
             ]
             for op in ops
         ],

@@ -76,6 +76,7 @@ def _optional_registrars() -> list[Callable[..., None]]:
         "ktrdr.cli.backend_commands",
         "ktrdr.cli.client_commands",
         "ktrdr.cli.model_commands",
+        "ktrdr.cli.sweep_commands",
     ):
         try:
             out.append(importlib.import_module(module).register)

@@ -158,6 +158,8 @@ class OperationInfo:
     queue_position: int = 0
     # Host mode was asked for, but it runs in the backend: no host was healthy.
     fallback: bool = False
+    sweep_id: str = ""  # the sweep it is a trial of, if any
+    trial_number: int | None = None
 
     @classmethod
     def from_proto(cls, op: backend_pb2.Operation) -> OperationInfo:
@@ -191,6 +193,8 @@ class OperationInfo:
             queue_reason=op.queue_reason,
             queue_position=op.queue_position,
             fallback=op.fallback,
+            sweep_id=op.sweep_id,
+            trial_number=op.trial_number if op.HasField("trial_number") else None,
         )
 
     @property

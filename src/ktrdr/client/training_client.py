@@ -35,6 +35,7 @@ from ktrdr.client.records import (
     status_to_proto,
 )
 from ktrdr.client.results import TrainingResult
+from ktrdr.client.sweeps import SweepCalls
 from ktrdr.security.channels import sync_channel
 from ktrdr.security.tls import ClientTLS
 from ktrdr.service.convert import is_terminal, overrides_to_proto
@@ -117,11 +118,12 @@ class TrainingRun:
         return f"TrainingRun({op.operation_id!r}, status={op.status!r}, mode={op.mode!r})"
 
 
-class TrainingClient(ModelCalls):
+class TrainingClient(ModelCalls, SweepCalls):
     """A synchronous client of the ``Backend`` service (safe in Jupyter's event loop).
 
     The model methods (``get_model``, ``download_model``, ``delete_model``, ``set_alias``,
-    ``tag_model``, ``models``) come from ``ktrdr.client.models.ModelCalls``."""
+    ``tag_model``, ``models``) come from ``ktrdr.client.models.ModelCalls``; the sweep calls
+    (``sweep``, ``create_sweep``, ``get_sweep``, ...) from ``SweepCalls``."""
 
     def __init__(
         self,

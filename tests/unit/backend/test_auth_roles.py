@@ -47,6 +47,11 @@ async def _submit(stub: backend_pb2_grpc.BackendStub, channel: object) -> object
     return await stub.SubmitResults(iter([header]), timeout=10)
 
 
+async def _watch_sweep(stub: backend_pb2_grpc.BackendStub, channel: object) -> object:
+    call = stub.WatchSweep(pb.WatchSweepRequest(sweep_id="nope"), timeout=10)
+    return [m async for m in call]
+
+
 CALLS: dict[str, Call] = {
     "GetOperation": lambda s, c: s.GetOperation(pb.GetOperationRequest(operation_id="nope")),
     "ListOperations": lambda s, c: s.ListOperations(pb.ListOperationsRequest()),
@@ -61,15 +66,20 @@ CALLS: dict[str, Call] = {
     ),
     "SubmitResults": _submit,
     "ServerReflectionInfo": _reflection,
+    "CreateSweep": lambda s, c: s.CreateSweep(pb.CreateSweepRequest()),  # no parameters
+    "GetSweep": lambda s, c: s.GetSweep(pb.GetSweepRequest(sweep_id="nope")),
+    "ListSweeps": lambda s, c: s.ListSweeps(pb.ListSweepsRequest()),
+    "WatchSweep": _watch_sweep,
+    "CancelSweep": lambda s, c: s.CancelSweep(pb.CancelSweepRequest(sweep_id="x")),
 }
 
 READS = {
     "GetOperation", "ListOperations", "WatchOperation", "GetTrainingConfig", "ListModels",
-    "ListStrategies", "ServerReflectionInfo",
+    "ListStrategies", "ServerReflectionInfo", "GetSweep", "ListSweeps", "WatchSweep",
 }  # fmt: skip
 ALLOWED = {
     "viewer": READS,
-    "trainer": READS | {"CreateTraining", "CancelOperation"},
+    "trainer": READS | {"CreateTraining", "CancelOperation", "CreateSweep", "CancelSweep"},
     "admin": set(CALLS),
     "host": {"SubmitResults"},
 }
@@ -104,7 +114,7 @@ async def test_every_role_against_every_rpc(backend: Backend) -> None:
             for name, call in CALLS.items():
                 code = await code_of(call(stub, channel))
                 seen[role, name] = code
-                if (role, name) == ("trainer", "CancelOperation"):
+                if (role, name) in (("trainer", "CancelOperation"), ("trainer", "CancelSweep")):
                     continue  # allowed by the table, refused for an operation not its own
                 if name in allowed:
                     assert code not in (DENIED, UNAUTH), (role, name, code)
@@ -113,6 +123,8 @@ async def test_every_role_against_every_rpc(backend: Backend) -> None:
     # a trainer's cancel of an unknown operation says nothing about its existence
     assert seen["trainer", "CancelOperation"] == DENIED
     assert seen["admin", "CancelOperation"] == grpc.StatusCode.NOT_FOUND
+    assert seen["trainer", "CancelSweep"] == DENIED
+    assert seen["admin", "CancelSweep"] == grpc.StatusCode.NOT_FOUND
 
 
 async def test_missing_unknown_and_revoked_tokens_are_unauthenticated(backend: Backend) -> None:
@@ -165,3 +177,36 @@ async def test_operations_have_owners_and_trainers_cancel_only_their_own(
         done = await alice_stub.CancelOperation(pb.CancelOperationRequest(operation_id=op_id))
         assert done.operation.status == pb.OPERATION_STATUS_CANCELLED
         assert "alice" in done.operation.error.message
+
+
+async def test_sweeps_have_owners_and_trainers_cancel_only_their_own(
+    backend: Backend, tiny_strategy_yaml: str
+) -> None:
+    pytest.importorskip("optuna")
+    slow = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
+    alice = backend.app.tokens.create("alice", "trainer")
+    bob = backend.app.tokens.create("bob", "trainer")
+    async with client(backend, alice) as a, client(backend, bob) as b_:
+        alice_stub, bob_stub = backend_pb2_grpc.BackendStub(a), backend_pb2_grpc.BackendStub(b_)
+        parameter = pb.SweepParameter(
+            path="model.architecture.activation", choices=pb.Choices(values=["relu", "tanh"])
+        )
+        created = await alice_stub.CreateSweep(
+            pb.CreateSweepRequest(strategy_yaml=slow, parameters=[parameter], n_trials=2)
+        )
+        sweep_id = created.sweep.sweep_id
+        assert created.sweep.owner == "alice"
+        stream = bob_stub.WatchSweep(pb.WatchSweepRequest(sweep_id=sweep_id))
+        async for message in stream:  # a viewer's read; the first trial's operation
+            if message.event.kind == pb.SWEEP_EVENT_KIND_TRIAL_STARTED:
+                op_id = message.event.trial.operation_id
+                break
+        stream.cancel()
+        op = await bob_stub.GetOperation(pb.GetOperationRequest(operation_id=op_id))
+        assert op.operation.owner == "alice" and op.operation.sweep_id == sweep_id
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await bob_stub.CancelSweep(pb.CancelSweepRequest(sweep_id=sweep_id))
+        assert refused.value.code() == DENIED and "of yours" in (refused.value.details() or "")
+        done = await alice_stub.CancelSweep(pb.CancelSweepRequest(sweep_id=sweep_id))
+        assert done.sweep.status == pb.SWEEP_STATUS_CANCELLED
+        assert [t.status for t in done.sweep.trials] == [pb.TRIAL_STATUS_CANCELLED]

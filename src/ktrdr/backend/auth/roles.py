@@ -1,9 +1,9 @@
 """The backend's roles and the table of RPC -> roles allowed to call it.
 
-- ``viewer``: reads: operations (Get/List/Watch), models, strategies, the training config,
-  server reflection.
-- ``trainer``: a viewer who also starts trainings and cancels the operations it created.
-  It also deletes, aliases and tags the models its own operations trained.
+- ``viewer``: reads: operations and sweeps (Get/List/Watch), models, strategies, the
+  training config, server reflection.
+- ``trainer``: a viewer who also starts trainings and sweeps and cancels the operations and
+  sweeps it created. It also deletes, aliases and tags the models its own operations trained.
 - ``admin``: everything, including cancelling anyone's operations and UpdateTrainingConfig.
 - ``host``: a training host delivering models: SubmitResults only.
 """
@@ -32,6 +32,9 @@ RULES: dict[str, frozenset[str]] = {
             "ListStrategies",
             "GetModel",
             "DownloadModel",
+            "GetSweep",
+            "ListSweeps",
+            "WatchSweep",
         )
     },
     # a trainer only models its own token trained: checked by the servicer
@@ -41,6 +44,8 @@ RULES: dict[str, frozenset[str]] = {
     },
     SERVICE + "CreateTraining": _TRAIN,
     SERVICE + "CancelOperation": _TRAIN,  # a trainer only its own: checked by the servicer
+    SERVICE + "CreateSweep": _TRAIN,
+    SERVICE + "CancelSweep": _TRAIN,  # a trainer only its own: checked by the servicer
     SERVICE + "UpdateTrainingConfig": _ADMIN,
     SERVICE + "SubmitResults": _DELIVER,
     **{method: _READ for method in REFLECTION_METHODS},

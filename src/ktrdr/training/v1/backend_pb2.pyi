@@ -41,6 +41,54 @@ class Codec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CODEC_RAW: _ClassVar[Codec]
     CODEC_ZSTD: _ClassVar[Codec]
     CODEC_GZIP: _ClassVar[Codec]
+
+class SweepStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SWEEP_STATUS_UNSPECIFIED: _ClassVar[SweepStatus]
+    SWEEP_STATUS_RUNNING: _ClassVar[SweepStatus]
+    SWEEP_STATUS_COMPLETED: _ClassVar[SweepStatus]
+    SWEEP_STATUS_FAILED: _ClassVar[SweepStatus]
+    SWEEP_STATUS_CANCELLED: _ClassVar[SweepStatus]
+
+class TrialStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRIAL_STATUS_UNSPECIFIED: _ClassVar[TrialStatus]
+    TRIAL_STATUS_RUNNING: _ClassVar[TrialStatus]
+    TRIAL_STATUS_COMPLETED: _ClassVar[TrialStatus]
+    TRIAL_STATUS_PRUNED: _ClassVar[TrialStatus]
+    TRIAL_STATUS_FAILED: _ClassVar[TrialStatus]
+    TRIAL_STATUS_CANCELLED: _ClassVar[TrialStatus]
+    TRIAL_STATUS_INTERRUPTED: _ClassVar[TrialStatus]
+
+class SweepSampler(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SWEEP_SAMPLER_UNSPECIFIED: _ClassVar[SweepSampler]
+    SWEEP_SAMPLER_TPE: _ClassVar[SweepSampler]
+    SWEEP_SAMPLER_RANDOM: _ClassVar[SweepSampler]
+    SWEEP_SAMPLER_GRID: _ClassVar[SweepSampler]
+
+class SweepPruner(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SWEEP_PRUNER_UNSPECIFIED: _ClassVar[SweepPruner]
+    SWEEP_PRUNER_MEDIAN: _ClassVar[SweepPruner]
+    SWEEP_PRUNER_NONE: _ClassVar[SweepPruner]
+
+class ObjectiveDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OBJECTIVE_DIRECTION_UNSPECIFIED: _ClassVar[ObjectiveDirection]
+    OBJECTIVE_DIRECTION_MINIMIZE: _ClassVar[ObjectiveDirection]
+    OBJECTIVE_DIRECTION_MAXIMIZE: _ClassVar[ObjectiveDirection]
+
+class SweepEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SWEEP_EVENT_KIND_UNSPECIFIED: _ClassVar[SweepEventKind]
+    SWEEP_EVENT_KIND_SNAPSHOT: _ClassVar[SweepEventKind]
+    SWEEP_EVENT_KIND_TRIAL_STARTED: _ClassVar[SweepEventKind]
+    SWEEP_EVENT_KIND_TRIAL_EPOCH: _ClassVar[SweepEventKind]
+    SWEEP_EVENT_KIND_TRIAL_PRUNED: _ClassVar[SweepEventKind]
+    SWEEP_EVENT_KIND_TRIAL_FINISHED: _ClassVar[SweepEventKind]
+    SWEEP_EVENT_KIND_BEST: _ClassVar[SweepEventKind]
+    SWEEP_EVENT_KIND_SWEEP_FINISHED: _ClassVar[SweepEventKind]
 EXECUTION_MODE_UNSPECIFIED: ExecutionMode
 EXECUTION_MODE_AUTO: ExecutionMode
 EXECUTION_MODE_LOCAL: ExecutionMode
@@ -60,9 +108,39 @@ CODEC_UNSPECIFIED: Codec
 CODEC_RAW: Codec
 CODEC_ZSTD: Codec
 CODEC_GZIP: Codec
+SWEEP_STATUS_UNSPECIFIED: SweepStatus
+SWEEP_STATUS_RUNNING: SweepStatus
+SWEEP_STATUS_COMPLETED: SweepStatus
+SWEEP_STATUS_FAILED: SweepStatus
+SWEEP_STATUS_CANCELLED: SweepStatus
+TRIAL_STATUS_UNSPECIFIED: TrialStatus
+TRIAL_STATUS_RUNNING: TrialStatus
+TRIAL_STATUS_COMPLETED: TrialStatus
+TRIAL_STATUS_PRUNED: TrialStatus
+TRIAL_STATUS_FAILED: TrialStatus
+TRIAL_STATUS_CANCELLED: TrialStatus
+TRIAL_STATUS_INTERRUPTED: TrialStatus
+SWEEP_SAMPLER_UNSPECIFIED: SweepSampler
+SWEEP_SAMPLER_TPE: SweepSampler
+SWEEP_SAMPLER_RANDOM: SweepSampler
+SWEEP_SAMPLER_GRID: SweepSampler
+SWEEP_PRUNER_UNSPECIFIED: SweepPruner
+SWEEP_PRUNER_MEDIAN: SweepPruner
+SWEEP_PRUNER_NONE: SweepPruner
+OBJECTIVE_DIRECTION_UNSPECIFIED: ObjectiveDirection
+OBJECTIVE_DIRECTION_MINIMIZE: ObjectiveDirection
+OBJECTIVE_DIRECTION_MAXIMIZE: ObjectiveDirection
+SWEEP_EVENT_KIND_UNSPECIFIED: SweepEventKind
+SWEEP_EVENT_KIND_SNAPSHOT: SweepEventKind
+SWEEP_EVENT_KIND_TRIAL_STARTED: SweepEventKind
+SWEEP_EVENT_KIND_TRIAL_EPOCH: SweepEventKind
+SWEEP_EVENT_KIND_TRIAL_PRUNED: SweepEventKind
+SWEEP_EVENT_KIND_TRIAL_FINISHED: SweepEventKind
+SWEEP_EVENT_KIND_BEST: SweepEventKind
+SWEEP_EVENT_KIND_SWEEP_FINISHED: SweepEventKind
 
 class Operation(_message.Message):
-    __slots__ = ("operation_id", "status", "strategy_name", "requested_mode", "mode", "mode_reason", "host_address", "require_gpu", "created_time", "started_time", "finished_time", "last_event", "error", "result", "owner", "queue_reason", "queue_position", "fallback")
+    __slots__ = ("operation_id", "status", "strategy_name", "requested_mode", "mode", "mode_reason", "host_address", "require_gpu", "created_time", "started_time", "finished_time", "last_event", "error", "result", "owner", "queue_reason", "queue_position", "fallback", "sweep_id", "trial_number")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +159,8 @@ class Operation(_message.Message):
     QUEUE_REASON_FIELD_NUMBER: _ClassVar[int]
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     status: OperationStatus
     strategy_name: str
@@ -99,7 +179,9 @@ class Operation(_message.Message):
     queue_reason: str
     queue_position: int
     fallback: bool
-    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ..., owner: _Optional[str] = ..., queue_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., fallback: _Optional[bool] = ...) -> None: ...
+    sweep_id: str
+    trial_number: int
+    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[OperationStatus, str]] = ..., strategy_name: _Optional[str] = ..., requested_mode: _Optional[_Union[ExecutionMode, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., mode_reason: _Optional[str] = ..., host_address: _Optional[str] = ..., require_gpu: _Optional[bool] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_event: _Optional[_Union[_common_pb2.ProgressEvent, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., result: _Optional[_Union[_common_pb2.ResultSummary, _Mapping]] = ..., owner: _Optional[str] = ..., queue_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., fallback: _Optional[bool] = ..., sweep_id: _Optional[str] = ..., trial_number: _Optional[int] = ...) -> None: ...
 
 class CreateTrainingRequest(_message.Message):
     __slots__ = ("strategy_yaml", "strategy_name", "overrides", "execution_mode", "require_gpu", "tags", "field_overrides")
@@ -606,3 +688,255 @@ class ListStrategiesResponse(_message.Message):
     STRATEGIES_FIELD_NUMBER: _ClassVar[int]
     strategies: _containers.RepeatedCompositeFieldContainer[StrategyInfo]
     def __init__(self, strategies: _Optional[_Iterable[_Union[StrategyInfo, _Mapping]]] = ...) -> None: ...
+
+class FloatRange(_message.Message):
+    __slots__ = ("low", "high", "log")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    log: bool
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ..., log: _Optional[bool] = ...) -> None: ...
+
+class IntRange(_message.Message):
+    __slots__ = ("low", "high", "step", "log")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    low: int
+    high: int
+    step: int
+    log: bool
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., step: _Optional[int] = ..., log: _Optional[bool] = ...) -> None: ...
+
+class Choices(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SweepParameter(_message.Message):
+    __slots__ = ("path", "float_range", "int_range", "choices")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_RANGE_FIELD_NUMBER: _ClassVar[int]
+    INT_RANGE_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    float_range: FloatRange
+    int_range: IntRange
+    choices: Choices
+    def __init__(self, path: _Optional[str] = ..., float_range: _Optional[_Union[FloatRange, _Mapping]] = ..., int_range: _Optional[_Union[IntRange, _Mapping]] = ..., choices: _Optional[_Union[Choices, _Mapping]] = ...) -> None: ...
+
+class CreateSweepRequest(_message.Message):
+    __slots__ = ("strategy_yaml", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "require_gpu", "field_overrides", "prune_metric", "pruner_startup_trials", "pruner_warmup_epochs")
+    STRATEGY_YAML_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    N_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    SAMPLER_FIELD_NUMBER: _ClassVar[int]
+    PRUNER_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_GPU_FIELD_NUMBER: _ClassVar[int]
+    FIELD_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    PRUNER_STARTUP_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    PRUNER_WARMUP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    strategy_yaml: str
+    strategy_name: str
+    parameters: _containers.RepeatedCompositeFieldContainer[SweepParameter]
+    objective: str
+    direction: ObjectiveDirection
+    n_trials: int
+    parallelism: int
+    sampler: SweepSampler
+    pruner: SweepPruner
+    seed: int
+    execution_mode: ExecutionMode
+    require_gpu: bool
+    field_overrides: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldOverride]
+    prune_metric: str
+    pruner_startup_trials: int
+    pruner_warmup_epochs: int
+    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ..., field_overrides: _Optional[_Iterable[_Union[_common_pb2.FieldOverride, _Mapping]]] = ..., prune_metric: _Optional[str] = ..., pruner_startup_trials: _Optional[int] = ..., pruner_warmup_epochs: _Optional[int] = ...) -> None: ...
+
+class CreateSweepResponse(_message.Message):
+    __slots__ = ("sweep",)
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: Sweep
+    def __init__(self, sweep: _Optional[_Union[Sweep, _Mapping]] = ...) -> None: ...
+
+class SweepTrial(_message.Message):
+    __slots__ = ("number", "status", "params", "value", "operation_id", "pruned_at_epoch", "last_epoch", "metrics", "started_time", "finished_time", "error")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRUNED_AT_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    LAST_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_TIME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    status: TrialStatus
+    params: _containers.ScalarMap[str, str]
+    value: float
+    operation_id: str
+    pruned_at_epoch: int
+    last_epoch: int
+    metrics: _containers.ScalarMap[str, float]
+    started_time: _timestamp_pb2.Timestamp
+    finished_time: _timestamp_pb2.Timestamp
+    error: _common_pb2.ErrorDetail
+    def __init__(self, number: _Optional[int] = ..., status: _Optional[_Union[TrialStatus, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., operation_id: _Optional[str] = ..., pruned_at_epoch: _Optional[int] = ..., last_epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
+
+class Sweep(_message.Message):
+    __slots__ = ("sweep_id", "status", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "owner", "created_time", "finished_time", "trials", "best_trial", "trial_counts", "prune_metric", "error")
+    class TrialCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    N_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    SAMPLER_FIELD_NUMBER: _ClassVar[int]
+    PRUNER_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_TIME_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    BEST_TRIAL_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    status: SweepStatus
+    strategy_name: str
+    parameters: _containers.RepeatedCompositeFieldContainer[SweepParameter]
+    objective: str
+    direction: ObjectiveDirection
+    n_trials: int
+    parallelism: int
+    sampler: SweepSampler
+    pruner: SweepPruner
+    seed: int
+    execution_mode: ExecutionMode
+    owner: str
+    created_time: _timestamp_pb2.Timestamp
+    finished_time: _timestamp_pb2.Timestamp
+    trials: _containers.RepeatedCompositeFieldContainer[SweepTrial]
+    best_trial: SweepTrial
+    trial_counts: _containers.ScalarMap[str, int]
+    prune_metric: str
+    error: _common_pb2.ErrorDetail
+    def __init__(self, sweep_id: _Optional[str] = ..., status: _Optional[_Union[SweepStatus, str]] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[SweepTrial, _Mapping]]] = ..., best_trial: _Optional[_Union[SweepTrial, _Mapping]] = ..., trial_counts: _Optional[_Mapping[str, int]] = ..., prune_metric: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
+
+class SweepEvent(_message.Message):
+    __slots__ = ("kind", "trial", "epoch", "metrics", "sweep", "message", "timestamp")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    kind: SweepEventKind
+    trial: SweepTrial
+    epoch: int
+    metrics: _containers.ScalarMap[str, float]
+    sweep: Sweep
+    message: str
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, kind: _Optional[_Union[SweepEventKind, str]] = ..., trial: _Optional[_Union[SweepTrial, _Mapping]] = ..., epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., sweep: _Optional[_Union[Sweep, _Mapping]] = ..., message: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchSweepRequest(_message.Message):
+    __slots__ = ("sweep_id",)
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
+
+class WatchSweepResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: SweepEvent
+    def __init__(self, event: _Optional[_Union[SweepEvent, _Mapping]] = ...) -> None: ...
+
+class GetSweepRequest(_message.Message):
+    __slots__ = ("sweep_id",)
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
+
+class GetSweepResponse(_message.Message):
+    __slots__ = ("sweep",)
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: Sweep
+    def __init__(self, sweep: _Optional[_Union[Sweep, _Mapping]] = ...) -> None: ...
+
+class ListSweepsRequest(_message.Message):
+    __slots__ = ("status", "owner", "page_size")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    status: SweepStatus
+    owner: str
+    page_size: int
+    def __init__(self, status: _Optional[_Union[SweepStatus, str]] = ..., owner: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListSweepsResponse(_message.Message):
+    __slots__ = ("sweeps",)
+    SWEEPS_FIELD_NUMBER: _ClassVar[int]
+    sweeps: _containers.RepeatedCompositeFieldContainer[Sweep]
+    def __init__(self, sweeps: _Optional[_Iterable[_Union[Sweep, _Mapping]]] = ...) -> None: ...
+
+class CancelSweepRequest(_message.Message):
+    __slots__ = ("sweep_id", "reason")
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    reason: str
+    def __init__(self, sweep_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelSweepResponse(_message.Message):
+    __slots__ = ("sweep",)
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: Sweep
+    def __init__(self, sweep: _Optional[_Union[Sweep, _Mapping]] = ...) -> None: ...

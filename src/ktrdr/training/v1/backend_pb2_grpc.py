@@ -115,6 +115,31 @@ class BackendStub:
                 request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsResponse.FromString,
                 _registered_method=True)
+        self.CreateSweep = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/CreateSweep',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CreateSweepRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CreateSweepResponse.FromString,
+                _registered_method=True)
+        self.WatchSweep = channel.unary_stream(
+                '/ktrdr.training.v1.Backend/WatchSweep',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.WatchSweepRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.WatchSweepResponse.FromString,
+                _registered_method=True)
+        self.GetSweep = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/GetSweep',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetSweepRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetSweepResponse.FromString,
+                _registered_method=True)
+        self.ListSweeps = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/ListSweeps',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListSweepsRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListSweepsResponse.FromString,
+                _registered_method=True)
+        self.CancelSweep = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/CancelSweep',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepResponse.FromString,
+                _registered_method=True)
 
 
 class BackendServicer:
@@ -251,6 +276,48 @@ class BackendServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSweep(self, request, context):
+        """Starts a hyperparameter sweep: validates the strategy and the search space
+        (INVALID_ARGUMENT naming the parameter), returns the new sweep at once; its trials are
+        ordinary training operations created in the background. Over the backend's bounds
+        (trials, parallelism, parameters, running sweeps): RESOURCE_EXHAUSTED or
+        INVALID_ARGUMENT saying which setting. A backend without Optuna: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchSweep(self, request, context):
+        """Streams a sweep's events: a snapshot of the sweep first, then trial started / epoch /
+        pruned / finished and best-so-far events until the sweep ends. Epoch events may be
+        dropped for slow watchers; the others never are. Unknown sweep: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSweep(self, request, context):
+        """Returns one sweep with its trials. Unknown sweep: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSweeps(self, request, context):
+        """Lists sweeps, newest first, without their trials.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSweep(self, request, context):
+        """Cancels a running sweep: its running trials are cancelled, finished ones are kept. A
+        sweep that already ended: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BackendServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -333,6 +400,31 @@ def add_BackendServicer_to_server(servicer, server):
                     servicer.SetModelTags,
                     request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsRequest.FromString,
                     response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsResponse.SerializeToString,
+            ),
+            'CreateSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSweep,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CreateSweepRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CreateSweepResponse.SerializeToString,
+            ),
+            'WatchSweep': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSweep,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.WatchSweepRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.WatchSweepResponse.SerializeToString,
+            ),
+            'GetSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSweep,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetSweepRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.GetSweepResponse.SerializeToString,
+            ),
+            'ListSweeps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSweeps,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListSweepsRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.ListSweepsResponse.SerializeToString,
+            ),
+            'CancelSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSweep,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -768,6 +860,141 @@ class Backend:
             '/ktrdr.training.v1.Backend/SetModelTags',
             ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsRequest.SerializeToString,
             ktrdr_dot_training_dot_v1_dot_backend__pb2.SetModelTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/CreateSweep',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.CreateSweepRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.CreateSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/WatchSweep',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.WatchSweepRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.WatchSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/GetSweep',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.GetSweepRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.GetSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSweeps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/ListSweeps',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.ListSweepsRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.ListSweepsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/CancelSweep',
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,233 @@
+"""``Sweeps``: create, watch, read, list and cancel sweeps; resume them after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+
+from ktrdr.backend.auth.roles import may_act_on_any_operation
+from ktrdr.backend.errors import RequestError
+from ktrdr.backend.operations import Operations
+from ktrdr.backend.store import now_us
+from ktrdr.backend.strategies import resolve_strategy
+from ktrdr.backend.sweeps.convert import sweep_to_proto
+from ktrdr.backend.sweeps.runner import SweepRun, event
+from ktrdr.backend.sweeps.space import SweepBounds, normalise, sample_values
+from ktrdr.backend.sweeps.store import SweepRecord, SweepStore
+from ktrdr.backend.sweeps.study import OptunaMissing, Studies, optuna_available
+from ktrdr.security.interceptor import Identity, current_identity
+from ktrdr.training.v1 import backend_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+# Events a slow watcher may have queued before its epoch events are dropped.
+WATCH_QUEUE = 256
+CANCEL_WAIT_S = 10.0
+
+
+def sweep_not_found(sweep_id: str) -> RequestError:
+    return RequestError(
+        grpc.StatusCode.NOT_FOUND,
+        f"no sweep {sweep_id!r} on this backend (ListSweeps shows the known ones)",
+    )
+
+
+@dataclass
+class _Watchers:
+    queues: set[asyncio.Queue[pb.SweepEvent]]
+
+    def publish(self, e: pb.SweepEvent) -> None:
+        for queue in self.queues:
+            if e.kind == pb.SWEEP_EVENT_KIND_TRIAL_EPOCH and queue.qsize() >= WATCH_QUEUE:
+                continue  # a slow watcher loses epoch events, never the others
+            queue.put_nowait(e)
+
+
+class Sweeps:
+    """Owns the sweeps of this backend process; each running sweep is one asyncio task."""
+
+    def __init__(self, operations: Operations) -> None:
+        self.operations = operations
+        settings = operations.settings
+        self.settings = settings
+        self.store = SweepStore(settings.db_path)
+        self.studies = Studies(settings.data_dir / "sweeps.db")
+        self.bounds = SweepBounds(settings.sweep_max_trials, settings.sweep_max_parallelism)
+        self._runs: dict[str, SweepRun] = {}
+        self._watchers: dict[str, _Watchers] = {}
+
+    # -- creating --------------------------------------------------------------------------
+    async def create(self, request: pb.CreateSweepRequest) -> SweepRecord:
+        if not optuna_available():
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this backend has no Optuna: install the sweeps extra (pip install "
+                "'ktrdr[sweeps]') on the backend's machine and restart it",
+            )
+        running = self.store.count_running()
+        if running >= self.settings.sweep_max_running:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{running} sweeps are running (limit {self.settings.sweep_max_running}, "
+                "KTRDR_BACKEND_SWEEP_MAX_RUNNING); cancel one or wait for one to end",
+            )
+        normal = normalise(request, self.bounds)
+        base = pb.CreateTrainingRequest(field_overrides=request.field_overrides)
+        if request.WhichOneof("strategy") == "strategy_yaml":
+            base.strategy_yaml = request.strategy_yaml
+        elif request.WhichOneof("strategy") == "strategy_name":
+            base.strategy_name = request.strategy_name
+        limits = {
+            "max_bytes": self.settings.max_strategy_bytes,
+            "limits": self.settings.work_limits,
+        }
+        text, config = await asyncio.to_thread(
+            resolve_strategy,
+            base,
+            self.settings.strategies_dir,
+            **limits,  # type: ignore[arg-type]
+        )
+        # The space's paths and values are checked once against the strategy, at one point.
+        probe = pb.CreateTrainingRequest(strategy_yaml=text, field_overrides=sample_values(normal))
+        try:
+            await asyncio.to_thread(resolve_strategy, probe, self.settings.strategies_dir, **limits)  # type: ignore[arg-type]
+        except RequestError as exc:
+            raise RequestError(
+                exc.code, f"parameters: with each at its first value: {exc.message}", exc.details
+            ) from None
+        normal.strategy_yaml = text
+        del normal.field_overrides[:]
+        identity = current_identity()
+        record = SweepRecord(
+            id=uuid.uuid4().hex,
+            status=pb.SWEEP_STATUS_RUNNING,
+            strategy_name=config.name,
+            request=normal,
+            owner=identity.name if identity is not None else "",
+            owner_role=identity.role if identity is not None else "",
+            created_us=now_us(),
+        )
+        self.store.insert_sweep(record)
+        logger.info(
+            "sweep %s: %s, %d trials x %d over %s",
+            record.id,
+            config.name,
+            normal.n_trials,
+            normal.parallelism,
+            ", ".join(p.path for p in normal.parameters),
+        )
+        self._start(record, resume=False)
+        return record
+
+    def _start(self, record: SweepRecord, *, resume: bool) -> None:
+        watchers = self._watchers.setdefault(record.id, _Watchers(set()))
+        run = SweepRun(record, self.store, self.studies, self.operations, watchers.publish)
+        self._runs[record.id] = run
+
+        async def guarded() -> None:
+            try:
+                await run.run(resume=resume)
+            finally:
+                self._runs.pop(record.id, None)
+                self._watchers.pop(record.id, None)
+
+        run.task = asyncio.create_task(guarded(), name=f"sweep-{record.id}")
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, sweep_id: str) -> SweepRecord:
+        record = self.store.get_sweep(sweep_id)
+        if record is None:
+            raise sweep_not_found(sweep_id)
+        return record
+
+    def to_proto(self, record: SweepRecord, *, with_trials: bool = True) -> pb.Sweep:
+        return sweep_to_proto(record, self.store.trials(record.id), with_trials=with_trials)
+
+    def annotate(self, operation: pb.Operation) -> pb.Operation:
+        """The operation with its sweep and trial number, when it is a trial."""
+        link = self.store.trial_of_operation(operation.operation_id)
+        if link is not None:
+            operation.sweep_id, operation.trial_number = link
+        return operation
+
+    async def watch(self, sweep_id: str) -> AsyncIterator[pb.SweepEvent]:
+        """A snapshot first, then live events until the sweep ends."""
+        record = self.get(sweep_id)
+        if sweep_id not in self._runs or record.finished:
+            snapshot = event(pb.SWEEP_EVENT_KIND_SNAPSHOT)
+            snapshot.sweep.CopyFrom(self.to_proto(self.get(sweep_id)))
+            yield snapshot
+            return
+        queue: asyncio.Queue[pb.SweepEvent] = asyncio.Queue()
+        watchers = self._watchers[sweep_id]
+        watchers.queues.add(queue)
+        try:
+            snapshot = event(pb.SWEEP_EVENT_KIND_SNAPSHOT)
+            snapshot.sweep.CopyFrom(self.to_proto(self.get(sweep_id)))
+            yield snapshot
+            if snapshot.sweep.status != pb.SWEEP_STATUS_RUNNING:
+                return
+            while True:
+                e = await queue.get()
+                if e.kind == pb.SWEEP_EVENT_KIND_SWEEP_FINISHED:
+                    e.sweep.CopyFrom(self.to_proto(self.get(sweep_id)))
+                    yield e
+                    return
+                yield e
+        finally:
+            watchers.queues.discard(queue)
+
+    # -- cancelling ------------------------------------------------------------------------
+    async def cancel(self, sweep_id: str, reason: str, identity: Identity | None) -> SweepRecord:
+        record = self.store.get_sweep(sweep_id)
+        mine = record is not None and identity is not None and record.owner == identity.name
+        if identity is not None and not may_act_on_any_operation(identity.role) and not mine:
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"no sweep {sweep_id!r} of yours: role {identity.role!r} may cancel only "
+                "the sweeps its token created (an admin may cancel any)",
+            )
+        if record is None:
+            raise sweep_not_found(sweep_id)
+        run = self._runs.get(sweep_id)
+        if record.finished or run is None:
+            name = pb.SweepStatus.Name(record.status).removeprefix("SWEEP_STATUS_")
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"sweep {sweep_id} already ended: {name}"
+            )
+        if not reason:
+            reason = f"sweep cancelled by {identity.name}" if identity else "sweep cancelled"
+        run.cancel(reason)
+        if run.task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(run.task), CANCEL_WAIT_S)
+        return self.get(sweep_id)
+
+    # -- start and stop --------------------------------------------------------------------
+    def resume(self) -> None:
+        """Continue the sweeps a previous process left running (after operations were
+        reconciled, so a trial's operation already says whether it survived)."""
+        for record in self.store.running_sweeps():
+            if not optuna_available():
+                logger.error("sweep %s cannot resume: %s", record.id, OptunaMissing.__doc__)
+                continue
+            logger.info("sweep %s: resuming after a restart", record.id)
+            self._start(record, resume=True)
+
+    async def shutdown(self) -> None:
+        """Stop every sweep task; sweeps stay RUNNING in the store and resume at next start."""
+        tasks = [run.task for run in self._runs.values() if run.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self.studies.close)
+        self.store.close()
+
+
+__all__ = ["Sweeps", "sweep_not_found"]

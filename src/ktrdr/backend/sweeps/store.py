@@ -1,0 +1,284 @@
+"""Sweeps and their trials in the backend's SQLite database (``backend.db``, own tables).
+
+The Optuna study of each sweep lives in Optuna's own storage (``sweeps.db``); these tables
+hold what the backend serves and resumes from: the sweep's normalised request, its status,
+and one row per trial linking the Optuna trial number to its training operation. A trial row
+is written before its operation is created and updated once the operation exists, so a crash
+between the two leaves a RUNNING row without an operation, which a restart marks
+INTERRUPTED.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import common_pb2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    strategy_name TEXT NOT NULL,
+    request BLOB NOT NULL,
+    owner TEXT NOT NULL,
+    owner_role TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    finished_us INTEGER,
+    error BLOB
+);
+CREATE INDEX IF NOT EXISTS sweeps_by_time ON sweeps (created_us DESC, id DESC);
+CREATE TABLE IF NOT EXISTS sweep_trials (
+    sweep_id TEXT NOT NULL REFERENCES sweeps (id),
+    number INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    operation_id TEXT NOT NULL DEFAULT '',
+    value REAL,
+    pruned_at_epoch INTEGER NOT NULL DEFAULT 0,
+    last_epoch INTEGER NOT NULL DEFAULT 0,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    started_us INTEGER NOT NULL,
+    finished_us INTEGER,
+    error BLOB,
+    PRIMARY KEY (sweep_id, number)
+);
+CREATE INDEX IF NOT EXISTS sweep_trials_by_operation ON sweep_trials (operation_id);
+"""
+
+TRIAL_FINISHED = (
+    pb.TRIAL_STATUS_COMPLETED,
+    pb.TRIAL_STATUS_PRUNED,
+    pb.TRIAL_STATUS_FAILED,
+    pb.TRIAL_STATUS_CANCELLED,
+    pb.TRIAL_STATUS_INTERRUPTED,
+)
+# The trials that count towards n_trials.
+TRIAL_COUNTED = (pb.TRIAL_STATUS_COMPLETED, pb.TRIAL_STATUS_PRUNED, pb.TRIAL_STATUS_FAILED)
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    id: str
+    status: int
+    strategy_name: str
+    # The normalised request: strategy_yaml holds the strategy with its fixed overrides.
+    request: pb.CreateSweepRequest
+    owner: str
+    owner_role: str
+    created_us: int
+    finished_us: int | None = None
+    error: common_pb2.ErrorDetail | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status != pb.SWEEP_STATUS_RUNNING
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    sweep_id: str
+    number: int
+    status: int
+    params: dict[str, str]
+    started_us: int
+    operation_id: str = ""
+    value: float | None = None
+    pruned_at_epoch: int = 0
+    last_epoch: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    finished_us: int | None = None
+    error: common_pb2.ErrorDetail | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TRIAL_FINISHED
+
+    def but(self, **changes: object) -> TrialRecord:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _error(data: bytes | None) -> common_pb2.ErrorDetail | None:
+    if data is None:
+        return None
+    error = common_pb2.ErrorDetail()
+    error.ParseFromString(data)
+    return error
+
+
+def _sweep(row: sqlite3.Row) -> SweepRecord:
+    request = pb.CreateSweepRequest()
+    request.ParseFromString(row["request"])
+    return SweepRecord(
+        id=row["id"],
+        status=row["status"],
+        strategy_name=row["strategy_name"],
+        request=request,
+        owner=row["owner"],
+        owner_role=row["owner_role"],
+        created_us=row["created_us"],
+        finished_us=row["finished_us"],
+        error=_error(row["error"]),
+    )
+
+
+def _trial(row: sqlite3.Row) -> TrialRecord:
+    return TrialRecord(
+        sweep_id=row["sweep_id"],
+        number=row["number"],
+        status=row["status"],
+        params=json.loads(row["params"]),
+        operation_id=row["operation_id"],
+        value=row["value"],
+        pruned_at_epoch=row["pruned_at_epoch"],
+        last_epoch=row["last_epoch"],
+        metrics=json.loads(row["metrics"]),
+        started_us=row["started_us"],
+        finished_us=row["finished_us"],
+        error=_error(row["error"]),
+    )
+
+
+class SweepStore:
+    """Thread-safe access to the sweep tables (its own connection to ``backend.db``)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- sweeps ----------------------------------------------------------------------------
+    def insert_sweep(self, record: SweepRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO sweeps (id, status, strategy_name, request, owner, owner_role, "
+                "created_us) VALUES (?,?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.status,
+                    record.strategy_name,
+                    record.request.SerializeToString(),
+                    record.owner,
+                    record.owner_role,
+                    record.created_us,
+                ),
+            )
+
+    def finish_sweep(
+        self, sweep_id: str, status: int, finished_us: int, error: common_pb2.ErrorDetail | None
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE sweeps SET status = ?, finished_us = ?, error = ? WHERE id = ?",
+                (
+                    status,
+                    finished_us,
+                    None if error is None else error.SerializeToString(),
+                    sweep_id,
+                ),
+            )
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return None if row is None else _sweep(row)
+
+    def list_sweeps(
+        self, *, status: int = 0, owner: str = "", limit: int = 50
+    ) -> list[SweepRecord]:
+        query, args = "SELECT * FROM sweeps WHERE 1=1", list[object]()
+        if status:
+            query, args = query + " AND status = ?", [*args, status]
+        if owner:
+            query, args = query + " AND owner = ?", [*args, owner]
+        query += " ORDER BY created_us DESC, id DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(query, (*args, limit)).fetchall()
+        return [_sweep(row) for row in rows]
+
+    def running_sweeps(self) -> list[SweepRecord]:
+        return self.list_sweeps(status=pb.SWEEP_STATUS_RUNNING, limit=1 << 30)
+
+    def count_running(self) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM sweeps WHERE status = ?", (pb.SWEEP_STATUS_RUNNING,)
+            ).fetchone()
+        return int(row[0])
+
+    # -- trials ----------------------------------------------------------------------------
+    def put_trial(self, trial: TrialRecord) -> None:
+        """Insert or replace the trial's row."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO sweep_trials (sweep_id, number, status, params, "
+                "operation_id, value, pruned_at_epoch, last_epoch, metrics, started_us, "
+                "finished_us, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    trial.sweep_id,
+                    trial.number,
+                    trial.status,
+                    json.dumps(trial.params),
+                    trial.operation_id,
+                    trial.value,
+                    trial.pruned_at_epoch,
+                    trial.last_epoch,
+                    json.dumps(trial.metrics),
+                    trial.started_us,
+                    trial.finished_us,
+                    None if trial.error is None else trial.error.SerializeToString(),
+                ),
+            )
+
+    def trials(self, sweep_id: str) -> list[TrialRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM sweep_trials WHERE sweep_id = ? ORDER BY number", (sweep_id,)
+            ).fetchall()
+        return [_trial(row) for row in rows]
+
+    def trial_counts(self, sweep_id: str) -> dict[int, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT status, COUNT(*) FROM sweep_trials WHERE sweep_id = ? GROUP BY status",
+                (sweep_id,),
+            ).fetchall()
+        return {int(status): int(count) for status, count in rows}
+
+    def trial_of_operation(self, operation_id: str) -> tuple[str, int] | None:
+        """(sweep_id, trial number) of the operation, or None for a plain training."""
+        if not operation_id:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sweep_id, number FROM sweep_trials WHERE operation_id = ?",
+                (operation_id,),
+            ).fetchone()
+        return None if row is None else (row[0], int(row[1]))
+
+
+__all__ = ["TRIAL_COUNTED", "TRIAL_FINISHED", "SweepRecord", "SweepStore", "TrialRecord"]

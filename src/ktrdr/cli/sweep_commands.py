@@ -1,0 +1,230 @@
+"""``ktrdr sweep create|watch|show|list|cancel``: hyperparameter sweeps on the backend.
+
+    ktrdr sweep create tiny_rsi --param model.training.learning_rate=float:1e-4:1e-1:log \\
+        --param model.architecture.activation=choice:relu,tanh --trials 20 --parallel 2 \\
+        --objective val_loss:min
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ktrdr.cli.client_commands import (
+    _client,
+    _connection_options,
+    _fmt,
+    _handles_errors,
+    _json_option,
+    _print_json,
+    _table,
+)
+from ktrdr.client.sweeps import (
+    PRUNERS,
+    SAMPLERS,
+    SWEEP_STATUSES,
+    SweepInfo,
+    TrialInfo,
+    parse_param_assignment,
+)
+
+EXAMPLES = """\
+examples:
+  ktrdr sweep create tiny_rsi --param model.training.learning_rate=float:1e-4:1e-1:log \\
+      --param 'model.architecture.hidden_layers[0]=int:8:64' \\
+      --param model.architecture.activation=choice:relu,tanh \\
+      --trials 20 --parallel 2 --objective val_loss:min --watch
+  ktrdr sweep list
+  ktrdr sweep show SWEEP_ID
+"""
+
+
+def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    conn, js = _connection_options(), _json_option()
+    sweep = sub.add_parser(
+        "sweep",
+        help="hyperparameter sweeps (Optuna) on the backend",
+        description="Sweeps: an Optuna study on the backend whose trials are training "
+        "operations.\n\n" + EXAMPLES,
+        formatter_class=formatter,
+    )
+    ssub = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND", required=True)
+    p = ssub.add_parser(
+        "create", parents=[conn, js], help="start a sweep", formatter_class=formatter
+    )
+    p.add_argument("strategy", help="strategy file (.yaml) or a strategy name on the backend")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        required=True,
+        metavar="PATH=SPEC",
+        help="a search dimension: float:LOW:HIGH[:log], int:LOW:HIGH[:STEP][:log], "
+        "choice:A,B,... (repeatable, at most 32)",
+    )
+    p.add_argument("--trials", type=int, default=0, help="number of trials (grid: 0 = all)")
+    p.add_argument("--parallel", type=int, default=1, help="trials training at once (1)")
+    p.add_argument("--objective", default="val_loss", metavar="METRIC[:min|max]", help="(val_loss)")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="tpe")
+    p.add_argument("--pruner", choices=sorted(PRUNERS), default="median")
+    p.add_argument("--prune-metric", default="", help="epoch metric the pruner watches")
+    p.add_argument("--startup-trials", type=int, default=None, help="median pruner (5)")
+    p.add_argument("--warmup-epochs", type=int, default=None, help="median pruner (0)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--mode", choices=["auto", "local", "host"], default=None)
+    p.add_argument("--require-gpu", action="store_true")
+    p.add_argument(
+        "--set",
+        dest="set_fields",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="a fixed change to every trial's strategy (repeatable)",
+    )
+    p.add_argument("--watch", action="store_true", help="follow the sweep to its end")
+    p.set_defaults(handler=_handles_errors(_create))
+    for name, fn, text in (
+        ("watch", _watch, "follow a sweep's trials to its end"),
+        ("show", _show, "a sweep and its trials"),
+        ("cancel", _cancel, "cancel a sweep (finished trials are kept)"),
+    ):
+        p = ssub.add_parser(name, parents=[conn, js], help=text)
+        p.add_argument("sweep_id")
+        if name == "cancel":
+            p.add_argument("--reason", default="")
+        p.set_defaults(handler=_handles_errors(fn))
+    p = ssub.add_parser("list", parents=[conn, js], help="sweeps, newest first")
+    p.add_argument("--status", choices=SWEEP_STATUSES, default=None)
+    p.add_argument("--owner", default="", help="only this token name's ('me': yours)")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(handler=_handles_errors(_list))
+
+
+def _create(args: argparse.Namespace) -> int:
+    client = _client(args)
+    sweep = client.create_sweep(
+        args.strategy,
+        [parse_param_assignment(text) for text in args.param],
+        trials=args.trials,
+        parallel=args.parallel,
+        objective=args.objective,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        seed=args.seed,
+        mode=args.mode,
+        require_gpu=args.require_gpu,
+        set_fields=args.set_fields,
+        prune_metric=args.prune_metric,
+        startup_trials=args.startup_trials,
+        warmup_epochs=args.warmup_epochs,
+    )
+    if not args.watch:
+        if args.json:
+            _print_json(_sweep_dict(sweep))
+        else:
+            print(
+                f"sweep {sweep.sweep_id}: {sweep.n_trials} trials of {sweep.strategy}, "
+                f"{sweep.parallelism} at once, {sweep.direction} {sweep.objective}"
+            )
+            print(f"follow it with: ktrdr sweep watch {sweep.sweep_id}")
+        return 0
+    args.sweep_id = sweep.sweep_id
+    return _watch(args)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    client = _client(args)
+
+    def emit(e: Any) -> None:
+        if args.json or not (e.message or e.epoch):
+            return
+        trial = TrialInfo.from_proto(e.trial) if e.HasField("trial") else None
+        line = e.message
+        if trial is not None and e.epoch:
+            metrics = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(e.metrics.items()))
+            line = f"trial {trial.number} epoch {e.epoch}: {metrics}"
+        elif trial is not None and trial.value is not None:
+            line += f" ({trial.value:.6g})"
+        print(line, flush=True)
+
+    sweep = client.watch_sweep(args.sweep_id, on_event=emit)
+    _print_sweep(sweep, as_json=args.json)
+    return 0 if sweep.status == "completed" else 1
+
+
+def _show(args: argparse.Namespace) -> int:
+    _print_sweep(_client(args).get_sweep(args.sweep_id), as_json=args.json)
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    _print_sweep(_client(args).cancel_sweep(args.sweep_id, reason=args.reason), as_json=args.json)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    sweeps = _client(args).sweeps(status=args.status, owner=args.owner, limit=args.limit)
+    if args.json:
+        _print_json([_sweep_dict(s) for s in sweeps])
+        return 0
+    if not sweeps:
+        print("no sweeps")
+        return 0
+    _table(
+        ["SWEEP", "STATUS", "STRATEGY", "TRIALS", "OBJECTIVE", "BEST"],
+        [
+            [
+                s.sweep_id,
+                s.status,
+                s.strategy,
+                f"{sum(s.trial_counts.get(k, 0) for k in ('completed', 'pruned', 'failed'))}"
+                f"/{s.n_trials}",
+                f"{s.objective}:{s.direction[:3]}",
+                f"{s.best.value:.6g} (#{s.best.number})"
+                if s.best and s.best.value is not None
+                else "-",
+            ]
+            for s in sweeps
+        ],
+    )
+    return 0
+
+
+def _sweep_dict(sweep: SweepInfo) -> dict[str, Any]:
+    out = {k: v for k, v in sweep.__dict__.items() if k != "proto"}
+    out["best"] = sweep.best.row() if sweep.best else None
+    out["trials"] = [t.row() for t in sweep.trials]
+    return out
+
+
+def _print_sweep(sweep: SweepInfo, *, as_json: bool) -> None:
+    if as_json:
+        _print_json(_sweep_dict(sweep))
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(sweep.trial_counts.items())) or "none"
+    print(f"sweep {sweep.sweep_id}: {sweep.status} ({sweep.strategy}; trials: {counts})")
+    print(
+        f"objective {sweep.direction} {sweep.objective}; sampler {sweep.sampler}, "
+        f"pruner {sweep.pruner}, seed {sweep.seed}"
+    )
+    if sweep.error:
+        print(f"error: {sweep.error}")
+    if sweep.best is not None and sweep.best.value is not None:
+        print(f"best: trial {sweep.best.number} = {sweep.best.value:.6g}  {sweep.best.params}")
+    if not sweep.trials:
+        return
+    paths = list(sweep.trials[0].params)
+    _table(
+        ["#", "STATUS", "VALUE", "EPOCH", *paths, "OPERATION"],
+        [
+            [
+                t.number,
+                t.status + (f"@{t.pruned_at_epoch}" if t.pruned_at_epoch else ""),
+                f"{t.value:.6g}" if t.value is not None else "-",
+                t.last_epoch,
+                *(t.params.get(p, "") for p in paths),
+                t.operation_id or "-",
+            ]
+            for t in sweep.trials
+        ],
+    )
