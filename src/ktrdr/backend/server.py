@@ -125,6 +125,7 @@ class BackendApp:
         operations.results_address = settings.results_address or f"{host}:{self.port}"
         if settings.mlflow_tracking_uri:
             self.tracker = start_tracker(settings, self.store)
+            self.tracker.trial_of = sweeps.store.trial_of_operation
             operations.finished_listeners.append(self.tracker.operation_finished)
         operations.reconcile()
         sweeps.resume()

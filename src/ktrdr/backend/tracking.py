@@ -23,7 +23,7 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +142,8 @@ class MlflowTracker:
         self.last_error = ""
         self.logged = 0
         self._client: Any = None
+        # (sweep id, trial number) of a sweep's trial operation, None for a plain training.
+        self.trial_of: Callable[[str], tuple[str, int] | None] = lambda _operation_id: None
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -269,6 +271,9 @@ class MlflowTracker:
             "ktrdr.device": str((metadata or {}).get("device", {}).get("type", "")),
             "ktrdr.seed": str((metadata or {}).get("seed", record.overrides.seed or "")),
         }
+        trial = self.trial_of(record.id)
+        if trial is not None:
+            tags["ktrdr.sweep"], tags["ktrdr.trial"] = trial[0], str(trial[1])
         if record.error is not None and record.error.message:
             tags["ktrdr.error"] = record.error.message[:5000]
         params = [

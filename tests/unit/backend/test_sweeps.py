@@ -10,6 +10,7 @@ import grpc
 import pytest
 from backend_fakes import start_backend, stop_backend
 
+from ktrdr.backend.sweeps.runner import best_alias
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -101,6 +102,11 @@ async def test_a_sweep_trains_every_trial_as_an_operation_with_a_model(sweep_bac
     listed = (await stub.ListSweeps(pb.ListSweepsRequest())).sweeps
     assert [s.sweep_id for s in listed] == [sweep.sweep_id]
     assert listed[0].trial_counts["COMPLETED"] == 8 and not listed[0].trials
+    # the best trial's model carries the sweep's alias
+    best_op = by_id[sweep.best_trial.operation_id]
+    selector = pb.ModelSelector(strategy_name="tiny_rsi", alias=best_alias(sweep.sweep_id))
+    aliased = (await stub.GetModel(pb.GetModelRequest(model=selector))).model
+    assert aliased.version.version == best_op.result.delivery.model.version
 
 
 async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.models.registry import ModelRegistry
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.store import now_us
 from ktrdr.backend.sweeps.convert import best_trial, trial_to_proto
@@ -290,7 +291,28 @@ class SweepRun:
         best = best_trial(self.record, self.store.trials(self.record.id))
         if best is not None and best.value != self._best:
             self._best = best.value
+            self._alias_best(best)
             self.publish(event(pb.SWEEP_EVENT_KIND_BEST, best, f"best: trial {best.number}"))
+
+    def _alias_best(self, best: TrialRecord) -> None:
+        """Point the alias ``sweep-<id>-best`` at the best trial's model (moved as it improves)."""
+        record = (
+            self.operations.store.get_operation(best.operation_id) if best.operation_id else None
+        )
+        if record is None or record.model_version is None:
+            return
+        alias = best_alias(self.record.id)
+        try:
+            ModelRegistry(self.operations.store).set_alias(
+                record.strategy_name, alias, record.model_version
+            )
+        except RequestError as exc:
+            logger.warning("sweep %s: cannot set alias %s: %s", self.record.id, alias, exc.message)
+
+
+def best_alias(sweep_id: str) -> str:
+    """The model alias of a sweep's best trial (aliases are at most 40 characters)."""
+    return f"sweep-{sweep_id[:12]}-best"
 
 
 def _failures_in_a_row(counted: list[TrialRecord]) -> int:
