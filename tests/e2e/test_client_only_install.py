@@ -3,8 +3,8 @@
 A fresh virtual environment gets ``pip install`` of the project with no extras (from a copy
 of its sources: the build must not write into the checkout); it has no torch, TA-Lib, numpy,
 pandas, pydantic or PyYAML. From it, ``TrainingClient`` trains through a backend started from
-the full environment, watches, lists and reads the result, and the CLI lists operations; a
-command that needs the training library says so in one line.
+the full environment, watches, lists, reads the result and downloads the model, and the CLI
+lists operations; a command that needs the training library says so in one line.
 """
 
 from __future__ import annotations
@@ -98,12 +98,15 @@ with TrainingClient({local_backend.address!r}) as client:
     result = client.train({tiny_strategy_yaml!r}, mode="local", seed=7, progress=False)
     ops = client.operations()
     models = client.models("tiny_rsi")
+    bundle = client.download_model("tiny_rsi", cache_dir="cache")
+    files = sorted(p.name for p in bundle.iterdir())
     print(json.dumps({{
         "status": result.status,
         "accuracy": result.metrics.get("test_accuracy"),
         "listed": [op.operation_id for op in ops],
         "op": result.operation_id,
         "versions": [m.version for m in models],
+        "files": files,
         "modules": sorted(m for m in {ABSENT!r} if m in sys.modules),
     }}))
 """
@@ -114,6 +117,7 @@ with TrainingClient({local_backend.address!r}) as client:
     assert 0.0 <= seen["accuracy"] <= 1.0
     assert seen["op"] in seen["listed"]
     assert seen["versions"], seen
+    assert {"metadata.json", "weights.safetensors"} <= set(seen["files"]), seen
     assert seen["modules"] == []
 
 

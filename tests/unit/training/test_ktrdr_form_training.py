@@ -101,3 +101,18 @@ def test_tiny_training_records_coverage(tiny_result) -> None:
     assert coverage["rare_set_share"] == pytest.approx(0.02)
     sets = {(r["indicator"], r["set"]) for r in coverage["rows"]}
     assert ("rsi", "oversold") in sets and ("macd", "(any)") in sets
+
+
+def test_the_balanced_example_predicts_hold(example_strategies, sample_data_dir) -> None:
+    """multi_symbol.yaml weighs the classes (`class_weights: balanced`): the rare HOLD class is
+    predicted on the test period too, not only BUY and SELL."""
+    from ktrdr.config import apply_overrides, load_strategy
+    from ktrdr.labels import CLASS_NAMES
+    from ktrdr.training.executor import TrainingExecutor
+
+    config = load_strategy(example_strategies / "multi_symbol.yaml")
+    assert config.model.training.class_weights == "balanced"
+    result = TrainingExecutor(sample_data_dir, device="cpu").run(apply_overrides(config, seed=7))
+    confusion = result.bundle.metadata["metrics"]["test"]["confusion_matrix"]  # rows: truth
+    hold = CLASS_NAMES.index("HOLD")
+    assert sum(row[hold] for row in confusion) > 0, confusion
