@@ -57,7 +57,8 @@ def test_train_in_host_mode_then_inspect(services, tiny_strategy_yaml, tmp_path:
     done = ktrdr(services, "train", str(strategy), "--mode", "host", "--seed", "7")
     assert done.returncode == 0, done.stderr
     assert "mode host" in done.stderr and "epoch 4/4" in done.stderr
-    assert "test_accuracy" in done.stdout and "model saved:" in done.stdout
+    assert "test accuracy  " in done.stdout and "model saved:" in done.stdout
+    assert "trained on cpu on host 127.0.0.1:" in done.stdout
 
     listed = json.loads(ktrdr(services, "ops", "list", "--json").stdout)
     op = listed[0]

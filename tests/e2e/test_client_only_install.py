@@ -121,7 +121,7 @@ with TrainingClient({local_backend.address!r}) as client:
     assert seen["modules"] == []
 
 
-def test_the_cli_lists_operations_and_names_what_a_local_command_lacks(
+def test_the_cli_trains_lists_and_names_what_a_local_command_lacks(
     client_python: Path, local_backend: Service, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     ktrdr = str(client_python.parent / "ktrdr")
@@ -137,6 +137,16 @@ def test_the_cli_lists_operations_and_names_what_a_local_command_lacks(
     assert isinstance(json.loads(listed.stdout), list)
     strategy = tmp_path / "tiny.yaml"
     strategy.write_text(tiny_strategy_yaml)
+    remote = subprocess.run(
+        [ktrdr, "train", str(strategy), "--backend", local_backend.address, "--mode", "local"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "KTRDR_TOKEN": ADMIN_TOKEN},
+        cwd=tmp_path,
+    )
+    assert remote.returncode == 0, remote.stderr
+    assert "test accuracy  " in remote.stdout and "model saved:" in remote.stdout, remote.stdout
     local = subprocess.run(
         [ktrdr, "train", str(strategy), "--local"],
         capture_output=True,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ktrdr.cli.local_commands import early_stop_summary, trading_summary
+from ktrdr.cli.summary import number, run_summary, trading_summary
 from ktrdr.client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
@@ -130,11 +130,7 @@ def _when(op: OperationInfo) -> str:
     return op.created.strftime("%Y-%m-%d %H:%M:%S") if op.created else "-"
 
 
-def _fmt(value: float) -> str:
-    """``0.6123``; whole numbers (epochs, rows) as ``9``, never ``9.0000``."""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+_fmt = number  # the other command modules import it from here
 
 
 # -- registration --------------------------------------------------------------------------------
@@ -305,25 +301,19 @@ def _print_result(result: TrainingResult) -> None:
     where = f"on host {op.host_address}" if op.mode == "host" and op.host_address else op.mode
     if op.fallback:
         where = "LOCALLY in the backend (fallback from host mode)"
+    elif op.mode == "local":
+        where = "locally in the backend"
     print(
-        f"\n{op.strategy}: trained on {result.device or '?'} {where} in {result.duration_s:.1f} s"
+        run_summary(
+            op.strategy,
+            device=result.device,
+            where=where,
+            duration_s=result.duration_s,
+            metadata=result.metadata(),
+            placement=f"{'warning' if op.fallback else 'placed'}: {op.mode_reason}",
+            metrics=result.metrics,
+        )
     )
-    print(f"  {'warning' if op.fallback else 'placed'}: {op.mode_reason}")
-    for name in sorted(result.metrics):
-        print(f"  {name:<22} {_fmt(result.metrics[name])}")
-    per_class = result.per_class_frame()
-    if per_class is not None and not per_class.empty:
-        for name, row in per_class.iterrows():
-            print(
-                f"  {name!s:<5} precision {row['precision']:.3f} recall {row['recall']:.3f} "
-                f"f1 {row['f1']:.3f} support {int(row['support'])}"
-            )
-    metadata = result.metadata()
-    if metadata and metadata.get("metrics", {}).get("trading"):
-        print(trading_summary(metadata["metrics"]["trading"]))
-    stopped = early_stop_summary(metadata) if metadata else None
-    if stopped:
-        print(stopped)
     if result.model:
         print(f"model saved: {result.model.path} (version {result.model.version})")
 

@@ -225,63 +225,19 @@ def _train(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    test = result.metrics["test"]
-    print(f"\n{config.name}: trained on {result.device} in {result.duration_s:.1f} s")
-    print(f"  test rows      {test['rows']}")
-    print(f"  test accuracy  {test['accuracy']:.4f}")
-    print(f"  test loss      {test['loss']:.4f}")
-    print(f"  macro F1       {test['macro']['f1']:.4f}   weighted F1 {test['weighted']['f1']:.4f}")
-    for name, row in test["per_class"].items():
-        print(
-            f"  {name:<5} precision {row['precision']:.3f} recall {row['recall']:.3f} "
-            f"f1 {row['f1']:.3f} support {row['support']}"
+    from ktrdr.cli.summary import run_summary
+
+    print(
+        run_summary(
+            config.name,
+            device=result.device,
+            where="in this process",
+            duration_s=result.duration_s,
+            metadata=result.bundle.metadata,
         )
-    print(f"  majority-class accuracy {test.get('majority_accuracy', 0.0):.4f} (baseline)")
-    print(trading_summary(result.metrics.get("trading", {})))
-    stopped = early_stop_summary(result.bundle.metadata)
-    if stopped:
-        print(stopped)
+    )
     print(f"model saved: {stored.path} (version {stored.version})")
     return 0
-
-
-def early_stop_summary(metadata: dict[str, Any]) -> str | None:
-    """ "stopped early at epoch 15: no val_loss improvement for 5 epochs; kept epoch 10", or
-    None when the run trained every epoch."""
-    training = metadata.get("metrics", {}).get("training", {})
-    if not training.get("stopped_early"):
-        return None
-    stopping = (
-        metadata.get("strategy", {}).get("model", {}).get("training", {}).get("early_stopping")
-    ) or {}
-    patience = stopping.get("patience")
-    why = f"no val_loss improvement for {patience} epochs" if patience else "no improvement"
-    return (
-        f"  stopped early at epoch {training.get('epochs_run')}: {why}; "
-        f"kept epoch {training.get('best_epoch')}"
-    )
-
-
-def trading_summary(trading: dict[str, Any]) -> str:
-    """The test period traded: strategy and baselines, overall (``ktrdr train``, models show)."""
-    overall = trading.get("overall")
-    if not overall:
-        return "  trading: not recorded"
-    lines = [
-        f"  trading on the test period ({overall.get('bars', 0)} bars, "
-        f"{trading.get('cost_bps', 0):g} bps per trade; {trading.get('position_rule', '')}):"
-    ]
-    for name in ("strategy", "buy_and_hold", "majority", "flat"):
-        row = overall.get(name)
-        if not row:
-            continue
-        lines.append(
-            f"    {name:<13} return {row['return']:+8.2%}  sharpe {row['sharpe']:6.2f}  "
-            f"max drawdown {row['max_drawdown']:6.2%}  trades {row['trades']:4d}  "
-            f"hit rate {row['hit_rate']:.2f}"
-        )
-    lines.append(f"  verdict: {trading.get('verdict', {}).get('text', 'not recorded')}")
-    return "\n".join(lines)
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from ktrdr.cli.local_commands import _ConsoleProgress, early_stop_summary
+from ktrdr.cli.local_commands import _ConsoleProgress
+from ktrdr.cli.summary import early_stop_summary
 from ktrdr.plots.training import _curve
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 

@@ -21,7 +21,8 @@ def test_train_prints_metrics_and_model(fake_backend, capsys) -> None:
     address, _ = fake_backend
     code, out, err = run(capsys, "train", "fake_rsi", "--backend", address, "--mode", "local")
     assert code == 0, err
-    assert "test_accuracy" in out and "model saved:" in out
+    assert "test accuracy  0.6000" in out and "model saved:" in out
+    assert "fake_rsi: trained on" in out and "locally in the backend" in out
     assert "trading on the test period (60 bars" in out and "  verdict: " in out
     assert "operation op-1: running, mode local" in err and "epoch 3/3" in err
 
