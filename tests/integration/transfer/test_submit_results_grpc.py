@@ -212,4 +212,14 @@ async def test_deadline_is_enforced(harness: Harness, tmp_path: Path) -> None:
         await send_results(
             harness.stub, bundle, session_id="op-1", strategy_name="rsi", timeout_s=0.0001
         )
-    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # gRPC reports a deadline that passes while it is writing a message as INTERNAL from its
+    # write batch (a race of its own, seen under load); both end the call, neither stores.
+    code, debug = info.value.code(), info.value.debug_error_string() or ""
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED or (
+        code == grpc.StatusCode.INTERNAL and "execute_batch" in debug
+    ), info.value
+    for _ in range(500):  # the server notices the end of the call asynchronously
+        if not os.listdir(harness.incoming):
+            break
+        await asyncio.sleep(0.01)
+    assert os.listdir(harness.incoming) == []

@@ -35,6 +35,11 @@ EXPECTED = {
         "SetModelAlias": (False, False),
         "DeleteModelAlias": (False, False),
         "SetModelTags": (False, False),
+        "CreateSweep": (False, False),
+        "WatchSweep": (False, True),
+        "GetSweep": (False, False),
+        "ListSweeps": (False, False),
+        "CancelSweep": (False, False),
     },
 }
 
