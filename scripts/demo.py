@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from ktrdr.cli.local_commands import trading_summary
+    from ktrdr.cli.summary import trading_summary
     from ktrdr.client import LocalServices, TrainingClient, frame
     from ktrdr.plots import save_training_plot
 
