@@ -126,6 +126,8 @@ class BackendApp:
         if settings.mlflow_tracking_uri:
             self.tracker = start_tracker(settings, self.store)
             self.tracker.trial_of = sweeps.store.trial_of_operation
+            self.tracker.parents.store = sweeps.store
+            sweeps.listeners.append(self.tracker.sweep_changed)
             operations.finished_listeners.append(self.tracker.operation_finished)
         operations.reconcile()
         sweeps.resume()

@@ -12,6 +12,10 @@ folder (one small file each, so a backend restart loses nothing) and one backgro
 logs it; while the tracking store is unreachable the thread retries with backoff, logs a
 warning saying how many runs wait, and the runs appear once it is back. A run is found by its
 ``ktrdr.operation_id`` tag before one is created, so nothing is logged twice.
+
+A sweep is a parent run and its trials' runs are its children (tracking_sweeps.py): the
+sweep's start and end are spool entries too (``sweep-<id>.json``, ``sweep-<id>.end.json``),
+and a trial whose parent run does not exist yet creates it first.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ktrdr.backend.tracking_sweeps import PARENT_TAG, ParentRuns
 from ktrdr.training.v1 import backend_pb2 as pb
 
 if TYPE_CHECKING:
@@ -144,6 +149,7 @@ class MlflowTracker:
         self._client: Any = None
         # (sweep id, trial number) of a sweep's trial operation, None for a plain training.
         self.trial_of: Callable[[str], tuple[str, int] | None] = lambda _operation_id: None
+        self.parents = ParentRuns()  # the backend sets its sweep store: sweeps' runs
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -153,20 +159,31 @@ class MlflowTracker:
     # -- what the backend calls ------------------------------------------------------------
     def operation_finished(self, operation_id: str) -> None:
         """Queue ``operation_id`` for logging (a file write; never raises)."""
+        self._queue(operation_id, {"operation_id": operation_id})
+
+    def sweep_changed(self, sweep_id: str, finished: bool) -> None:
+        """Queue a sweep's start (its parent run) or end (its status and best trial)."""
+        name = f"sweep-{sweep_id}.end" if finished else f"sweep-{sweep_id}"
+        self._queue(name, {"sweep_id": sweep_id, "finished": finished})
+
+    def _queue(self, name: str, entry: dict[str, Any]) -> None:
         try:
-            path = self.spool_dir / f"{operation_id}.json"
+            path = self.spool_dir / f"{name}.json"
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"operation_id": operation_id}))
+            tmp.write_text(json.dumps(entry))
             os.replace(tmp, path)
         except OSError as exc:
-            logger.warning("mlflow: cannot queue operation %s: %s", operation_id, exc)
+            logger.warning("mlflow: cannot queue %s: %s", name, exc)
             return
         self._wake.set()
 
     def pending(self) -> list[str]:
-        """Operations waiting to be logged, oldest first."""
-        files = sorted(self.spool_dir.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-        return [p.stem for p in files]
+        """Entries waiting to be logged, oldest first: operation ids, ``sweep-<id>[.end]``."""
+        stamped = []
+        for path in self.spool_dir.glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):  # logged meanwhile
+                stamped.append((path.stat().st_mtime_ns, path.name, path.stem))
+        return [stem for _, _, stem in sorted(stamped)]
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop the thread (it finishes the run it is logging; what waits stays spooled)."""
@@ -192,6 +209,7 @@ class MlflowTracker:
                         continue
                     # the store is down or busy: retry later, in order, with a fresh client
                     self._client = None
+                    self.parents.forget()
                     failed = True
                     self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                     logger.warning(
@@ -226,13 +244,10 @@ class MlflowTracker:
         with contextlib.suppress(FileNotFoundError):
             (self.spool_dir / f"{operation_id}.json").unlink()
 
-    def _log(self, operation_id: str) -> None:
+    def _experiment(self) -> tuple[Any, str]:
+        """(client, experiment id), the experiment created if it does not exist."""
         from mlflow.tracking import MlflowClient
 
-        record = self.store.get_operation(operation_id)
-        if record is None:
-            logger.warning("mlflow: operation %s is not in the store; not logged", operation_id)
-            return
         if self._client is None:  # opening a store checks its schema: once, not per run
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         client = self._client
@@ -242,6 +257,19 @@ class MlflowTracker:
             if experiment is not None
             else client.create_experiment(self.experiment, self.artifact_location)
         )
+        return client, str(experiment_id)
+
+    def _log(self, name: str) -> None:
+        if name.startswith("sweep-"):
+            client, experiment_id = self._experiment()
+            self.parents.log_sweep(client, experiment_id, name[6:].removesuffix(".end"))
+            return
+        operation_id = name
+        record = self.store.get_operation(operation_id)
+        if record is None:
+            logger.warning("mlflow: operation %s is not in the store; not logged", operation_id)
+            return
+        client, experiment_id = self._experiment()
         found = client.search_runs(
             [experiment_id], filter_string=f"tags.`{OPERATION_TAG}` = '{operation_id}'"
         )
@@ -254,9 +282,9 @@ class MlflowTracker:
                 experiment_id, run_name=f"{record.strategy_name}-{operation_id[:8]}"
             ).info.run_id
         )
-        self._fill(client, run_id, record)
+        self._fill(client, run_id, record, experiment_id)
 
-    def _fill(self, client: Any, run_id: str, record: OperationRecord) -> None:
+    def _fill(self, client: Any, run_id: str, record: OperationRecord, experiment_id: str) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         status = _STATUS_NAMES.get(record.status, "unknown")
@@ -272,8 +300,12 @@ class MlflowTracker:
             "ktrdr.seed": str((metadata or {}).get("seed", record.overrides.seed or "")),
         }
         trial = self.trial_of(record.id)
+        tags["ktrdr.kind"] = "training" if trial is None else "trial"
         if trial is not None:
             tags["ktrdr.sweep"], tags["ktrdr.trial"] = trial[0], str(trial[1])
+            parent = self.parents.run_id(client, experiment_id, trial[0])
+            if parent:
+                tags[PARENT_TAG] = parent
         if record.error is not None and record.error.message:
             tags["ktrdr.error"] = record.error.message[:5000]
         params = [

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -61,6 +61,8 @@ class Sweeps:
         self.bounds = SweepBounds(settings.sweep_max_trials, settings.sweep_max_parallelism)
         self._runs: dict[str, SweepRun] = {}
         self._watchers: dict[str, _Watchers] = {}
+        # Told (sweep id, finished) when a sweep starts and when it ends (MLflow tracking).
+        self.listeners: list[Callable[[str, bool], None]] = []
 
     # -- creating --------------------------------------------------------------------------
     async def create(self, request: pb.CreateSweepRequest) -> SweepRecord:
@@ -114,6 +116,7 @@ class Sweeps:
             created_us=now_us(),
         )
         self.store.insert_sweep(record)
+        self._tell(record.id, finished=False)
         logger.info(
             "sweep %s: %s, %d trials x %d over %s",
             record.id,
@@ -127,7 +130,13 @@ class Sweeps:
 
     def _start(self, record: SweepRecord, *, resume: bool) -> None:
         watchers = self._watchers.setdefault(record.id, _Watchers(set()))
-        run = SweepRun(record, self.store, self.studies, self.operations, watchers.publish)
+
+        def publish(e: pb.SweepEvent) -> None:
+            watchers.publish(e)
+            if e.kind == pb.SWEEP_EVENT_KIND_SWEEP_FINISHED:
+                self._tell(record.id, finished=True)
+
+        run = SweepRun(record, self.store, self.studies, self.operations, publish)
         self._runs[record.id] = run
 
         async def guarded() -> None:
@@ -138,6 +147,13 @@ class Sweeps:
                 self._watchers.pop(record.id, None)
 
         run.task = asyncio.create_task(guarded(), name=f"sweep-{record.id}")
+
+    def _tell(self, sweep_id: str, *, finished: bool) -> None:
+        for listener in self.listeners:
+            try:
+                listener(sweep_id, finished)
+            except Exception:  # a listener never stops a sweep
+                logger.exception("sweep %s: a listener failed", sweep_id)
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, sweep_id: str) -> SweepRecord:
