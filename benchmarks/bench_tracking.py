@@ -168,6 +168,8 @@ def main() -> int:
         f"off median {sorted(base)[len(base) // 2]:.2f} s; runs still spooled at the end "
         + ", ".join(f"{n} {c}" for n, c in spooled.items())
     )
+    for name, values in times.items():
+        print(f"  {name:8} " + " ".join(f"{v:.2f}" for v in values) + " s (by round)")
     what = {
         "refused": "tracking URI refusing connections",
         "hanging": "tracking URI accepting, never answering",
