@@ -302,6 +302,13 @@ class SweepCalls:
         request = backend_pb2.GetSweepRequest(sweep_id=sweep_id)
         return SweepInfo.from_proto(self._call(self.backend_stub.GetSweep, request).sweep)
 
+    def sweep_study(self, sweep_id: str) -> Any:
+        """The sweep as an in-memory ``optuna.Study`` (its finished trials), for Optuna's
+        plots and importances; needs Optuna on this machine (the sweeps extra)."""
+        from ktrdr.client.sweep_study import to_study
+
+        return to_study(self.get_sweep(sweep_id))
+
     def sweeps(
         self, *, status: str | None = None, owner: str = "", limit: int = 50
     ) -> list[SweepInfo]:
