@@ -23,7 +23,6 @@ from ktrdr.training.v1 import common_pb2
 pytest.importorskip("optuna")
 
 FAST = [common_pb2.FieldOverride(path="model.training.epochs", value="1")]
-TWO_EPOCHS = [common_pb2.FieldOverride(path="model.training.epochs", value="2")]
 
 
 def space() -> list[pb.SweepParameter]:
@@ -133,7 +132,11 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
                 sampler=pb.SWEEP_SAMPLER_RANDOM,
                 seed=6,
                 pruner_startup_trials=1,
-                field_overrides=TWO_EPOCHS,
+                # Long enough that the pruned trial is still training when its cancel
+                # arrives, however loaded the machine (patience 10 ends good trials early).
+                field_overrides=[
+                    common_pb2.FieldOverride(path="model.training.epochs", value="60")
+                ],
             )
         )
     ).sweep
@@ -166,14 +169,22 @@ async def test_cancel_midway_keeps_finished_trials(sweep_backend):
             )
         )
     ).sweep
+    # Cancel right after a trial starts that began once another had finished: that one is
+    # surely mid-way (a trial's operation spends seconds loading data before its one epoch).
     stream = stub.WatchSweep(pb.WatchSweepRequest(sweep_id=created.sweep_id))
+    finished = False
     async for message in stream:
-        if message.event.kind == pb.SWEEP_EVENT_KIND_TRIAL_FINISHED:
+        kind = message.event.kind
+        finished = finished or kind == pb.SWEEP_EVENT_KIND_TRIAL_FINISHED
+        if finished and kind == pb.SWEEP_EVENT_KIND_TRIAL_STARTED:
             break
     stream.cancel()
-    cancelled = (
+    answer = (
         await stub.CancelSweep(pb.CancelSweepRequest(sweep_id=created.sweep_id, reason="enough"))
     ).sweep
+    # CancelSweep waits a while for the trials to stop; a loaded machine may need longer.
+    assert answer.status in (pb.SWEEP_STATUS_CANCELLED, pb.SWEEP_STATUS_RUNNING)
+    cancelled = (await watch_to_end(stub, created.sweep_id))[-1].sweep
     assert cancelled.status == pb.SWEEP_STATUS_CANCELLED
     assert cancelled.error.message == "enough"
     counts = cancelled.trial_counts
