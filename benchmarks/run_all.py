@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench_footprint.py",
     "bench_features.py",
     "bench_ray.py",
+    "bench_sweep.py",
     "bench_tracking.py",
 ]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +18,7 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.models import ModelCatalog, ModelRpcs, check_tags
 from ktrdr.backend.operations import Operations
+from ktrdr.backend.paging import page_size, page_token, parse_page_token
 from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.store import OperationRecord
 from ktrdr.backend.strategies import strategy_files
@@ -31,8 +30,6 @@ from ktrdr.transfer.framing import SubmitRequest
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 CONFIG_DEFAULT_MODE = "default_mode"
 
 R = TypeVar("R")
@@ -67,23 +64,6 @@ def _with_details(exc: RequestError) -> str:
     if not exc.details:
         return exc.message
     return exc.message if len(exc.details) == 1 else "\n".join([exc.message, *exc.details])
-
-
-def _page_token(created_us: int, operation_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_us}:{operation_id}".encode()).decode()
-
-
-def _parse_page_token(token: str) -> tuple[int, str] | None:
-    if not token:
-        return None
-    try:
-        created, operation_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
-        return int(created), operation_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise RequestError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "page_token: not a token from a previous ListOperations response",
-        ) from None
 
 
 class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
@@ -144,9 +124,7 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
     async def ListOperations(
         self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOperationsResponse:
-        if request.page_size < 0:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "page_size: must be >= 0")
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size(request.page_size)
         owner = request.owner
         if owner == "me":
             identity = current_identity()
@@ -157,10 +135,10 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
             strategy_name=request.strategy_name,
             owner=owner,
             limit=size + 1,
-            after=_parse_page_token(request.page_token),
+            after=parse_page_token(request.page_token, "ListOperations"),
         )
         page = records[:size]
-        token = _page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
+        token = page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
         return pb.ListOperationsResponse(
             operations=[self._operation(r) for r in page], next_page_token=token
         )

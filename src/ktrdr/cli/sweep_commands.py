@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ktrdr.cli.client_commands import (
@@ -19,6 +20,7 @@ from ktrdr.cli.client_commands import (
     _print_json,
     _table,
 )
+from ktrdr.cli.live_sweep import LiveTable, SweepBoard, wants_live_table
 from ktrdr.client.sweeps import (
     PRUNERS,
     SAMPLERS,
@@ -82,6 +84,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="a fixed change to every trial's strategy (repeatable)",
     )
     p.add_argument("--watch", action="store_true", help="follow the sweep to its end")
+    _plain_option(p)
     p.set_defaults(handler=_handles_errors(_create))
     for name, fn, text in (
         ("watch", _watch, "follow a sweep's trials to its end"),
@@ -92,12 +95,22 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         p.add_argument("sweep_id")
         if name == "cancel":
             p.add_argument("--reason", default="")
+        if name == "watch":
+            _plain_option(p)
         p.set_defaults(handler=_handles_errors(fn))
     p = ssub.add_parser("list", parents=[conn, js], help="sweeps, newest first")
     p.add_argument("--status", choices=SWEEP_STATUSES, default=None)
     p.add_argument("--owner", default="", help="only this token name's ('me': yours)")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="at most this many (0: all)")
     p.set_defaults(handler=_handles_errors(_list))
+
+
+def _plain_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="one line per event, even on a terminal (the default there: a live table)",
+    )
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -134,6 +147,12 @@ def _create(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     client = _client(args)
+    if not args.json and wants_live_table(sys.stdout, plain=args.plain):
+        table = LiveTable(SweepBoard(args.sweep_id), sys.stdout)
+        sweep = client.watch_sweep(args.sweep_id, on_event=table)
+        print()
+        _print_sweep(sweep, as_json=False)
+        return 0 if sweep.status == "completed" else 1
 
     def emit(e: Any) -> None:
         if args.json or not (e.message or e.epoch):

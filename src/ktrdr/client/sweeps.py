@@ -302,19 +302,36 @@ class SweepCalls:
         request = backend_pb2.GetSweepRequest(sweep_id=sweep_id)
         return SweepInfo.from_proto(self._call(self.backend_stub.GetSweep, request).sweep)
 
+    def sweep_study(self, sweep_id: str) -> Any:
+        """The sweep as an in-memory ``optuna.Study`` (its finished trials), for Optuna's
+        plots and importances; needs Optuna on this machine (the sweeps extra)."""
+        from ktrdr.client.sweep_study import to_study
+
+        return to_study(self.get_sweep(sweep_id))
+
     def sweeps(
         self, *, status: str | None = None, owner: str = "", limit: int = 50
     ) -> list[SweepInfo]:
+        """Sweeps, newest first, without their trials: all pages up to ``limit`` (0: all)."""
         value = 0
         if status:
             if status.lower() not in SWEEP_STATUSES:
                 raise KtrdrClientError(f"status is one of {', '.join(SWEEP_STATUSES)}")
             value = SWEEP_STATUSES.index(status.lower()) + 1
-        request = backend_pb2.ListSweepsRequest(status=value, owner=owner, page_size=limit)  # type: ignore[arg-type]
-        return [
-            SweepInfo.from_proto(s)
-            for s in self._call(self.backend_stub.ListSweeps, request).sweeps
-        ]
+        out: list[SweepInfo] = []
+        token = ""
+        while True:
+            request = backend_pb2.ListSweepsRequest(
+                status=value,  # type: ignore[arg-type]
+                owner=owner,
+                page_size=min(limit - len(out), 100) if limit else 100,
+                page_token=token,
+            )
+            response = self._call(self.backend_stub.ListSweeps, request)
+            out.extend(SweepInfo.from_proto(s) for s in response.sweeps)
+            token = response.next_page_token
+            if not token or (limit and len(out) >= limit):
+                return out[:limit] if limit else out
 
     def cancel_sweep(self, sweep_id: str, *, reason: str = "") -> SweepInfo:
         request = backend_pb2.CancelSweepRequest(sweep_id=sweep_id, reason=reason)

@@ -4,6 +4,9 @@ resumes a sweep without repeating finished trials."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 from pathlib import Path
 
 import grpc
@@ -11,6 +14,8 @@ import pytest
 from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.sweeps.runner import best_alias
+from ktrdr.backend.sweeps.store import SweepRecord
+from ktrdr.client import TrainingClient
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -18,7 +23,6 @@ from ktrdr.training.v1 import common_pb2
 pytest.importorskip("optuna")
 
 FAST = [common_pb2.FieldOverride(path="model.training.epochs", value="1")]
-TWO_EPOCHS = [common_pb2.FieldOverride(path="model.training.epochs", value="2")]
 
 
 def space() -> list[pb.SweepParameter]:
@@ -128,7 +132,11 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
                 sampler=pb.SWEEP_SAMPLER_RANDOM,
                 seed=6,
                 pruner_startup_trials=1,
-                field_overrides=TWO_EPOCHS,
+                # Long enough that the pruned trial is still training when its cancel
+                # arrives, however loaded the machine (patience 10 ends good trials early).
+                field_overrides=[
+                    common_pb2.FieldOverride(path="model.training.epochs", value="60")
+                ],
             )
         )
     ).sweep
@@ -161,14 +169,22 @@ async def test_cancel_midway_keeps_finished_trials(sweep_backend):
             )
         )
     ).sweep
+    # Cancel right after a trial starts that began once another had finished: that one is
+    # surely mid-way (a trial's operation spends seconds loading data before its one epoch).
     stream = stub.WatchSweep(pb.WatchSweepRequest(sweep_id=created.sweep_id))
+    finished = False
     async for message in stream:
-        if message.event.kind == pb.SWEEP_EVENT_KIND_TRIAL_FINISHED:
+        kind = message.event.kind
+        finished = finished or kind == pb.SWEEP_EVENT_KIND_TRIAL_FINISHED
+        if finished and kind == pb.SWEEP_EVENT_KIND_TRIAL_STARTED:
             break
     stream.cancel()
-    cancelled = (
+    answer = (
         await stub.CancelSweep(pb.CancelSweepRequest(sweep_id=created.sweep_id, reason="enough"))
     ).sweep
+    # CancelSweep waits a while for the trials to stop; a loaded machine may need longer.
+    assert answer.status in (pb.SWEEP_STATUS_CANCELLED, pb.SWEEP_STATUS_RUNNING)
+    cancelled = (await watch_to_end(stub, created.sweep_id))[-1].sweep
     assert cancelled.status == pb.SWEEP_STATUS_CANCELLED
     assert cancelled.error.message == "enough"
     counts = cancelled.trial_counts
@@ -311,11 +327,8 @@ async def test_unknown_sweeps_are_not_found(backend):
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_the_cli_and_client_run_a_sweep(sweep_backend, capsys):
-    import asyncio
-
+async def test_the_cli_and_client_run_a_sweep(sweep_backend, capsys, monkeypatch):
     from ktrdr.cli.main import main
-    from ktrdr.client import TrainingClient
 
     address = f"127.0.0.1:{sweep_backend.app.port}"
     token = (sweep_backend.settings.data_dir / "admin.token").read_text().strip()
@@ -358,6 +371,20 @@ async def test_the_cli_and_client_run_a_sweep(sweep_backend, capsys):
     assert list(table["status"]) == ["completed", "completed"]
     assert "val_loss" in table.columns and "model.architecture.activation" in table.columns
 
+    # On a terminal, `sweep watch` draws the trial table (here: the snapshot of the ended sweep).
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setenv("TERM", "xterm")
+    with contextlib.redirect_stdout(terminal):
+        watch = ["sweep", "watch", sweep.sweep_id, "--backend", address, "--token", token]
+        assert await asyncio.to_thread(main, watch) == 0
+    drawn = terminal.getvalue()
+    assert "\x1b[J" in drawn and "2/2 trials done" in drawn
+    assert "relu" in drawn and "tanh" in drawn and "VAL_LOSS" in drawn
+
 
 async def test_a_sweep_whose_trials_are_all_refused_fails_with_the_reason(backend):
     """Seed 0 draws dropout 2.0, 3.0, 3.0, 2.0, 2.0: every trial is refused at creation (the
@@ -383,3 +410,52 @@ async def test_a_sweep_whose_trials_are_all_refused_fails_with_the_reason(backen
     assert "dropout" in sweep.error.message
     assert [t.status for t in sweep.trials] == [pb.TRIAL_STATUS_FAILED] * 5
     assert all(not t.operation_id for t in sweep.trials)
+
+
+async def test_list_sweeps_pages_through_every_sweep_once(backend):
+    """ListSweeps hands out pages with a token (the 500 cap is per page, not a ceiling on
+    what can be listed); a token that is not one is INVALID_ARGUMENT."""
+    assert backend.app.sweeps is not None
+    store = backend.app.sweeps.store
+    ids = [f"sweep{i:02d}" for i in range(7)]
+    for i, sweep_id in enumerate(ids):  # two share a creation time: the id breaks the tie
+        store.insert_sweep(
+            SweepRecord(
+                id=sweep_id,
+                status=pb.SWEEP_STATUS_COMPLETED if i % 2 else pb.SWEEP_STATUS_CANCELLED,
+                strategy_name="tiny_rsi",
+                request=request(),
+                owner="admin",
+                owner_role="admin",
+                created_us=1_000 + min(i, 5),
+                finished_us=2_000,
+            )
+        )
+    seen, token, pages = [], "", 0
+    while True:
+        page = await backend.stub.ListSweeps(pb.ListSweepsRequest(page_size=3, page_token=token))
+        seen += [s.sweep_id for s in page.sweeps]
+        pages, token = pages + 1, page.next_page_token
+        if not token:
+            break
+    assert seen == sorted(ids, reverse=True) and pages == 3
+    done = await backend.stub.ListSweeps(
+        pb.ListSweepsRequest(status=pb.SWEEP_STATUS_COMPLETED, page_size=2)
+    )
+    rest = await backend.stub.ListSweeps(
+        pb.ListSweepsRequest(
+            status=pb.SWEEP_STATUS_COMPLETED, page_size=2, page_token=done.next_page_token
+        )
+    )
+    assert [s.sweep_id for s in [*done.sweeps, *rest.sweeps]] == ["sweep05", "sweep03", "sweep01"]
+    assert not rest.next_page_token
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await backend.stub.ListSweeps(pb.ListSweepsRequest(page_token="not-a-token"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in info.value.details()
+    port = backend.app.port
+    token_text = (backend.settings.data_dir / "admin.token").read_text().strip()
+    with TrainingClient(f"127.0.0.1:{port}", token=token_text) as client:
+        listed = await asyncio.to_thread(client.sweeps, limit=0)
+        assert [s.sweep_id for s in listed] == sorted(ids, reverse=True)
+        assert len(await asyncio.to_thread(client.sweeps, limit=4)) == 4

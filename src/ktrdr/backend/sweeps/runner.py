@@ -141,11 +141,20 @@ class SweepRun:
         self._wake.set()
 
     async def _cancel_trials(self) -> None:
+        """Cancel every running trial's operation at once (each cancel waits for its
+        operation to stop), then wait for their followers to record the outcome."""
         reason = self.cancel_reason or "sweep stopped"
-        for trial in self.store.trials(self.record.id):
-            if trial.status == pb.TRIAL_STATUS_RUNNING and trial.operation_id:
-                with contextlib.suppress(RequestError):
-                    await self.operations.cancel(trial.operation_id, reason)
+
+        async def cancel(operation_id: str) -> None:
+            with contextlib.suppress(RequestError):
+                await self.operations.cancel(operation_id, reason)
+
+        running = [
+            t.operation_id
+            for t in self.store.trials(self.record.id)
+            if t.status == pb.TRIAL_STATUS_RUNNING and t.operation_id
+        ]
+        await asyncio.gather(*(cancel(operation_id) for operation_id in running))
         await asyncio.gather(*self._followers.values(), return_exceptions=True)
         self._followers.clear()
 

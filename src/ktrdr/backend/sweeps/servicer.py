@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.paging import page_size, page_token, parse_page_token
 from ktrdr.backend.sweeps.manager import Sweeps
 from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 
 
 async def _abort(context: grpc.aio.ServicerContext, name: str, exc: BaseException) -> None:
@@ -73,19 +71,23 @@ class SweepRpcs:
         self, request: pb.ListSweepsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSweepsResponse:
         try:
-            if request.page_size < 0:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "page_size: must be >= 0")
+            size = page_size(request.page_size)
             owner = request.owner
             if owner == "me":
                 identity = current_identity()
                 owner = identity.name if identity is not None else ""
-            records = self.sweeps.store.list_sweeps(
+            records = await asyncio.to_thread(
+                self.sweeps.store.list_sweeps,
                 status=request.status,
                 owner=owner,
-                limit=min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+                limit=size + 1,
+                after=parse_page_token(request.page_token, "ListSweeps"),
             )
+            page = records[:size]
+            token = page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
             return pb.ListSweepsResponse(
-                sweeps=[self.sweeps.to_proto(r, with_trials=False) for r in records]
+                sweeps=[self.sweeps.to_proto(r, with_trials=False) for r in page],
+                next_page_token=token,
             )
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise

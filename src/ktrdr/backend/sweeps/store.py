@@ -208,13 +208,22 @@ class SweepStore:
         return None if row is None else _sweep(row)
 
     def list_sweeps(
-        self, *, status: int = 0, owner: str = "", limit: int = 50
+        self,
+        *,
+        status: int = 0,
+        owner: str = "",
+        limit: int = 50,
+        after: tuple[int, str] | None = None,
     ) -> list[SweepRecord]:
+        """Newest first; ``after`` is the (created_us, id) of the previous page's last row."""
         query, args = "SELECT * FROM sweeps WHERE 1=1", list[object]()
         if status:
             query, args = query + " AND status = ?", [*args, status]
         if owner:
             query, args = query + " AND owner = ?", [*args, owner]
+        if after is not None:
+            query += " AND (created_us < ? OR (created_us = ? AND id < ?))"
+            args = [*args, after[0], after[0], after[1]]
         query += " ORDER BY created_us DESC, id DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(query, (*args, limit)).fetchall()

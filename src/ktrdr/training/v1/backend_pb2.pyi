@@ -912,20 +912,24 @@ class GetSweepResponse(_message.Message):
     def __init__(self, sweep: _Optional[_Union[Sweep, _Mapping]] = ...) -> None: ...
 
 class ListSweepsRequest(_message.Message):
-    __slots__ = ("status", "owner", "page_size")
+    __slots__ = ("status", "owner", "page_size", "page_token")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     status: SweepStatus
     owner: str
     page_size: int
-    def __init__(self, status: _Optional[_Union[SweepStatus, str]] = ..., owner: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, status: _Optional[_Union[SweepStatus, str]] = ..., owner: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListSweepsResponse(_message.Message):
-    __slots__ = ("sweeps",)
+    __slots__ = ("sweeps", "next_page_token")
     SWEEPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     sweeps: _containers.RepeatedCompositeFieldContainer[Sweep]
-    def __init__(self, sweeps: _Optional[_Iterable[_Union[Sweep, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, sweeps: _Optional[_Iterable[_Union[Sweep, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CancelSweepRequest(_message.Message):
     __slots__ = ("sweep_id", "reason")
