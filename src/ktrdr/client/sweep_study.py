@@ -19,6 +19,7 @@ from typing import Any
 
 from ktrdr.client.errors import KtrdrClientError
 from ktrdr.client.sweeps import SweepInfo, TrialInfo
+from ktrdr.sweep_space import optuna_distributions
 
 _STATES = {"completed": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
 
@@ -37,19 +38,7 @@ def distributions(sweep: SweepInfo) -> dict[str, Any]:
     """The search space as Optuna distributions, by field path."""
     if sweep.proto is None:
         raise KtrdrClientError(f"sweep {sweep.sweep_id}: no search space (not from GetSweep)")
-    d = _optuna().distributions
-    out: dict[str, Any] = {}
-    for p in sweep.proto.parameters:
-        which = p.WhichOneof("space")
-        if which == "float_range":
-            f = p.float_range
-            out[p.path] = d.FloatDistribution(f.low, f.high, log=f.log)
-        elif which == "int_range":
-            i = p.int_range
-            out[p.path] = d.IntDistribution(i.low, i.high, log=i.log, step=i.step or 1)
-        else:
-            out[p.path] = d.CategoricalDistribution(list(p.choices.values))
-    return out
+    return optuna_distributions(sweep.proto.parameters, _optuna().distributions)
 
 
 def _value(text: str, distribution: Any, path: str) -> Any:

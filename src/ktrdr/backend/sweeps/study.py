@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.backend.sweeps.space import format_value, grid_space
+from ktrdr.sweep_space import optuna_distributions
 from ktrdr.training.v1 import backend_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -102,20 +103,7 @@ class Studies:
         return study
 
     def _distributions(self, request: pb.CreateSweepRequest) -> dict[str, Any]:
-        optuna = self._optuna()
-        d = optuna.distributions
-        out: dict[str, Any] = {}
-        for p in request.parameters:
-            which = p.WhichOneof("space")
-            if which == "float_range":
-                r = p.float_range
-                out[p.path] = d.FloatDistribution(r.low, r.high, log=r.log)
-            elif which == "int_range":
-                ir = p.int_range
-                out[p.path] = d.IntDistribution(ir.low, ir.high, log=ir.log, step=ir.step or 1)
-            else:
-                out[p.path] = d.CategoricalDistribution(list(p.choices.values))
-        return out
+        return optuna_distributions(request.parameters, self._optuna().distributions)
 
     def _ask(self, sweep_id: str, request: pb.CreateSweepRequest) -> AskedTrial:
         study = self._studies[sweep_id]
