@@ -83,6 +83,30 @@ class ClusterView:
         return next((n for n in self.nodes if n.node_id == node_id), None)
 
 
+def node_entries(timeout_s: float) -> list[dict[str, Any]]:
+    """The cluster's nodes, shaped as ``ray.nodes()`` entries, from the driver's GCS client
+    with a timeout. Not ``ray.nodes()`` itself: it goes through Ray's GlobalStateAccessor,
+    whose internal check aborts the whole process (the host) when the GCS stops during the
+    call (seen with Ray 2.60 when the head node is stopped); the GCS client raises instead."""
+    import ray
+    from ray._private.worker import global_worker
+    from ray.core.generated import gcs_pb2
+
+    client = getattr(global_worker, "gcs_client", None)
+    if client is None or not hasattr(client, "get_all_node_info"):
+        return list(ray.nodes())
+    alive = gcs_pb2.GcsNodeInfo.ALIVE  # type: ignore[attr-defined]
+    return [
+        {
+            "NodeID": node_id.hex(),
+            "Alive": info.state == alive,
+            "NodeManagerAddress": info.node_manager_address,
+            "Resources": dict(info.resources_total),
+        }
+        for node_id, info in client.get_all_node_info(timeout=timeout_s).items()
+    ]
+
+
 def nodes_from_ray(entries: list[dict[str, Any]]) -> tuple[NodeView, ...]:
     """``ray.nodes()`` entries -> the live nodes."""
     nodes = []
@@ -195,9 +219,7 @@ class RayCluster:
     # -- describing ----------------------------------------------------------------------
     def refresh(self) -> ClusterView:
         """Ask the cluster for its nodes (blocking); raises when it cannot be reached."""
-        import ray
-
-        self.view = ClusterView(nodes_from_ray(ray.nodes()), reachable=True)
+        self.view = ClusterView(nodes_from_ray(node_entries(DESCRIBE_TIMEOUT_S)), reachable=True)
         self._unreachable_since = None
         return self.view
 
