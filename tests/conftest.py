@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,20 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA_DIR = REPO_ROOT / "data" / "samples"
 EXAMPLE_STRATEGIES = REPO_ROOT / "examples" / "strategies"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_dir(tmp_path_factory) -> Iterator[Path]:
+    """Services started by tests record where their tokens are (ktrdr.security.local_records)
+    here, not in the user's runtime directory; every process a test starts inherits it."""
+    path = tmp_path_factory.mktemp("ktrdr-run")
+    before = os.environ.get("KTRDR_RUNTIME_DIR")
+    os.environ["KTRDR_RUNTIME_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("KTRDR_RUNTIME_DIR", None)
+    else:
+        os.environ["KTRDR_RUNTIME_DIR"] = before
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ktrdr.security.local_records import announce, withdraw
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.training.device import DeviceInfo, resolve_device
@@ -70,6 +71,7 @@ class RunningHost:
             if self.ray is not None:
                 await self.ray.stop()
             await self.server.stop(grace=SERVER_STOP_GRACE_S)
+            withdraw(self.address)
         logger.info("host stopped")
 
 
@@ -77,6 +79,7 @@ async def start_host(
     settings: HostSettings, *, executor_factory: ExecutorFactory | None = None
 ) -> RunningHost:
     """Start serving on ``settings.address`` and resend the spool; returns the running host."""
+    settings = settings.absolute()  # every path once, from the working dir (logged)
     check_listen_security(
         settings.address,
         tls=settings.server_tls().enabled,
@@ -101,12 +104,16 @@ async def start_host(
         interceptors=[auth.interceptor] if auth.interceptor is not None else [],
     )
     port = bind(server, settings.address, settings.server_tls(), prefix="KTRDR_HOST_")
+    settings.log_paths("host")
     await server.start()
     resent = registry.restore(await asyncio.to_thread(spool.entries))
     if resent:
         logger.info("resending %d spooled model(s) from %s", resent, spool.directory)
     await health.set_serving(True)
     host = RunningHost(settings, server, health, registry, sender, device, port, auth.token, ray)
+    if auth.token is not None and not settings.auth_token.get_secret_value():
+        # the token lives in its file: a backend on this machine finds it by this port
+        announce(host.address, "host", {"auth": settings.token_file})
     if ray is not None:
         ray.watch(health, lambda: registry.accepting)
     logger.info(

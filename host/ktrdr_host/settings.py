@@ -15,9 +15,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ktrdr.config.service_settings import TrainingWorkSettings
+from ktrdr.security.local_records import announced_token_file
 from ktrdr.security.settings import ServerSecurity, token_source
 from ktrdr.security.tls import ClientTLS
 from ktrdr.transfer import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES
+
+DEFAULT_BACKEND_TOKEN_FILE = Path(".ktrdr/backend/host.token")
 
 
 class HostSettings(ServerSecurity, TrainingWorkSettings):
@@ -97,8 +100,11 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     # The host-role token presented to the backend with SubmitResults
     # (KTRDR_HOST_BACKEND_TOKEN); when empty, BACKEND_TOKEN_FILE is read at each delivery
     # (a backend on this machine writes its local host token there by default).
+    # Empty BACKEND_TOKEN_FILE: for a backend on this machine, the host-token file it
+    # announced for its port (when the delivery names its target), else
+    # .ktrdr/backend/host.token of the working directory at start.
     backend_token: SecretStr = SecretStr("")
-    backend_token_file: Path | None = Path(".ktrdr/backend/host.token")
+    backend_token_file: Path | None = None
     # TLS towards the backend: its CA (or BACKEND_TLS=true for the system roots), and the
     # client certificate presented (default: this server's TLS_CERT/TLS_KEY).
     backend_tls: bool = False
@@ -129,9 +135,22 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
             server_name=self.backend_tls_server_name,
         )
 
-    def backend_token_source(self) -> Callable[[], str | None]:
-        """The token presented to the backend: the setting, else its file read at each call."""
-        return token_source(self.backend_token, self.backend_token_file)
+    def backend_token_source(self, target: str | None = None) -> Callable[[], str | None]:
+        """The token presented to the backend at ``target``: the setting, else its file read
+        at each call: BACKEND_TOKEN_FILE, else the file that backend announced (a backend on
+        this machine), else ``.ktrdr/backend/host.token`` (working directory at start)."""
+        purpose = "token presented to the backend"
+        if self.backend_token_file is not None:
+            return token_source(self.backend_token, self.backend_token_file, purpose=purpose)
+        fallback = self.start_path(DEFAULT_BACKEND_TOKEN_FILE)
+
+        def discovered() -> Path:
+            found = announced_token_file(target, "backend", "host") if target else None
+            return found or fallback
+
+        if target:
+            purpose = f"{purpose} {target}"
+        return token_source(self.backend_token, discovered, purpose=purpose)
 
     @property
     def token_file(self) -> Path:

@@ -91,12 +91,19 @@ class Service:
         )
 
 
-def _spawn(name: str, args: list[str], port: int, log: Path, env: dict[str, str]) -> Service:
+def _spawn(
+    name: str,
+    args: list[str],
+    port: int,
+    log: Path,
+    env: dict[str, str],
+    cwd: Path = REPO_ROOT,
+) -> Service:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "ktrdr.cli.main", *args],
-            cwd=REPO_ROOT,
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=full_env,
@@ -132,11 +139,15 @@ def start_backend(
     port: int | None = None,
     default_mode: str = "local",
     strategies_dir: Path | None = None,
+    cwd: Path = REPO_ROOT,
+    data_dir_arg: str | None = None,
 ) -> Service:
+    """``data_dir_arg``: ``--data-dir`` as given (relative to ``cwd``; default ``work``)."""
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
     provision_tokens(work)
-    args = ["backend", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(work)]
+    args = ["backend", "serve", "--address", f"127.0.0.1:{port}"]
+    args += ["--data-dir", data_dir_arg or str(work)]
     for host in hosts:
         args += ["--host-address", host]
     env = {
@@ -148,4 +159,4 @@ def start_backend(
     }
     if strategies_dir is not None:
         env["KTRDR_BACKEND_STRATEGIES_DIR"] = str(strategies_dir)
-    return _spawn("backend", args, port, work / "backend.log", env)
+    return _spawn("backend", args, port, work / "backend.log", env, cwd)

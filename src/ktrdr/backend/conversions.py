@@ -8,6 +8,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import ModelRecord, OperationRecord, StrategyRecord
+from ktrdr.errors import StorageError
+from ktrdr.storage.model_storage import model_reference_parts
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -54,7 +56,10 @@ def store_relative(path: str) -> str:
     path: the store keeps each model at ``models/{strategy}/{dir}``."""
     if not path:
         return ""
-    return "/".join(PurePath(path).parts[-2:])
+    try:
+        return "/".join(model_reference_parts(path))
+    except StorageError:
+        return "/".join(PurePath(path).parts[-2:])
 
 
 def model_reference(record: ModelRecord) -> common_pb2.ModelReference:

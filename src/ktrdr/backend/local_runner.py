@@ -98,7 +98,7 @@ class LocalRunner:
         model = ModelRecord(
             strategy_name=stored.strategy,
             version=stored.version,
-            path=str(stored.path),
+            path=stored.reference,
             created_us=now_us(),
             operation_id=op.id,
             sha256=saved.sha256,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +112,13 @@ class HostConnection:
     max_message_bytes: int = 8 << 20
     tls: ClientTLS | None = None
     token: TokenSource | None = None
+    # The token for one host's address (wins over ``token``): a host on this machine is
+    # found by the token file it announced.
+    token_for: Callable[[str], TokenSource] | None = None
 
     def channel(self, address: str) -> grpc.aio.Channel:
-        return host_channel(address, self.max_message_bytes, tls=self.tls, token=self.token)
+        token = self.token_for(address) if self.token_for is not None else self.token
+        return host_channel(address, self.max_message_bytes, tls=self.tls, token=token)
 
 
 def host_channel(

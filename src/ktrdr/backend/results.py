@@ -315,7 +315,7 @@ class ResultsIntake:
             model = ModelRecord(
                 strategy_name=stored.strategy,
                 version=stored.version,
-                path=str(stored.path),
+                path=stored.reference,
                 created_us=now_us(),
                 operation_id=operation_id,
                 sha256=sha256,
@@ -356,7 +356,7 @@ class ResultsIntake:
             operation_id,
             model.strategy_name,
             model.version,
-            model.path,
+            stored.path,
         )
         return pb.SubmitResultsResponse(
             model=model_reference(model), duplicate=False, sha256=sha256, raw_size_bytes=size

@@ -10,6 +10,7 @@ import signal
 import grpc
 
 from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
+from ktrdr.backend.auth.token_store import ADMIN_TOKEN_FILE, HOST_TOKEN_FILE
 from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.registration import add_backend_servicer
@@ -20,6 +21,7 @@ from ktrdr.backend.store import Store
 from ktrdr.backend.sweeps import Sweeps
 from ktrdr.backend.tracking import MlflowTracker, start_tracker
 from ktrdr.security.interceptor import AuthInterceptor
+from ktrdr.security.local_records import announce, withdraw
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.storage import ModelStorage
@@ -34,7 +36,8 @@ class BackendApp:
     """The server and everything it owns; ``start``/``stop`` for tests and ``serve``."""
 
     def __init__(self, settings: BackendSettings) -> None:
-        self.settings = settings
+        # Every path once, from the working directory at start (logged).
+        self.settings = settings = settings.absolute()
         self.store = Store(settings.db_path)
         # The environment sets the default at start; a runtime change lasts until restart.
         self.store.set_config(CONFIG_DEFAULT_MODE, settings.default_mode)
@@ -46,7 +49,7 @@ class BackendApp:
             connection=HostConnection(
                 settings.max_message_bytes,
                 tls=settings.host_client_tls(),
-                token=settings.host_token_source(),
+                token_for=settings.host_token_source,
             ),
         )
         self.server: grpc.aio.Server | None = None
@@ -56,6 +59,7 @@ class BackendApp:
         self.results: ResultsIntake | None = None
         self.sweeps: Sweeps | None = None
         self.tracker: MlflowTracker | None = None
+        self._announced = ""
 
     async def start(self) -> int:
         """Bind, take over operations of a previous run, start serving; returns the port."""
@@ -120,7 +124,18 @@ class BackendApp:
         if settings.auth_enabled:  # after the bind: a start that cannot serve creates nothing
             for path in bootstrap_local_tokens(self.tokens, settings.data_dir):
                 logger.info("first start: token written to %s (mode 0600)", path)
+        settings.log_paths("backend")
         host = settings.address.rsplit(":", 1)[0]
+        if settings.auth_enabled:  # clients and hosts on this machine find these tokens
+            self._announced = f"{host}:{self.port}"
+            announce(
+                self._announced,
+                "backend",
+                {
+                    "admin": settings.data_dir / ADMIN_TOKEN_FILE,
+                    "host": settings.data_dir / HOST_TOKEN_FILE,
+                },
+            )
         # Hosts send results to the listen address unless told otherwise (port 0 resolved).
         operations.results_address = settings.results_address or f"{host}:{self.port}"
         if settings.mlflow_tracking_uri:
@@ -159,6 +174,8 @@ class BackendApp:
             await asyncio.to_thread(self.tracker.close)
         self.store.close()
         self.tokens.close()
+        if self._announced:
+            withdraw(self._announced)
 
 
 async def serve(settings: BackendSettings) -> None:

@@ -15,12 +15,15 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ktrdr.config.service_settings import TrainingWorkSettings
+from ktrdr.security.local_records import announced_token_file
 from ktrdr.security.settings import ServerSecurity, token_source
 from ktrdr.security.tls import ClientTLS
 from ktrdr.transfer import DEFAULT_MAX_MESSAGE_BYTES
 
 DefaultMode = Literal["auto", "local", "host"]
 DEFAULT_ADDRESS = "127.0.0.1:50052"
+DEFAULT_HOST_TOKEN_FILE = Path(".ktrdr-host/auth.token")
+_HOST_TOKEN = "token presented to host"
 
 
 class BackendSettings(ServerSecurity, TrainingWorkSettings):
@@ -70,8 +73,11 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     # Token this backend presents to its hosts (KTRDR_BACKEND_HOST_TOKEN); when empty, the
     # file KTRDR_BACKEND_HOST_TOKEN_FILE is read at each call (a host on this machine writes
     # its token there by default).
+    # Empty HOST_TOKEN_FILE: for a host on this machine, the token file it announced for its
+    # port (ktrdr.security.local_records), else .ktrdr-host/auth.token of the working
+    # directory at start.
     host_token: SecretStr = SecretStr("")
-    host_token_file: Path | None = Path(".ktrdr-host/auth.token")
+    host_token_file: Path | None = None
     # TLS towards hosts: the CA that signs their certificates (KTRDR_BACKEND_HOST_TLS_CA) or
     # HOST_TLS=true for the system roots; the client certificate presented to them
     # (KTRDR_BACKEND_HOST_TLS_CERT/_KEY, default: this server's TLS_CERT/TLS_KEY).
@@ -133,6 +139,21 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     def _lower_mode(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
+    def _absolute_extra(self, cwd: Path) -> dict[str, Any]:
+        """MLflow: a relative SQLite database (``sqlite:///mlflow.db``) and an artifact
+        location given as a relative path, both taken from the working directory at start."""
+        update: dict[str, Any] = {}
+        uri = self.mlflow_tracking_uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+            database = uri[len(prefix) :]
+            if database and database != ":memory:":
+                update["mlflow_tracking_uri"] = prefix + str(cwd / database)
+        location = self.mlflow_artifact_location
+        if location and "://" not in location and not location.startswith("file:"):
+            update["mlflow_artifact_location"] = str(cwd / Path(location).expanduser())
+        return update
+
     def host_client_tls(self) -> ClientTLS:
         """How channels to hosts are secured (plaintext unless HOST_TLS[_CA])."""
         return self.peer_tls(
@@ -143,9 +164,19 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
             server_name=self.host_tls_server_name,
         )
 
-    def host_token_source(self) -> Callable[[], str | None]:
-        """The token presented to hosts: the setting, else its file read at each call."""
-        return token_source(self.host_token, self.host_token_file)
+    def host_token_source(self, address: str | None = None) -> Callable[[], str | None]:
+        """The token presented to the host at ``address``: the setting, else its file read at
+        each call: HOST_TOKEN_FILE, else the file that host announced (a host on this
+        machine), else ``.ktrdr-host/auth.token`` (from the working directory at start)."""
+        if self.host_token_file is not None:
+            return token_source(self.host_token, self.host_token_file, purpose=_HOST_TOKEN)
+        fallback = self.start_path(DEFAULT_HOST_TOKEN_FILE)
+
+        def discovered() -> Path:
+            found = announced_token_file(address, "host", "auth") if address else None
+            return found or fallback
+
+        return token_source(self.host_token, discovered, purpose=f"{_HOST_TOKEN} {address}")
 
     @property
     def db_path(self) -> Path:

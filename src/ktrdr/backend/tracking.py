@@ -338,10 +338,9 @@ class MlflowTracker:
             strategy = Path(tmp) / "strategy.yaml"
             strategy.write_text(record.strategy_yaml, encoding="utf-8")
             client.log_artifact(run_id, str(strategy))
-            if record.model_path:
-                model_dir = self.models_dir / record.model_path
-                if model_dir.is_dir():
-                    client.log_artifacts(run_id, str(model_dir), "model")
+            model_dir = self._model_dir(record)
+            if model_dir is not None and model_dir.is_dir():
+                client.log_artifacts(run_id, str(model_dir), "model")
             if metadata is not None:
                 try:
                     from ktrdr.plots import save_training_plot
@@ -351,13 +350,33 @@ class MlflowTracker:
                 except ImportError as exc:  # matplotlib is not installed
                     logger.info("mlflow: no training plot (%s)", exc)
 
-    def _model_metadata(self, record: OperationRecord) -> dict[str, Any] | None:
+    def _model_dir(self, record: OperationRecord) -> Path | None:
+        """The operation's model directory (None without a model)."""
         if not record.model_path:
             return None
-        path = self.models_dir / record.model_path / "metadata.json"
+        from ktrdr.storage.model_storage import locate_model
+
+        try:
+            return locate_model(self.models_dir, record.model_path)
+        except Exception as exc:  # a damaged row: the run is logged without the model
+            logger.warning("mlflow: operation %s: no model logged: %s", record.id, exc)
+            return None
+
+    def _model_metadata(self, record: OperationRecord) -> dict[str, Any] | None:
+        model_dir = self._model_dir(record)
+        if model_dir is None:
+            return None
+        path = model_dir / "metadata.json"
         try:
             data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            logger.warning(
+                "mlflow: operation %s: its model's files are not readable (%s: %s); the run "
+                "gets no metrics of the model, no model and no plot",
+                record.id,
+                type(exc).__name__,
+                exc,
+            )
             return None
         return data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,12 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         description="Ask a running host for its capabilities (TrainingHost.GetCapabilities)."
         "\n\nexample:\n  ktrdr host capabilities --address 127.0.0.1:50051 --json",
     )
-    caps.add_argument("--address", default=DEFAULT_ADDRESS, help="the host's HOST:PORT")
+    caps.add_argument(
+        "--address",
+        default=os.environ.get("KTRDR_HOST_ADDRESS") or DEFAULT_ADDRESS,
+        help="the host's HOST:PORT (default: $KTRDR_HOST_ADDRESS, where a host here listens, "
+        f"else {DEFAULT_ADDRESS})",
+    )
     caps.add_argument("--json", action="store_true", help="print the answer as JSON")
     caps.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
     add_tls_options(caps)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from ktrdr.echo import short_repr
@@ -76,12 +76,41 @@ class StoredModel:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def reference(self) -> str:
+        """Where it lies inside its store (``strategy/dir``): what a registry records."""
+        return f"{self.strategy}/{self.path.name}"
+
+
+def model_reference_parts(recorded: str) -> tuple[str, str]:
+    """``(strategy, dir)`` of a recorded model path, however it was recorded: store-relative
+    (``rsi_single/EURUSD_1h_v1``, what is recorded now), absolute (older backends with an
+    absolute data directory), or relative to the working directory of the time (older backends
+    with a relative one: ``.ktrdr/backend/models/rsi_single/EURUSD_1h_v1``). A version always
+    lies at ``ROOT/strategy/dir``, so the last two parts name it wherever the store was then;
+    both are checked against the storage patterns (nothing can point outside the store)."""
+    parts = PurePath(recorded).parts
+    if len(parts) < 2 or not VERSION_DIR_RE.match(parts[-1]):
+        raise StorageError(f"{short_repr(recorded)} is not a stored model's path")
+    return check_strategy_name(parts[-2]), parts[-1]
+
+
+def locate_model(root: Path | str, recorded: str) -> Path:
+    """The directory of a recorded model path under the store ``root`` (see
+    ``model_reference_parts``): the one place a recorded path is turned into a directory."""
+    strategy, name = model_reference_parts(recorded)
+    return Path(root) / strategy / name
+
 
 class ModelStorage:
     """Saves bundles as new versions and finds them again."""
 
     def __init__(self, models_dir: Path | str) -> None:
         self.root = Path(models_dir)
+
+    def locate(self, recorded: str) -> Path:
+        """The directory of a recorded model path (``locate_model`` under this store)."""
+        return locate_model(self.root, recorded)
 
     # -- writing ---------------------------------------------------------------------------
     def save(self, bundle: ModelBundle, origin: dict[str, str] | None = None) -> StoredModel:

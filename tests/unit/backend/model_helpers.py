@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 
 from backend_fakes import Backend
 
 from ktrdr.backend.store import ModelRecord, OperationRecord, now_us
 from ktrdr.service.convert import simple_event
-from ktrdr.storage import ModelBundle
+from ktrdr.storage import ModelBundle, StoredModel
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -23,8 +24,11 @@ def put_model(
     seed: int | None = None,
     accuracy: float | None = None,
     host: str = "",
+    recorded: Callable[[StoredModel], str] | None = None,
 ) -> int:
-    """Store ``bundle`` as the next version, trained by a completed operation; its version."""
+    """Store ``bundle`` as the next version, trained by a completed operation; its version.
+    ``recorded`` gives the path the registry row holds (default: store-relative, as the
+    backend records it; older versions recorded other forms)."""
     app = b.app
     op_id = uuid.uuid4().hex
     overrides = common_pb2.TrainingOverrides(device="cpu")
@@ -63,7 +67,7 @@ def put_model(
         ModelRecord(
             strategy_name=bundle.strategy_name,
             version=stored.version,
-            path=str(stored.path),
+            path=recorded(stored) if recorded else stored.reference,
             created_us=now_us(),
             operation_id=op_id,
             sha256=sha,

@@ -197,6 +197,34 @@ async def test_delete_while_downloading_and_aliased_delete(backend, tiny_bundle,
     assert put_model(backend, tiny_bundle) == 3
 
 
+async def test_rows_of_older_versions_are_read_and_deleted(backend, tiny_bundle, tmp_path):
+    """Rows written by older backends: an absolute path (absolute data dir), and a path
+    relative to the working directory of the time with the models root in it (relative data
+    dir), which used to be joined to the root again. Each is shown, downloaded and deleted
+    (its files gone) like a row of today."""
+    forms = {
+        1: lambda stored: str(stored.path),
+        2: lambda stored: f".ktrdr/backend/models/{stored.reference}",
+        3: lambda stored: f"/elsewhere/old-data/models/{stored.reference}",  # data dir moved
+        4: lambda stored: stored.reference,
+    }
+    for version, form in forms.items():
+        assert put_model(backend, tiny_bundle, recorded=form) == version
+    stub = backend.stub
+    root = backend.settings.models_dir
+    for version in forms:
+        details = (await stub.GetModel(pb.GetModelRequest(model=sel(version)))).model
+        assert details.version.path == f"{S}/EURUSD_1h_v{version}"
+        assert details.size_bytes > 0 and details.history
+        header = await download(stub, tmp_path / f"v{version}.tar", model=sel(version))
+        assert header.model.path == f"{S}/EURUSD_1h_v{version}"
+        assert (tmp_path / f"v{version}.tar").read_bytes() == tiny_bundle.to_archive_bytes()
+        await stub.DeleteModel(pb.DeleteModelRequest(strategy_name=S, version=version))
+        assert not (root / S / f"EURUSD_1h_v{version}").exists()
+    assert not [p for p in (root / S).iterdir() if not p.name.startswith(".")]
+    assert not list((root / ".trash").iterdir())
+
+
 async def test_aliases_move_atomically_and_filter(backend, tiny_bundle):
     for _ in range(3):
         put_model(backend, tiny_bundle)

@@ -185,3 +185,22 @@ def test_origin_lets_a_caller_find_an_earlier_save(tmp_path: Path):
     assert found is not None and found.path == first.path
     assert storage.find_by_origin("demo", operation_id="op-1", sha256="zz") is None
     assert json.loads((first.path / "origin.json").read_text())["operation_id"] == "op-1"
+
+
+def test_locate_model_reads_every_recorded_form(tmp_path):
+    """One resolver for recorded model paths: store-relative, absolute, relative with the old
+    root in front (older backends); anything that is not ``strategy/NAME_vN`` is refused."""
+    from ktrdr.storage import locate_model
+
+    root = tmp_path / "models"
+    want = root / "rsi_single" / "EURUSD_1h_v3"
+    for recorded in (
+        "rsi_single/EURUSD_1h_v3",
+        str(want),
+        ".ktrdr/backend/models/rsi_single/EURUSD_1h_v3",
+        "/old/place/models/rsi_single/EURUSD_1h_v3",
+    ):
+        assert locate_model(root, recorded) == want
+    for bad in ("", "EURUSD_1h_v3", "rsi_single/..", "../EURUSD_1h_v3", "x/../../etc", "a/b"):
+        with pytest.raises(StorageError):
+            locate_model(root, bad)

@@ -29,8 +29,9 @@ from ktrdr.backend.conversions import store_relative, us_to_timestamp
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.models.registry import ModelRegistry, ModelRow, check_alias, invalid
 from ktrdr.backend.store import Store
+from ktrdr.errors import StorageError
 from ktrdr.storage.bundle import BUNDLE_FILES, METADATA_FILE
-from ktrdr.storage.model_storage import check_strategy_name
+from ktrdr.storage.model_storage import check_strategy_name, locate_model
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -110,9 +111,20 @@ class ModelCatalog:
 
     def directory(self, row: ModelRow) -> Path:
         """The version's directory, checked to lie inside the store."""
-        path = Path(row.model.path)
-        if not path.is_absolute():
-            path = self.root / path
+        try:
+            path = locate_model(self.root, row.model.path)
+        except StorageError:
+            logger.error(
+                "model %s v%d: recorded path %r names no stored version",
+                row.model.strategy_name,
+                row.model.version,
+                row.model.path,
+            )
+            raise RequestError(
+                grpc.StatusCode.DATA_LOSS,
+                f"{row.model.strategy_name} v{row.model.version}: its recorded location is "
+                "damaged (the backend's log has the details)",
+            ) from None
         root = self.root.resolve()
         resolved = path.resolve()
         if root not in resolved.parents:
@@ -240,6 +252,13 @@ class ModelCatalog:
             if directory.is_dir():
                 os.rename(directory, target)
                 moved = True
+            else:
+                logger.warning(
+                    "model %s v%d: no files at %s to delete (already gone); unregistering it",
+                    row.model.strategy_name,
+                    row.model.version,
+                    directory,
+                )
 
         try:
             aliases = self.registry.delete(
