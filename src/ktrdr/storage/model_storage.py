@@ -108,10 +108,6 @@ class ModelStorage:
     def __init__(self, models_dir: Path | str) -> None:
         self.root = Path(models_dir)
 
-    def locate(self, recorded: str) -> Path:
-        """The directory of a recorded model path (``locate_model`` under this store)."""
-        return locate_model(self.root, recorded)
-
     # -- writing ---------------------------------------------------------------------------
     def save(self, bundle: ModelBundle, origin: dict[str, str] | None = None) -> StoredModel:
         """Store ``bundle`` as the next version of its strategy; returns where it went.
