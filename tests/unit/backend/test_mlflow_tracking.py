@@ -138,3 +138,38 @@ async def test_an_unreachable_store_delays_nothing_and_loses_nothing(
     finally:
         await stop_backend(backend)
     assert len(runs(uri, operation_id)) == 1
+
+
+def test_model_files_are_found_from_any_recorded_form_or_warned_about(tmp_path, caplog):
+    """The tracker finds an operation's model through the store's one resolver (rows of
+    older backends included) and says so when the files are missing, never silently."""
+    import json
+    import logging
+
+    from ktrdr.backend.store import OperationRecord
+    from ktrdr.backend.tracking import MlflowTracker
+    from ktrdr.training.v1 import common_pb2
+
+    models = tmp_path / "models"
+    (models / "tiny_rsi" / "EURUSD_1h_v1").mkdir(parents=True)
+    (models / "tiny_rsi" / "EURUSD_1h_v1" / "metadata.json").write_text(json.dumps({"seed": 7}))
+    tracker = MlflowTracker.__new__(MlflowTracker)  # no thread, no store: only the lookup
+    tracker.models_dir = models
+
+    def record(path: str) -> OperationRecord:
+        return OperationRecord(
+            id="op-1", status=pb.OPERATION_STATUS_COMPLETED, strategy_name="tiny_rsi",
+            strategy_yaml="", overrides=common_pb2.TrainingOverrides(), requested_mode=0,
+            mode=0, mode_reason="", host_address="", require_gpu=False, created_us=0,
+            model_path=path,
+        )  # fmt: skip
+
+    for recorded in (
+        "tiny_rsi/EURUSD_1h_v1",
+        ".ktrdr/backend/models/tiny_rsi/EURUSD_1h_v1",
+        str(models / "tiny_rsi" / "EURUSD_1h_v1"),
+    ):
+        assert tracker._model_metadata(record(recorded)) == {"seed": 7}
+    with caplog.at_level(logging.WARNING, logger="ktrdr.backend.tracking"):
+        assert tracker._model_metadata(record("tiny_rsi/EURUSD_1h_v2")) is None
+    assert "op-1" in caplog.text and "no model and no plot" in caplog.text

@@ -360,3 +360,17 @@ async def test_roles_owner_or_admin_changes_models(backend, tiny_bundle, tmp_pat
     finally:
         for channel in channels.values():
             await channel.close()
+
+
+async def test_delete_of_a_version_whose_files_are_gone_says_so(backend, tiny_bundle, caplog):
+    import logging
+    import shutil
+
+    put_model(backend, tiny_bundle)
+    shutil.rmtree(backend.settings.models_dir / S / "EURUSD_1h_v1")
+    with caplog.at_level(logging.WARNING, logger="ktrdr.backend.models.catalog"):
+        await backend.stub.DeleteModel(pb.DeleteModelRequest(strategy_name=S, version=1))
+    assert "no files at" in caplog.text and "already gone" in caplog.text
+    assert (await status_of(backend.stub.GetModel(pb.GetModelRequest(model=sel(1)))))[0] == (
+        grpc.StatusCode.NOT_FOUND
+    )
