@@ -176,7 +176,8 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
             found = announced_token_file(address, "host", "auth") if address else None
             return found or fallback
 
-        return token_source(self.host_token, discovered, purpose=f"{_HOST_TOKEN} {address}")
+        purpose = f"{_HOST_TOKEN} {address}" if address else _HOST_TOKEN
+        return token_source(self.host_token, discovered, purpose=purpose)
 
     @property
     def db_path(self) -> Path:
