@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -27,6 +28,7 @@ TRAINING_EXTRA_MODULES = frozenset(
         "grpc_reflection",
         "matplotlib",
         "pyarrow",
+        "cryptography",
     }
 )
 
@@ -77,6 +79,7 @@ def _optional_registrars() -> list[Callable[..., None]]:
         "ktrdr.cli.client_commands",
         "ktrdr.cli.model_commands",
         "ktrdr.cli.sweep_commands",
+        "ktrdr.cli.certs_commands",
     ):
         try:
             out.append(importlib.import_module(module).register)
@@ -93,7 +96,18 @@ def configure_logging(verbosity: int) -> None:
     )
 
 
+def quiet_grpc_logs(argv: Sequence[str]) -> None:
+    """gRPC's C core prints lines of its own to stderr (``Handshake failed ...``); a client
+    command says what went wrong in one line instead, so it turns them off before gRPC loads
+    (the services, ``backend serve`` and ``host serve``, keep them). An explicit
+    ``$GRPC_VERBOSITY`` wins."""
+    serving = "serve" in argv and ("backend" in argv or "host" in argv)
+    if not serving:
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_grpc_logs(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)

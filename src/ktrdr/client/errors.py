@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from ktrdr.security.diagnose import explain_token, explain_unavailable
+from ktrdr.security.tls import ClientTLS
+
 if TYPE_CHECKING:
     from ktrdr.client.results import TrainingResult
 
@@ -37,13 +40,24 @@ class OperationFailedError(KtrdrClientError):
         )
 
 
-def service_error(exc: grpc.RpcError, address: str = "") -> KtrdrServiceError:
-    """The ``KtrdrServiceError`` for a failed call, with a readable message for UNAVAILABLE."""
+def service_error(
+    exc: grpc.RpcError, address: str = "", tls: ClientTLS | None = None
+) -> KtrdrServiceError:
+    """The ``KtrdrServiceError`` for a failed call, with a readable message for UNAVAILABLE
+    (a TLS mistake named with the setting to change, see ``ktrdr.security.diagnose``) and
+    UNAUTHENTICATED. ``tls``: the channel's settings, when known."""
     code_fn = getattr(exc, "code", None)
     details_fn = getattr(exc, "details", None)
     code = code_fn() if callable(code_fn) else grpc.StatusCode.UNKNOWN
     message = (details_fn() if callable(details_fn) else None) or str(exc)
-    if code is grpc.StatusCode.UNAVAILABLE and address:
+    cause = (
+        explain_unavailable(message, address, tls)
+        if code is grpc.StatusCode.UNAVAILABLE and address
+        else None
+    )
+    if cause is not None:
+        message = f"cannot connect to {address}: {cause}"
+    elif code is grpc.StatusCode.UNAVAILABLE and address:
         message = f"cannot reach {address} ({message}); is the service running?"
     elif code is grpc.StatusCode.DEADLINE_EXCEEDED and address:
         message = f"{address} did not answer in time ({message})"
@@ -52,16 +66,18 @@ def service_error(exc: grpc.RpcError, address: str = "") -> KtrdrServiceError:
             f"{message}. On the backend's machine the first admin token is in "
             "DATA_DIR/admin.token (.ktrdr/backend/admin.token by default)"
         )
+    elif code is grpc.StatusCode.UNAUTHENTICATED:
+        message = explain_token(message)
     return KtrdrServiceError(code, message, address=address)
 
 
 @contextmanager
-def translate_errors(address: str = "") -> Iterator[None]:
+def translate_errors(address: str = "", tls: ClientTLS | None = None) -> Iterator[None]:
     """Turn ``grpc.RpcError`` raised inside the block into ``KtrdrServiceError``."""
     try:
         yield
     except grpc.RpcError as exc:
-        raise service_error(exc, address) from None
+        raise service_error(exc, address, tls) from None
 
 
 __all__ = [
