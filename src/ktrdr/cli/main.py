@@ -124,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (exc.name or "").split(".")[0] not in TRAINING_EXTRA_MODULES:
             raise
         print(
-            f"error: `ktrdr {args.command}` needs the training library and services, which this "
-            f"installation lacks (no module {exc.name!r}); install them with "
+            f"error: `ktrdr {_command_name(args)}` needs the training library, which this "
+            f"installation lacks (no module {exc.name!r}); install it with "
             "pip install 'ktrdr[training]'",
             file=sys.stderr,
         )
@@ -141,6 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {text} (ktrdr --debug ... shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``strategy validate``, ``backend tokens create``: the command as typed, without options."""
+    words = [args.command]
+    prefix = args.command
+    while isinstance(getattr(args, f"{prefix}_command", None), str):
+        prefix = getattr(args, f"{prefix}_command")
+        words.append(prefix)
+    return " ".join(words)
 
 
 def _quiet_broken_pipe() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -27,6 +27,28 @@ class KtrdrServiceError(KtrdrClientError):
         self.message = message
         self.address = address
         super().__init__(f"{code.name}: {message}")
+
+
+class MissingExtraError(KtrdrClientError, ImportError):
+    """A call needs an optional package this installation lacks; the message is one line
+    naming the extra that brings it (and the plain data to use instead, where there is some)."""
+
+
+def require_module(module: str, what: str, *, extra: str = "notebook", instead: str = "") -> Any:
+    """``module`` imported, or ``MissingExtraError``: ``{what} needs {module} ... pip install
+    'ktrdr[{extra}]'`` (``instead``: what works without it)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != module.split(".")[0]:
+            raise
+        hint = f"; without it, {instead}" if instead else ""
+        raise MissingExtraError(
+            f"{what} needs {module}, which this installation lacks: "
+            f"pip install 'ktrdr[{extra}]'{hint}"
+        ) from None
 
 
 class OperationFailedError(KtrdrClientError):
@@ -83,7 +105,9 @@ def translate_errors(address: str = "", tls: ClientTLS | None = None) -> Iterato
 __all__ = [
     "KtrdrClientError",
     "KtrdrServiceError",
+    "MissingExtraError",
     "OperationFailedError",
+    "require_module",
     "service_error",
     "translate_errors",
 ]
