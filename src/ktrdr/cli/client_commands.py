@@ -118,12 +118,12 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> None:
+    """Columns padded to their widest cell; with ``width``, cut to fit it (``tables.fit``)."""
+    from ktrdr.cli.tables import fit
+
+    for line in fit(headers, rows, width):
+        print(line)
 
 
 def _when(op: OperationInfo) -> str:

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ktrdr import __version__
 from ktrdr.errors import TrainingError
@@ -37,10 +38,66 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples in each command's description as written."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command or choice (every subparser is one
+    of these: add_subparsers makes them of the parent's class)."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        import difflib
+
+        names = [str(c) for c in choices]
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentError(
+            action, f"invalid choice: {value!r}{hint} (choose from {', '.join(names)})"
+        )
+
+
+# Options of every backend command that may also come before the command
+# (``ktrdr --backend ADDR ops list``): moved behind it before parsing.
+_CONNECTION_OPTIONS = {
+    "--backend": True,  # takes a value
+    "--token": True,
+    "--timeout": True,
+    "--tls-ca": True,
+    "--tls-cert": True,
+    "--tls-key": True,
+    "--tls-server-name": True,
+    "--tls": False,
+    "--json": False,
+}
+
+
+def _global_options_last(argv: Sequence[str]) -> list[str]:
+    """``--backend X ops list`` -> ``ops list --backend X``: connection options given before
+    the command go after it, where each command's parser reads them."""
+    moved: list[str] = []
+    rest: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        name = item.split("=", 1)[0]
+        if not item.startswith("-") or item == "--":
+            rest += items[i:]
+            break
+        if name in _CONNECTION_OPTIONS:
+            takes_value = _CONNECTION_OPTIONS[name] and "=" not in item
+            moved += items[i : i + 1 + int(takes_value)]
+            i += 1 + int(takes_value)
+            continue
+        rest.append(item)
+        i += 1
+    return rest + moved
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ktrdr.cli import local_commands
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ktrdr",
         description="KTRDR training: train neuro-fuzzy strategies locally or through the "
         "backend/host gRPC services.\n\nexample:\n  ktrdr train "
@@ -107,7 +164,8 @@ def quiet_grpc_logs(argv: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    quiet_grpc_logs(sys.argv[1:] if argv is None else argv)
+    argv = _global_options_last(sys.argv[1:] if argv is None else argv)
+    quiet_grpc_logs(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
