@@ -79,6 +79,8 @@ def service_error(
     )
     if cause is not None:
         message = f"cannot connect to {address}: {cause}"
+    elif code is grpc.StatusCode.UNAVAILABLE and address and "Connection refused" in message:
+        message = f"cannot reach {address}: connection refused; is the service running there?"
     elif code is grpc.StatusCode.UNAVAILABLE and address:
         message = f"cannot reach {address} ({message}); is the service running?"
     elif code is grpc.StatusCode.DEADLINE_EXCEEDED and address:
