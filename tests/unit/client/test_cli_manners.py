@@ -169,3 +169,26 @@ def test_a_mistyped_command_gets_a_suggestion(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["models", "shwo", "x"])
     assert "did you mean 'show'?" in capsys.readouterr().err
+
+
+def test_progress_lines_have_one_prefix_and_show_why_the_model_waits() -> None:
+    import io
+
+    from ktrdr.client.progress import ProgressDisplay
+    from ktrdr.training.v1 import common_pb2
+
+    out = io.StringIO()
+    show = ProgressDisplay(file=out, bars=False)
+    waiting = "waiting for the model from host h: the host cannot deliver it yet (UNAVAILABLE: x)"
+    for kind, message in (
+        (common_pb2.PROGRESS_KIND_HEARTBEAT, "still working"),
+        (common_pb2.PROGRESS_KIND_HEARTBEAT, waiting),
+        (common_pb2.PROGRESS_KIND_HEARTBEAT, waiting),
+        (common_pb2.PROGRESS_KIND_FAILED, "failed: data directory x does not exist"),
+    ):
+        show(common_pb2.ProgressEvent(kind=kind, message=message, percent=99.0))
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        f"[ 99.0%] training: {waiting}",
+        "[ 99.0%] training: failed: data directory x does not exist",
+    ]
