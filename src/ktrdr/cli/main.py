@@ -159,7 +159,7 @@ def quiet_grpc_logs(argv: Sequence[str]) -> None:
     (the services, ``backend serve`` and ``host serve``, keep them). An explicit
     ``$GRPC_VERBOSITY`` wins."""
     serving = "serve" in argv and ("backend" in argv or "host" in argv)
-    if not serving:
+    if not serving and "grpc" not in sys.modules:  # read once, when gRPC loads
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
