@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit test-integration quality lint format protos proto-breaking demo bench clean
+.PHONY: setup test test-unit test-integration quality lint format protos proto-breaking demo bench mlflow-ui clean
 
 # Creates .venv and installs the project with the training library, the services, MLflow
 # tracking, Ray (the host's optional Ray mode), sweeps (Optuna) and the dev tools; a no-op
@@ -56,6 +56,19 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+# MLflow's UI on http://127.0.0.1:5000 (MLFLOW_PORT): `mlflow server` from .venv-mlflow (the
+# mlflow-ui extra, installed once), its store in .ktrdr/mlflow-server/. Start the backend with
+# KTRDR_BACKEND_MLFLOW_TRACKING_URI=http://127.0.0.1:5000 to see its runs and sweeps there.
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_PORT ?= 5000
+mlflow-ui:
+	@test -x $(MLFLOW_VENV)/bin/mlflow || (python3 -m venv $(MLFLOW_VENV) && \
+		$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check 'mlflow>=3.10')
+	@mkdir -p .ktrdr/mlflow-server
+	$(MLFLOW_VENV)/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri sqlite:///$(CURDIR)/.ktrdr/mlflow-server/mlflow.db \
+		--artifacts-destination $(CURDIR)/.ktrdr/mlflow-server/artifacts
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

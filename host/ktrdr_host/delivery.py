@@ -41,6 +41,7 @@ from typing import Any
 import grpc
 
 from ktrdr.security.channels import aio_channel
+from ktrdr.security.diagnose import HOST_TO_BACKEND, explain_token, explain_unavailable
 from ktrdr.service.convert import timestamp_to_proto
 from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
@@ -183,7 +184,7 @@ class ResultSender:
                 code, detail = exc.code(), exc.details() or ""
                 if code is grpc.StatusCode.INTERNAL and detail == _CORE_WRITE_ERROR:
                     code, detail = await self._probe(entry, code, detail)
-                error = f"{code.name}: {detail}" if detail else code.name
+                error = await self._explain(entry, code, detail)
                 if code is grpc.StatusCode.DATA_LOSS and not await asyncio.to_thread(
                     self.spool.verify, entry
                 ):
@@ -202,6 +203,22 @@ class ResultSender:
             assert state.next_attempt_time is not None
             delay = (state.next_attempt_time - datetime.now(UTC)).total_seconds()
             await asyncio.sleep(max(delay, 0.0))
+
+    async def _explain(self, entry: SpoolEntry, code: grpc.StatusCode, detail: str) -> str:
+        """The attempt's error; a TLS or token mistake named with the setting to change."""
+        if code is grpc.StatusCode.UNAVAILABLE:
+            cause = await asyncio.to_thread(
+                explain_unavailable,
+                detail,
+                entry.results_target,
+                self.settings.backend_client_tls(),
+                HOST_TO_BACKEND,
+            )
+            if cause is not None:
+                return f"UNAVAILABLE: cannot connect: {cause}"
+        if code is grpc.StatusCode.UNAUTHENTICATED:
+            return f"UNAUTHENTICATED: {explain_token(detail, HOST_TO_BACKEND)}"
+        return f"{code.name}: {detail}" if detail else code.name
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         """A fresh channel to the backend: its TLS settings and the host-role token."""

@@ -4,7 +4,8 @@ A fresh virtual environment gets ``pip install`` of the project with no extras (
 of its sources: the build must not write into the checkout); it has no torch, TA-Lib, numpy,
 pandas, pydantic or PyYAML. From it, ``TrainingClient`` trains through a backend started from
 the full environment, watches, lists, reads the result and downloads the model, and the CLI
-lists operations; a command that needs the training library says so in one line.
+lists operations; show, download and watch work from the CLI; a command or table that
+needs the training library or pandas says so in one line with the install command.
 """
 
 from __future__ import annotations
@@ -157,3 +158,72 @@ def test_the_cli_trains_lists_and_names_what_a_local_command_lacks(
     assert local.returncode == 1
     assert len(local.stderr.strip().splitlines()) == 1, local.stderr  # one line, no traceback
     assert "pip install 'ktrdr[training]'" in local.stderr
+
+
+def test_show_download_and_watch_work_and_the_rest_says_what_to_install(
+    client_python: Path, local_backend: Service, tmp_path: Path, tiny_strategy_yaml: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(KTRDR_TOKEN=ADMIN_TOKEN, KTRDR_BACKEND_ADDRESS=local_backend.address)
+
+    def ktrdr(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(client_python.parent / "ktrdr"), *args],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    def one_line_hint(done: subprocess.CompletedProcess, *fragments: str) -> None:
+        assert done.returncode == 1, done.stdout + done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+        for fragment in fragments:
+            assert fragment in lines[0], lines[0]
+
+    strategy = tmp_path / "tiny.yaml"
+    strategy.write_text(tiny_strategy_yaml)
+    started = ktrdr("train", str(strategy), "--mode", "local", "--seed", "3", "--detach")
+    assert started.returncode == 0, started.stderr
+    watched = ktrdr("ops", "watch", started.stdout.strip())
+    assert watched.returncode == 0, watched.stderr
+    shown = ktrdr("models", "show", "tiny_rsi")
+    assert shown.returncode == 0, shown.stderr
+    assert "test        accuracy" in shown.stdout and "precision" in shown.stdout, shown.stdout
+    downloaded = ktrdr("models", "download", "tiny_rsi", "--out", str(tmp_path / "model"))
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert (tmp_path / "model" / "metadata.json").is_file()
+
+    data = tmp_path / "EURUSD_1h.csv"
+    data.write_text("timestamp,open,high,low,close,volume\n")
+    one_line_hint(
+        ktrdr("predict", "tiny_rsi", "--data", str(data)),
+        "`ktrdr predict`",
+        "pip install 'ktrdr[training]'",
+    )
+    one_line_hint(
+        ktrdr("strategy", "validate", str(strategy)),
+        "`ktrdr strategy validate`",
+        "pip install 'ktrdr[training]'",
+    )
+
+    code = f"""
+import json
+from ktrdr.client import TrainingClient
+with TrainingClient({local_backend.address!r}) as client:
+    result = client.watch({started.stdout.strip()!r}, progress=False)
+    try:
+        result.metrics_frame()
+        hint = None
+    except ImportError as exc:
+        hint = str(exc)
+    print(json.dumps({{"hint": hint, "metrics": result.metrics,
+                      "epochs": len(result.history_rows())}}))
+"""
+    result = run_client(client_python, "-c", code)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "pip install 'ktrdr[notebook]'" in seen["hint"] and "\n" not in seen["hint"], seen
+    assert "test_accuracy" in seen["metrics"] and seen["epochs"] >= 1, seen

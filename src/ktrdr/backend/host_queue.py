@@ -29,7 +29,7 @@ import grpc
 
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.live import LiveOperation
-from ktrdr.backend.mode_selector import ModeSelector, ModeUnavailable
+from ktrdr.backend.mode_selector import ModeSelector, ModeUnavailable, misconfiguration_refusal
 from ktrdr.backend.placement import choose, placed_reason
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
@@ -193,6 +193,11 @@ class HostQueue:
                         f"is left ({waited}; {seen})"
                     )
                 )
+            elif not choice.eligible and (
+                refusal := misconfiguration_refusal(f"{entry.origin} ({waited})", probes)
+            ):
+                self._waiting.remove(entry)
+                entry.placed.set_exception(refusal)
             elif not choice.eligible:
                 reason = (
                     f"{entry.origin}: fell back to local {waited}, no training host is healthy "

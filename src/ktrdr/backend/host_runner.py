@@ -74,6 +74,7 @@ class HostRunner:
         self.stub = host_pb2_grpc.TrainingHostStub(self.channel)
         self.host_sequence = 0  # the host's numbering: skip what a re-attach repeats
         self.training_finished = False  # the host said COMPLETED; waiting for the model
+        self._delivery_error_logged = ""
 
     # -- entry points ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -264,15 +265,26 @@ class HostRunner:
                     f"host {self.address} gave up delivering the model: {delivery.last_error}",
                 )
                 return
-            self.op.publish(
-                simple_event(
-                    ProgressKind.HEARTBEAT,
-                    f"waiting for the model from host {self.address} "
-                    f"({delivery.attempts} delivery attempts; last error: "
-                    f"{delivery.last_error or 'none'})",
-                    99.0,
-                )
+            self._show_delivery_wait(delivery)
+
+    def _show_delivery_wait(self, delivery: common_pb2.Delivery) -> None:
+        """Say on the operation (and once in the log) why the model has not arrived yet."""
+        message = f"waiting for the model from host {self.address}"
+        if delivery.last_error:
+            message += (
+                f": the host cannot deliver it yet ({delivery.last_error}); it retries until "
+                "it succeeds"
             )
+            if delivery.last_error != self._delivery_error_logged:
+                self._delivery_error_logged = delivery.last_error
+                logger.warning(
+                    "operation %s: host %s cannot deliver the model yet (%d attempts): %s",
+                    self.op.id,
+                    self.address,
+                    delivery.attempts,
+                    delivery.last_error,
+                )
+        self.op.publish(simple_event(ProgressKind.HEARTBEAT, message, 99.0))
 
     def _training_over(self) -> None:
         callback, self.on_training_over = self.on_training_over, None

@@ -88,6 +88,8 @@ class LocalRunner:
             except Exception as exc:
                 logger.warning("operation %s failed locally: %s", op.id, exc, exc_info=True)
                 error = error_to_proto(exc)
+                if op.record.fallback:  # the cause may be why it did not go to a host
+                    error.message += f" (it ran locally because {op.record.mode_reason})"
                 op.finish(
                     pb.OPERATION_STATUS_FAILED,
                     simple_event(ProgressKind.FAILED, f"failed: {error.message}", run.last_percent),

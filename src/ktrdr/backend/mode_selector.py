@@ -35,6 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ktrdr.backend.placement import HostLedger, HostSlots, choose, placed_reason
 from ktrdr.security.channels import TokenSource, aio_channel
+from ktrdr.security.diagnose import BACKEND_TO_HOST, explain_unavailable
 from ktrdr.security.tls import ClientTLS
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
@@ -70,6 +71,9 @@ class HostProbe:
     active_sessions: int = 0
     accepting: bool = False
     ledger_mark: int = 0  # the ledger when the host's answer came (see placement.HostSlots)
+    # Unreachable because of a setting (TLS on one side only, an unknown CA, no client
+    # certificate): waiting or another try cannot help, so host mode refuses, never falls back.
+    misconfigured: bool = False
 
     def describe(self) -> str:
         return f"host {self.address}: {self.detail}"
@@ -138,6 +142,35 @@ def host_channel(
     return aio_channel(address, options=options, tls=tls, token=token)
 
 
+def misconfiguration_refusal(origin: str, probes: Sequence[HostProbe]) -> ModeUnavailable | None:
+    """The refusal of a host request when no host is usable and at least one is out of reach
+    because of a TLS setting: a local run would hide the mistake (and fail for other reasons)."""
+    wrong = [p for p in probes if p.misconfigured]
+    if not wrong or any(p.healthy for p in probes):
+        return None
+    return ModeUnavailable(
+        f"{origin}: refused, not run locally instead: " + "; ".join(p.describe() for p in wrong)
+    )
+
+
+async def _unreachable(
+    error: grpc.aio.AioRpcError, address: str, tls: ClientTLS | None, timeout_s: float
+) -> tuple[str, bool]:
+    """(what went wrong, whether a setting is the cause) for a failed health check."""
+    if error.code() == grpc.StatusCode.UNAVAILABLE:
+        cause = await asyncio.to_thread(
+            explain_unavailable,
+            error.details() or "",
+            address,
+            tls or ClientTLS(),
+            BACKEND_TO_HOST,
+            timeout_s=timeout_s,
+        )
+        if cause is not None:
+            return f"cannot connect: {cause}", True
+    return _rpc_problem(error, timeout_s), False
+
+
 def _rpc_problem(error: grpc.aio.AioRpcError, timeout_s: float) -> str:
     code = error.code()
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -174,6 +207,7 @@ class ModeSelector:
         self.connection = connection or HostConnection(max_message_bytes)
         # What this backend placed on each host (shared with the host queue).
         self.ledger = ledger or HostLedger()
+        self._warned: dict[str, str] = {}  # the TLS problem last logged per host
 
     async def probe(self, address: str) -> HostProbe:
         """Health check, then capabilities, both within ``timeout_s`` in all."""
@@ -199,7 +233,13 @@ class ModeSelector:
                     wait_for_ready=False,
                 )
             except grpc.aio.AioRpcError as exc:
-                return done(False, _rpc_problem(exc, self.timeout_s))
+                problem, wrong = await _unreachable(
+                    exc, address, self.connection.tls, min(remaining() + 1.0, self.timeout_s)
+                )
+                if wrong and self._warned.get(address) != problem:
+                    logger.warning("training host %s: %s", address, problem)
+                self._warned[address] = problem if wrong else ""
+                return done(False, problem, misconfigured=wrong)
             status = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
             if health.status != health_pb2.HealthCheckResponse.SERVING:
                 return done(False, f"health check says {status}")
@@ -296,6 +336,9 @@ class ModeSelector:
                 f"session slot ({seen})"
             )
         if requested == pb.EXECUTION_MODE_HOST:
+            refusal = misconfiguration_refusal(origin, probes)
+            if refusal is not None:
+                raise refusal
             reason = f"{origin}: fell back to local, no training host is healthy ({seen})"
             logger.warning("%s", reason)
             return Selection(pb.EXECUTION_MODE_LOCAL, reason, "", probes, fallback=True)
@@ -324,4 +367,5 @@ __all__ = [
     "ModeUnavailable",
     "Selection",
     "host_channel",
+    "misconfiguration_refusal",
 ]

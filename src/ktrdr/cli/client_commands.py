@@ -118,12 +118,12 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> None:
+    """Columns padded to their widest cell; with ``width``, cut to fit it (``tables.fit``)."""
+    from ktrdr.cli.tables import fit
+
+    for line in fit(headers, rows, width):
+        print(line)
 
 
 def _when(op: OperationInfo) -> str:
@@ -131,6 +131,15 @@ def _when(op: OperationInfo) -> str:
 
 
 _fmt = number  # the other command modules import it from here
+
+
+def _cell(value: Any) -> str:
+    return number(value) if isinstance(value, int | float) else "-"
+
+
+def _class_column_order(column: str) -> tuple[int, str]:
+    known = ("precision", "recall", "f1", "f1_score", "support")
+    return (known.index(column) if column in known else len(known), column)
 
 
 # -- registration --------------------------------------------------------------------------------
@@ -491,10 +500,11 @@ def print_model_metadata(
 ) -> int:
     """``models show``'s output for a model's metadata (``details``: the backend's
     ``ModelDetails`` when the model came from the backend)."""
-    from ktrdr.client.results import per_class_frame
-
     info = details.info if details is not None else None
     if args.plot:
+        from ktrdr.client.errors import require_module
+
+        require_module("matplotlib", "models show --plot")
         from ktrdr.plots import save_training_plot
 
         save_training_plot(metadata, args.plot)
@@ -554,9 +564,14 @@ def print_model_metadata(
             f"test        accuracy {test.get('accuracy', 0):.4f}   loss {test.get('loss', 0):.4f}"
             f"   rows {test.get('rows', '-')}"
         )
-        table = per_class_frame(metadata)
-        if not table.empty:
-            print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+        per_class = test.get("per_class", {})
+        if per_class:  # plain text: models show needs no pandas or numpy
+            keys = {k for row in per_class.values() for k in row}
+            columns = sorted(keys, key=_class_column_order)
+            _table(
+                ["class", *columns],
+                [[name, *(_cell(row.get(c)) for c in columns)] for name, row in per_class.items()],
+            )
     if trading:
         print(trading_summary(trading))
     for warning in coverage_warnings:

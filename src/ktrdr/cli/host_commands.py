@@ -149,8 +149,11 @@ def _capabilities(args: argparse.Namespace) -> int:
                 host_pb2.GetCapabilitiesRequest(), timeout=args.timeout
             )
         except grpc.RpcError as exc:
+            from ktrdr.client.errors import service_error
+
             print(
-                f"error: cannot ask the host at {args.address}: {exc.code().name}: {exc.details()}",  # type: ignore[attr-defined]
+                f"error: cannot ask the host at {args.address}: "
+                f"{service_error(exc, args.address, tls)}",
                 file=sys.stderr,
             )
             return 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ktrdr.cli.summary import number
+from ktrdr.cli.tables import fit, short_labels, short_value
 from ktrdr.client.sweeps import TrialInfo
 from ktrdr.training.v1 import backend_pb2 as pb
 
@@ -78,13 +79,10 @@ class SweepBoard:
             out.append(f"last: {self.last_message}")
         metric = self.prune_metric or "metric"
         paths = sorted({p for t in self.trials.values() for p in t.params})
-        headers = ["#", "STATUS", "EPOCH", metric.upper(), "VALUE", *paths]
+        headers = ["#", "STATUS", "EPOCH", metric.upper(), "VALUE", *short_labels(paths)]
         rows = [self._row(t, metric, paths) for t in self._shown(max(height - len(out) - 2, 1))]
         hidden = len(self.trials) - len(rows)
-        cells = [headers, *rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-        for r in cells:
-            out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        out += fit(headers, rows, width)
         if hidden:
             out.append(f"... {hidden} more trials (ktrdr sweep show {self.sweep_id})")
         return [line[:width] for line in out]
@@ -104,7 +102,7 @@ class SweepBoard:
             str(t.last_epoch or "-"),
             number(t.metrics[metric]) if metric in t.metrics else "-",
             number(t.value) if t.value is not None else "-",
-            *(t.params.get(p, "") for p in paths),
+            *(short_value(t.params.get(p, "")) for p in paths),
         ]
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ktrdr import __version__
 from ktrdr.errors import TrainingError
@@ -27,6 +29,7 @@ TRAINING_EXTRA_MODULES = frozenset(
         "grpc_reflection",
         "matplotlib",
         "pyarrow",
+        "cryptography",
     }
 )
 
@@ -35,10 +38,66 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples in each command's description as written."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command or choice (every subparser is one
+    of these: add_subparsers makes them of the parent's class)."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        import difflib
+
+        names = [str(c) for c in choices]
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentError(
+            action, f"invalid choice: {value!r}{hint} (choose from {', '.join(names)})"
+        )
+
+
+# Options of every backend command that may also come before the command
+# (``ktrdr --backend ADDR ops list``): moved behind it before parsing.
+_CONNECTION_OPTIONS = {
+    "--backend": True,  # takes a value
+    "--token": True,
+    "--timeout": True,
+    "--tls-ca": True,
+    "--tls-cert": True,
+    "--tls-key": True,
+    "--tls-server-name": True,
+    "--tls": False,
+    "--json": False,
+}
+
+
+def _global_options_last(argv: Sequence[str]) -> list[str]:
+    """``--backend X ops list`` -> ``ops list --backend X``: connection options given before
+    the command go after it, where each command's parser reads them."""
+    moved: list[str] = []
+    rest: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        name = item.split("=", 1)[0]
+        if not item.startswith("-") or item == "--":
+            rest += items[i:]
+            break
+        if name in _CONNECTION_OPTIONS:
+            takes_value = _CONNECTION_OPTIONS[name] and "=" not in item
+            moved += items[i : i + 1 + int(takes_value)]
+            i += 1 + int(takes_value)
+            continue
+        rest.append(item)
+        i += 1
+    return rest + moved
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ktrdr.cli import local_commands
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ktrdr",
         description="KTRDR training: train neuro-fuzzy strategies locally or through the "
         "backend/host gRPC services.\n\nexample:\n  ktrdr train "
@@ -77,6 +136,7 @@ def _optional_registrars() -> list[Callable[..., None]]:
         "ktrdr.cli.client_commands",
         "ktrdr.cli.model_commands",
         "ktrdr.cli.sweep_commands",
+        "ktrdr.cli.certs_commands",
     ):
         try:
             out.append(importlib.import_module(module).register)
@@ -93,7 +153,19 @@ def configure_logging(verbosity: int) -> None:
     )
 
 
+def quiet_grpc_logs(argv: Sequence[str]) -> None:
+    """gRPC's C core prints lines of its own to stderr (``Handshake failed ...``); a client
+    command says what went wrong in one line instead, so it turns them off before gRPC loads
+    (the services, ``backend serve`` and ``host serve``, keep them). An explicit
+    ``$GRPC_VERBOSITY`` wins."""
+    serving = "serve" in argv and ("backend" in argv or "host" in argv)
+    if not serving and "grpc" not in sys.modules:  # read once, when gRPC loads
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = _global_options_last(sys.argv[1:] if argv is None else argv)
+    quiet_grpc_logs(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
@@ -110,8 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (exc.name or "").split(".")[0] not in TRAINING_EXTRA_MODULES:
             raise
         print(
-            f"error: `ktrdr {args.command}` needs the training library and services, which this "
-            f"installation lacks (no module {exc.name!r}); install them with "
+            f"error: `ktrdr {_command_name(args)}` needs the training library, which this "
+            f"installation lacks (no module {exc.name!r}); install it with "
             "pip install 'ktrdr[training]'",
             file=sys.stderr,
         )
@@ -127,6 +199,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {text} (ktrdr --debug ... shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``strategy validate``, ``backend tokens create``: the command as typed, without options."""
+    words = [args.command]
+    prefix = args.command
+    while isinstance(getattr(args, f"{prefix}_command", None), str):
+        prefix = getattr(args, f"{prefix}_command")
+        words.append(prefix)
+    return " ".join(words)
 
 
 def _quiet_broken_pipe() -> int:

@@ -60,9 +60,12 @@ def run_summary(
 
 
 def number(value: float) -> str:
-    """``0.6123``; whole numbers (epochs, rows) as ``9``, never ``9.0000``."""
+    """``0.6123``; whole numbers (epochs, rows) as ``9``, never ``9.0000``; small values with
+    4 significant digits (``0.0001234``)."""
     if float(value).is_integer():
         return str(int(value))
+    if abs(value) < 0.01:  # a learning rate: its significant digits, not 0.0001
+        return f"{value:.4g}"
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
 
 

@@ -21,6 +21,8 @@ from ktrdr.cli.client_commands import (
     _table,
 )
 from ktrdr.cli.live_sweep import LiveTable, SweepBoard, wants_live_table
+from ktrdr.cli.tables import short_labels, short_value, terminal_width
+from ktrdr.client import KtrdrClientError
 from ktrdr.client.sweeps import (
     PRUNERS,
     SAMPLERS,
@@ -131,6 +133,7 @@ def _create(args: argparse.Namespace) -> int:
         startup_trials=args.startup_trials,
         warmup_epochs=args.warmup_epochs,
     )
+    _explain_parallelism(client, sweep, args.mode)
     if not args.watch:
         if args.json:
             _print_json(_sweep_dict(sweep))
@@ -143,6 +146,27 @@ def _create(args: argparse.Namespace) -> int:
         return 0
     args.sweep_id = sweep.sweep_id
     return _watch(args)
+
+
+def _explain_parallelism(client: Any, sweep: SweepInfo, mode: str | None) -> None:
+    """A notice when the backend will train fewer trials at once than ``--parallel`` asks:
+    local trials wait for its KTRDR_BACKEND_LOCAL_CONCURRENCY slots."""
+    if sweep.parallelism <= 1 or mode == "host":
+        return
+    try:
+        config = client.config()
+    except KtrdrClientError:
+        return  # a viewer may not read it; the sweep runs all the same
+    slots = config.local_concurrency
+    if mode is None and not config.host_addresses:
+        mode = "local"
+    if slots < sweep.parallelism and (mode == "local" or not config.host_addresses):
+        print(
+            f"note: --parallel {sweep.parallelism}, but the backend trains at most {slots} "
+            f"local trial{'s' if slots != 1 else ''} at once (KTRDR_BACKEND_LOCAL_CONCURRENCY="
+            f"{slots}): the others wait; raise it on the backend or use --mode host",
+            file=sys.stderr,
+        )
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -163,7 +187,7 @@ def _watch(args: argparse.Namespace) -> int:
             metrics = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(e.metrics.items()))
             line = f"trial {trial.number} epoch {e.epoch}: {metrics}"
         elif trial is not None and trial.value is not None:
-            line += f" ({trial.value:.6g})"
+            line += f" ({short_value(trial.value)})"
         print(line, flush=True)
 
     sweep = client.watch_sweep(args.sweep_id, on_event=emit)
@@ -177,7 +201,19 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    _print_sweep(_client(args).cancel_sweep(args.sweep_id, reason=args.reason), as_json=args.json)
+    """0 once the sweep is cancelled (or still stopping its trials); 1 when it ended
+    otherwise (the backend's refusal of a finished sweep is an error line and 1 too)."""
+    sweep = _client(args).cancel_sweep(args.sweep_id, reason=args.reason)
+    _print_sweep(sweep, as_json=args.json)
+    if sweep.status == "running":
+        print(
+            f"note: sweep {sweep.sweep_id} is still stopping its trials "
+            f"(ktrdr sweep show {sweep.sweep_id})",
+            file=sys.stderr,
+        )
+    elif sweep.status != "cancelled":
+        print(f"error: sweep {sweep.sweep_id} ended {sweep.status}, not cancelled", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -199,7 +235,7 @@ def _list(args: argparse.Namespace) -> int:
                 f"{sum(s.trial_counts.get(k, 0) for k in ('completed', 'pruned', 'failed'))}"
                 f"/{s.n_trials}",
                 f"{s.objective}:{s.direction[:3]}",
-                f"{s.best.value:.6g} (#{s.best.number})"
+                f"{short_value(s.best.value)} (#{s.best.number})"
                 if s.best and s.best.value is not None
                 else "-",
             ]
@@ -229,21 +265,27 @@ def _print_sweep(sweep: SweepInfo, *, as_json: bool) -> None:
     if sweep.error:
         print(f"error: {sweep.error}")
     if sweep.best is not None and sweep.best.value is not None:
-        print(f"best: trial {sweep.best.number} = {sweep.best.value:.6g}  {sweep.best.params}")
+        best = sweep.best.params
+        labels = short_labels(list(best))
+        params = ", ".join(
+            f"{k}={short_value(v)}" for k, v in zip(labels, best.values(), strict=True)
+        )
+        print(f"best: trial {sweep.best.number} = {short_value(sweep.best.value)}  {params}")
     if not sweep.trials:
         return
-    paths = list(sweep.trials[0].params)
+    paths = sorted({p for t in sweep.trials for p in t.params})
     _table(
-        ["#", "STATUS", "VALUE", "EPOCH", *paths, "OPERATION"],
+        ["#", "STATUS", "VALUE", "EPOCH", *short_labels(paths), "OPERATION"],
         [
             [
                 t.number,
                 t.status + (f"@{t.pruned_at_epoch}" if t.pruned_at_epoch else ""),
-                f"{t.value:.6g}" if t.value is not None else "-",
+                short_value(t.value) if t.value is not None else "-",
                 t.last_epoch,
-                *(t.params.get(p, "") for p in paths),
+                *(short_value(t.params.get(p, "")) for p in paths),
                 t.operation_id or "-",
             ]
             for t in sweep.trials
         ],
+        width=terminal_width(),
     )

@@ -264,7 +264,9 @@ class ModelCalls:
                 if code == grpc.StatusCode.FAILED_PRECONDITION:  # another model now
                     part.unlink(missing_ok=True)
                 if code not in _RETRYABLE or attempt == DOWNLOAD_ATTEMPTS:
-                    raise service_error(exc, getattr(self, "address", "")) from None
+                    raise service_error(
+                        exc, getattr(self, "address", ""), getattr(self, "tls", None)
+                    ) from None
                 logger.warning("download of %s broke off (%s); resuming", info.name, code)
 
     def delete_model(

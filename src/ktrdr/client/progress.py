@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from ktrdr.service.convert import IDLE_HEARTBEAT
 from ktrdr.training.v1 import common_pb2
 
 _SHOWN_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -65,6 +66,7 @@ class ProgressDisplay:
         self._overall: Any = None
         self._epochs: Any = None
         self.last_metrics: dict[str, float] = {}
+        self._last_notice = ""
         if bars is None:
             isatty = getattr(self._file, "isatty", None)
             bars = bool(isatty and isatty()) or _in_notebook()
@@ -72,7 +74,10 @@ class ProgressDisplay:
 
     def __call__(self, event: common_pb2.ProgressEvent) -> None:
         kind = event.kind
-        if kind in (common_pb2.PROGRESS_KIND_HEARTBEAT, common_pb2.PROGRESS_KIND_UNSPECIFIED):
+        if kind == common_pb2.PROGRESS_KIND_HEARTBEAT:
+            self._notice(event)
+            return
+        if kind == common_pb2.PROGRESS_KIND_UNSPECIFIED:
             return
         if not self._bars:
             self._line(event)
@@ -116,6 +121,20 @@ class ProgressDisplay:
             )
             self.close()
 
+    def _notice(self, event: common_pb2.ProgressEvent) -> None:
+        """A heartbeat that says something (why the model has not arrived, a queue on the
+        cluster) is shown once, as a line above the bars; the idle ones are not."""
+        text = event.message
+        if not text or text == IDLE_HEARTBEAT or text == self._last_notice:
+            return
+        self._last_notice = text
+        line = f"[{event.percent:5.1f}%] {self._description}: {text}"
+        if self._bars and self._overall is not None:
+            self._overall.write(line, file=self._file)
+        else:
+            self._file.write(line + "\n")
+            self._file.flush()
+
     def _line(self, event: common_pb2.ProgressEvent) -> None:
         kind = event.kind
         if kind == common_pb2.PROGRESS_KIND_STEP_STARTED:
@@ -133,7 +152,8 @@ class ProgressDisplay:
             common_pb2.PROGRESS_KIND_CANCELLED,
         ):
             name = common_pb2.ProgressKind.Name(kind)[14:].lower()
-            text = f"{name}: {event.message}" if event.message else name
+            message = event.message.removeprefix(f"{name}: ")  # one prefix, never doubled
+            text = f"{name}: {message}" if message else name
         else:
             return
         self._file.write(f"[{event.percent:5.1f}%] {self._description}: {text}\n")

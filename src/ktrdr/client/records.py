@@ -325,8 +325,9 @@ def frame(records: Sequence[OperationInfo | ModelInfo | StrategyInfo]) -> pd.Dat
         if isinstance(row.get("model"), dict):
             row["model"] = row["model"]["path"]
         rows.append(row)
-    import pandas as pd
+    from ktrdr.client.errors import require_module
 
+    pd = require_module("pandas", "frame()", instead="each record's to_dict() is plain data")
     return pd.DataFrame(rows)
 
 

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ktrdr.client.errors import KtrdrClientError, OperationFailedError
+from ktrdr.client.errors import KtrdrClientError, OperationFailedError, require_module
 from ktrdr.client.records import ModelRef, OperationInfo, read_model_metadata
 
 if TYPE_CHECKING:  # pandas loads when a table is asked for, not with the client
@@ -89,8 +89,11 @@ class TrainingResult:
         return dict(self.operation.metrics)
 
     def metrics_frame(self) -> pd.DataFrame:
-        """The final metrics as a one-column table indexed by metric name."""
-        import pandas as pd
+        """The final metrics as a one-column table indexed by metric name (pandas; without
+        it, ``metrics`` is the same as a dict)."""
+        pd = require_module(
+            "pandas", "result.metrics_frame()", instead="result.metrics is the same as a dict"
+        )
 
         return pd.DataFrame(
             {"value": pd.Series(self.metrics, dtype=float)}, index=sorted(self.metrics)
@@ -127,17 +130,21 @@ class TrainingResult:
 
     @cached_property
     def history(self) -> pd.DataFrame:
-        """Per-epoch curves: train/val loss and accuracy, learning rate, duration."""
-        import pandas as pd
-
-        meta = self.metadata()
-        rows: list[dict[str, Any]] = list(meta.get("history", [])) if meta else []
-        if not rows:
-            rows = list(self.epoch_events)
-        table = pd.DataFrame(rows)
+        """Per-epoch curves: train/val loss and accuracy, learning rate, duration (pandas;
+        without it, ``history_rows()`` has the same as a list of dicts)."""
+        pd = require_module(
+            "pandas", "result.history", instead="result.history_rows() has it as dicts"
+        )
+        table = pd.DataFrame(self.history_rows())
         if table.empty:
             return pd.DataFrame(columns=list(HISTORY_COLUMNS)).set_index("epoch")
         return table.drop_duplicates("epoch", keep="last").set_index("epoch").sort_index()
+
+    def history_rows(self) -> list[dict[str, Any]]:
+        """Per-epoch curves as plain dicts, one per epoch (what ``history`` tabulates)."""
+        meta = self.metadata()
+        rows: list[dict[str, Any]] = list(meta.get("history", [])) if meta else []
+        return rows or list(self.epoch_events)
 
     def per_class_frame(self) -> pd.DataFrame | None:
         """Test precision/recall/F1/support per class (from the model's metadata)."""
@@ -165,7 +172,7 @@ class TrainingResult:
 
 def per_class_frame(metadata: dict[str, Any]) -> pd.DataFrame:
     """Test metrics per class from a model's metadata."""
-    import pandas as pd
+    pd = require_module("pandas", "per_class_frame()", instead="the model's metadata has them")
 
     per_class = metadata.get("metrics", {}).get("test", {}).get("per_class", {})
     return pd.DataFrame.from_dict(per_class, orient="index").rename_axis("class")
@@ -177,7 +184,7 @@ TRADING_COLUMNS = ("return", "sharpe", "max_drawdown", "trades", "hit_rate")
 def trading_frame(metadata: dict[str, Any]) -> pd.DataFrame:
     """Overall trading metrics of the test period: one row for the strategy and one per
     baseline (buy_and_hold, majority, flat); the verdict is in ``frame.attrs["verdict"]``."""
-    import pandas as pd
+    pd = require_module("pandas", "trading_frame()", instead="the model's metadata has them")
 
     trading = metadata.get("metrics", {}).get("trading", {})
     overall = trading.get("overall", {})

@@ -268,7 +268,7 @@ class SweepCalls:
             for message in stream:
                 yield message.event
         except grpc.RpcError as exc:
-            raise service_error(exc, self.address) from None
+            raise service_error(exc, self.address, getattr(self, "tls", None)) from None
         finally:
             stream.cancel()
 

@@ -139,10 +139,15 @@ class TrainingClient(ModelCalls, SweepCalls):
         self.address = address or default_backend_address()
         self.timeout_s = timeout_s
         self._own_channel = channel is None
+        # The channel's TLS settings (None for a channel given by the caller: unknown), for
+        # naming the cause of a failed connection.
+        self.tls: ClientTLS | None = None
+        if channel is None:
+            self.tls = tls if tls is not None else client_tls()
         self.channel: grpc.Channel = channel or sync_channel(
             self.address,
             options=grpc_options(),
-            tls=tls if tls is not None else client_tls(),
+            tls=self.tls,
             token=resolve_token(self.address, token),
         )
         # The generated stub, for calls this class does not wrap.
@@ -166,7 +171,7 @@ class TrainingClient(ModelCalls, SweepCalls):
     def _call(
         self, method: Callable[..., Any], request: Any, timeout_s: float | None = None
     ) -> Any:
-        with translate_errors(self.address):
+        with translate_errors(self.address, self.tls):
             return method(request, timeout=timeout_s or self.timeout_s)
 
     # -- health ----------------------------------------------------------------------------
@@ -350,7 +355,7 @@ class TrainingClient(ModelCalls, SweepCalls):
         except grpc.RpcError as exc:
             if interrupt is not None and interrupt.interrupted:
                 raise KeyboardInterrupt from None
-            raise service_error(exc, self.address) from None
+            raise service_error(exc, self.address, self.tls) from None
         finally:
             if remove is not None:
                 remove()

@@ -144,7 +144,8 @@ class _Loader:
 
     def _files_for(self, symbol: str) -> list[_DataFile]:
         if not self.data_dir.is_dir():
-            raise DataError(f"data directory {self.data_dir} does not exist")
+            where = "" if self.data_dir.is_absolute() else " (relative to where it was started)"
+            raise DataError(f"data directory {self.data_dir} does not exist{where}")
         found = []
         for path in sorted(self.data_dir.iterdir()):
             if not path.is_file() or path.suffix.lower() not in _EXTENSIONS:

@@ -22,6 +22,10 @@ from ktrdr.errors import (
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.training.v1 import common_pb2
 
+# The heartbeat of a run that is simply busy; any other heartbeat text says something a
+# watcher should see (queued on a Ray cluster, a model the host cannot deliver yet, ...).
+IDLE_HEARTBEAT = "still working"
+
 if TYPE_CHECKING:  # clients import this module without the strategy schema (pandas, TA-Lib)
     from ktrdr.config.strategy import StrategyConfig
 

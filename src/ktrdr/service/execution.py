@@ -16,7 +16,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ktrdr.service.convert import event_to_proto, is_droppable, is_terminal, simple_event
+from ktrdr.service.convert import (
+    IDLE_HEARTBEAT,
+    event_to_proto,
+    is_droppable,
+    is_terminal,
+    simple_event,
+)
 from ktrdr.service.fanout import EventFanout
 from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.progress import ProgressEvent, ProgressKind
@@ -93,7 +99,7 @@ class ExecutorRun:
             await asyncio.sleep(min(1.0, self.heartbeat_s / 2))
             if time.monotonic() - self._last_event_at >= self.heartbeat_s:
                 self.publish(
-                    simple_event(ProgressKind.HEARTBEAT, "still working", self.last_percent)
+                    simple_event(ProgressKind.HEARTBEAT, IDLE_HEARTBEAT, self.last_percent)
                 )
 
     # -- running -------------------------------------------------------------------------

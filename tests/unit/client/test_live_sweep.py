@@ -52,7 +52,8 @@ def test_the_board_follows_trials_epochs_ends_and_the_best():
     lines = board.lines()
     assert lines[0] == "sweep s1: running, 2/4 trials done; best #0 val_loss = 0.2500"
     assert lines[1] == "last: best: 0"
-    assert lines[2].split() == ["#", "STATUS", "EPOCH", "VAL_LOSS", "VALUE", LR]
+    # parameters by the shortest ending of their path that no other parameter shares
+    assert lines[2].split() == ["#", "STATUS", "EPOCH", "VAL_LOSS", "VALUE", "learning_rate"]
     assert lines[3].split() == ["0*", "completed", "4", "-", "0.2500", "0.01"]
     assert lines[4].split() == ["1", "pruned@2", "2", "-", "-", "0.02"]
 
