@@ -47,7 +47,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=40)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 20 epochs")
+    args, _ = parser.parse_known_args()
+    if args.quick:
+        args.repeats, args.epochs = min(args.repeats, 2), min(args.epochs, 20)
     # every epoch trained (no early stop), so each run does the same work
     yaml = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {args.epochs}").replace(
         "patience: 10", "patience: 100000"
