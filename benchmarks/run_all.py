@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench_ray.py",
     "bench_sweep.py",
     "bench_tracking.py",
+    "bench_listing.py",
 ]
 
 
