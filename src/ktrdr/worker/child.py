@@ -35,15 +35,36 @@ ORPHAN_GRACE_S = 10.0
 
 def worker_main(threads: int, events: Connection, control: Connection, log_level: int) -> None:
     """Entry point of a spawned worker process."""
+    prepare(threads, log_level)
+    serve_one(events, control)
+
+
+def prepare(threads: int, log_level: int, *, warm_threads: int | None = None) -> None:
+    """Thread budget, imports and torch's first-use costs: everything before a request.
+
+    ``warm_threads`` (the forkserver's 1) is the torch thread count during the warm-up when
+    it differs from the run's: a process that forks workers must not have started an OpenMP
+    team, so it warms up on one thread and each forked worker sets ``threads`` itself.
+    """
     set_thread_environment(threads)  # before numpy/torch load their thread pools
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the service's to handle
     logging.basicConfig(level=log_level, format="%(levelname)s worker %(process)d %(message)s")
-    apply_torch_threads(threads)
+    apply_torch_threads(threads if warm_threads is None else warm_threads)
     from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
-    from ktrdr.worker.entry import run_request
+    from ktrdr.worker import entry as _entry  # noqa: F401
 
     _warm_up()
 
+
+def serve_one(events: Connection, control: Connection, threads: int | None = None) -> None:
+    """Say ready, wait for one request, run it, send the outcome. ``threads``: set torch's
+    intra-op threads first (a forked worker; a spawned one has them already)."""
+    from ktrdr.worker.entry import run_request
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     _send(events, ("ready",))
     try:
         message = control.recv()
