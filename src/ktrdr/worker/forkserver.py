@@ -1,6 +1,6 @@
 """Warm workers: a forkserver that imports the training stack once and forks each worker.
 
-A ``Forkserver`` is one fresh interpreter (``python -m ktrdr.worker.forkserver``, never a
+A ``Forkserver`` is one fresh interpreter (``python -m ktrdr.worker.forkserver_main``, never a
 fork of the service, which has gRPC and asyncio threads) that applies the pool's thread
 budget, imports torch, pandas and the executor, pays torch's first-use costs on one thread
 (so that no OpenMP team exists to be broken by a fork), then waits. For each run the service
@@ -72,7 +72,7 @@ class Forkserver:
                 [
                     sys.executable,
                     "-m",
-                    "ktrdr.worker.forkserver",
+                    "ktrdr.worker.forkserver_main",
                     str(threads),
                     str(theirs.fileno()),
                     str(level),
@@ -270,7 +270,10 @@ def serve(threads: int, sock: socket.socket, log_level: int) -> None:
                 statuses.pop(next(iter(statuses)))
 
     signal.signal(signal.SIGCHLD, reap)
-    sock.send(b"ready")
+    try:
+        sock.send(b"ready")
+    except OSError:
+        return  # the service stopped while this process was importing
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, MESSAGE_BYTES, 2)
@@ -312,8 +315,3 @@ def serve(threads: int, sock: socket.socket, log_level: int) -> None:
         else:
             for fd in fds:
                 os.close(fd)
-
-
-if __name__ == "__main__":
-    _threads, _fd, _level = (int(arg) for arg in sys.argv[1:4])
-    serve(_threads, socket.socket(fileno=_fd), _level)
