@@ -49,7 +49,11 @@ def prepare(threads: int, log_level: int, *, warm_threads: int | None = None) ->
     set_thread_environment(threads)  # before numpy/torch load their thread pools
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the service's to handle
     logging.basicConfig(level=log_level, format="%(levelname)s worker %(process)d %(message)s")
-    apply_torch_threads(threads if warm_threads is None else warm_threads)
+    apply_torch_threads(threads)
+    if warm_threads is not None:
+        import torch
+
+        torch.set_num_threads(warm_threads)  # intra-op only: the run sets its own again
     from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
     from ktrdr.worker import entry as _entry  # noqa: F401
 
