@@ -172,11 +172,26 @@ class ModelRegistry:
         if not rows:
             return []
         keys = [(row["strategy_name"], row["version"]) for row in rows]
-        where = "WHERE (strategy_name, version) IN (VALUES " + ",".join(["(?, ?)"] * len(keys))
         args = tuple(value for key in keys for value in key)
-        aliases = self._grouped(db, "alias", "model_aliases", where + ")", args)
-        tags = self._grouped(db, "tag", "model_tags", where + ")", args)
+        aliases = self._by_keys(db, "alias", "model_aliases", len(keys), args)
+        tags = self._by_keys(db, "tag", "model_tags", len(keys), args)
         return [model_row(row, aliases, tags) for row in rows]
+
+    @staticmethod
+    def _by_keys(
+        db: sqlite3.Connection, column: str, table: str, count: int, args: tuple[object, ...]
+    ) -> dict[tuple[str, int], list[str]]:
+        """``column`` of ``table`` for ``count`` (strategy, version) keys: a join on the keys,
+        one index seek each (``(a, b) IN (VALUES ...)`` would scan the whole table)."""
+        keys = "(VALUES " + ", ".join(["(?, ?)"] * count) + ") AS k"
+        sql = (
+            f"SELECT t.strategy_name, t.version, t.{column} FROM {keys} JOIN {table} t "
+            "ON t.strategy_name = k.column1 AND t.version = k.column2"
+        )
+        out: dict[tuple[str, int], list[str]] = {}
+        for strategy, version, value in db.execute(sql, args).fetchall():
+            out.setdefault((strategy, version), []).append(value)
+        return out
 
     def seed(self) -> None:
         """Copy CreateTraining tags to the models registered since (an index seek when none)."""
