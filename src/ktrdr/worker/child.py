@@ -16,6 +16,7 @@ run, and a worker that does not stop within ``ORPHAN_GRACE_S`` of that exits har
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import pickle
@@ -31,6 +32,14 @@ from ktrdr.worker.budget import apply_torch_threads, set_thread_environment
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE_S = 10.0
+# Modules a training imports only when it runs (reading CSV with Arrow, TA-Lib's functions).
+_RUN_IMPORTS = (
+    "encodings.utf_8_sig",
+    "pyarrow.csv",
+    "pyarrow.pandas_compat",
+    "talib",
+    "talib.abstract",
+)
 
 
 def worker_main(threads: int, events: Connection, control: Connection, log_level: int) -> None:
@@ -57,6 +66,9 @@ def prepare(threads: int, log_level: int, *, warm_threads: int | None = None) ->
     from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
     from ktrdr.worker import entry as _entry  # noqa: F401
 
+    for name in _RUN_IMPORTS:  # what a run imports on first use (a forked worker inherits them)
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     _warm_up()
 
 
