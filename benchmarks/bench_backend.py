@@ -171,7 +171,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--quick", action="store_true", help="3 repeats, 30 epochs")
     args, _ = parser.parse_known_args()
+    if args.quick:
+        args.repeats, args.epochs = min(args.repeats, 3), min(args.epochs, 30)
     logging.getLogger("ktrdr").setLevel(logging.ERROR)  # fallbacks are expected here
     asyncio.run(bench_selection(20))
     bench_modes(args.repeats, args.epochs)

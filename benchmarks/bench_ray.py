@@ -141,7 +141,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=4, help="trainings per batch")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 10 epochs")
     args, _ = parser.parse_known_args()
+    if args.quick:
+        args.repeats, args.epochs = min(args.repeats, 2), min(args.epochs, 10)
     logging.getLogger("ktrdr").setLevel(logging.ERROR)
     yaml_text = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {args.epochs}")
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:

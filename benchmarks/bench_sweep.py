@@ -6,9 +6,12 @@ B: the same N trials by hand against the same backend: one CreateTraining after 
    the same parameter values as field_overrides, each watched to COMPLETED.
 
 The random sampler with a fixed seed draws the same N parameter sets in every sweep (checked),
-so B can use them whatever the order. A and B alternate (A B B A A B ...) in one run. The
-backend runs with KTRDR_BACKEND_WORKER_SPARES=0: every trial starts its own worker process, in
-A as in B (with a spare, the pool's idle timer would decide which trial finds a warm one).
+so B can use them whatever the order.
+C: the same N trials with Optuna in this process (``study.optimize``, the library's
+   ``TrainingExecutor`` as the objective, the same parameter values): no services, no worker.
+
+A, B and C alternate (the order rotates every round) in one run. The backend runs with its
+default worker pool: warm workers forked from its forkserver (started by the warm-up).
 Reported per pair: A / B of wall time, the overhead per trial (A - B) / N in ms, and that
 overhead as a fraction of one trial by hand (B / N); median [min..max] (n). Worker start-up
 and training vary from trial to trial, so the same overhead is also shown without them: each
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -140,13 +142,41 @@ def run_by_hand(stub: backend_pb2_grpc.BackendStub, params: Params, epochs: int)
     return Run(elapsed, params, training_s(stub, operation_ids))
 
 
+def run_optuna(params: Params, epochs: int) -> Run:
+    """C: seconds for the same trials in one process, Optuna calling the executor."""
+    import optuna
+
+    from ktrdr.config import parse_strategy_with_fields
+    from ktrdr.config.field_overrides import load_value
+    from ktrdr.training.executor import TrainingExecutor
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    executor = TrainingExecutor(DATA, device="cpu")
+    spans: list[float] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        fields = [("model.training.epochs", epochs)] + [
+            (path, load_value(value)) for path, value in params[trial.number].items()
+        ]
+        started = time.perf_counter()
+        _, config = parse_strategy_with_fields(TINY_STRATEGY_YAML, fields)
+        result = executor.run(config)
+        spans.append(time.perf_counter() - started)
+        return float(result.summary.get("val_loss", 0.0))
+
+    start = time.perf_counter()
+    optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED)).optimize(
+        objective, n_trials=len(params)
+    )
+    return Run(time.perf_counter() - start, params, spans)
+
+
 def spread(values: list[float], fmt: str) -> str:
     low, mid, high = min(values), statistics.median(values), max(values)
     return f"{mid:{fmt}} [{low:{fmt}}..{high:{fmt}}] ({len(values)})"
 
 
 def bench(trials: int, rounds: int, epochs: int) -> None:
-    os.environ["KTRDR_BACKEND_WORKER_SPARES"] = "0"  # read by the backend process only
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         backend = start_backend(Path(tmp) / "backend", DATA, [])
         try:
@@ -155,20 +185,25 @@ def bench(trials: int, rounds: int, epochs: int) -> None:
                 # warm-up (imports Optuna in the backend, first trainings) and the parameters
                 params = run_sweep(stub, trials, epochs).params
                 run_by_hand(stub, params[:1], epochs)
+                run_optuna(params[:1], epochs)  # this process's imports and first calls
                 sweeps: list[Run] = []
                 by_hand: list[Run] = []
+                optuna_runs: list[Run] = []
                 for i in range(rounds):
-                    order = ("A", "B") if i % 2 == 0 else ("B", "A")
-                    for which in order:
+                    order = ["A", "B", "C"]
+                    for which in order[i % 3 :] + order[: i % 3]:
                         if which == "A":
                             sweeps.append(run_sweep(stub, trials, epochs))
                             assert sweeps[-1].params == params  # the same trials as B's
-                        else:
+                        elif which == "B":
                             by_hand.append(run_by_hand(stub, params, epochs))
-                    a, b = sweeps[-1], by_hand[-1]
+                        else:
+                            optuna_runs.append(run_optuna(params, epochs))
+                    a, b, c = sweeps[-1], by_hand[-1], optuna_runs[-1]
                     print(
                         f"  round {i + 1}: sweep {a.wall:.2f} s ({a.outside:.2f} s outside its "
-                        f"operations), by hand {b.wall:.2f} s ({b.outside:.2f} s)",
+                        f"operations), by hand {b.wall:.2f} s ({b.outside:.2f} s), Optuna in "
+                        f"one process {c.wall:.2f} s",
                         flush=True,
                     )
         finally:
@@ -183,8 +218,8 @@ def bench(trials: int, rounds: int, epochs: int) -> None:
         (a.outside - b.outside) / sum(b.training) for a, b in pairs
     ]  # per trial, over one trial's own time
     print(
-        f"{trials} trial(s) of tiny_rsi ({epochs} epoch(s), local, parallelism 1, no spare "
-        f"worker), {rounds} alternated rounds:"
+        f"{trials} trial(s) of tiny_rsi ({epochs} epoch(s), local, parallelism 1, warm "
+        f"workers), {rounds} alternated rounds:"
     )
     print(
         f"  sweep (A) {spread([a.wall for a in sweeps], '.2f')} s, "
@@ -201,6 +236,14 @@ def bench(trials: int, rounds: int, epochs: int) -> None:
         "  without the operations' own time (worker start-up, training): overhead per trial "
         f"{spread(outside_ms, '.0f')} ms; over one trial's operation time "
         f"{spread(outside_fraction, '+.3f')}"
+    )
+    to_optuna = [a.wall / c.wall for a, c in zip(sweeps, optuna_runs, strict=True)]
+    print(f"  sweep / Optuna in one process: {spread(to_optuna, '.3f')}, target <= 1.3")
+    collect(
+        f"sweep of {trials} trial(s) through the backend, CreateSweep to SWEEP_FINISHED",
+        "the same trials with Optuna in one process (executor as the objective)",
+        to_optuna,
+        "<= 1.3",
     )
     collect(
         f"sweep of {trials} trial(s), CreateSweep to SWEEP_FINISHED",

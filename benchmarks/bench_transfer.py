@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Model delivery throughput: SubmitResults vs a raw gRPC byte stream vs gzip+base64+JSON.
+"""Model delivery throughput: SubmitResults vs a raw gRPC byte stream, the verified floor and
+gzip+base64+JSON.
 
 For bundles of 1, 10 and 100 MB of float32-like weights, the methods alternate in rounds
 (the order rotates every round) on one receiver, and each round's time is compared with the
@@ -14,6 +15,10 @@ ceiling); ratios are reported as median [min..max] (n):
   (``DEFAULT_CHUNK_SIZE``), discarded on arrival: the ceiling for gRPC Python here. It runs on
   the same server (the project's ``build_server``: same options, interceptor chain and
   ``DEFAULT_MAX_MESSAGE_BYTES`` limits), over the same plaintext loopback channel;
+* the verified floor: the bundle file read in chunks and sent as a bare stream, each message
+  hashed (SHA-256) and written to a file on arrival: what any verified delivery must do.
+  ``SubmitResults`` with the automatic codec (what the host sends) is compared with it,
+  target >= 0.9 (floor time / SubmitResults time);
 * the original plan's approach: gzip, base64, one JSON body in a single unary call (on a
   second server whose message limit admits one huge message).
 
@@ -31,6 +36,7 @@ import asyncio
 import base64
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -70,6 +76,7 @@ MB = 1_000_000
 MiB = 1 << 20
 BIG_MESSAGE = 1 << 30  # the JSON approach needs one huge message
 RAW_METHOD = "/bench.Raw/Stream"
+FLOOR_METHOD = "/bench.Floor/Stream"
 JSON_METHOD = "/bench.Json/Submit"
 RESET_METHOD = "/bench.Memory/Reset"
 PEAK_METHOD = "/bench.Memory/Peak"
@@ -106,6 +113,17 @@ async def _raw_stream(request_iterator, context) -> bytes:
     return str(total).encode()
 
 
+async def _floor_stream(request_iterator, context) -> bytes:
+    """The verified floor: each message hashed and written to a file as it arrives."""
+    sha = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=context_dir, delete=True) as f:
+        async for message in request_iterator:
+            sha.update(message)
+            f.write(message)
+        f.flush()
+    return sha.hexdigest().encode()
+
+
 async def _json_submit(request: bytes, context) -> bytes:
     body = json.loads(request)
     bundle = gzip.decompress(base64.b64decode(body["model_b64"]))
@@ -137,6 +155,10 @@ async def serve() -> None:
             (
                 grpc.method_handlers_generic_handler(
                     "bench.Raw", {"Stream": grpc.stream_unary_rpc_method_handler(_raw_stream)}
+                ),
+                grpc.method_handlers_generic_handler(
+                    "bench.Floor",
+                    {"Stream": grpc.stream_unary_rpc_method_handler(_floor_stream)},
                 ),
                 grpc.method_handlers_generic_handler(
                     "bench.Memory",
@@ -206,6 +228,7 @@ class Client:
             f"127.0.0.1:{json_port}", options=grpc_options(BIG_MESSAGE)
         )
         self.raw = self.channel.stream_unary(RAW_METHOD)
+        self.floor = self.channel.stream_unary(FLOOR_METHOD)
         self.json = self.json_channel.unary_unary(JSON_METHOD)
         self.reset = self.channel.unary_unary(RESET_METHOD)
         self.peak = self.channel.unary_unary(PEAK_METHOD)
@@ -245,6 +268,16 @@ class Client:
 
         await self.raw(messages(), timeout=600)
 
+    async def floor_stream(self, path: Path) -> None:
+        """The bundle's bytes read in chunks and sent bare; the receiver hashes and writes."""
+
+        def messages() -> Iterator[bytes]:
+            with open(path, "rb") as f:
+                while chunk := f.read(DEFAULT_CHUNK_SIZE):
+                    yield chunk
+
+        await self.floor(messages(), timeout=600)
+
     async def gzip_base64_json(self, path: Path) -> None:
         body = json.dumps(
             {
@@ -277,6 +310,8 @@ async def receiver() -> AsyncIterator[Client]:
 
 
 RAW = "raw gRPC stream (ceiling)"
+FLOOR = "verified floor (stream+SHA+write)"
+AUTO = "SubmitResults auto, hash known"
 # The figure with a target: what the host does with a spooled bundle (hash recorded).
 HEADLINE = "SubmitResults raw, hash known"
 
@@ -295,7 +330,11 @@ async def run(quick: bool, rounds: int | None) -> None:
                 sha256 = sha256_file(path)
                 candidates = {
                     RAW: lambda s=size: client.raw_stream(s),
-                    "SubmitResults auto (zstd)": lambda p=path, h=sha256: client.submit(p, None, h),
+                    FLOOR: lambda p=path: client.floor_stream(p),
+                    AUTO: lambda p=path, h=sha256: client.submit(p, None, h),
+                    "SubmitResults zstd, hash known": lambda p=path, h=sha256: client.submit(
+                        p, Codec.ZSTD, h
+                    ),
                     "SubmitResults raw codec": lambda p=path: client.submit(p, Codec.RAW),
                     HEADLINE: lambda p=path, h=sha256: client.submit(p, Codec.RAW, h),
                 }
@@ -354,6 +393,19 @@ def report(results: list[Result], memory: list[Result]) -> None:
                 f"{size // MB:>5}MB  {method:<30} {seconds:>8.3f} {size / MB / seconds:>8.1f} "
                 f"{ratio:>28} {peak / 1024:>13.1f}"
             )
+            floor = [r for r in rows if r.method == FLOOR]
+            if method == AUTO and len(runs) == len(floor):
+                figure = f"SubmitResults auto (float32 weights, hash known), {size // MB} MB"
+                baseline = "verified floor: bare stream + SHA-256 + file write"
+                collect(
+                    figure,
+                    baseline,
+                    [f.seconds / a.seconds for f, a in zip(floor, runs, strict=True)],
+                    ">= 0.9" if size >= 10 * MB else "-",
+                )
+                cpu = [f.cpu_s / a.cpu_s for f, a in zip(floor, runs, strict=True) if a.cpu_s]
+                if cpu:
+                    collect(f"{figure}, CPU time", f"{baseline}, CPU time", cpu, "-")
             if method == HEADLINE and ratios:
                 baseline = (
                     f"raw gRPC byte stream ({DEFAULT_CHUNK_SIZE // MiB} MiB messages, same "

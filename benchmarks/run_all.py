@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +23,14 @@ BENCHMARKS = [
     "bench_ray.py",
     "bench_sweep.py",
     "bench_tracking.py",
+    "bench_listing.py",
 ]
 
 
-def run(path: Path, rows: list[list[str]]) -> int:
+def run(path: Path, rows: list[list[str]], options: list[str]) -> int:
     """Run one benchmark, echoing its output and keeping its ratio lines."""
     with subprocess.Popen(
-        [sys.executable, str(path), *sys.argv[1:]], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(path), *options], stdout=subprocess.PIPE, text=True
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:
@@ -53,11 +55,14 @@ def table(rows: list[list[str]]) -> None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every benchmark's --quick")
+    options = ["--quick"] if parser.parse_args().quick else []
     failed, rows = [], []
     for name in BENCHMARKS:
         path = HERE / name
         print(f"\n=== {name} ===", flush=True)
-        if run(path, rows):
+        if run(path, rows, options):
             failed.append(name)
     table(rows)
     if failed:

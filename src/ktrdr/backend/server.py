@@ -90,6 +90,8 @@ class BackendApp:
                 "%s may train, cancel and deliver models",
                 settings.address,
             )
+        # A database from before the listing tables: filled once, off the event loop.
+        await asyncio.to_thread(self.store.prepare_listings)
         self.operations = operations = Operations(
             settings,
             self.store,

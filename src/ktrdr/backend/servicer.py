@@ -193,8 +193,11 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
     async def ListStrategies(
         self, request: pb.ListStrategiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListStrategiesResponse:
-        files = list(strategy_files(self.operations.settings.strategies_dir))
-        return strategies_to_proto(self.operations.store.strategies(), files)
+        def listing() -> pb.ListStrategiesResponse:
+            files = list(strategy_files(self.operations.settings.strategies_dir))
+            return strategies_to_proto(self.operations.store.strategies(), files)
+
+        return await asyncio.to_thread(listing)
 
     def _config(self) -> pb.TrainingConfig:
         ops = self.operations

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +69,23 @@ CREATE TABLE IF NOT EXISTS models (
     PRIMARY KEY (strategy_name, version)
 );
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Listings: one row per (model, numeric test metric), for ListModels' order_by; indexes for
+-- ListStrategies' per-strategy lookups (each a seek, not a scan of the strategy's history).
+CREATE TABLE IF NOT EXISTS model_metrics (
+    strategy_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (strategy_name, version, name)
+);
+CREATE INDEX IF NOT EXISTS model_metrics_up
+    ON model_metrics (name, value, strategy_name, version);
+CREATE INDEX IF NOT EXISTS model_metrics_down
+    ON model_metrics (name, value DESC, strategy_name, version);
+CREATE INDEX IF NOT EXISTS model_metrics_by_strategy
+    ON model_metrics (name, strategy_name, value, version);
+CREATE INDEX IF NOT EXISTS operations_by_strategy_status
+    ON operations (strategy_name, status, finished_us);
 """
 # Columns added after the first release: added to an older database when it is opened.
 _ADDED_COLUMNS = {
@@ -78,6 +95,13 @@ _ADDED_COLUMNS = {
     "expected_size": "INTEGER",
     "fallback": "INTEGER NOT NULL DEFAULT 0",
 }
+_ADDED_MODEL_COLUMNS = {
+    # 1 once the operation's CreateTraining tags were copied to the model (ModelRegistry).
+    "tags_seeded": "INTEGER NOT NULL DEFAULT 0",
+}
+# model_metrics filled from models.test_metrics (once, for a database from before the table).
+LISTING_SCHEMA_KEY = "listing_schema"
+LISTING_SCHEMA = "1"
 
 
 def now_us() -> int:
@@ -160,6 +184,21 @@ def _parse(cls: type, data: bytes | None):  # type: ignore[no-untyped-def]
     return message
 
 
+def _insert_metrics(
+    db: sqlite3.Connection, strategy_name: str, version: int, metrics: Mapping[str, object]
+) -> None:
+    """The model's numeric, non-NaN test metrics as rows of ``model_metrics``."""
+    db.executemany(
+        "INSERT OR REPLACE INTO model_metrics (strategy_name, version, name, value) "
+        "VALUES (?, ?, ?, ?)",
+        [
+            (strategy_name, version, str(name), float(value))
+            for name, value in metrics.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        ],
+    )
+
+
 def _record(row: sqlite3.Row) -> OperationRecord:
     return OperationRecord(
         id=row["id"],
@@ -210,6 +249,42 @@ class Store:
         for column, definition in _ADDED_COLUMNS.items():
             if column not in present:
                 self._db.execute(f"ALTER TABLE operations ADD COLUMN {column} {definition}")
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(models)")}
+        for column, definition in _ADDED_MODEL_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {definition}")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS models_unseeded ON models (strategy_name, version) "
+            "WHERE tags_seeded = 0"
+        )
+        self._listings_ready = self.get_config(LISTING_SCHEMA_KEY) == LISTING_SCHEMA
+        if not self._listings_ready and not self._db.execute("SELECT 1 FROM models").fetchone():
+            self.set_config(LISTING_SCHEMA_KEY, LISTING_SCHEMA)  # nothing to backfill
+            self._listings_ready = True
+
+    def prepare_listings(self) -> int:
+        """Fill the listing tables of a database from before them (once; blocking, so the
+        backend calls it in a worker thread at start-up). Returns the models backfilled."""
+        if self._listings_ready:
+            return 0
+        with self._transaction() as db:
+            if self.get_config(LISTING_SCHEMA_KEY) == LISTING_SCHEMA:
+                self._listings_ready = True
+                return 0
+            db.execute("DELETE FROM model_metrics")
+            count = 0
+            for row in db.execute("SELECT strategy_name, version, test_metrics FROM models"):
+                _insert_metrics(db, row[0], row[1], json.loads(row[2]))
+                count += 1
+            db.execute(
+                "INSERT INTO config (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (LISTING_SCHEMA_KEY, LISTING_SCHEMA),
+            )
+        self._listings_ready = True
+        if count:
+            logger.info("listings: %d stored model(s) indexed for ListModels", count)
+        return count
 
     def close(self) -> None:
         with self._lock:
@@ -425,6 +500,7 @@ class Store:
                     model.sha256,
                 ),
             )
+            _insert_metrics(db, model.strategy_name, model.version, model.test_metrics)
             return True
 
     # -- models and strategies -------------------------------------------------------------
@@ -451,37 +527,56 @@ class Store:
         ]
 
     def strategies(self) -> list[StrategyRecord]:
-        """Every strategy with an operation or a model, its derived status and latest version."""
+        """Every strategy with an operation or a model, its derived status and latest version.
+
+        Index seeks only: the names by skipping from one strategy to the next, then per
+        strategy a handful of lookups, so the cost grows with the number of strategies, not
+        with their operations and models.
+        """
+        completed, failed = pb.OPERATION_STATUS_COMPLETED, pb.OPERATION_STATUS_FAILED
         with self._lock:
             rows = self._db.execute(
                 """
-                WITH names AS (
-                    SELECT strategy_name AS name FROM operations
-                    UNION SELECT strategy_name FROM models
-                )
+                WITH RECURSIVE
+                    op_names(name) AS (
+                        SELECT MIN(strategy_name) FROM operations
+                        UNION ALL
+                        SELECT (SELECT MIN(strategy_name) FROM operations
+                                WHERE strategy_name > op_names.name)
+                        FROM op_names WHERE op_names.name IS NOT NULL
+                    ),
+                    model_names(name) AS (
+                        SELECT MIN(strategy_name) FROM models
+                        UNION ALL
+                        SELECT (SELECT MIN(strategy_name) FROM models
+                                WHERE strategy_name > model_names.name)
+                        FROM model_names WHERE model_names.name IS NOT NULL
+                    ),
+                    names(name) AS (
+                        SELECT name FROM op_names WHERE name IS NOT NULL
+                        UNION SELECT name FROM model_names WHERE name IS NOT NULL
+                    )
                 SELECT names.name AS name,
-                    (SELECT COUNT(*) FROM operations o WHERE o.strategy_name = names.name
-                        AND o.status IN (?, ?)) AS active,
-                    (SELECT o.status FROM operations o WHERE o.strategy_name = names.name
-                        AND o.status IN (?, ?) ORDER BY o.finished_us DESC LIMIT 1)
-                        AS last_finished,
+                    (SELECT 1 FROM operations o WHERE o.strategy_name = names.name
+                        AND o.status IN (?, ?) LIMIT 1) AS active,
+                    (SELECT MAX(o.finished_us) FROM operations o
+                        WHERE o.strategy_name = names.name AND o.status = ?) AS completed_us,
+                    (SELECT MAX(o.finished_us) FROM operations o
+                        WHERE o.strategy_name = names.name AND o.status = ?) AS failed_us,
                     (SELECT MAX(version) FROM models m WHERE m.strategy_name = names.name)
                         AS latest,
                     (SELECT o.id FROM operations o WHERE o.strategy_name = names.name
                         ORDER BY o.created_us DESC LIMIT 1) AS last_op
                 FROM names ORDER BY names.name
                 """,
-                (
-                    *ACTIVE_STATUSES,
-                    pb.OPERATION_STATUS_COMPLETED,
-                    pb.OPERATION_STATUS_FAILED,
-                ),
+                (*ACTIVE_STATUSES, completed, failed),
             ).fetchall()
         out = []
         for row in rows:
+            failed_us, completed_us = row["failed_us"], row["completed_us"]
             if row["active"]:
                 status = pb.STRATEGY_STATUS_TRAINING
-            elif row["last_finished"] == pb.OPERATION_STATUS_FAILED:
+            elif failed_us is not None and (completed_us is None or failed_us > completed_us):
                 status = pb.STRATEGY_STATUS_FAILED
             elif row["latest"]:
                 status = pb.STRATEGY_STATUS_TRAINED

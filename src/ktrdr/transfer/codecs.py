@@ -1,8 +1,13 @@
 """Codecs for model bundles on the wire: choosing one, streaming encoders and decoders.
 
-zstd when a sample shows it pays (at least 5 % smaller), raw otherwise; gzip is accepted and
-can be chosen explicitly. Measured here on float32 weights: zstd level 1 gives ~1.08x at
-~700 MB/s, level 3 the same ratio at ~470 MB/s, gzip ~1.08x at ~27 MB/s.
+zstd when compressing a sample, timed, shows that it pays for itself: the time to compress
+and decompress the sample plus the time to send what is left must beat sending the sample raw
+at ``LINK_BYTES_PER_S``; raw otherwise. gzip is accepted and can be chosen explicitly.
+Measured here on float32 weights: zstd level 1 gives ~1.08x at ~700 MB/s on a quiet machine
+(level 3 the same ratio at ~470 MB/s, gzip ~1.08x at ~27 MB/s), so weights go raw: the 8 %
+saved is worth less than the compressing even on a 1 Gbit/s link, and far less on loopback
+(~0.9 GB/s for gRPC Python). Byte-shuffling float32 before zstd gives ~1.19x, still short of
+paying at those rates once the shuffle and unshuffle are counted (``bench_transfer``).
 
 Decoders never hold more than ``block_size`` bytes of output at a time: they hand the decoded
 bytes to a sink piece by piece, and the sink may raise to stop a stream that grows too large
@@ -12,16 +17,21 @@ bytes to a sink piece by piece, and the sink may raise to stop a stream that gro
 from __future__ import annotations
 
 import enum
+import time
 import zlib
 from collections.abc import Callable
 from typing import IO, Protocol, cast
 
 import zstandard
 
-# Bytes of a bundle's start that ``choose_codec`` compresses to decide.
-SAMPLE_SIZE = 1 << 20
-# zstd pays when the sample shrinks by at least this share.
+# Bytes of a bundle's start that ``choose_codec`` compresses to decide: enough to see the
+# ratio, little enough that the choice costs ~1 % of sending a 10 MB bundle.
+SAMPLE_SIZE = 128 << 10
+# zstd is considered only when the sample shrinks by at least this share...
 MIN_SAVING = 0.05
+# ... and when compressing, sending the rest and decompressing beats sending raw bytes at this
+# rate (1 Gbit/s: a network link; loopback moves ~0.9 GB/s, where compression pays even less).
+LINK_BYTES_PER_S = 125e6
 # Level 1 compresses float weights as well as level 3, half again as fast.
 ZSTD_LEVEL = 1
 GZIP_LEVEL = 6
@@ -67,12 +77,29 @@ class Decoder(Protocol):
     def finish(self) -> None: ...
 
 
-def choose_codec(sample: bytes, *, min_saving: float = MIN_SAVING) -> Codec:
-    """ZSTD when ``sample`` compresses at least ``min_saving`` smaller, else RAW."""
+def choose_codec(
+    sample: bytes,
+    *,
+    min_saving: float = MIN_SAVING,
+    link_bytes_per_s: float = LINK_BYTES_PER_S,
+) -> Codec:
+    """ZSTD when ``sample`` compresses at least ``min_saving`` smaller and compressing it,
+    sending the rest at ``link_bytes_per_s`` and decompressing it (both timed here, in CPU
+    time of this thread, which other processes on a busy machine do not inflate) takes less
+    time than sending it raw; else RAW."""
     if not sample:
         return Codec.RAW
+    start = time.thread_time()
     compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(sample)
-    return Codec.ZSTD if len(compressed) <= (1.0 - min_saving) * len(sample) else Codec.RAW
+    encode_s = time.thread_time() - start
+    raw_s = len(sample) / link_bytes_per_s
+    zstd_s = encode_s + len(compressed) / link_bytes_per_s
+    if len(compressed) > (1.0 - min_saving) * len(sample) or zstd_s >= raw_s:
+        return Codec.RAW  # (without timing the decompression: it cannot pay already)
+    start = time.thread_time()
+    zstandard.ZstdDecompressor().decompress(compressed)
+    decode_s = time.thread_time() - start
+    return Codec.ZSTD if zstd_s + decode_s < raw_s else Codec.RAW
 
 
 def make_encoder(codec: Codec, *, size: int = -1) -> Encoder:

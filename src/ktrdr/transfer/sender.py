@@ -57,7 +57,7 @@ def iter_submit_requests(
 ) -> Generator[pb.SubmitResultsRequest, None, None]:
     """Yield the messages of one SubmitResults stream for the archive at ``archive_path``.
 
-    ``codec=None`` picks one from the first MiB (``choose_codec``). ``sha256`` may pass a
+    ``codec=None`` picks one from the first 128 KiB (``choose_codec``). ``sha256`` may pass a
     hash computed earlier (e.g. when the bundle was spooled); otherwise the file is hashed in
     a first streaming pass. Every chunk but the last carries exactly ``chunk_size`` encoded
     bytes.

@@ -16,6 +16,7 @@ run, and a worker that does not stop within ``ORPHAN_GRACE_S`` of that exits har
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import pickle
@@ -31,19 +32,55 @@ from ktrdr.worker.budget import apply_torch_threads, set_thread_environment
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE_S = 10.0
+# Modules a training imports only when it runs (reading CSV with Arrow, TA-Lib's functions).
+_RUN_IMPORTS = (
+    "encodings.utf_8_sig",
+    "pyarrow.csv",
+    "pyarrow.pandas_compat",
+    "talib",
+    "talib.abstract",
+)
 
 
 def worker_main(threads: int, events: Connection, control: Connection, log_level: int) -> None:
     """Entry point of a spawned worker process."""
+    prepare(threads, log_level)
+    serve_one(events, control)
+
+
+def prepare(threads: int, log_level: int, *, warm_threads: int | None = None) -> None:
+    """Thread budget, imports and torch's first-use costs: everything before a request.
+
+    ``warm_threads`` (the forkserver's 1) is the torch thread count during the warm-up when
+    it differs from the run's: a process that forks workers must not have started an OpenMP
+    team, so it warms up on one thread and each forked worker sets ``threads`` itself.
+    """
     set_thread_environment(threads)  # before numpy/torch load their thread pools
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the service's to handle
     logging.basicConfig(level=log_level, format="%(levelname)s worker %(process)d %(message)s")
     apply_torch_threads(threads)
-    from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
-    from ktrdr.worker.entry import run_request
+    if warm_threads is not None:
+        import torch
 
+        torch.set_num_threads(warm_threads)  # intra-op only: the run sets its own again
+    from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
+    from ktrdr.worker import entry as _entry  # noqa: F401
+
+    for name in _RUN_IMPORTS:  # what a run imports on first use (a forked worker inherits them)
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     _warm_up()
 
+
+def serve_one(events: Connection, control: Connection, threads: int | None = None) -> None:
+    """Say ready, wait for one request, run it, send the outcome. ``threads``: set torch's
+    intra-op threads first (a forked worker; a spawned one has them already)."""
+    from ktrdr.worker.entry import run_request
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     _send(events, ("ready",))
     try:
         message = control.recv()

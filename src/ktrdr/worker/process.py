@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ktrdr.errors import TrainingCancelled, WorkerDied
+from ktrdr.worker import forkserver
 from ktrdr.worker.budget import THREAD_VARIABLES
 from ktrdr.worker.entry import WorkerOutcome, WorkerRequest
+from ktrdr.worker.forkserver import ForkedWorker, Forkserver, ForkserverGone, worker_died
 
 if TYPE_CHECKING:
     from ktrdr.config.strategy import StrategyConfig
@@ -38,6 +39,7 @@ POLL_S = 0.1  # how often the driver looks at the cancellation token while waiti
 CANCEL_GRACE_S = 10.0  # a worker that ignores a cancel this long is killed
 STOP_GRACE_S = 5.0
 SPARE_DELAY_S = 2.0  # idle this long before a spare starts (a service stopping now needs none)
+FORKSERVER_READY_S = 300.0  # a run waits this long for the forkserver's imports at most
 
 
 class WorkerCrashed(RuntimeError):
@@ -128,59 +130,115 @@ class WorkerProcess:
     def death(self) -> WorkerDied:
         """What to tell the user about a worker that went away without an answer."""
         self._reap(STOP_GRACE_S)
-        code = self.process.returncode
-        if code is not None and code < 0:
-            how = f"killed by {_signal_name(-code)}"
-            if -code == signal.SIGKILL:
-                how += " (by an operator, or by the kernel when memory ran out)"
-        elif code is None:
-            how = "its pipe closed while it was still running"
-        else:
-            how = f"it exited with status {code}"
-        return WorkerDied(
-            f"the training worker process (pid {self.pid}) died before finishing: {how}; "
-            "no model was produced"
-        )
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+        return worker_died(self.pid, self.process.returncode)
 
 
 class SparePool:
-    """Workers started ahead of time with one thread budget (``spares`` of them, 0 = none)."""
+    """Where runs get their workers, all with one thread budget.
 
-    def __init__(self, threads: int, spares: int = 1, delay_s: float = SPARE_DELAY_S) -> None:
+    Warm (``spares`` > 0, on Linux): a ``Forkserver`` started on the first run (or by
+    ``refill``) imports once, and every run after it gets a worker forked from it in
+    milliseconds; the first run waits for its imports rather than start a second cold
+    interpreter beside it. Without a forkserver (``spares`` = 0, ``forkserver=False``, or one
+    that failed): ``spares`` workers spawned ahead of time, started once the pool has been
+    idle for ``delay_s``, else a cold worker per run.
+    """
+
+    def __init__(
+        self,
+        threads: int,
+        spares: int = 1,
+        delay_s: float = SPARE_DELAY_S,
+        *,
+        forkserver: bool | None = None,
+        ready_timeout_s: float = FORKSERVER_READY_S,
+    ) -> None:
         self.threads = threads
         self.spares = spares
         self.delay_s = delay_s
+        self.warm = (spares > 0 and _forkserver_supported()) if forkserver is None else forkserver
+        self.ready_timeout_s = ready_timeout_s
+        self._server: Forkserver | None = None
         self._idle: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._closed = False
         self._active = 0  # runs using a worker taken from this pool
         self._timer: threading.Timer | None = None
 
-    def take(self) -> WorkerProcess:
-        """A started worker for a run: a live spare when there is one, else a new process.
-        Pair with ``finished()`` when the run ends."""
+    def take(self, cancel: CancellationToken | None = None) -> WorkerProcess | ForkedWorker:
+        """A started worker for a run: forked from the forkserver, a live spare, or a new
+        process. Pair with ``finished()`` when the run ends. Raises ``TrainingCancelled``
+        when ``cancel`` fires while the forkserver is still importing."""
         with self._lock:
             self._active += 1
-            while self._idle:
-                worker = self._idle.pop(0)
-                if worker.alive():
+        try:
+            if self.warm:
+                worker = self._fork(cancel)
+                if worker is not None:
                     return worker
-                worker.stop()
-        return WorkerProcess(self.threads)
+            with self._lock:
+                while self._idle:
+                    spare = self._idle.pop(0)
+                    if spare.alive():
+                        return spare
+                    spare.stop()
+            return WorkerProcess(self.threads)
+        except BaseException:
+            self.finished()
+            raise
+
+    def _fork(self, cancel: CancellationToken | None) -> ForkedWorker | None:
+        """A worker from the forkserver (started if need be); None to fall back to a cold
+        worker (no forkserver could be started, or it died)."""
+        server = self._forkserver()
+        if server is None:
+            return None
+        deadline = time.monotonic() + self.ready_timeout_s
+        try:
+            while not server.wait_ready(POLL_S):
+                if cancel is not None and cancel.is_cancelled():
+                    raise TrainingCancelled(cancel.reason or "cancelled")
+                if not server.alive():
+                    raise ForkserverGone("the warm-worker forkserver exited while starting")
+                if time.monotonic() > deadline:
+                    logger.warning(
+                        "warm workers: the forkserver is not ready after %.0f s; this run "
+                        "starts a worker of its own",
+                        self.ready_timeout_s,
+                    )
+                    return None
+            return server.fork()
+        except ForkserverGone as exc:
+            logger.warning("warm workers: %s; starting a new one for the next run", exc)
+            with self._lock:
+                if self._server is server:
+                    self._server = None
+            server.close()
+            return None
+
+    def _forkserver(self) -> Forkserver | None:
+        with self._lock:
+            if self._closed:
+                return None
+            if self._server is not None and not self._server.alive():
+                self._server.close()
+                self._server = None
+            if self._server is None:
+                try:
+                    self._server = Forkserver(self.threads)
+                except OSError as exc:
+                    logger.warning("warm workers: no forkserver could be started: %s", exc)
+                    self.warm = False
+                    return None
+            return self._server
 
     def finished(self) -> None:
-        """A run ended; once none has run for ``delay_s``, start the spares for the next ones
-        (a spare importing torch beside a running training would slow it down)."""
+        """A run ended; without a forkserver, once none has run for ``delay_s``, start the
+        spares for the next ones (a spare importing torch beside a running training would
+        slow it down)."""
         with self._lock:
             self._active = max(0, self._active - 1)
-            if self._active or self._closed or not self.spares:
+            if self._active or self._closed or not self.spares or self.warm:
                 return
             if self._timer is not None:
                 self._timer.cancel()
@@ -195,7 +253,11 @@ class SparePool:
         self.refill()
 
     def refill(self) -> None:
-        """Start spares up to ``spares`` (returns at once; they import in the background)."""
+        """Start the forkserver, or spares up to ``spares`` (returns at once; they import in
+        the background)."""
+        if self.warm:
+            self._forkserver()
+            return
         with self._lock:
             if self._closed:
                 return
@@ -203,14 +265,21 @@ class SparePool:
                 self._idle.append(WorkerProcess(self.threads))
 
     def close(self) -> None:
-        """Stop every spare (running workers end with their runs)."""
+        """Stop the forkserver and every spare (running workers end with their runs)."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            server, self._server = self._server, None
             if self._timer is not None:
                 self._timer.cancel()
         for worker in idle:
             worker.kill()  # a spare holds no work
+        if server is not None:
+            server.close()
+
+
+def _forkserver_supported() -> bool:
+    return forkserver.supported() and os.environ.get("KTRDR_WARM_WORKERS", "1") != "0"
 
 
 class ProcessExecutor:
@@ -262,7 +331,7 @@ class ProcessExecutor:
         )
         if cancel is not None:
             cancel.raise_if_cancelled()
-        worker = self.pool.take()
+        worker = self.pool.take(cancel)
         self.last_pid = worker.pid
         try:
             if not worker.send(("run", request)):
@@ -274,7 +343,7 @@ class ProcessExecutor:
 
     def _drive(
         self,
-        worker: WorkerProcess,
+        worker: WorkerProcess | ForkedWorker,
         progress: ProgressCallback | None,
         cancel: CancellationToken | None,
     ) -> WorkerOutcome:

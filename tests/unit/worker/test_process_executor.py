@@ -162,7 +162,7 @@ def test_two_workers_at_once_give_the_weights_of_two_in_a_row(
 
 
 def test_spares_are_started_ahead_and_stopped_on_close() -> None:
-    pool = SparePool(threads=1, spares=1)
+    pool = SparePool(threads=1, spares=1, forkserver=False)
     pool.refill()
     spare = pool.take()
     pids = [spare.pid]
@@ -186,7 +186,7 @@ def test_a_spare_starts_once_the_pool_is_idle_and_not_after_close(
     sample_data_dir: Path, tiny_strategy_yaml: str
 ) -> None:
     config = parse_strategy(tiny_strategy_yaml)
-    pool = SparePool(threads=1, spares=1, delay_s=0.2)
+    pool = SparePool(threads=1, spares=1, delay_s=0.2, forkserver=False)
     try:
         ProcessExecutor(sample_data_dir, device="cpu", pool=pool).run(config)
         wait_until(lambda: len(pool._idle) == 1)  # started after the idle delay
@@ -195,7 +195,7 @@ def test_a_spare_starts_once_the_pool_is_idle_and_not_after_close(
         pool.close()
     wait_until(lambda: gone(spare.pid))
 
-    closing = SparePool(threads=1, spares=1, delay_s=0.5)
+    closing = SparePool(threads=1, spares=1, delay_s=0.5, forkserver=False)
     ProcessExecutor(sample_data_dir, device="cpu", pool=closing).run(config)
     closing.close()  # the service stops right after its run: no spare is started
     timer = closing._timer
@@ -203,3 +203,69 @@ def test_a_spare_starts_once_the_pool_is_idle_and_not_after_close(
     timer.join(10)  # the cancelled timer's thread ends without firing
     assert not timer.is_alive()
     assert closing._idle == []
+
+
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_warm_workers_are_forked_from_one_forkserver_and_train_like_cold_ones(
+    sample_data_dir: Path, tiny_strategy_yaml: str, pool: SparePool
+) -> None:
+    config = parse_strategy(tiny_strategy_yaml)
+    cold = ProcessExecutor(sample_data_dir, device="cpu", pool=SparePool(threads=1, spares=0))
+    assert pool.warm and not cold.pool.warm
+    expected = cold.run(config)
+    warm = ProcessExecutor(sample_data_dir, device="cpu", pool=pool)
+    seen = []
+    for _ in range(2):
+        watcher = EpochWatcher()
+        result = warm.run(config, watcher)
+        server = pool._server
+        assert server is not None and server.alive()
+        seen.append((warm.last_pid, server.pid))
+        assert watcher.epoch.is_set()
+        for name, tensor in expected.bundle.weights.items():
+            assert torch.equal(result.bundle.weights[name], tensor), name
+        wait_until(lambda: gone(warm.last_pid))  # reaped by the forkserver
+    (first, server_a), (second, server_b) = seen
+    assert first != second and server_a == server_b  # one forkserver, a process per run
+    pool.close()
+    wait_until(lambda: gone(server_a))
+
+
+def test_a_warm_worker_forks_while_a_run_is_cancelled_before_the_forkserver_is_ready(
+    sample_data_dir: Path, tiny_strategy_yaml: str
+) -> None:
+    pool = SparePool(threads=1, spares=1)
+    try:
+        token = CancellationToken()
+        token.cancel("not now")
+        executor = ProcessExecutor(sample_data_dir, device="cpu", pool=pool)
+        with pytest.raises(TrainingCancelled, match="not now"):
+            executor.run(parse_strategy(tiny_strategy_yaml), None, token)
+        pool.refill()  # the forkserver starts; a run cancelled while it imports stops at once
+        server = pool._server
+        assert server is not None
+        late = CancellationToken()
+        threading.Timer(0.2, late.cancel, args=("changed my mind",)).start()
+        with pytest.raises(TrainingCancelled, match="changed my mind"):
+            pool.take(late)
+        assert pool._active == 0
+    finally:
+        pool.close()
+
+
+def test_a_dead_forkserver_is_replaced_and_its_runs_fall_back_to_cold_workers(
+    sample_data_dir: Path, tiny_strategy_yaml: str, pool: SparePool
+) -> None:
+    config = parse_strategy(tiny_strategy_yaml)
+    executor = ProcessExecutor(sample_data_dir, device="cpu", pool=pool)
+    executor.run(config)
+    server = pool._server
+    assert server is not None
+    os.kill(server.pid, 9)
+    wait_until(lambda: not server.alive())
+    executor.run(config)  # a new forkserver, started for this run
+    assert pool._server is not None and pool._server.pid != server.pid
+    assert parent(executor.last_pid) == pool._server.pid

@@ -8,12 +8,9 @@ nothing.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import tarfile
@@ -27,6 +24,7 @@ import grpc
 
 from ktrdr.backend.conversions import store_relative, us_to_timestamp
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.models import listing
 from ktrdr.backend.models.registry import ModelRegistry, ModelRow, check_alias, invalid
 from ktrdr.backend.store import Store
 from ktrdr.errors import StorageError
@@ -39,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 500
+MAX_METRIC_CHARS = 200
 TRASH_DIR = ".trash"
 ARCHIVE_PREFIX = ".download-"
 
@@ -203,35 +202,24 @@ class ModelCatalog:
 
     # -- listing ---------------------------------------------------------------------------
     def list_models(self, request: pb.ListModelsRequest) -> pb.ListModelsResponse:
+        """One page in SQL (``listing``): reads only the page's rows, never the files."""
         strategy = strategy_field(request.strategy_name) if request.strategy_name else ""
         if request.alias:
             check_alias(request.alias)
         if request.page_size < 0:
             raise invalid("page_size: must be >= 0")
-        rows = self.registry.rows(strategy)
-        if request.alias:
-            rows = [r for r in rows if request.alias in r.aliases]
-        if request.tag:
-            rows = [r for r in rows if request.tag in r.tags]
-        if request.order_by:
-            metric = request.order_by
-            sign = -1.0 if request.descending else 1.0
-
-            def key(r: ModelRow) -> tuple[int, float, str, int]:
-                value = r.model.test_metrics.get(metric)
-                missing = value is None or math.isnan(value)
-                number = 0.0 if missing else sign * float(value)  # type: ignore[arg-type]
-                return (int(missing), number, r.model.strategy_name, r.model.version)
-
-            rows.sort(key=key)
-        start = _parse_offset(request.page_token)
+        if len(request.order_by) > MAX_METRIC_CHARS:
+            raise invalid(f"order_by: at most {MAX_METRIC_CHARS} characters")
+        query = listing.Query(
+            strategy, request.alias, request.tag, request.order_by, request.descending
+        )
+        after = listing.decode_token(request.page_token, query)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        page = rows[start : start + size]
-        response = pb.ListModelsResponse()
-        if start + size < len(rows):
-            response.next_page_token = _offset_token(start + size)
+        self.registry.store.prepare_listings()
+        rows, token = listing.page(self.registry, query, after, size)
+        response = pb.ListModelsResponse(next_page_token=token)
         group: pb.StrategyModels | None = None
-        for row in page:
+        for row in rows:
             version = self.version_proto(row)
             response.models.append(version)
             if group is None or group.strategy_name != row.model.strategy_name:
@@ -341,22 +329,6 @@ def _numbers(mapping: object) -> dict[str, float]:
         for k, v in mapping.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
-
-
-def _offset_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"models:{offset}".encode()).decode()
-
-
-def _parse_offset(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        kind, offset = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
-        if kind != "models" or int(offset) < 0:
-            raise ValueError(token)
-        return int(offset)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise invalid("page_token: not a token from a previous ListModels response") from None
 
 
 __all__ = ["ModelCatalog"]

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS operation_tags (
     tag TEXT NOT NULL,
     PRIMARY KEY (operation_id, tag)
 );
+-- ListModels: filtering by alias or tag in (strategy, version) order, and a page's aliases.
+CREATE INDEX IF NOT EXISTS model_aliases_by_alias ON model_aliases (alias, strategy_name, version);
+CREATE INDEX IF NOT EXISTS model_aliases_by_version ON model_aliases (strategy_name, version);
+CREATE INDEX IF NOT EXISTS model_tags_by_tag ON model_tags (tag, strategy_name, version);
 """
 
 
@@ -98,6 +102,40 @@ class ModelRow:
     overrides: bytes | None = None  # the operation's serialized TrainingOverrides
 
 
+# A model with what its operation says of it: ListModels' and resolve's rows.
+ROW_SELECT = (
+    "SELECT m.*, o.owner AS owner, o.mode AS mode, o.host_address AS host_address, "
+    "o.result AS result, o.overrides AS overrides FROM models m "
+    "LEFT JOIN operations o ON o.id = m.operation_id"
+)
+
+
+def model_row(
+    row: sqlite3.Row,
+    aliases: dict[tuple[str, int], list[str]],
+    tags: dict[tuple[str, int], list[str]],
+) -> ModelRow:
+    key = (row["strategy_name"], row["version"])
+    return ModelRow(
+        model=ModelRecord(
+            strategy_name=row["strategy_name"],
+            version=row["version"],
+            path=row["path"],
+            created_us=row["created_us"],
+            operation_id=row["operation_id"],
+            sha256=row["sha256"],
+            test_metrics=json.loads(row["test_metrics"]),
+        ),
+        aliases=sorted(aliases.get(key, [])),
+        tags=sorted(tags.get(key, [])),
+        owner=row["owner"] or "",
+        mode=row["mode"] or 0,
+        host_address=row["host_address"] or "",
+        result=row["result"],
+        overrides=row["overrides"],
+    )
+
+
 class ModelRegistry:
     """Reads and changes models, aliases and tags through ``Store``'s connection and lock."""
 
@@ -105,62 +143,76 @@ class ModelRegistry:
         self.store = store
         with store._lock:
             store._db.executescript(_SCHEMA)
+        with store._transaction() as db:
+            # A database from before models.tags_seeded: what model_tags_seeded recorded.
+            db.execute(
+                "UPDATE models SET tags_seeded = 1 WHERE tags_seeded = 0 AND EXISTS (SELECT 1 "
+                "FROM model_tags_seeded s WHERE s.strategy_name = models.strategy_name AND "
+                "s.version = models.version)"
+            )
 
     # -- reading ---------------------------------------------------------------------------
     def rows(self, strategy_name: str = "") -> list[ModelRow]:
         """Every registered model (of one strategy), ordered by strategy, then version."""
+        self.seed()
+        where, args = ("WHERE m.strategy_name = ?", (strategy_name,)) if strategy_name else ("", ())
+        with self.store._lock:
+            db = self.store._db
+            rows = db.execute(
+                f"{ROW_SELECT} {where} ORDER BY m.strategy_name, m.version", args
+            ).fetchall()
+            where = "WHERE strategy_name = ?" if strategy_name else ""
+            aliases = self._grouped(db, "alias", "model_aliases", where, args)
+            tags = self._grouped(db, "tag", "model_tags", where, args)
+        return [model_row(row, aliases, tags) for row in rows]
+
+    def rows_for(self, db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[ModelRow]:
+        """``ModelRow``s of rows selected with ``ROW_SELECT`` (a page), with their aliases
+        and tags (looked up by key: the cost follows the page, not the store)."""
+        if not rows:
+            return []
+        keys = [(row["strategy_name"], row["version"]) for row in rows]
+        args = tuple(value for key in keys for value in key)
+        aliases = self._by_keys(db, "alias", "model_aliases", len(keys), args)
+        tags = self._by_keys(db, "tag", "model_tags", len(keys), args)
+        return [model_row(row, aliases, tags) for row in rows]
+
+    @staticmethod
+    def _by_keys(
+        db: sqlite3.Connection, column: str, table: str, count: int, args: tuple[object, ...]
+    ) -> dict[tuple[str, int], list[str]]:
+        """``column`` of ``table`` for ``count`` (strategy, version) keys: a join on the keys,
+        one index seek each (``(a, b) IN (VALUES ...)`` would scan the whole table)."""
+        keys = "(VALUES " + ", ".join(["(?, ?)"] * count) + ") AS k"
+        sql = (
+            f"SELECT t.strategy_name, t.version, t.{column} FROM {keys} JOIN {table} t "
+            "ON t.strategy_name = k.column1 AND t.version = k.column2"
+        )
+        out: dict[tuple[str, int], list[str]] = {}
+        for strategy, version, value in db.execute(sql, args).fetchall():
+            out.setdefault((strategy, version), []).append(value)
+        return out
+
+    def seed(self) -> None:
+        """Copy CreateTraining tags to the models registered since (an index seek when none)."""
         if self._unseeded():
             with self.store._transaction() as db:
                 self._seed_tags(db)
-        with self.store._lock:
-            db = self.store._db
-            sql = (
-                "SELECT m.*, o.owner AS owner, o.mode AS mode, o.host_address AS host_address, "
-                "o.result AS result, o.overrides AS overrides FROM models m "
-                "LEFT JOIN operations o ON o.id = m.operation_id"
-            )
-            args: tuple[str, ...] = ()
-            if strategy_name:
-                sql += " WHERE m.strategy_name = ?"
-                args = (strategy_name,)
-            rows = db.execute(sql + " ORDER BY m.strategy_name, m.version", args).fetchall()
-            aliases = self._grouped(db, "SELECT strategy_name, version, alias FROM model_aliases")
-            tags = self._grouped(db, "SELECT strategy_name, version, tag FROM model_tags")
-        return [
-            ModelRow(
-                model=ModelRecord(
-                    strategy_name=row["strategy_name"],
-                    version=row["version"],
-                    path=row["path"],
-                    created_us=row["created_us"],
-                    operation_id=row["operation_id"],
-                    sha256=row["sha256"],
-                    test_metrics=json.loads(row["test_metrics"]),
-                ),
-                aliases=sorted(aliases.get((row["strategy_name"], row["version"]), [])),
-                tags=sorted(tags.get((row["strategy_name"], row["version"]), [])),
-                owner=row["owner"] or "",
-                mode=row["mode"] or 0,
-                host_address=row["host_address"] or "",
-                result=row["result"],
-                overrides=row["overrides"],
-            )
-            for row in rows
-        ]
 
     @staticmethod
-    def _grouped(db: sqlite3.Connection, sql: str) -> dict[tuple[str, int], list[str]]:
+    def _grouped(
+        db: sqlite3.Connection, column: str, table: str, where: str, args: tuple[object, ...]
+    ) -> dict[tuple[str, int], list[str]]:
         out: dict[tuple[str, int], list[str]] = {}
-        for strategy, version, value in db.execute(sql).fetchall():
+        sql = f"SELECT strategy_name, version, {column} FROM {table} {where}"
+        for strategy, version, value in db.execute(sql, args).fetchall():
             out.setdefault((strategy, version), []).append(value)
         return out
 
     def _unseeded(self) -> bool:
         with self.store._lock:
             row = self.store._db.execute(
-                "SELECT 1 FROM models m LEFT JOIN model_tags_seeded s ON "
-                "s.strategy_name = m.strategy_name AND s.version = m.version "
-                "WHERE s.version IS NULL LIMIT 1"
+                "SELECT 1 FROM models WHERE tags_seeded = 0 LIMIT 1"
             ).fetchone()
         return row is not None
 
@@ -168,18 +220,25 @@ class ModelRegistry:
     def _seed_tags(db: sqlite3.Connection) -> None:
         """Copy CreateTraining tags to models registered since the last read, once each."""
         unseeded = db.execute(
-            "SELECT m.strategy_name, m.version, m.operation_id FROM models m "
-            "LEFT JOIN model_tags_seeded s ON s.strategy_name = m.strategy_name "
-            "AND s.version = m.version WHERE s.version IS NULL"
+            "SELECT strategy_name, version, operation_id FROM models WHERE tags_seeded = 0"
         ).fetchall()
         for strategy, version, operation_id in unseeded:
+            already = db.execute(  # seeded by a backend from before models.tags_seeded
+                "SELECT 1 FROM model_tags_seeded WHERE strategy_name = ? AND version = ?",
+                (strategy, version),
+            ).fetchone()
+            if already is None:
+                db.execute(
+                    "INSERT OR IGNORE INTO model_tags (strategy_name, version, tag) "
+                    "SELECT ?, ?, tag FROM operation_tags WHERE operation_id = ?",
+                    (strategy, version, operation_id),
+                )
+                db.execute(
+                    "INSERT INTO model_tags_seeded (strategy_name, version) VALUES (?, ?)",
+                    (strategy, version),
+                )
             db.execute(
-                "INSERT OR IGNORE INTO model_tags (strategy_name, version, tag) "
-                "SELECT ?, ?, tag FROM operation_tags WHERE operation_id = ?",
-                (strategy, version, operation_id),
-            )
-            db.execute(
-                "INSERT INTO model_tags_seeded (strategy_name, version) VALUES (?, ?)",
+                "UPDATE models SET tags_seeded = 1 WHERE strategy_name = ? AND version = ?",
                 (strategy, version),
             )
 
@@ -293,7 +352,8 @@ class ModelRegistry:
                 )
             move_out()
             key = (strategy_name, version)
-            for table in ("model_aliases", "model_tags", "model_tags_seeded", "models"):
+            tables = ("model_aliases", "model_tags", "model_tags_seeded", "model_metrics", "models")
+            for table in tables:
                 db.execute(f"DELETE FROM {table} WHERE strategy_name = ? AND version = ?", key)
         return aliases
 
