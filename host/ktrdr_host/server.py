@@ -51,6 +51,7 @@ class RunningHost:
     port: int
     token: str | None = None  # what a caller (the backend) must present
     ray: RayMode | None = None  # set when sessions train on a Ray cluster
+    scanner: asyncio.Task[None] | None = None  # picks up models put back into the spool
 
     @property
     def address(self) -> str:
@@ -62,6 +63,9 @@ class RunningHost:
         logger.info("shutting down: NOT_SERVING, no new sessions")
         await self.health.set_serving(False)
         self.registry.accepting = False
+        if self.scanner is not None:
+            self.scanner.cancel()
+            await asyncio.gather(self.scanner, return_exceptions=True)
         try:
             await self.registry.drain(self.settings.shutdown_grace_s, force)
             await self.sender.stop()
@@ -107,6 +111,7 @@ async def start_host(
         logger.info("resending %d spooled model(s) from %s", resent, spool.directory)
     await health.set_serving(True)
     host = RunningHost(settings, server, health, registry, sender, device, port, auth.token, ray)
+    host.scanner = asyncio.create_task(_scan_spool(registry, spool, settings), name="spool-scan")
     if ray is not None:
         ray.watch(health, lambda: registry.accepting)
     logger.info(
@@ -119,6 +124,20 @@ async def start_host(
         spool.directory,
     )
     return host
+
+
+async def _scan_spool(registry: SessionRegistry, spool: Spool, settings: HostSettings) -> None:
+    """Every ``spool_scan_interval_s``: deliver models put back into the spool meanwhile."""
+    while True:
+        await asyncio.sleep(settings.spool_scan_interval_s)
+        if not registry.accepting:
+            return
+        try:
+            entries = await asyncio.to_thread(spool.entries, cleanup=False)
+        except OSError as exc:
+            logger.error("cannot scan the spool %s: %s", spool.directory, exc)
+            continue
+        registry.adopt(entries)
 
 
 async def serve(

@@ -54,6 +54,9 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     delivery_max_backoff_s: float = Field(default=8.0, gt=0)
     # Deadline of one SubmitResults call (the whole stream).
     delivery_timeout_s: float = Field(default=300.0, gt=0)
+    # How often a running host looks for models put back into its spool (ktrdr host spool
+    # resend) and starts delivering them.
+    spool_scan_interval_s: float = Field(default=5.0, gt=0)
     # Encoded bytes per SubmitResults chunk.
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, gt=0)
     # Message-size limit of the server and of every channel the host opens.
