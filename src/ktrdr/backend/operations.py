@@ -149,9 +149,10 @@ class Operations:
         accepted = simple_event(ProgressKind.ACCEPTED, f"accepted: {selection.reason}")
         accepted.sequence = 1
         identity = current_identity()
-        # A fresh secret per placed host operation: only the host given it can deliver.
-        placed = selection.mode == pb.EXECUTION_MODE_HOST and not selection.queued
-        credential = secrets.token_urlsafe(32) if placed else ""
+        # A fresh secret per host operation, placed or queued, from the moment it exists:
+        # only the host given it can deliver (SubmitResults accepts nothing without one).
+        is_host = selection.mode == pb.EXECUTION_MODE_HOST
+        credential = secrets.token_urlsafe(32) if is_host else ""
         record = OperationRecord(
             id=operation_id,
             status=pb.OPERATION_STATUS_PENDING,

@@ -237,9 +237,17 @@ class ResultsIntake:
         """Only the host given the operation's credential may deliver its model."""
         expected = record.upload_credential_sha256
         if expected is None:
-            if record.is_host:  # created before upload credentials existed
-                logger.warning("operation %s has no upload credential; accepted", record.id)
-            return
+            if not record.is_host:
+                return  # a local operation: refused by _check_header, with its reason
+            # Created by a backend version before upload credentials: nobody can prove to
+            # be its host, so nothing is accepted for it (a queued one gets a credential
+            # when it is placed).
+            logger.warning("operation %s has no upload credential; upload refused", record.id)
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"operation {record.id} has no upload credential (created by an older backend "
+                "or not yet placed on a host): no model is accepted for it; train it again",
+            )
         if not hmac.compare_digest(hash_token(credential), expected):
             logger.warning("operation %s: upload with a wrong credential refused", record.id)
             raise RequestError(
@@ -252,7 +260,7 @@ class ResultsIntake:
         self, record: OperationRecord, header: pb.SubmitResultsHeader
     ) -> None:
         """The header must describe the bundle the host announced, before any byte is read."""
-        if not record.is_host or record.upload_credential_sha256 is None:
+        if not record.is_host:
             return
         announced = await self._announced(record)
         if announced is None:
