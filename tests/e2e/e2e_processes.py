@@ -135,11 +135,14 @@ def start_backend(
     default_mode: str = "local",
     strategies_dir: Path | None = None,
     env: dict[str, str] | None = None,
+    data_dir_override: Path | None = None,
 ) -> Service:
+    """``work`` holds the log and, unless ``data_dir_override`` is given, the data."""
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
-    provision_tokens(work)
-    args = ["backend", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(work)]
+    data = data_dir_override or work
+    provision_tokens(data)
+    args = ["backend", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(data)]
     for host in hosts:
         args += ["--host-address", host]
     defaults = {

@@ -39,6 +39,7 @@ from ktrdr.config.strategy import StrategyConfig
 from ktrdr.security.interceptor import Identity, current_identity
 from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import apply_overrides_from_proto, simple_event
+from ktrdr.service.disk import disk_full_message, is_disk_full
 from ktrdr.service.execution import ExecutorRun, new_fanout
 from ktrdr.service.fanout import EventFanout
 from ktrdr.storage import ModelStorage
@@ -172,8 +173,13 @@ class Operations:
         )
         try:
             self.store.insert_operation(record)
-        except BaseException:
+        except BaseException as exc:
             self.selector.ledger.release(operation_id)
+            if is_disk_full(exc):
+                raise RequestError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    disk_full_message("the backend cannot record a new operation"),
+                ) from None
             raise
         logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
         if record.is_host:
