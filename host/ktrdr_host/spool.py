@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ktrdr.security.file_modes import private_directory
 from ktrdr.storage.bundle import ModelBundle
 from ktrdr.transfer import sha256_file
 
@@ -97,7 +98,8 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.failed_directory = self.directory / FAILED_DIR
-        self.failed_directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.failed_directory.parent)  # sidecars hold credentials
+        self.failed_directory.mkdir(exist_ok=True, mode=0o700)
 
     # -- writing ---------------------------------------------------------------------------
     def put(

@@ -89,6 +89,9 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     max_concurrent_uploads: int = Field(default=8, ge=1)
     # Operations waiting as PENDING; CreateTraining beyond it is RESOURCE_EXHAUSTED.
     max_pending: int = Field(default=64, ge=1)
+    # Of those, how many one caller (one token) may have waiting, so that one trainer cannot
+    # fill the shared queue (KTRDR_BACKEND_MAX_PENDING_PER_USER).
+    max_pending_per_user: int = Field(default=16, ge=1)
     # Host operations waiting for a free host slot (every healthy host busy); CreateTraining in
     # host mode beyond it is RESOURCE_EXHAUSTED (KTRDR_BACKEND_MAX_HOST_QUEUE).
     max_host_queue: int = Field(default=64, ge=1)
