@@ -14,6 +14,7 @@ runs in a wrapper around the method's handler rather than in ``intercept_service
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -24,6 +25,7 @@ import grpc.aio
 from ktrdr.security.interceptor import (
     _CURRENT,
     DENIED_STREAM_DRAIN_BYTES,
+    DENIED_STREAM_DRAIN_S,
     Identity,
     Policy,
     bearer_token,
@@ -153,11 +155,12 @@ def _checked(handler: grpc.RpcMethodHandler, check: Check) -> grpc.RpcMethodHand
 async def _drain(requests: Any) -> None:
     budget = DENIED_STREAM_DRAIN_BYTES
     try:
-        async for item in requests:
-            budget -= item.ByteSize() if hasattr(item, "ByteSize") else 0
-            if budget < 0:
-                break
-    except Exception:  # a client that goes away while refused: nothing to answer
+        async with asyncio.timeout(DENIED_STREAM_DRAIN_S):
+            async for item in requests:
+                budget -= item.ByteSize() if hasattr(item, "ByteSize") else 0
+                if budget < 0:
+                    break
+    except Exception:  # gone away, or silent too long: answer now
         pass
 
 
