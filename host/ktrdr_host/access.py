@@ -3,7 +3,11 @@
 - Calls: every TrainingHost RPC but GetCapabilities (and the health check) needs the token
   the backend presents (``KTRDR_HOST_AUTH_TOKEN``). Without that setting the host uses the
   token in its token file, creating one at first start, or, when it requires client
-  certificates (mTLS), the verified certificate alone identifies the backend.
+  certificates (mTLS), the verified certificate identifies the backend, and only the
+  identities on ``KTRDR_HOST_ALLOWED_CLIENT_IDENTITIES`` (certificate CN or DNS SAN) are
+  accepted: a host in mTLS-only mode without that list refuses to start, since every
+  certificate its CA signed (users' too) would pass. With a token and the list, a call may
+  present either.
 - Results targets: the host delivers only to addresses on its allow-list
   (``KTRDR_HOST_ALLOWED_RESULTS_TARGETS``; loopback only by default), so a caller cannot make
   it connect out to an address of its choosing.
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 import grpc
 
 from ktrdr.security.interceptor import REFLECTION_METHODS, AuthInterceptor, Identity, Policy
+from ktrdr.security.peer_identity import CertificateInterceptor
 from ktrdr.security.tls import SecurityConfigError, is_loopback_address, split_host
 from ktrdr.security.tokens import generate_token, read_token_file, same_secret, write_token_file
 from ktrdr_host.settings import HostSettings
@@ -39,7 +44,7 @@ def host_policy() -> Policy:
 class HostAuth:
     """How callers are authenticated: the interceptor (None: mTLS or no auth) and a summary."""
 
-    interceptor: AuthInterceptor | None
+    interceptor: grpc.aio.ServerInterceptor | None
     summary: str
     token: str | None = None  # the token callers must present (None: no token check)
 
@@ -51,8 +56,23 @@ def host_auth(settings: HostSettings) -> HostAuth:
     if settings.insecure_no_auth:
         return HostAuth(None, "NO authentication (--insecure-no-auth)")
     source = "KTRDR_HOST_AUTH_TOKEN"
+    identities = [name for name in settings.allowed_client_identities if name.strip()]
+    if identities and not mtls:
+        raise SecurityConfigError(
+            "host: KTRDR_HOST_ALLOWED_CLIENT_IDENTITIES needs client certificates: set "
+            "KTRDR_HOST_TLS_REQUIRE_CLIENT_CERT=true with TLS_CERT, TLS_KEY and TLS_CA"
+        )
     if not token and mtls:
-        return HostAuth(None, "client certificates (mTLS)")
+        if not identities:
+            raise SecurityConfigError(
+                "host: client certificates without KTRDR_HOST_AUTH_TOKEN need "
+                "KTRDR_HOST_ALLOWED_CLIENT_IDENTITIES (the backend certificate's CN or DNS "
+                "name); otherwise every certificate the CA signed would be accepted"
+            )
+        return HostAuth(
+            _certificates(identities, None),
+            f"client certificates named {', '.join(identities)} (mTLS)",
+        )
     if not token:
         if not is_loopback_address(settings.address):
             raise SecurityConfigError(
@@ -79,7 +99,21 @@ def host_auth(settings: HostSettings) -> HostAuth:
         hint="the backend presents it from KTRDR_BACKEND_HOST_TOKEN (or its token file)",
     )
     summary = f"token auth ({source})" + (" and client certificates" if mtls else "")
+    if identities:
+        summary = f"token auth ({source}) or client certificates named {', '.join(identities)}"
+        return HostAuth(_certificates(identities, expected), summary, expected)
     return HostAuth(interceptor, summary, expected)
+
+
+def _certificates(identities: list[str], token: str | None) -> CertificateInterceptor:
+    return CertificateInterceptor(
+        host_policy(),
+        identities,
+        role=BACKEND_ROLE,
+        service="training host",
+        setting="KTRDR_HOST_ALLOWED_CLIENT_IDENTITIES",
+        token=token,
+    )
 
 
 def check_results_target(target: str, allowed: list[str]) -> None:

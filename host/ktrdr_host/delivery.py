@@ -1,22 +1,30 @@
 """Delivering spooled models to the backend with ``Backend.SubmitResults``, until acknowledged.
 
-Retry policy (one ``asyncio`` task per spooled model):
+Retry policy (one ``asyncio`` task per spooled model): a finished model is never given up
+because of a refusal that time or an operator can fix.
 
 * Every attempt opens a fresh channel (so a backend that comes back is reached at once, not
-  after the channel's own reconnect backoff), with the explicit message-size options and a
-  deadline of ``delivery_timeout_s`` for the whole stream.
-* Transient failures are retried with exponential backoff, 1 s, 2 s, 4 s, then every 8 s
-  (``delivery_initial_backoff_s``, ``delivery_backoff_factor``, ``delivery_max_backoff_s``)
-  for as long as the host runs; a host that starts again resends its whole spool. Transient:
-  UNAVAILABLE, DEADLINE_EXCEEDED, DATA_LOSS (bytes damaged or cut on the way; the spooled copy
-  is re-hashed first, and a damaged spool file is a permanent failure), ABORTED, INTERNAL,
-  UNKNOWN, CANCELLED and anything else not listed below.
-* Permanent refusals (the backend will give the same answer again): INVALID_ARGUMENT (invalid
-  bundle or header), ALREADY_EXISTS (another bundle was already stored for the session),
-  FAILED_PRECONDITION (the operation no longer waits for results), NOT_FOUND (unknown
-  operation), RESOURCE_EXHAUSTED (bigger than the backend accepts), OUT_OF_RANGE,
-  UNIMPLEMENTED (the target is not a backend), PERMISSION_DENIED, UNAUTHENTICATED. The delivery
-  becomes FAILED and the entry moves to the spool's ``failed/`` folder: never deleted.
+  after the channel's own reconnect backoff), with the explicit message-size options, the
+  host-role token read afresh (``BACKEND_TOKEN_FILE`` is re-read at every attempt, so a token
+  rotated or fixed later is used by the next one) and a deadline of ``delivery_timeout_s``.
+* Only a **final** answer ends a delivery: the backend's results intake marks it with the
+  trailing metadata ``ktrdr-refusal: final`` (``ktrdr.transfer.refusals``). It is an answer
+  about the operation or its bundle: NOT_FOUND (unknown operation), PERMISSION_DENIED (not this
+  host's upload credential), ALREADY_EXISTS (another bundle was delivered), FAILED_PRECONDITION
+  (cancelled or finished: it waits for no model), INVALID_ARGUMENT (an invalid bundle). The
+  delivery becomes FAILED with the answer as its ``last_error`` (the backend shows it on the
+  operation) and the entry moves to the spool's ``failed/`` folder, never deleted:
+  ``ktrdr host spool list`` shows it, ``ktrdr host spool resend`` delivers it again.
+  A spooled archive whose hash no longer matches is parked the same way.
+* Everything else is retried for as long as the host runs, with capped exponential backoff and
+  jitter (``delivery_initial_backoff_s`` x ``delivery_backoff_factor`` ^ n, capped at
+  ``delivery_max_backoff_s``, each wait drawn between half and all of that): UNAVAILABLE,
+  DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (the backend's upload slots are busy, or the bundle
+  exceeds its limit until an operator raises it), UNAUTHENTICATED and unmarked
+  PERMISSION_DENIED (a token that is missing, revoked or of the wrong role), DATA_LOSS (bytes
+  damaged on the way; the spooled copy is re-hashed first), INTERNAL, UNKNOWN and the rest. A
+  refusal's ``retry-after-ms`` hint (the backend's upload cap sends one) is honoured: the next
+  attempt waits at least that long (at most 60 s). A host that starts again resends its spool.
 * The spool entry is deleted only after the backend's response (its acknowledgement).
 
 A grpc.aio quirk (grpc/grpc#36066): when the backend refuses a client stream early (say at
@@ -33,8 +41,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,32 +55,39 @@ from ktrdr.service.convert import timestamp_to_proto
 from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
 from ktrdr.transfer import grpc_options, iter_submit_requests, send_results
+from ktrdr.transfer.refusals import read_refusal
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool, SpoolEntry
 
 logger = logging.getLogger(__name__)
 
-PERMANENT_CODES = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.UNIMPLEMENTED,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.UNAUTHENTICATED,
-    }
-)
-
-
 _CORE_WRITE_ERROR = "Internal error from Core"
+# Retried like the rest, but logged as errors: only a person can fix them.
+_NEEDS_AN_OPERATOR = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
-def is_permanent(code: grpc.StatusCode) -> bool:
-    """True for refusals that a resend of the same bundle cannot change."""
-    return code in PERMANENT_CODES
+@dataclass(frozen=True)
+class Answer:
+    """A failed attempt as the host sees it: the code, the text, and what the backend said
+    about trying again (``final``: never; ``retry_after_s``: not before)."""
+
+    code: grpc.StatusCode
+    detail: str
+    final: bool = False
+    retry_after_s: float | None = None
+    explanation: str = ""  # the likely cause, for a TLS or token mistake
+
+
+    @classmethod
+    def of(cls, exc: grpc.aio.AioRpcError) -> Answer:
+        final, retry_after = read_refusal(exc.trailing_metadata())
+        return cls(exc.code(), exc.details() or "", final, retry_after)
+
+    @property
+    def text(self) -> str:
+        if self.explanation:
+            return f"{self.code.name}: {self.explanation}"
+        return f"{self.code.name}: {self.detail}" if self.detail else self.code.name
 
 
 @dataclass
@@ -181,19 +197,21 @@ class ResultSender:
             try:
                 response = await self._attempt(entry)
             except grpc.aio.AioRpcError as exc:
-                code, detail = exc.code(), exc.details() or ""
-                if code is grpc.StatusCode.INTERNAL and detail == _CORE_WRITE_ERROR:
-                    code, detail = await self._probe(entry, code, detail)
-                error = await self._explain(entry, code, detail)
-                if code is grpc.StatusCode.DATA_LOSS and not await asyncio.to_thread(
+                answer = Answer.of(exc)
+                if answer.code is grpc.StatusCode.INTERNAL and answer.detail == _CORE_WRITE_ERROR:
+                    answer = await self._probe(entry, answer)
+                answer = await self._explain(entry, answer)
+                if answer.code is grpc.StatusCode.DATA_LOSS and not await asyncio.to_thread(
                     self.spool.verify, entry
                 ):
-                    await self._fail(entry, state, f"{error}; the spooled archive is damaged")
+                    await self._fail(entry, state, f"{answer.text}; the spooled archive is damaged")
                     return
-                if is_permanent(code):
-                    await self._fail(entry, state, f"refused by {entry.results_target}: {error}")
+                if answer.final:
+                    await self._fail(
+                        entry, state, f"refused by {entry.results_target}: {answer.text}"
+                    )
                     return
-                self._schedule_retry(entry, state, error)
+                self._schedule_retry(entry, state, answer)
             except OSError as exc:  # the spooled archive cannot be read
                 await self._fail(entry, state, f"cannot read the spooled archive: {exc}")
                 return
@@ -204,21 +222,21 @@ class ResultSender:
             delay = (state.next_attempt_time - datetime.now(UTC)).total_seconds()
             await asyncio.sleep(max(delay, 0.0))
 
-    async def _explain(self, entry: SpoolEntry, code: grpc.StatusCode, detail: str) -> str:
-        """The attempt's error; a TLS or token mistake named with the setting to change."""
-        if code is grpc.StatusCode.UNAVAILABLE:
+    async def _explain(self, entry: SpoolEntry, answer: Answer) -> Answer:
+        """The attempt's answer; a TLS or token mistake named with the setting to change."""
+        if answer.code is grpc.StatusCode.UNAVAILABLE:
             cause = await asyncio.to_thread(
                 explain_unavailable,
-                detail,
+                answer.detail,
                 entry.results_target,
                 self.settings.backend_client_tls(),
                 HOST_TO_BACKEND,
             )
             if cause is not None:
-                return f"UNAVAILABLE: cannot connect: {cause}"
-        if code is grpc.StatusCode.UNAUTHENTICATED:
-            return f"UNAUTHENTICATED: {explain_token(detail, HOST_TO_BACKEND)}"
-        return f"{code.name}: {detail}" if detail else code.name
+                return replace(answer, explanation=f"cannot connect: {cause}")
+        if answer.code is grpc.StatusCode.UNAUTHENTICATED:
+            return replace(answer, explanation=explain_token(answer.detail, HOST_TO_BACKEND))
+        return answer
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         """A fresh channel to the backend: its TLS settings and the host-role token."""
@@ -244,14 +262,12 @@ class ResultSender:
                 upload_credential=entry.upload_credential,
             )
 
-    async def _probe(
-        self, entry: SpoolEntry, code: grpc.StatusCode, detail: str
-    ) -> tuple[grpc.StatusCode, str]:
+    async def _probe(self, entry: SpoolEntry, answer: Answer) -> Answer:
         """The backend's real refusal hidden behind a client-side INTERNAL, if there is one."""
         logger.info(
             "delivery of session %s: %s from the client library; probing %s for its answer",
             entry.session_id,
-            code.name,
+            answer.code.name,
             entry.results_target,
         )
         requests = iter_submit_requests(
@@ -278,21 +294,31 @@ class ResultSender:
                     iter(probe), timeout=self.settings.delivery_timeout_s
                 )
             except grpc.aio.AioRpcError as exc:
-                if is_permanent(exc.code()):
-                    return exc.code(), exc.details() or ""
-        return code, detail
+                probed = Answer.of(exc)
+                if probed.code is not grpc.StatusCode.DATA_LOSS:  # DATA_LOSS: header accepted
+                    return probed
+        return answer
 
-    def _schedule_retry(self, entry: SpoolEntry, state: DeliveryState, error: str) -> None:
-        wait = self.settings.backoff_s(state.attempts)
-        state.last_error = error
+    def retry_delay_s(self, attempts: int, hint_s: float | None = None) -> float:
+        """Capped exponential backoff with jitter (half to all of it), at least ``hint_s``."""
+        wait = self.settings.backoff_s(attempts) * random.uniform(0.5, 1.0)
+        return max(wait, hint_s or 0.0)
+
+    def _schedule_retry(self, entry: SpoolEntry, state: DeliveryState, answer: Answer) -> None:
+        wait = self.retry_delay_s(state.attempts, answer.retry_after_s)
+        state.last_error = answer.text
         state.next_attempt_time = datetime.now(UTC) + timedelta(seconds=wait)
-        logger.warning(
-            "delivery of session %s to %s failed (attempt %d: %s); retrying in %.1f s",
+        log = logger.error if answer.code in _NEEDS_AN_OPERATOR else logger.warning
+        log(
+            "delivery of session %s to %s failed (attempt %d: %s); retrying in %.1f s%s",
             entry.session_id,
             entry.results_target,
             state.attempts,
-            error,
+            answer.text,
             wait,
+            " (fix the host's backend token: KTRDR_HOST_BACKEND_TOKEN[_FILE])"
+            if answer.code in _NEEDS_AN_OPERATOR
+            else "",
         )
 
     async def _delivered(
@@ -314,19 +340,27 @@ class ResultSender:
         )
 
     async def _fail(self, entry: SpoolEntry, state: DeliveryState, reason: str) -> None:
+        """Park the entry (``failed/``, with the reason), then say FAILED: a spool scan never
+        sees a FAILED delivery whose entry is still in the spool."""
+        try:
+            await asyncio.to_thread(self.spool.mark_failed, entry, reason)
+        except OSError as exc:
+            logger.error("session %s: cannot park the model: %s", entry.session_id, exc)
         state.status = common_pb2.DELIVERY_STATUS_FAILED
         state.last_error = reason
         state.next_attempt_time = None
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(self.spool.mark_failed, entry, reason)
         state.settled.set()
+
+    def delivering(self, session_id: str) -> bool:
+        """True while a delivery task of ``session_id`` runs."""
+        task = self._tasks.get(session_id)
+        return task is not None and not task.done()
 
 
 __all__ = [
-    "PERMANENT_CODES",
+    "Answer",
     "DeliveryState",
     "ResultSender",
     "bundle_summary_to_proto",
-    "is_permanent",
     "summarize_bundle",
 ]

@@ -52,6 +52,7 @@ class RunningHost:
     port: int
     token: str | None = None  # what a caller (the backend) must present
     ray: RayMode | None = None  # set when sessions train on a Ray cluster
+    scanner: asyncio.Task[None] | None = None  # picks up models put back into the spool
 
     @property
     def address(self) -> str:
@@ -63,6 +64,9 @@ class RunningHost:
         logger.info("shutting down: NOT_SERVING, no new sessions")
         await self.health.set_serving(False)
         self.registry.accepting = False
+        if self.scanner is not None:
+            self.scanner.cancel()
+            await asyncio.gather(self.scanner, return_exceptions=True)
         try:
             await self.registry.drain(self.settings.shutdown_grace_s, force)
             await self.sender.stop()
@@ -114,6 +118,7 @@ async def start_host(
     if auth.token is not None and not settings.auth_token.get_secret_value():
         # the token lives in its file: a backend on this machine finds it by this port
         announce(host.address, "host", {"auth": settings.token_file})
+    host.scanner = asyncio.create_task(_scan_spool(registry, spool, settings), name="spool-scan")
     if ray is not None:
         ray.watch(health, lambda: registry.accepting)
     logger.info(
@@ -126,6 +131,20 @@ async def start_host(
         spool.directory,
     )
     return host
+
+
+async def _scan_spool(registry: SessionRegistry, spool: Spool, settings: HostSettings) -> None:
+    """Every ``spool_scan_interval_s``: deliver models put back into the spool meanwhile."""
+    while True:
+        await asyncio.sleep(settings.spool_scan_interval_s)
+        if not registry.accepting:
+            return
+        try:
+            entries = await asyncio.to_thread(spool.entries, cleanup=False)
+        except OSError as exc:
+            logger.error("cannot scan the spool %s: %s", spool.directory, exc)
+            continue
+        registry.adopt(entries)
 
 
 async def serve(

@@ -393,6 +393,25 @@ class SessionRegistry:
             count += 1
         return count
 
+    def adopt(self, entries: Iterable[SpoolEntry]) -> int:
+        """Deliver spool entries that appeared while the host runs (``ktrdr host spool
+        resend``): those of unknown sessions or of sessions whose delivery was parked. An
+        entry of a session still training, spooling or delivering is left alone."""
+        adopted = []
+        for entry in entries:
+            known = self._sessions.get(entry.session_id)
+            parked = (
+                known is not None
+                and known.delivery is not None
+                and known.delivery.status == common_pb2.DELIVERY_STATUS_FAILED
+            )
+            idle = not self.sender.delivering(entry.session_id)
+            if (known is None or parked) and idle and entry.archive.is_file():
+                adopted.append(entry)  # (is_file: not parked again a moment ago)
+        for entry in adopted:
+            logger.info("session %s: its model is back in the spool; delivering", entry.session_id)
+        return self.restore(adopted)
+
     # -- lookup --------------------------------------------------------------------------
     def get(self, session_id: str) -> Session:
         self.prune()

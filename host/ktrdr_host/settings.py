@@ -57,6 +57,9 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     delivery_max_backoff_s: float = Field(default=8.0, gt=0)
     # Deadline of one SubmitResults call (the whole stream).
     delivery_timeout_s: float = Field(default=300.0, gt=0)
+    # How often a running host looks for models put back into its spool (ktrdr host spool
+    # resend) and starts delivering them.
+    spool_scan_interval_s: float = Field(default=5.0, gt=0)
     # Encoded bytes per SubmitResults chunk.
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, gt=0)
     # Message-size limit of the server and of every channel the host opens.
@@ -97,6 +100,11 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     # Results targets this host delivers to: "host:port", or "host" for any port. Empty:
     # loopback addresses only. Others are refused at StartTraining with PERMISSION_DENIED.
     allowed_results_targets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Under mTLS (TLS_REQUIRE_CLIENT_CERT): the client certificates accepted, by subject CN or
+    # DNS subjectAltName, e.g. "backend.example.org" (a certificate from the same CA with
+    # another name is refused). Needed when AUTH_TOKEN is empty; with a token, a call may
+    # present either the token or an allowed certificate.
+    allowed_client_identities: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The host-role token presented to the backend with SubmitResults
     # (KTRDR_HOST_BACKEND_TOKEN); when empty, BACKEND_TOKEN_FILE is read at each delivery
     # (a backend on this machine writes its local host token there by default).
@@ -113,7 +121,7 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     backend_tls_key: Path | None = None
     backend_tls_server_name: str = ""
 
-    @field_validator("allowed_results_targets", mode="before")
+    @field_validator("allowed_results_targets", "allowed_client_identities", mode="before")
     @classmethod
     def _split_targets(cls, value: Any) -> Any:
         if isinstance(value, str):

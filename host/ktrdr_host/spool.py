@@ -6,8 +6,10 @@ summary). Both are written to a temporary name, flushed to disk and renamed into
 archive first: the sidecar is the commit marker, so an entry either exists whole or not at all.
 A host that starts again lists the sidecars and resends every entry.
 
-Entries the backend refused for good are moved to ``failed/`` (never deleted: a model is
-never lost). Moving them back into the spool directory and restarting the host resends them.
+Entries the backend refused for good are *parked* in ``failed/`` with the reason (never
+deleted: a model is never lost). ``ktrdr host spool list`` shows waiting and parked entries;
+``ktrdr host spool resend SESSION`` moves a parked one back, and a running host picks it up
+at its next spool scan (``KTRDR_HOST_SPOOL_SCAN_INTERVAL_S``), a stopped one at its start.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ktrdr.security.file_modes import private_directory
 from ktrdr.storage.bundle import ModelBundle
 from ktrdr.transfer import sha256_file
 
@@ -95,7 +98,8 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.failed_directory = self.directory / FAILED_DIR
-        self.failed_directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.failed_directory.parent)  # sidecars hold credentials
+        self.failed_directory.mkdir(exist_ok=True, mode=0o700)
 
     # -- writing ---------------------------------------------------------------------------
     def put(
@@ -147,8 +151,12 @@ class Spool:
         return entry
 
     # -- reading ---------------------------------------------------------------------------
-    def entries(self) -> list[SpoolEntry]:
-        """Every committed entry, oldest first. Cleans up leftovers of interrupted writes."""
+    def entries(self, *, cleanup: bool = True) -> list[SpoolEntry]:
+        """Every committed entry, oldest first. Cleans up leftovers of interrupted writes
+        (at start only: ``cleanup=False`` while the host runs, when writes may be under way,
+        and then an incomplete entry is skipped, not moved)."""
+        if not cleanup:
+            return self._committed()
         self._remove_leftovers()
         found: list[SpoolEntry] = []
         for sidecar in sorted(self.directory.glob("*.json")):
@@ -166,6 +174,55 @@ class Spool:
             found.append(entry)
         found.sort(key=lambda e: e.created_at)
         return found
+
+    def _committed(self) -> list[SpoolEntry]:
+        found: list[SpoolEntry] = []
+        for sidecar in sorted(self.directory.glob("*.json")):
+            archive = sidecar.with_suffix(".tar")
+            try:
+                data = json.loads(sidecar.read_text("utf-8"))
+                entry = SpoolEntry.from_json(data, archive)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being replaced or removed right now; the next scan sees it whole
+            if archive.is_file():
+                found.append(entry)
+        found.sort(key=lambda e: e.created_at)
+        return found
+
+    def parked(self) -> list[tuple[SpoolEntry, str, str]]:
+        """Entries in ``failed/``: (entry, why it was parked, when), oldest first."""
+        found: list[tuple[SpoolEntry, str, str]] = []
+        for sidecar in sorted(self.failed_directory.glob("*.json")):
+            archive = sidecar.with_suffix(".tar")
+            try:
+                data = json.loads(sidecar.read_text("utf-8"))
+                entry = SpoolEntry.from_json(data, archive)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                logger.error("parked sidecar %s is unreadable: %s", sidecar, exc)
+                continue
+            why = str(data.get("failed_reason", "unknown"))
+            if not archive.is_file():
+                why += " (its archive is missing)"
+            found.append((entry, why, str(data.get("failed_at", ""))))
+        found.sort(key=lambda item: item[0].created_at)
+        return found
+
+    def resend(self, session_id: str) -> SpoolEntry:
+        """Move a parked entry back into the spool (archive first, sidecar last: the commit).
+        Raises ``LookupError`` when no entry of ``session_id`` is parked."""
+        key = entry_key(session_id)
+        sidecar = self.failed_directory / f"{key}.json"
+        archive = self.failed_directory / f"{key}.tar"
+        if not sidecar.is_file() or not archive.is_file():
+            raise LookupError(f"no parked model of session {session_id!r} in {FAILED_DIR}/")
+        data = json.loads(sidecar.read_text("utf-8"))
+        entry = SpoolEntry.from_json(data, self.directory / archive.name)
+        os.replace(archive, entry.archive)
+        self._write_json(self.directory / sidecar.name, entry.to_json())
+        self._sync_directory(self.directory)
+        sidecar.unlink()
+        logger.info("the parked model of session %s is back in the spool", session_id)
+        return entry
 
     def verify(self, entry: SpoolEntry) -> bool:
         """True when the archive on disk still has the hash recorded when it was spooled."""

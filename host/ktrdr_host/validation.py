@@ -24,7 +24,7 @@ from ktrdr.training.v1 import common_pb2, host_pb2
 
 SESSION_ID_MAX_CHARS = 128
 _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
-_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
+_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})\Z")
 _SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
 # Library field paths of the overridable strategy fields -> the request's field paths.
 _OVERRIDE_FIELDS = {

@@ -117,18 +117,20 @@ def _spawn(
     return service
 
 
-def start_host(work: Path, data_dir: Path, *, port: int | None = None) -> Service:
+def start_host(
+    work: Path, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None
+) -> Service:
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
     args = ["host", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
     args += ["--spool-dir", str(work / "spool"), "--device", "cpu"]
-    env = {
+    defaults = {
         "KTRDR_HOST_DELIVERY_MAX_BACKOFF_S": "1",
         "KTRDR_HOST_DELIVERY_INITIAL_BACKOFF_S": "0.5",
         "KTRDR_HOST_AUTH_TOKEN": HOST_AUTH_TOKEN,
         "KTRDR_HOST_BACKEND_TOKEN": HOST_ROLE_TOKEN,
     }
-    return _spawn("host", args, port, work / "host.log", env)
+    return _spawn("host", args, port, work / "host.log", {**defaults, **(env or {})})
 
 
 def start_backend(
@@ -141,16 +143,20 @@ def start_backend(
     strategies_dir: Path | None = None,
     cwd: Path = REPO_ROOT,
     data_dir_arg: str | None = None,
+    env: dict[str, str] | None = None,
+    data_dir_override: Path | None = None,
 ) -> Service:
-    """``data_dir_arg``: ``--data-dir`` as given (relative to ``cwd``; default ``work``)."""
+    """``work`` holds the log and, unless ``data_dir_override`` is given, the data;
+    ``data_dir_arg``: ``--data-dir`` as given (relative to ``cwd``)."""
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
-    provision_tokens(work)
+    data = data_dir_override or work
+    provision_tokens(data)
     args = ["backend", "serve", "--address", f"127.0.0.1:{port}"]
-    args += ["--data-dir", data_dir_arg or str(work)]
+    args += ["--data-dir", data_dir_arg or str(data)]
     for host in hosts:
         args += ["--host-address", host]
-    env = {
+    defaults = {
         "TRAINING_DEFAULT_MODE": default_mode,
         "KTRDR_BACKEND_MARKET_DATA_DIR": str(data_dir),
         "KTRDR_BACKEND_DEVICE": "cpu",
@@ -158,5 +164,5 @@ def start_backend(
         "KTRDR_BACKEND_HOST_TOKEN": HOST_AUTH_TOKEN,
     }
     if strategies_dir is not None:
-        env["KTRDR_BACKEND_STRATEGIES_DIR"] = str(strategies_dir)
-    return _spawn("backend", args, port, work / "backend.log", env, cwd)
+        defaults["KTRDR_BACKEND_STRATEGIES_DIR"] = str(strategies_dir)
+    return _spawn("backend", args, port, work / "backend.log", {**defaults, **(env or {})}, cwd)

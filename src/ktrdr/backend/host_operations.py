@@ -105,7 +105,7 @@ class HostOperations:
                     return
                 if placement is None or op.finished:
                     return  # cancelled while it waited
-                credential = self._place(op, placement)
+                credential = self._place(op, placement, credential)
                 if placement.fallback:
                     await self.run_local(op)
                     return
@@ -133,10 +133,14 @@ class HostOperations:
                     op, origin=origin(op.record), why=str(exc), refusals=refusals
                 )
 
-    def _place(self, op: LiveOperation, placement: Placement) -> str:
-        """Record where a queued operation goes; returns the host's upload credential."""
-        credential = "" if placement.fallback else secrets.token_urlsafe(32)
-        digest = hash_token(credential) if credential else None
+    def _place(self, op: LiveOperation, placement: Placement, credential: str) -> str:
+        """Record where a queued operation goes; returns the host's upload credential: the one
+        minted when the operation was created, or, when this backend restarted while it was
+        queued (only its hash was kept, and no host ever held it), a fresh one replacing it."""
+        digest = op.record.upload_credential_sha256
+        if not placement.fallback and (not credential or digest != hash_token(credential)):
+            credential = secrets.token_urlsafe(32)
+            digest = hash_token(credential)
         self.store.place_operation(
             op.id,
             mode=placement.mode,

@@ -1,7 +1,10 @@
 """An operation while it is active: its event numbering, fan-out, snapshots and transitions.
 
 Every transition is written to the store first and published second, so a watcher that saw
-the terminal event finds ``GetOperation`` in agreement. Non-terminal events are snapshotted
+the terminal event finds ``GetOperation`` in agreement. A terminal write that fails (a full
+disk, a locked database) is retried in the background until it lands, with a capped backoff
+(``TERMINAL_RETRY_*``): an operation never stays RUNNING because its outcome could not be
+written once; it is published when it is recorded. Non-terminal events are snapshotted
 to the store by a recorder task (step, epoch and accepted events at once; batch events and
 heartbeats at most once per ``SNAPSHOT_INTERVAL_S``) so a restarted backend still shows the
 last progress.
@@ -11,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store
 from ktrdr.service.convert import is_droppable, is_terminal, simple_event
+from ktrdr.service.disk import is_disk_full
 from ktrdr.service.execution import new_fanout
 from ktrdr.service.fanout import EventFanout
 from ktrdr.training.progress import ProgressKind
@@ -27,6 +33,8 @@ from ktrdr.training.v1 import common_pb2
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_S = 1.0
+TERMINAL_RETRY_FIRST_S = 0.2
+TERMINAL_RETRY_MAX_S = 5.0
 _TERMINAL_STATUS = {
     common_pb2.PROGRESS_KIND_COMPLETED: pb.OPERATION_STATUS_COMPLETED,
     common_pb2.PROGRESS_KIND_FAILED: pb.OPERATION_STATUS_FAILED,
@@ -83,6 +91,7 @@ class LiveOperation:
         self.done = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.submit_attempts = 0
+        self._terminal: asyncio.Task[None] | None = None  # a terminal write being retried
         self._recorder = asyncio.create_task(self._record_progress(), name=f"record-{self.id}")
 
     @classmethod
@@ -116,17 +125,20 @@ class LiveOperation:
         result: common_pb2.ResultSummary | None = None,
     ) -> bool:
         """Record then publish the terminal event; False if the operation already finished."""
-        if self.finished:
+        if self.finished or self._terminal is not None:
             return False
         if error is not None:
             event.error.CopyFrom(error)
         if result is not None:
             event.result.CopyFrom(result)
         self.numbering.number(event)
-        if not self.store.finish(self.id, status, event, error=error, result=result):
-            return False
-        self._finished(status, event)
-        return True
+        return self._record_terminal(
+            functools.partial(
+                self.store.finish, self.id, status, event, error=error, result=result
+            ),
+            status,
+            event,
+        )
 
     def finish_cancelled(self, reason: str) -> bool:
         """CANCELLED with ``reason`` (code CANCELLED)."""
@@ -149,14 +161,64 @@ class LiveOperation:
         self, event: common_pb2.ProgressEvent, result: common_pb2.ResultSummary, model: ModelRecord
     ) -> bool:
         """Record the saved model and COMPLETED, then publish; False if already finished."""
-        if self.finished:
+        if self.finished or self._terminal is not None:
             return False
         event.result.CopyFrom(result)
         self.numbering.number(event)
-        if not self.store.complete_with_model(self.id, event, result, model):
-            return False
-        self._finished(pb.OPERATION_STATUS_COMPLETED, event)
-        return True
+        return self._record_terminal(
+            functools.partial(self.store.complete_with_model, self.id, event, result, model),
+            pb.OPERATION_STATUS_COMPLETED,
+            event,
+        )
+
+    def _record_terminal(
+        self, write: Callable[[], bool], status: int, event: common_pb2.ProgressEvent
+    ) -> bool:
+        """Write the transition; on an error, retry it in the background until it lands
+        (True: recorded now or later; False: the operation had already finished)."""
+        try:
+            written = write()
+        except Exception as exc:
+            self._terminal = asyncio.get_running_loop().create_task(
+                self._retry_terminal(write, status, event, exc), name=f"terminal-{self.id}"
+            )
+            return True
+        if written:
+            self._finished(status, event)
+        return written
+
+    async def _retry_terminal(
+        self,
+        write: Callable[[], bool],
+        status: int,
+        event: common_pb2.ProgressEvent,
+        error: Exception,
+    ) -> None:
+        wait = TERMINAL_RETRY_FIRST_S
+        state = pb.OperationStatus.Name(status).removeprefix("OPERATION_STATUS_")
+        while True:
+            why = "disk full" if is_disk_full(error) else f"{type(error).__name__}: {error}"
+            logger.error(
+                "operation %s: cannot record %s yet (%s); retrying in %.1f s",
+                self.id,
+                state,
+                why,
+                wait,
+            )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, TERMINAL_RETRY_MAX_S)
+            try:
+                written = await asyncio.to_thread(write)
+            except Exception as exc:
+                error = exc
+                continue
+            self._terminal = None
+            if written:
+                logger.info("operation %s: %s recorded after all", self.id, state)
+                self._finished(status, event)
+            else:  # finished another way meanwhile (a restart's reconciliation)
+                self.done.set()
+            return
 
     def _finished(self, status: int, event: common_pb2.ProgressEvent) -> None:
         self.status = status

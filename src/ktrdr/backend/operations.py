@@ -36,12 +36,15 @@ from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.backend.strategies import resolve_strategy
 from ktrdr.config import parse_strategy
 from ktrdr.config.strategy import StrategyConfig
+from ktrdr.errors import DeviceError
 from ktrdr.security.interceptor import Identity, current_identity
 from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import apply_overrides_from_proto, simple_event
+from ktrdr.service.disk import disk_full_message, is_disk_full
 from ktrdr.service.execution import ExecutorRun, new_fanout
 from ktrdr.service.fanout import EventFanout
 from ktrdr.storage import ModelStorage
+from ktrdr.training.device import resolve_device
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -146,12 +149,15 @@ class Operations:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         if selection.queued:
             self.hosts.queue.check_room()
+        if selection.mode == pb.EXECUTION_MODE_LOCAL and request.overrides.device:
+            await self._check_local_device(request.overrides.device, operation_id)
         accepted = simple_event(ProgressKind.ACCEPTED, f"accepted: {selection.reason}")
         accepted.sequence = 1
         identity = current_identity()
-        # A fresh secret per placed host operation: only the host given it can deliver.
-        placed = selection.mode == pb.EXECUTION_MODE_HOST and not selection.queued
-        credential = secrets.token_urlsafe(32) if placed else ""
+        # A fresh secret per host operation, placed or queued, from the moment it exists:
+        # only the host given it can deliver (SubmitResults accepts nothing without one).
+        is_host = selection.mode == pb.EXECUTION_MODE_HOST
+        credential = secrets.token_urlsafe(32) if is_host else ""
         record = OperationRecord(
             id=operation_id,
             status=pb.OPERATION_STATUS_PENDING,
@@ -171,8 +177,13 @@ class Operations:
         )
         try:
             self.store.insert_operation(record)
-        except BaseException:
+        except BaseException as exc:
             self.selector.ledger.release(operation_id)
+            if is_disk_full(exc):
+                raise RequestError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    disk_full_message("the backend cannot record a new operation"),
+                ) from None
             raise
         logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
         if record.is_host:
@@ -220,6 +231,16 @@ class Operations:
         op.numbering = run
         await self.local.run(op, run)
 
+    async def _check_local_device(self, device: str, operation_id: str) -> None:
+        """A device this machine has (INVALID_ARGUMENT for ``cuda:99`` on a 1-GPU backend)."""
+        try:
+            await asyncio.to_thread(resolve_device, device)
+        except DeviceError as exc:
+            self.selector.ledger.release(operation_id)
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"overrides.device: {exc} (running locally)"
+            ) from None
+
     def _admit(self) -> None:
         """Refuse new work while too many operations wait (RESOURCE_EXHAUSTED)."""
         pending = self.store.count_pending()
@@ -228,6 +249,14 @@ class Operations:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{pending} operations are queued (limit {self.settings.max_pending}, "
                 "KTRDR_BACKEND_MAX_PENDING); try again when some have started",
+            )
+        identity = current_identity()
+        share = self.settings.max_pending_per_user
+        if identity is not None and (mine := self.store.count_pending(identity.name)) >= share:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{identity.name} has {mine} operations queued (limit {share} per caller, "
+                "KTRDR_BACKEND_MAX_PENDING_PER_USER); try again when some have started",
             )
 
     def _start_host(

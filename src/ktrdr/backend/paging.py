@@ -35,7 +35,10 @@ def parse_page_token(token: str, rpc: str) -> tuple[int, str] | None:
         if len(token) > MAX_TOKEN_CHARS:
             raise ValueError("too long")
         created, row_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
-        return int(created), row_id
+        position = int(created)
+        if not 0 <= position < 1 << 63 or len(row_id) > 64:  # what SQLite can hold
+            raise ValueError("out of range")
+        return position, row_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,

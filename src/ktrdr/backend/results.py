@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import random
 import shutil
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -38,6 +39,7 @@ from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import TransferError, receive_results
 from ktrdr.transfer.framing import SubmitRequest
 from ktrdr.transfer.receiver import drain
+from ktrdr.transfer.refusals import refusal_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,38 @@ _STATUS = pb.OperationStatus
 # What a refused upload may still send before the refusal is answered: enough for a header
 # and a few chunks, so the client reads the real status instead of a broken stream.
 REFUSED_DRAIN_BYTES = 16 << 20
+
+# Refusals that settle a delivery for good: answers about the operation itself (unknown, not
+# this host's credential, already delivered, no longer waiting) or its bundle (invalid). They
+# are marked final for the host; every other refusal is retried by the host.
+FINAL_CODES = frozenset(
+    {
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    }
+)
+# The retry hint of a refusal at the upload cap: about this long, spread so that refused hosts
+# do not come back together.
+BUSY_RETRY_AFTER_S = (1.0, 3.0)
+
+
+class UploadsBusy(RequestError):
+    """Every upload slot is taken: RESOURCE_EXHAUSTED with a retry hint."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+        self.retry_after_s = random.uniform(*BUSY_RETRY_AFTER_S)
+
+
+def refusal_trailer(exc: RequestError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata that tells the host whether (and when) to try again."""
+    if exc.code in FINAL_CODES:
+        return refusal_metadata(final=True)
+    return refusal_metadata(final=False, retry_after_s=getattr(exc, "retry_after_s", None))
+
 
 Announced = Callable[[OperationRecord], Awaitable[tuple[str, int] | None]]
 
@@ -126,10 +160,9 @@ class ResultsIntake:
         raw = aiter(requests)
         if self.active >= self.max_concurrent:
             await drain(raw, REFUSED_DRAIN_BYTES)
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise UploadsBusy(
                 f"{self.active} uploads are being received (limit {self.max_concurrent}, "
-                "KTRDR_BACKEND_MAX_CONCURRENT_UPLOADS); retry shortly",
+                "KTRDR_BACKEND_MAX_CONCURRENT_UPLOADS); retry shortly"
             )
         self.active += 1
         iterator = _bounded(raw, self.idle_timeout_s, self.deadline_s)
@@ -204,9 +237,17 @@ class ResultsIntake:
         """Only the host given the operation's credential may deliver its model."""
         expected = record.upload_credential_sha256
         if expected is None:
-            if record.is_host:  # created before upload credentials existed
-                logger.warning("operation %s has no upload credential; accepted", record.id)
-            return
+            if not record.is_host:
+                return  # a local operation: refused by _check_header, with its reason
+            # Created by a backend version before upload credentials: nobody can prove to
+            # be its host, so nothing is accepted for it (a queued one gets a credential
+            # when it is placed).
+            logger.warning("operation %s has no upload credential; upload refused", record.id)
+            raise RequestError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"operation {record.id} has no upload credential (created by an older backend "
+                "or not yet placed on a host): no model is accepted for it; train it again",
+            )
         if not hmac.compare_digest(hash_token(credential), expected):
             logger.warning("operation %s: upload with a wrong credential refused", record.id)
             raise RequestError(
@@ -219,7 +260,7 @@ class ResultsIntake:
         self, record: OperationRecord, header: pb.SubmitResultsHeader
     ) -> None:
         """The header must describe the bundle the host announced, before any byte is read."""
-        if not record.is_host or record.upload_credential_sha256 is None:
+        if not record.is_host:
             return
         announced = await self._announced(record)
         if announced is None:

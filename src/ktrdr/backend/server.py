@@ -18,6 +18,7 @@ from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
+from ktrdr.backend.stream_bounds import backend_stream_guard
 from ktrdr.backend.sweeps import Sweeps
 from ktrdr.backend.tracking import MlflowTracker, start_tracker
 from ktrdr.security.interceptor import AuthInterceptor
@@ -92,6 +93,9 @@ class BackendApp:
             )
         # A database from before the listing tables: filled once, off the event loop.
         await asyncio.to_thread(self.store.prepare_listings)
+        interceptors.append(
+            backend_stream_guard(settings, self.tokens.resolve if settings.auth_enabled else None)
+        )
         self.operations = operations = Operations(
             settings,
             self.store,

@@ -19,7 +19,7 @@ from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.models import ModelCatalog, ModelRpcs, check_tags
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.paging import page_size, page_token, parse_page_token
-from ktrdr.backend.results import ResultsIntake
+from ktrdr.backend.results import ResultsIntake, refusal_trailer
 from ktrdr.backend.store import OperationRecord
 from ktrdr.backend.strategies import strategy_files
 from ktrdr.backend.sweeps import SweepRpcs, Sweeps
@@ -187,7 +187,13 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
         request_iterator: AsyncIterator[SubmitRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.SubmitResultsResponse:
-        return await self.results.submit(request_iterator)
+        try:
+            return await self.results.submit(request_iterator)
+        except RequestError as exc:  # with the host's hint: final, or when to retry
+            await context.abort(
+                exc.code, _with_details(exc), trailing_metadata=refusal_trailer(exc)
+            )
+            raise AssertionError("unreachable") from None  # abort raises
 
     @_aborts_on_error
     async def ListStrategies(

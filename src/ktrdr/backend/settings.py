@@ -95,6 +95,16 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     max_concurrent_uploads: int = Field(default=8, ge=1)
     # Operations waiting as PENDING; CreateTraining beyond it is RESOURCE_EXHAUSTED.
     max_pending: int = Field(default=64, ge=1)
+    # Long server streams (WatchOperation/WatchSweep; DownloadModel): open at once in all, and
+    # per caller (token); more are refused at once with RESOURCE_EXHAUSTED.
+    max_watch_streams: int = Field(default=256, ge=1)
+    max_watch_streams_per_user: int = Field(default=32, ge=1)
+    max_download_streams_per_user: int = Field(default=2, ge=1)
+    # A client that takes no message of a stream for this long is ended (DEADLINE_EXCEEDED).
+    stream_send_timeout_s: float = Field(default=30.0, gt=0)
+    # Of those, how many one caller (one token) may have waiting, so that one trainer cannot
+    # fill the shared queue (KTRDR_BACKEND_MAX_PENDING_PER_USER).
+    max_pending_per_user: int = Field(default=16, ge=1)
     # Host operations waiting for a free host slot (every healthy host busy); CreateTraining in
     # host mode beyond it is RESOURCE_EXHAUSTED (KTRDR_BACKEND_MAX_HOST_QUEUE).
     max_host_queue: int = Field(default=64, ge=1)

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ktrdr.security.file_modes import private_database
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -233,7 +234,7 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # 0700 directory, 0600 file
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=10
@@ -363,11 +364,15 @@ class Store:
                 (sha256, size, operation_id),
             )
 
-    def count_pending(self) -> int:
+    def count_pending(self, owner: str | None = None) -> int:
+        """PENDING operations, of everyone or of one ``owner``."""
+        sql = "SELECT COUNT(*) FROM operations WHERE status = ?"
+        args: list[object] = [pb.OPERATION_STATUS_PENDING]
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
         with self._lock:
-            row = self._db.execute(
-                "SELECT COUNT(*) FROM operations WHERE status = ?", (pb.OPERATION_STATUS_PENDING,)
-            ).fetchone()
+            row = self._db.execute(sql, args).fetchone()
         return int(row[0])
 
     def get_operation(self, operation_id: str) -> OperationRecord | None:

@@ -21,7 +21,8 @@ from ktrdr.storage import check_strategy_name
 from ktrdr.training.device import DEVICE_CHOICES
 from ktrdr.training.v1 import backend_pb2 as pb
 
-_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_CUDA_INDEX = 63  # cuda:N beyond this names no real machine's GPU
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _SUFFIXES = (".yaml", ".yml")
 
 
@@ -139,10 +140,14 @@ def resolve_strategy(
     except StorageError as exc:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"name: {exc}") from None
     device = request.overrides.device
-    if device and device.split(":", 1)[0].lower() not in DEVICE_CHOICES:
+    base, colon, index = device.lower().partition(":")
+    if device and (
+        base not in DEVICE_CHOICES
+        or (colon and (base != "cuda" or not index.isdigit() or int(index) > MAX_CUDA_INDEX))
+    ):
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"overrides.device: {short_repr(device)} is not one of {', '.join(DEVICE_CHOICES)} "
-            "(or cuda:N)",
+            f"(or cuda:N, N from 0 to {MAX_CUDA_INDEX})",
         )
     return text, config

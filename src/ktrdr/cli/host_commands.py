@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ktrdr.cli import spool_commands
 from ktrdr.cli.backend_commands import add_server_security_options, security_overrides
 from ktrdr.cli.client_commands import add_tls_options, tls_from_args
 
@@ -82,6 +83,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     caps.add_argument("--timeout", type=float, default=5.0, help="deadline in seconds")
     add_tls_options(caps)
     caps.set_defaults(handler=_capabilities)
+    spool_commands.register(hsub, formatter)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -64,6 +64,8 @@ def parse_param(path: str, spec: str | Sequence[Any]) -> backend_pb2.SweepParame
         )
     if kind == "int" and len(parts) in (2, 3):
         low, high, *step = (_number(p, int, spec) for p in parts)
+        if step and step[0] < 1:
+            raise KtrdrClientError(f"{path}={spec}: the step must be at least 1, got {step[0]}")
         return backend_pb2.SweepParameter(
             path=path,
             int_range=backend_pb2.IntRange(

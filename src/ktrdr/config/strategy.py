@@ -31,7 +31,11 @@ from ktrdr.indicators import get_indicator, known_indicators
 # Element types (module-level aliases: inside the classes below `list` names a field).
 Symbol = Annotated[str, AfterValidator(normalize_symbol)]  # upper-cased, strict pattern
 Timeframe = Annotated[str, AfterValidator(normalize_timeframe)]  # canonical lower-case name
-SymbolList = list[Symbol]
+MAX_SYMBOLS = 100  # symbols in one strategy (each is a data file and an embedding row)
+SymbolList = Annotated[list[Symbol], Field(max_length=MAX_SYMBOLS)]
+# Dates a strategy may name: market data has none before 1900, and none after today.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_END_DATE = date(2100, 12, 31)
 TimeframeList = list[Timeframe]
 StrList = list[str]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -55,7 +59,7 @@ class _Lenient(BaseModel):
     declared as ``Any`` fields, accepted, and listed by :meth:`StrategyConfig.notices`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # KTRDR v2 keys that training accepts and ignores: (model, field) -> where in the YAML.
@@ -151,9 +155,20 @@ class TrainingDataConfig(_Lenient):
     date_format: str | None = None
     history_required: Any = None  # KTRDR; not used
 
+    @field_validator("start_date")
+    @classmethod
+    def _start_in_the_past(cls, start: date | None) -> date | None:
+        if start is not None and not EARLIEST_DATE <= start <= date.today():
+            raise ValueError(
+                f"{start} is outside {EARLIEST_DATE} .. today ({date.today()}): no data there"
+            )
+        return start
+
     @field_validator("end_date")
     @classmethod
     def _end_after_start(cls, end: date | None, info: ValidationInfo) -> date | None:
+        if end is not None and not EARLIEST_DATE <= end <= LATEST_END_DATE:
+            raise ValueError(f"{end} is outside {EARLIEST_DATE} .. {LATEST_END_DATE}")
         start = info.data.get("start_date")
         if start is not None and end is not None and start > end:
             raise ValueError(f"{end} is before start_date {start}")
@@ -265,7 +280,7 @@ class LRSchedulerConfig(_Lenient):
 
 
 class ModelTrainingConfig(_Lenient):
-    learning_rate: float = Field(default=0.001, gt=0)
+    learning_rate: float = Field(default=0.001, gt=0, le=10.0)
     batch_size: int = Field(default=32, gt=0)
     epochs: int = Field(default=50, gt=0)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
@@ -287,7 +302,8 @@ class ModelConfig(_Lenient):
 class LabelsConfig(_Lenient):
     source: Literal["zigzag"] = "zigzag"
     zigzag_threshold: float = Field(default=0.02, gt=0)  # relative move that makes a new extreme
-    label_lookahead: int = Field(default=20, ge=0)
+    # 0 keeps KTRDR's tail (see ktrdr.labels.zigzag); bounded: a window, not a whole history.
+    label_lookahead: int = Field(default=20, ge=0, le=100_000)
 
 
 class DataSplitConfig(_Lenient):

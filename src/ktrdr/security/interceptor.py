@@ -34,6 +34,7 @@ REFLECTION_METHODS = frozenset(
 # What a refused client-stream may still send before the refusal is answered (a client still
 # writing when the server ends the call would see INTERNAL instead of the real status).
 DENIED_STREAM_DRAIN_BYTES = 4 << 20
+DENIED_STREAM_DRAIN_S = 5.0  # ... and for at most this long
 CACHE_TTL_S = 2.0  # a revoked token stops working within this long
 CACHE_MAX_ENTRIES = 1024
 
@@ -164,11 +165,12 @@ def _refusal(
     async def stream_in(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         budget = DENIED_STREAM_DRAIN_BYTES
         try:
-            async for item in requests:
-                budget -= item.ByteSize() if hasattr(item, "ByteSize") else 0
-                if budget < 0:
-                    break
-        except Exception:  # a client that goes away while refused: nothing to answer
+            async with asyncio.timeout(DENIED_STREAM_DRAIN_S):  # a silent client: answered
+                async for item in requests:
+                    budget -= item.ByteSize() if hasattr(item, "ByteSize") else 0
+                    if budget < 0:
+                        break
+        except Exception:  # gone away, or silent too long: answer now
             pass
         await context.abort(code, message)
 

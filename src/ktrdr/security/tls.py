@@ -57,11 +57,33 @@ class ServerTLS:
         key = _read(self.key, f"{prefix}TLS_KEY")
         assert cert is not None and key is not None
         ca = _read(self.client_ca, f"{prefix}TLS_CA")
+        check_key_pair(self.cert, self.key, prefix)  # grpcio would say only "cannot bind"
         return grpc.ssl_server_credentials(
             [(key, cert)],
             root_certificates=ca,
             require_client_auth=self.require_client_cert,
         )
+
+
+def check_key_pair(cert: Path | None, key: Path | None, prefix: str = "") -> None:
+    """``SecurityConfigError`` naming the problem when ``key`` is not a usable private key
+    for ``cert`` (not PEM, encrypted, or another certificate's key)."""
+    if cert is None or key is None:
+        return
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(cert), str(key), password=lambda: b"")
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc).lower()
+        if "mismatch" in reason:
+            why = f"{prefix}TLS_KEY is not the private key of {prefix}TLS_CERT"
+        elif "bad decrypt" in reason or "password" in reason:
+            why = f"{prefix}TLS_KEY is encrypted (a key without a passphrase is needed)"
+        else:
+            why = f"{prefix}TLS_CERT/{prefix}TLS_KEY: not a PEM certificate and private key"
+        raise SecurityConfigError(f"{why} ({cert.name}, {key.name})") from None
 
 
 @dataclass(frozen=True)

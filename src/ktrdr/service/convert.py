@@ -19,6 +19,7 @@ from ktrdr.errors import (
     TrainingError,
     WorkerDied,
 )
+from ktrdr.service.disk import disk_full_message, is_disk_full
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.training.v1 import common_pb2
 
@@ -119,6 +120,8 @@ def simple_event(
 # -- errors ----------------------------------------------------------------------------------
 def status_for(exc: BaseException) -> grpc.StatusCode:
     """The one mapping from library errors to gRPC status codes."""
+    if is_disk_full(exc):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, StrategyConfigError):
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, TrainingCancelled):
@@ -149,6 +152,8 @@ def error_to_proto(exc: BaseException) -> common_pb2.ErrorDetail:
     code = status_for(exc)
     details = [redact_paths(d) for d in exc.errors] if isinstance(exc, StrategyConfigError) else []
     message = redact_paths(str(exc)) or type(exc).__name__
+    if is_disk_full(exc):
+        message = disk_full_message("the result could not be written")
     if code is grpc.StatusCode.INTERNAL:
         message = f"internal error: {type(exc).__name__}: {message}"
     return common_pb2.ErrorDetail(

@@ -36,6 +36,20 @@ class Health:
             await self.servicer.set(name, status)
 
 
+# Connections are bounded too: a TLS handshake must finish in 10 s, a connection with no call
+# for 5 min is closed (idle sockets held open are an fd limit away from EMFILE), a client is
+# pinged after 60 s of silence and dropped when it does not answer in 20 s, and one
+# connection carries at most 100 calls at once.
+SERVER_BOUNDS: tuple[tuple[str, int], ...] = (
+    ("grpc.server_handshake_timeout_ms", 10_000),
+    ("grpc.max_connection_idle_ms", 300_000),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.max_concurrent_streams", 100),
+)
+
+
 def build_server(
     register: Register,
     full_service_names: Sequence[str],
@@ -50,7 +64,7 @@ def build_server(
     which lets a second server bind a port that is already served and take half of its
     connections.
     """
-    options = [*grpc_options(max_message_bytes), ("grpc.so_reuseport", 0)]
+    options = [*grpc_options(max_message_bytes), ("grpc.so_reuseport", 0), *SERVER_BOUNDS]
     server = grpc.aio.server(options=options, interceptors=[RejectUndecodable(), *interceptors])
     register(server)
     health_ = Health(full_service_names)

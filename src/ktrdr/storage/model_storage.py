@@ -27,14 +27,14 @@ from ktrdr.storage.bundle import METADATA_FILE, ModelBundle
 
 logger = logging.getLogger(__name__)
 
-STRATEGY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
-TIMEFRAME_RE = re.compile(r"^[0-9]{1,4}[a-z]{1,3}$")
+STRATEGY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}\Z")
+TIMEFRAME_RE = re.compile(r"^[0-9]{1,4}[a-z]{1,3}\Z")
 ORIGIN_FILE = "origin.json"
 # The highest version ever allocated in a strategy's directory: a deleted version's number
 # is never given out again (aliases, caches and notes keep meaning what they meant).
 HIGH_WATER_FILE = ".high-water"
-VERSION_DIR_RE = re.compile(r"^(?P<combo>[A-Za-z0-9._+-]+)_v(?P<version>[0-9]+)$")
+VERSION_DIR_RE = re.compile(r"^(?P<combo>[A-Za-z0-9._+-]+)_v(?P<version>[0-9]+)\Z")
 
 
 def check_strategy_name(name: str) -> str:

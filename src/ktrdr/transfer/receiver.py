@@ -158,13 +158,21 @@ async def receive_results(
         raise
 
 
-async def drain(iterator: AsyncIterator[SubmitRequest], budget_bytes: int) -> None:
-    """Read and discard what is left of a refused stream, at most ``budget_bytes``."""
+# A refused stream is read for at most this long before the refusal is answered.
+DRAIN_DEADLINE_S = 5.0
+
+
+async def drain(
+    iterator: AsyncIterator[SubmitRequest], budget_bytes: int, deadline_s: float = DRAIN_DEADLINE_S
+) -> None:
+    """Read and discard what is left of a refused stream, at most ``budget_bytes`` and for
+    at most ``deadline_s`` (a client that sends nothing is answered then, not never)."""
     with contextlib.suppress(Exception):
-        async for message in iterator:
-            budget_bytes -= message.ByteSize()
-            if budget_bytes < 0:
-                return
+        async with asyncio.timeout(deadline_s):
+            async for message in iterator:
+                budget_bytes -= message.ByteSize()
+                if budget_bytes < 0:
+                    return
 
 
 async def _receive(

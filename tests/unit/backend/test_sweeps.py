@@ -386,13 +386,13 @@ async def test_the_cli_and_client_run_a_sweep(sweep_backend, capsys, monkeypatch
     assert "relu" in drawn and "tanh" in drawn and "VAL_LOSS" in drawn
 
 
-async def test_a_sweep_whose_trials_are_all_refused_fails_with_the_reason(backend):
-    """Seed 0 draws dropout 2.0, 3.0, 3.0, 2.0, 2.0: every trial is refused at creation (the
-    space's first value, 0.1, is what CreateSweep checked)."""
+async def test_a_sweep_with_a_value_its_trials_would_refuse_is_refused_at_once(backend):
+    """Every choice (and both ends of every range) is checked against the strategy when the
+    sweep is created: dropout 2.0 is refused there, not trial after trial."""
     parameter = pb.SweepParameter(
         path="model.architecture.dropout", choices=pb.Choices(values=["0.1", "2.0", "3.0"])
     )
-    created = (
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
         await backend.stub.CreateSweep(
             pb.CreateSweepRequest(
                 strategy_name="tiny_rsi",
@@ -402,14 +402,8 @@ async def test_a_sweep_whose_trials_are_all_refused_fails_with_the_reason(backen
                 seed=0,
             )
         )
-    ).sweep
-    events = await watch_to_end(backend.stub, created.sweep_id)
-    sweep = events[-1].sweep
-    assert sweep.status == pb.SWEEP_STATUS_FAILED
-    assert "5 trials in a row failed" in sweep.error.message
-    assert "dropout" in sweep.error.message
-    assert [t.status for t in sweep.trials] == [pb.TRIAL_STATUS_FAILED] * 5
-    assert all(not t.operation_id for t in sweep.trials)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "model.architecture.dropout=2.0" in (refused.value.details() or "")
 
 
 async def test_list_sweeps_pages_through_every_sweep_once(backend):

@@ -9,17 +9,20 @@ can damage the stream of its next calls (``faults``) to exercise the host's retr
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from ktrdr.backend.results import FINAL_CODES
 from ktrdr.storage.bundle import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc as pb_grpc
 from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import TransferError, grpc_options, receive_results
+from ktrdr.transfer.refusals import refusal_metadata
 
 Stream = AsyncIterable[pb.SubmitResultsRequest]
 Fault = Callable[[Stream], Stream]
@@ -57,7 +60,10 @@ class ReceivingBackend(pb_grpc.BackendServicer):
         self.stored.mkdir(parents=True, exist_ok=True)
         self.max_raw_bytes = max_raw_bytes
         self.calls = 0
-        self.refuse: grpc.StatusCode | None = None
+        self.refuse: grpc.StatusCode | None = None  # every call, final as the backend marks it
+        # One refusal per call until empty: (code, final, retry-after seconds or None).
+        self.refusals: list[tuple[grpc.StatusCode, bool, float | None]] = []
+        self.call_times: list[float] = []
         self.faults: list[Fault] = []
         self.models: dict[str, tuple[str, Path]] = {}  # session -> (sha256, stored archive)
 
@@ -65,8 +71,21 @@ class ReceivingBackend(pb_grpc.BackendServicer):
         self, request_iterator: Stream, context: grpc.aio.ServicerContext
     ) -> pb.SubmitResultsResponse:
         self.calls += 1
+        self.call_times.append(time.monotonic())
+        if self.refusals:
+            code, final, retry_after = self.refusals.pop(0)
+            await context.abort(
+                code,
+                "refused by the test backend",
+                trailing_metadata=refusal_metadata(final=final, retry_after_s=retry_after),
+            )
         if self.refuse is not None:
-            await context.abort(self.refuse, "refused by the test backend")
+            final = self.refuse in FINAL_CODES
+            await context.abort(
+                self.refuse,
+                "refused by the test backend",
+                trailing_metadata=refusal_metadata(final=final),
+            )
         stream = self.faults.pop(0)(request_iterator) if self.faults else request_iterator
         try:
             received = await receive_results(
@@ -76,13 +95,18 @@ class ReceivingBackend(pb_grpc.BackendServicer):
                 validate=validate_bundle,
             )
         except TransferError as error:
-            await context.abort(error.code, error.message)
+            final = refusal_metadata(final=error.code in FINAL_CODES)
+            await context.abort(error.code, error.message, trailing_metadata=final)
         session = received.header.session_id
         known = self.models.get(session)
         if known is not None:
             received.path.unlink()
             if known[0] != received.sha256:
-                await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"{session} has a model")
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"{session} has a model",
+                    trailing_metadata=refusal_metadata(final=True),
+                )
             return self._response(received.header.strategy_name, known[1], known[0], True)
         target = self.stored / f"{len(self.models) + 1}.tar"
         os.replace(received.path, target)

@@ -23,7 +23,7 @@ from unit.host.receiving_backend import (
 
 from ktrdr.training.executor import TrainingResult
 from ktrdr.training.v1 import common_pb2
-from ktrdr_host.delivery import DeliveryState, ResultSender, is_permanent
+from ktrdr_host.delivery import DeliveryState, ResultSender
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool, SpoolEntry
 
@@ -123,28 +123,35 @@ async def test_damaged_stream_is_retried(
     assert os.listdir(backend.backend.incoming) == []
 
 
-async def test_oversized_bundle_fails_for_good_and_is_kept(
+async def test_oversized_bundle_is_retried_until_the_limit_is_raised(
     tmp_path: Path, host_settings: HostSettings, tiny_result: TrainingResult
 ) -> None:
     # Small chunks: the backend refuses at the header while chunks are still being written,
     # which grpc.aio may report as INTERNAL (grpc/grpc#36066); the sender's probe finds the
-    # real code, so this is one attempt and a permanent failure, never an endless retry.
+    # real code. RESOURCE_EXHAUSTED is fixable (an operator raises the limit): never parked.
     small = await start_backend(tmp_path / "small", max_raw_bytes=1024)
     settings = host_settings.model_copy(update={"chunk_size": 512})
     try:
         spool = Spool(settings.spool_dir)
         entry = spool_one(spool, tiny_result, small.address)
         state = ResultSender(spool, settings).submit(entry)
-        await settle(state)
-        assert state.status == common_pb2.DELIVERY_STATUS_FAILED
-        assert state.attempts == 1
+        await wait_until(lambda: state.attempts >= 3)
+        assert state.status == common_pb2.DELIVERY_STATUS_PENDING
         assert "RESOURCE_EXHAUSTED" in state.last_error
         assert os.listdir(small.backend.incoming) == []
-        assert spool.entries() == []  # not resent on restart ...
-        kept = spool.failed_directory / entry.archive.name
-        assert kept.is_file()  # ... but never lost
+        assert [e.session_id for e in spool.entries()] == ["op-1"]  # kept, not parked
+        small.backend.max_raw_bytes = 64 << 20  # the operator raises the limit
+        await settle(state)
+        assert state.status == common_pb2.DELIVERY_STATUS_DELIVERED
     finally:
         await small.stop()
+
+
+async def wait_until(check, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize(
@@ -196,8 +203,55 @@ async def test_stop_keeps_the_model_in_the_spool(
     assert [e.session_id for e in spool.entries()] == ["op-1"]
 
 
-def test_retry_classes() -> None:
-    for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "DATA_LOSS", "ABORTED", "INTERNAL"):
-        assert not is_permanent(grpc.StatusCode[code])
-    for code in ("INVALID_ARGUMENT", "ALREADY_EXISTS", "FAILED_PRECONDITION", "NOT_FOUND"):
-        assert is_permanent(grpc.StatusCode[code])
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,  # unmarked: the interceptor's wrong-role answer
+        grpc.StatusCode.INTERNAL,
+    ],
+)
+async def test_refusals_not_marked_final_are_retried(
+    code: grpc.StatusCode,
+    host_settings: HostSettings,
+    tiny_result: TrainingResult,
+    backend: RunningBackend,
+) -> None:
+    backend.backend.refusals = [(code, False, None)] * 3
+    spool = Spool(host_settings.spool_dir)
+    state = ResultSender(spool, host_settings).submit(
+        spool_one(spool, tiny_result, backend.address)
+    )
+    await settle(state)
+    assert state.status == common_pb2.DELIVERY_STATUS_DELIVERED
+    assert backend.backend.calls >= 4  # three refusals (some to probes), then delivered
+    assert list(spool.failed_directory.iterdir()) == []
+
+
+async def test_retry_after_hint_is_honoured(
+    host_settings: HostSettings, tiny_result: TrainingResult, backend: RunningBackend
+) -> None:
+    # backoff is at most 0.2 s here; the hint asks for 0.8 s
+    backend.backend.refusals = [(grpc.StatusCode.RESOURCE_EXHAUSTED, False, 0.8)]
+    spool = Spool(host_settings.spool_dir)
+    state = ResultSender(spool, host_settings).submit(
+        spool_one(spool, tiny_result, backend.address)
+    )
+    await settle(state)
+    assert state.status == common_pb2.DELIVERY_STATUS_DELIVERED
+    first, second = backend.backend.call_times[:2]
+    assert second - first >= 0.8
+
+
+def test_backoff_has_jitter_and_a_cap(host_settings: HostSettings, tmp_path: Path) -> None:
+    settings = host_settings.model_copy(
+        update={"delivery_initial_backoff_s": 1.0, "delivery_max_backoff_s": 8.0}
+    )
+    sender = ResultSender(Spool(tmp_path / "spool"), settings)
+    waits = [sender.retry_delay_s(10) for _ in range(200)]
+    assert all(4.0 <= w <= 8.0 for w in waits)
+    assert len({round(w, 3) for w in waits}) > 50  # spread, not one value
+    assert sender.retry_delay_s(1, hint_s=30.0) == 30.0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ktrdr.backend.auth.roles import ROLES
+from ktrdr.security.file_modes import private_database
 from ktrdr.security.interceptor import Identity
 from ktrdr.security.tokens import generate_token, hash_token, write_token_file
 
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 ADMIN_TOKEN_FILE = "admin.token"
 HOST_TOKEN_FILE = "host.token"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -62,7 +63,7 @@ class TokenStore:
 
     def __init__(self, db_path: Path | str) -> None:
         self.path = Path(db_path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # 0700 directory, 0600 file
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=10

@@ -27,8 +27,8 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.store import ModelRecord, Store
 from ktrdr.echo import short_repr
 
-ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=-]{0,63}$")
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}\Z")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=-]{0,63}\Z")
 RESERVED_ALIASES = frozenset({"latest"})
 MAX_TAGS = 32
 
@@ -67,7 +67,7 @@ def invalid(message: str) -> RequestError:
 
 
 def check_alias(alias: str, field_name: str = "alias") -> str:
-    if not ALIAS_RE.match(alias) or alias in RESERVED_ALIASES:
+    if not ALIAS_RE.fullmatch(alias) or alias in RESERVED_ALIASES:
         raise invalid(
             f"{field_name}: {short_repr(alias)} is not an alias: use 1-40 lowercase letters, "
             "digits, '_' or '-', starting with a letter (not 'latest')"
@@ -78,7 +78,7 @@ def check_alias(alias: str, field_name: str = "alias") -> str:
 def check_tags(tags: Iterable[str], field_name: str = "tags") -> list[str]:
     out = sorted(set(tags))
     for tag in out:
-        if not TAG_RE.match(tag):
+        if not TAG_RE.fullmatch(tag):
             raise invalid(
                 f"{field_name}: {short_repr(tag)} is not a tag: use 1-64 letters, digits or "
                 "'._:=-', starting with a letter or digit"

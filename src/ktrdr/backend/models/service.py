@@ -29,6 +29,9 @@ from ktrdr.transfer.protocol import codec_from_proto
 logger = logging.getLogger(__name__)
 
 MAX_CONCURRENT_DOWNLOADS = 8
+# Smaller chunks cost a message (and its CPU) per few bytes: 1-byte chunks of a 70 KB model
+# took seconds of server CPU.
+MIN_DOWNLOAD_CHUNK = 4 * 1024
 _DONE = object()
 
 
@@ -170,8 +173,12 @@ class ModelRpcs:
     ) -> AsyncIterator[pb.DownloadModelResponse]:
         if request.offset < 0:
             raise invalid("offset: must be >= 0")
-        if not 0 <= request.chunk_size_bytes <= MAX_DOWNLOAD_CHUNK:
-            raise invalid(f"chunk_size_bytes: must be 0..{MAX_DOWNLOAD_CHUNK}")
+        chunk = request.chunk_size_bytes
+        if chunk and not MIN_DOWNLOAD_CHUNK <= chunk <= MAX_DOWNLOAD_CHUNK:
+            raise invalid(
+                f"chunk_size_bytes: must be 0 (the default) or {MIN_DOWNLOAD_CHUNK}.."
+                f"{MAX_DOWNLOAD_CHUNK}, got {chunk}"
+            )
         codec = None
         if request.codec:
             codec = codec_from_proto(request.codec)

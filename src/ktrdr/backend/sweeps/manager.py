@@ -95,14 +95,21 @@ class Sweeps:
             self.settings.strategies_dir,
             **limits,  # type: ignore[arg-type]
         )
-        # The space's paths and values are checked once against the strategy, at one point.
-        probe = pb.CreateTrainingRequest(strategy_yaml=text, field_overrides=sample_values(normal))
-        try:
-            await asyncio.to_thread(resolve_strategy, probe, self.settings.strategies_dir, **limits)  # type: ignore[arg-type]
-        except RequestError as exc:
-            raise RequestError(
-                exc.code, f"parameters: with each at its first value: {exc.message}", exc.details
-            ) from None
+        # The space's paths and values are checked against the strategy at their extremes.
+        for overrides in sample_values(normal):
+            probe = pb.CreateTrainingRequest(strategy_yaml=text, field_overrides=overrides)
+            try:
+                await asyncio.to_thread(
+                    resolve_strategy,
+                    probe,
+                    self.settings.strategies_dir,
+                    **limits,  # type: ignore[arg-type]
+                )
+            except RequestError as exc:
+                at = ", ".join(f"{o.path}={o.value}" for o in overrides)
+                raise RequestError(
+                    exc.code, f"parameters: at {at[:300]}: {exc.message}", exc.details
+                ) from None
         normal.strategy_yaml = text
         del normal.field_overrides[:]
         identity = current_identity()

@@ -73,14 +73,20 @@ def _check_parameter(i: int, parameter: pb.SweepParameter) -> None:
     which = parameter.WhichOneof("space")
     if which == "float_range":
         r = parameter.float_range
-        if not (math.isfinite(r.low) and math.isfinite(r.high)) or r.low > r.high:
-            raise _bad(f"{where}: float_range needs finite low <= high, got {r.low}..{r.high}")
+        if not (math.isfinite(r.low) and math.isfinite(r.high)) or r.low >= r.high:
+            raise _bad(
+                f"{where}: float_range needs finite low < high, got {r.low}..{r.high} (for one "
+                "value use choices)"
+            )
         if r.log and r.low <= 0:
             raise _bad(f"{where}: a log float_range needs low > 0, got {r.low}")
     elif which == "int_range":
         ir = parameter.int_range
-        if ir.low > ir.high:
-            raise _bad(f"{where}: int_range needs low <= high, got {ir.low}..{ir.high}")
+        if ir.low >= ir.high:
+            raise _bad(
+                f"{where}: int_range needs low < high, got {ir.low}..{ir.high} (for one value "
+                "use choices)"
+            )
         if ir.step < 0:
             raise _bad(f"{where}: int_range step must be >= 1 (0 means 1), got {ir.step}")
         if ir.log and (ir.low < 1 or ir.step not in (0, 1)):
@@ -114,20 +120,30 @@ def grid_values(parameter: pb.SweepParameter) -> list[Any]:
     )
 
 
-def sample_values(request: pb.CreateSweepRequest) -> list[common_pb2.FieldOverride]:
-    """One value per parameter (each range's low end, each first choice), to check the
-    paths and values against the strategy before the sweep starts."""
-    out = []
-    for parameter in request.parameters:
-        which = parameter.WhichOneof("space")
-        if which == "float_range":
-            value = format_value(float(parameter.float_range.low))
-        elif which == "int_range":
-            value = str(parameter.int_range.low)
-        else:
-            value = parameter.choices.values[0]
-        out.append(common_pb2.FieldOverride(path=parameter.path, value=value))
-    return out
+def _extremes(parameter: pb.SweepParameter) -> list[str]:
+    """Every value a parameter can reach its bounds with: a range's ends, every choice."""
+    which = parameter.WhichOneof("space")
+    if which == "float_range":
+        r = parameter.float_range
+        return [format_value(float(r.low)), format_value(float(r.high))]
+    if which == "int_range":
+        return [str(parameter.int_range.low), str(parameter.int_range.high)]
+    return list(parameter.choices.values)
+
+
+def sample_values(request: pb.CreateSweepRequest) -> list[list[common_pb2.FieldOverride]]:
+    """Probes that together put every parameter at each of its extremes (both ends of each
+    range, each choice), to check paths and values against the strategy and its work limits
+    before the sweep starts: ``epochs: int:1:1e18`` is refused there, not at a trial."""
+    extremes = [(p.path, _extremes(p)) for p in request.parameters]
+    rounds = max((len(values) for _, values in extremes), default=0)
+    return [
+        [
+            common_pb2.FieldOverride(path=path, value=values[min(k, len(values) - 1)])
+            for path, values in extremes
+        ]
+        for k in range(rounds)
+    ]
 
 
 def normalise(request: pb.CreateSweepRequest, bounds: SweepBounds) -> pb.CreateSweepRequest:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ktrdr.security.file_modes import private_database
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -150,6 +151,7 @@ class SweepStore:
 
     def __init__(self, path: Path | str) -> None:
         self._lock = threading.RLock()
+        private_database(Path(path))  # 0700 directory, 0600 file
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

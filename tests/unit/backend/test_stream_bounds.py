@@ -1,0 +1,135 @@
+"""Long server streams are bounded: per caller, answered at once, ended on revocation.
+
+A real backend (gRPC on loopback) with a long local training to watch: a caller over its
+share of watch streams is refused at once (another caller is not), a watch opened before
+its token was revoked ends with UNAUTHENTICATED within seconds, a tiny download chunk size is
+refused, and an upload stream that sends nothing past the cap is answered within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from backend_fakes import Backend, start_backend, stop_backend
+
+from ktrdr.backend.auth.token_store import TokenStore
+from ktrdr.security.channels import aio_channel
+from ktrdr.security.tokens import generate_token
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import backend_pb2_grpc
+
+
+@pytest.fixture
+async def backend(tmp_path: Path, sample_data_dir: Path):
+    (tmp_path / "strategies").mkdir()
+    b = await start_backend(
+        tmp_path,
+        sample_data_dir,
+        local_concurrency=1,
+        max_watch_streams_per_user=2,
+        max_concurrent_uploads=1,
+    )
+    yield b
+    await stop_backend(b)
+
+
+def add_token(b: Backend, name: str) -> str:
+    store = TokenStore(b.settings.db_path)
+    try:
+        token = generate_token()
+        store.add(name, "trainer", token)
+        return token
+    finally:
+        store.close()
+
+
+async def long_operation(b: Backend, yaml_text: str) -> str:
+    slow = yaml_text.replace("epochs: 4", "epochs: 400")
+    request = pb.CreateTrainingRequest(strategy_yaml=slow, execution_mode=pb.EXECUTION_MODE_LOCAL)
+    return (await b.stub.CreateTraining(request)).operation.operation_id
+
+
+async def first_event(call) -> None:  # type: ignore[no-untyped-def]
+    async for _ in call:
+        return
+
+
+async def test_watch_streams_per_caller_and_revocation(
+    backend: Backend, tiny_strategy_yaml: str
+) -> None:
+    op_id = await long_operation(backend, tiny_strategy_yaml)
+    address = f"127.0.0.1:{backend.app.port}"
+    bob = add_token(backend, "bob")
+    watch = pb.WatchOperationRequest(operation_id=op_id)
+    try:
+        async with aio_channel(address, token=bob) as channel:
+            stub = backend_pb2_grpc.BackendStub(channel)
+            held = [stub.WatchOperation(watch, timeout=120) for _ in range(2)]
+            for call in held:
+                await first_event(call)
+            third = stub.WatchOperation(watch, timeout=120)
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await first_event(third)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "per caller" in (refused.value.details() or "")
+            assert time.monotonic() - started < 5
+            # another caller is not affected
+            await first_event(backend.stub.WatchOperation(watch, timeout=120))
+
+            # revoked: the streams already open end within seconds
+            store = TokenStore(backend.settings.db_path)
+            store.revoke("bob")
+            store.close()
+            started = time.monotonic()
+            for call in held:
+                with pytest.raises(grpc.aio.AioRpcError) as ended:
+                    async for _ in call:
+                        pass
+                assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "revoked" in (ended.value.details() or "")
+            assert time.monotonic() - started < 10
+    finally:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await backend.stub.CancelOperation(pb.CancelOperationRequest(operation_id=op_id))
+
+
+async def test_tiny_download_chunks_are_refused(backend: Backend) -> None:
+    request = pb.DownloadModelRequest(
+        model=pb.ModelSelector(strategy_name="tiny_rsi"), chunk_size_bytes=1
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        async for _ in backend.stub.DownloadModel(request, timeout=10):
+            pass
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "chunk_size_bytes" in (refused.value.details() or "")
+
+
+async def test_a_silent_upload_past_the_cap_is_answered(backend: Backend) -> None:
+    token = (backend.settings.data_dir / "host.token").read_text().strip()
+    address = f"127.0.0.1:{backend.app.port}"
+    release = asyncio.Event()
+
+    async def silent():  # type: ignore[no-untyped-def]
+        await release.wait()
+        return
+        yield  # an async generator that sends nothing
+
+    async with aio_channel(address, token=token) as channel:
+        stub = backend_pb2_grpc.BackendStub(channel)
+        holder = stub.SubmitResults(silent(), timeout=60)  # holds the one upload slot
+        try:
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.SubmitResults(silent(), timeout=30)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert time.monotonic() - started < 10
+        finally:
+            release.set()
+            holder.cancel()
