@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2e_processes import HOST_AUTH_TOKEN, Service, channel_to, start_backend, start_host
 
 from ktrdr.training.v1 import backend_pb2_grpc, host_pb2_grpc
+from tests.support.processes import HOST_AUTH_TOKEN, Service, channel_to, start_backend, start_host
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-import torch
-from e2e_processes import channel_to, free_port, start_backend
 
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2
 from ktrdr.transfer import iter_submit_requests
+from tests.support.processes import channel_to, free_port, start_backend
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +67,8 @@ def summary_without_timing(path: str) -> dict[str, float]:
 def test_host_and_local_runs_give_identical_models(
     backend_stub, host_stub, backend_process, tiny_strategy_yaml
 ):
+    import torch
+
     store = backend_process.log.parent / "models"  # references are store-relative
     on_host = train(backend_stub, tiny_strategy_yaml, HOST)
     assert on_host.host_address and "healthy" in on_host.mode_reason

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_processes import ADMIN_TOKEN, REPO_ROOT, Service, start_backend
+
+from tests.support.processes import ADMIN_TOKEN, REPO_ROOT, Service, start_backend
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -6,7 +6,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +22,8 @@ def readme_block(repo_root: Path, heading: str) -> list[str]:
 def test_readme_in_process_commands_work_as_written(repo_root: Path, tmp_path: Path):
     # a scratch working directory that looks like a fresh clone's root, so models/ and
     # signals.csv land in tmp_path and not in the repository
+    import pandas as pd
+
     for name in (".venv", "examples", "data"):
         (tmp_path / name).symlink_to(repo_root / name)
     commands = readme_block(repo_root, "Training in-process (no services)")

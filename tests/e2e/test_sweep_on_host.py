@@ -15,9 +15,9 @@ import pytest
 from ktrdr.backend.sweeps.runner import best_alias
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2, host_pb2
+from tests.support.needs import needs
 
-pytestmark = pytest.mark.e2e
-pytest.importorskip("optuna")
+pytestmark = [pytest.mark.e2e, needs("optuna")]
 
 HOST = pb.EXECUTION_MODE_HOST
 DEADLINE_S = 120  # generous: the suite may run beside another copy of itself

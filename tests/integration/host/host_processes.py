@@ -1,6 +1,6 @@
 """Real host processes for the integration tests (the backend's tests may copy this pattern).
 
-Import as ``from integration.host.host_processes import ...``; the fixtures live in the
+Import as ``from tests.integration.host.host_processes import ...``; the fixtures live in the
 folder's ``conftest.py``.
 
 ``start_host_process`` runs ``python -m ktrdr.cli.main host serve --address 127.0.0.1:0 ...``,

@@ -22,14 +22,14 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
-from integration.host.host_processes import HostProcess, HostProcesses, health_status
-from unit.host.receiving_backend import start_backend
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.tokens import read_token_file
 from ktrdr.training.v1 import common_pb2 as K
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
+from tests.integration.host.host_processes import HostProcess, HostProcesses, health_status
+from tests.unit.host.receiving_backend import start_backend
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Helpers of the Ray-mode integration tests: a host process in Ray mode, and waiting.
 
-Import as ``from integration.ray.ray_processes import ...``; the fixtures live in the
+Import as ``from tests.integration.ray.ray_processes import ...``; the fixtures live in the
 folder's ``conftest.py``.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from e2e.e2e_processes import HOST_AUTH_TOKEN, HOST_ROLE_TOKEN, Service, free_port
 
 from ktrdr_host.local_cluster import LocalRayCluster
+from tests.support.processes import HOST_AUTH_TOKEN, HOST_ROLE_TOKEN, Service, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_DATA = REPO_ROOT / "data" / "samples"

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-import torch
-from e2e.e2e_processes import HOST_AUTH_TOKEN, channel_to, start_backend
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from integration.ray.ray_processes import SAMPLE_DATA, wait_for
 
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2, host_pb2_grpc
+from tests.integration.ray.ray_processes import SAMPLE_DATA, wait_for
+from tests.support.processes import HOST_AUTH_TOKEN, channel_to, start_backend
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -137,6 +136,8 @@ def test_two_trainings_at_once_land_on_two_nodes(yamls, ray_host, ray_backend) -
 
 
 def test_same_seed_gives_the_same_weights_as_a_local_run(yamls, ray_host, ray_backend) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
     store = ray_backend.log.parent / "models"
     with channel_to(ray_backend.address) as channel:
         stub = backend_pb2_grpc.BackendStub(channel)

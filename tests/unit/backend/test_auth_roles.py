@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
-from backend_fakes import Backend, start_backend, stop_backend
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
+from tests.support.backend import Backend, start_backend, stop_backend
 
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED

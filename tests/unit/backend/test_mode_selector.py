@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from backend_fakes import FakeHost, refused_address, start_fake_host, start_hanging_server
 
 from ktrdr.backend.mode_selector import ModeSelector, ModeUnavailable
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import host_pb2
+from tests.support.backend import FakeHost, refused_address, start_fake_host, start_hanging_server
 
 LOCAL, HOST, AUTO = pb.EXECUTION_MODE_LOCAL, pb.EXECUTION_MODE_HOST, pb.EXECUTION_MODE_AUTO
 

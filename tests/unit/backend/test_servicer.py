@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.service.convert import simple_event
@@ -18,6 +17,7 @@ from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import iter_submit_requests, send_results
+from tests.support.backend import start_backend, stop_backend
 
 CPU = common_pb2.TrainingOverrides(device="cpu")
 
@@ -173,7 +173,7 @@ async def host_operation(b, yaml_text: str) -> pb.Operation:
 
 
 def archive(tmp_path, bundle: ModelBundle, name: str, **meta: object):
-    copy = ModelBundle(weights=bundle.weights, metadata={**bundle.metadata, **meta})
+    copy = type(bundle)(weights=bundle.weights, metadata={**bundle.metadata, **meta})
     path = tmp_path / name
     copy.to_archive(path)
     return path
@@ -277,7 +277,8 @@ async def test_submit_results_refusals(host_backend, tiny_bundle, tmp_path, tiny
     # a cancelled operation takes no model
     await b.stub.CancelOperation(pb.CancelOperationRequest(operation_id=op.operation_id))
     assert await code_of(submit(b, path, op.operation_id)) == grpc.StatusCode.FAILED_PRECONDITION
-    # nor does a local one
+    # nor does a local one (held mid-training until it is cancelled)
+    b.trainer.hold_from = 1
     local = (
         await b.stub.CreateTraining(
             pb.CreateTrainingRequest(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from unit.service.strategy_probes import (
+
+from ktrdr.training.v1 import backend_pb2 as pb
+from tests.unit.service.strategy_probes import (
     BAD_STRATEGIES,
     INVALID,
     Edit,
@@ -17,8 +19,6 @@ from unit.service.strategy_probes import (
     raw_string_field,
     slow_but_small,
 )
-
-from ktrdr.training.v1 import backend_pb2 as pb
 
 # Health latency meanwhile: typically 1-20 ms; the bounds are loose for a loaded machine
 # (single hiccups of ~0.3 s were seen on a shared 2-core box) yet far below "blocked" (the
@@ -52,7 +52,7 @@ async def test_health_answers_while_a_large_strategy_is_parsed(backend, tiny_str
 
 
 async def test_limits_come_from_the_settings(tmp_path, sample_data_dir, tiny_strategy_yaml):
-    from backend_fakes import start_backend, stop_backend
+    from tests.support.backend import start_backend, stop_backend
 
     (tmp_path / "strategies").mkdir()
     b = await start_backend(tmp_path, sample_data_dir, max_epochs=3, max_strategy_bytes=2000)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.sweeps.runner import best_alias
 from ktrdr.backend.sweeps.store import SweepRecord
@@ -19,8 +18,10 @@ from ktrdr.client import TrainingClient
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
+from tests.support.backend import start_backend, stop_backend
+from tests.support.needs import needs
 
-pytest.importorskip("optuna")
+pytestmark = needs("optuna")
 
 FAST = [common_pb2.FieldOverride(path="model.training.epochs", value="1")]
 
@@ -157,6 +158,7 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
 
 async def test_cancel_midway_keeps_finished_trials(sweep_backend):
     stub = sweep_backend.stub
+    sweep_backend.trainer.hold_from = 2  # the first trial finishes, the others train on
     created = (
         await stub.CreateSweep(
             pb.CreateSweepRequest(
@@ -170,7 +172,7 @@ async def test_cancel_midway_keeps_finished_trials(sweep_backend):
         )
     ).sweep
     # Cancel right after a trial starts that began once another had finished: that one is
-    # surely mid-way (a trial's operation spends seconds loading data before its one epoch).
+    # surely mid-way (the trainer holds every run after the first until it is cancelled).
     stream = stub.WatchSweep(pb.WatchSweepRequest(sweep_id=created.sweep_id))
     finished = False
     async for message in stream:

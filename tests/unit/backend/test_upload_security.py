@@ -1,6 +1,6 @@
 """SubmitResults as an attacker would use it: forged, replayed, oversized, stalled, flooded.
 
-A real backend with a fake host (``backend_fakes``): the fake records the upload credential
+A real backend with a fake host (``tests.support.backend``): the fake records the upload credential
 the backend gives it in StartTraining and announces the bundle a test chooses as finished.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 import zstandard
-from backend_fakes import Backend, start_backend, stop_backend
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr.transfer import iter_submit_requests, send_results
+from tests.support.backend import Backend, start_backend, stop_backend
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def host_stub(b: Backend) -> tuple[grpc.aio.Channel, backend_pb2_grpc.BackendStu
 
 def bundle_file(tmp_path: Path, bundle: ModelBundle, name: str, **meta: object) -> Path:
     path = tmp_path / name
-    ModelBundle(weights=bundle.weights, metadata={**bundle.metadata, **meta}).to_archive(path)
+    type(bundle)(weights=bundle.weights, metadata={**bundle.metadata, **meta}).to_archive(path)
     return path
 
 

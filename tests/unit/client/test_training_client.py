@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import grpc
-import pandas as pd
 import pytest
 
 from ktrdr.client import (
@@ -133,6 +132,8 @@ def test_detached_run_wait_and_cancel(fake_backend) -> None:
 
 
 def test_queries_default_mode_and_frames(fake_backend) -> None:
+    import pandas as pd
+
     address, _ = fake_backend
     client = TrainingClient(address)
     for _ in range(3):

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import grpc
 import pytest
-from unit.host.receiving_backend import (
+
+from ktrdr.training.result import TrainingResult
+from ktrdr.training.v1 import common_pb2
+from ktrdr_host.delivery import DeliveryState, ResultSender, is_permanent
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool, SpoolEntry
+from tests.unit.host.receiving_backend import (
     RunningBackend,
     corrupt_first_chunk,
     start_backend,
     truncate_after_first_chunk,
 )
-
-from ktrdr.training.executor import TrainingResult
-from ktrdr.training.v1 import common_pb2
-from ktrdr_host.delivery import DeliveryState, ResultSender, is_permanent
-from ktrdr_host.settings import HostSettings
-from ktrdr_host.spool import Spool, SpoolEntry
 
 
 def free_port() -> int:

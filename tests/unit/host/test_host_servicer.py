@@ -19,21 +19,24 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from unit.host.receiving_backend import RunningBackend, start_backend
 
 from ktrdr.errors import DataError
 from ktrdr.security.channels import aio_channel
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressEvent, ProgressKind
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
 from ktrdr_host.server import RunningHost, start_host
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool
+from tests.unit.host.receiving_backend import RunningBackend, start_backend
 
 K = common_pb2
 TERMINAL = {K.PROGRESS_KIND_COMPLETED, K.PROGRESS_KIND_FAILED, K.PROGRESS_KIND_CANCELLED}
+
+# The host trains its sessions in real worker processes (no stand-in runner on the host yet).
+pytestmark = pytest.mark.integration
 
 
 class QuietExecutor:

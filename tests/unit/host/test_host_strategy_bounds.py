@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from unit.service.strategy_probes import (
+
+from ktrdr.security.channels import aio_channel
+from ktrdr.training.v1 import host_pb2, host_pb2_grpc
+from ktrdr.transfer import grpc_options
+from ktrdr_host.server import RunningHost, start_host
+from ktrdr_host.settings import HostSettings
+from tests.unit.service.strategy_probes import (
     BAD_STRATEGIES,
     INVALID,
     Edit,
@@ -20,12 +26,6 @@ from unit.service.strategy_probes import (
     raw_string_field,
     slow_but_small,
 )
-
-from ktrdr.security.channels import aio_channel
-from ktrdr.training.v1 import host_pb2, host_pb2_grpc
-from ktrdr.transfer import grpc_options
-from ktrdr_host.server import RunningHost, start_host
-from ktrdr_host.settings import HostSettings
 
 HEALTH_BOUND_S = 1.5  # see tests/unit/backend/test_strategy_bounds.py
 HEALTH_TYPICAL_S = 0.1

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import torch
 
 from ktrdr.config import parse_strategy
 from ktrdr.errors import DataError, StrategyConfigError, TrainingCancelled, WorkerDied
@@ -63,6 +62,8 @@ class EpochWatcher:
 def test_worker_trains_like_the_library_and_reports_progress(
     sample_data_dir: Path, tiny_strategy_yaml: str, pool: SparePool
 ) -> None:
+    import torch
+
     from ktrdr.training.executor import TrainingExecutor
 
     config = parse_strategy(tiny_strategy_yaml)
@@ -150,6 +151,8 @@ def test_library_errors_arrive_as_themselves(
 def test_two_workers_at_once_give_the_weights_of_two_in_a_row(
     sample_data_dir: Path, tiny_strategy_yaml: str
 ) -> None:
+    import torch
+
     config = parse_strategy(tiny_strategy_yaml)
     pool = SparePool(threads=1, spares=0)
     executor = ProcessExecutor(sample_data_dir, device="cpu", pool=pool)

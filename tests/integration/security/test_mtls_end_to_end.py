@@ -8,7 +8,6 @@ import asyncio
 import shutil
 
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.selfsigned import issue, make_ca
@@ -18,6 +17,7 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr_host.server import start_host
 from ktrdr_host.settings import HostSettings
+from tests.support.backend import start_backend, stop_backend
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
