@@ -13,19 +13,20 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2
 from ktrdr.transfer import iter_submit_requests
 from tests.support.processes import channel_to, free_port, start_backend
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
 
 LOCAL, HOST, AUTO = pb.EXECUTION_MODE_LOCAL, pb.EXECUTION_MODE_HOST, pb.EXECUTION_MODE_AUTO
 CPU_SEED = common_pb2.TrainingOverrides(device="cpu", seed=11)
-TIMEOUT_S = 180  # a bound on a stuck stream, not a speed check: loaded machines are slow
+TIMEOUT_S = scaled(480)  # a bound on a stuck stream, not a speed check: loaded machines are slow
 
 
 def create(stub, yaml_text: str, mode: int = 0, *, require_gpu: bool = False) -> pb.Operation:
     request = pb.CreateTrainingRequest(
         strategy_yaml=yaml_text, execution_mode=mode, require_gpu=require_gpu, overrides=CPU_SEED
     )
-    return stub.CreateTraining(request, timeout=10).operation
+    return stub.CreateTraining(request, timeout=scaled(10)).operation
 
 
 def watch(stub, op_id: str, until_kind: int | None = None) -> list[pb.WatchOperationResponse]:
@@ -40,7 +41,9 @@ def watch(stub, op_id: str, until_kind: int | None = None) -> list[pb.WatchOpera
 
 
 def get(stub, op_id: str) -> pb.Operation:
-    return stub.GetOperation(pb.GetOperationRequest(operation_id=op_id), timeout=5).operation
+    return stub.GetOperation(
+        pb.GetOperationRequest(operation_id=op_id), timeout=scaled(5)
+    ).operation
 
 
 def error_of(call) -> grpc.RpcError:
@@ -77,7 +80,7 @@ def test_host_and_local_runs_give_identical_models(
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         session = host_stub.GetSession(
-            host_pb2.GetSessionRequest(session_id=on_host.operation_id), timeout=5
+            host_pb2.GetSessionRequest(session_id=on_host.operation_id), timeout=scaled(5)
         ).session
         delivered = session.result.delivery.status == common_pb2.DELIVERY_STATUS_DELIVERED
         if delivered or time.monotonic() > deadline:
@@ -116,13 +119,13 @@ def test_host_and_local_runs_give_identical_models(
             iter_submit_requests(archive, session_id=on_host.operation_id, strategy_name="tiny_rsi")
         )
         assert requests[0].header.sha256 == on_host.result.bundle_sha256
-        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=10))
+        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=scaled(10)))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED, err.details()
         unknown = list(
             iter_submit_requests(archive, session_id=on_host.operation_id, strategy_name="tiny_rsi")
         )
         unknown[0].header.session_id = "no-such-operation"
-        err = error_of(lambda: backend_stub.SubmitResults(iter(unknown), timeout=10))
+        err = error_of(lambda: backend_stub.SubmitResults(iter(unknown), timeout=scaled(10)))
         assert err.code() == grpc.StatusCode.NOT_FOUND
     finally:
         archive.unlink(missing_ok=True)
@@ -141,22 +144,22 @@ def test_corrupted_bundle_is_refused_while_waiting(backend_stub, host_stub, tiny
             iter_submit_requests(archive, session_id=op.operation_id, strategy_name="tiny_rsi")
         )
         requests[1].chunk.data = b"y" * len(requests[1].chunk.data)
-        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=10))
+        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=scaled(10)))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # no upload credential
     finally:
         archive.unlink()
     # cancel on the host while training, then cancel the finished operation
     response = backend_stub.CancelOperation(
-        pb.CancelOperationRequest(operation_id=op.operation_id, reason="e2e"), timeout=10
+        pb.CancelOperationRequest(operation_id=op.operation_id, reason="e2e"), timeout=scaled(10)
     )
     assert response.status == pb.OPERATION_STATUS_CANCELLED
     session = host_stub.GetSession(
-        host_pb2.GetSessionRequest(session_id=op.operation_id), timeout=5
+        host_pb2.GetSessionRequest(session_id=op.operation_id), timeout=scaled(5)
     ).session
     assert session.state == host_pb2.SESSION_STATE_CANCELLED
     err = error_of(
         lambda: backend_stub.CancelOperation(
-            pb.CancelOperationRequest(operation_id=op.operation_id), timeout=5
+            pb.CancelOperationRequest(operation_id=op.operation_id), timeout=scaled(5)
         )
     )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -167,7 +170,7 @@ def test_cancel_local_training(backend_stub, tiny_strategy_yaml):
     watch(backend_stub, op.operation_id, until_kind=common_pb2.PROGRESS_KIND_EPOCH)
     started = time.monotonic()
     response = backend_stub.CancelOperation(
-        pb.CancelOperationRequest(operation_id=op.operation_id), timeout=10
+        pb.CancelOperationRequest(operation_id=op.operation_id), timeout=scaled(10)
     )
     assert response.status == pb.OPERATION_STATUS_CANCELLED
     assert time.monotonic() - started < 3

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.timing import scaled
+
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +42,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=scaled(240),
     )
     took = time.monotonic() - began
     assert done.returncode == 0, done.stdout + done.stderr
@@ -68,14 +70,14 @@ def test_demo_stops_services_on_sigterm(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + scaled(120)
         assert process.stdout is not None
         for line in process.stdout:  # wait until training started
             if "== training" in line or time.monotonic() > deadline:
                 break
         time.sleep(1.0)
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        process.wait(timeout=scaled(60))
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)

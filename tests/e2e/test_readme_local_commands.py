@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.timing import scaled
+
 pytestmark = pytest.mark.e2e
 
 
@@ -31,7 +33,7 @@ def test_readme_in_process_commands_work_as_written(repo_root: Path, tmp_path: P
     outputs = []
     for command in commands:
         done = subprocess.run(
-            command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300
+            command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=scaled(300)
         )
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
         outputs.append(done.stdout)

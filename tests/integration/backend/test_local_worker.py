@@ -13,6 +13,7 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.worker import ProcessExecutor
 from tests.support.backend import start_backend, stop_backend
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ async def test_a_killed_local_worker_fails_its_operation(
             )
         ).operation
         assert operation.status == pb.OPERATION_STATUS_FAILED
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert not os.path.exists(f"/proc/{pid}"), "the dead worker was not reaped"

@@ -24,9 +24,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.timing import scaled
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_DATA = REPO_ROOT / "data" / "samples"
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = scaled(60.0)
 
 # Quick heartbeats and delivery retries, so the tests need not wait for production intervals.
 FAST_ENV = {
@@ -81,7 +83,7 @@ def _read_address(process: subprocess.Popen[bytes], deadline: float) -> str | No
     buffer = b""
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if not selector.select(timeout=0.2):
+            if not selector.select(timeout=scaled(0.2)):
                 continue
             chunk = os.read(process.stdout.fileno(), 4096)
             if not chunk:

@@ -20,6 +20,7 @@ from tests.integration.ray.ray_processes import (
 )
 from tests.support.needs import installed
 from tests.support.processes import Service, start_backend
+from tests.support.timing import scaled
 
 if not installed("ray"):  # Ray is not installed (pip install 'ktrdr[training,ray]')
     collect_ignore_glob = ["test_*.py"]
@@ -29,7 +30,7 @@ if not installed("ray"):  # Ray is not installed (pip install 'ktrdr[training,ra
 def ray_cluster() -> Iterator[LocalRayCluster]:
     cluster = LocalRayCluster([1, 1], system_env=dict(FAST_NODE_DEATH))
     try:
-        cluster.start(timeout_s=120)
+        cluster.start(timeout_s=scaled(120))
         yield cluster
     finally:
         cluster.cleanup()

@@ -10,6 +10,7 @@ from ktrdr.config import parse_strategy
 from ktrdr.errors import TrainingCancelled
 from ktrdr.service.execution import ExecutorRun, new_fanout
 from ktrdr.training.v1 import common_pb2
+from tests.support.timing import scaled
 
 
 async def test_run_streams_numbered_events(sample_data_dir, tiny_strategy_yaml):
@@ -42,4 +43,4 @@ async def test_cancel_raises_training_cancelled(sample_data_dir, tiny_strategy_y
     await asyncio.sleep(0.5)
     run.cancel("test")
     with pytest.raises(TrainingCancelled):
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, scaled(5))

@@ -30,6 +30,7 @@ from ktrdr.transfer import (
     receive_results,
     send_results,
 )
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,7 @@ def write_bundle(path: Path, size: int) -> Path:
 
 async def submit(harness: Harness, messages: Iterable[pb.SubmitResultsRequest]) -> grpc.StatusCode:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await harness.stub.SubmitResults(iter(list(messages)), timeout=10)
+        await harness.stub.SubmitResults(iter(list(messages)), timeout=scaled(10))
     assert os.listdir(harness.incoming) == []
     return info.value.code()
 
@@ -129,7 +130,7 @@ async def test_round_trip(codec: Codec | None, via: str, harness: Harness, tmp_p
         metrics={"test_accuracy": 0.61},
         bundle=pb.BundleSummary(model_type="mlp", feature_count=9),
         codec=codec,
-        timeout_s=10,
+        timeout_s=scaled(10),
     )
     digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
     assert response.sha256 == digest
@@ -190,7 +191,7 @@ async def test_client_cancel_removes_the_temp_file(harness: Harness, tmp_path: P
         await asyncio.Event().wait()
         yield messages[3]
 
-    call = harness.stub.SubmitResults(stalling(), timeout=10)
+    call = harness.stub.SubmitResults(stalling(), timeout=scaled(10))
     for _ in range(200):
         if os.listdir(harness.incoming):
             break
@@ -210,7 +211,7 @@ async def test_deadline_is_enforced(harness: Harness, tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b.tar", 4 * MiB)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await send_results(
-            harness.stub, bundle, session_id="op-1", strategy_name="rsi", timeout_s=0.0001
+            harness.stub, bundle, session_id="op-1", strategy_name="rsi", timeout_s=scaled(0.0001)
         )
     # gRPC reports a deadline that passes while it is writing a message as INTERNAL from its
     # write batch (a race of its own, seen under load); both end the call, neither stores.

@@ -17,6 +17,7 @@ from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.worker import ProcessExecutor, SparePool, thread_budget
 from ktrdr.worker.budget import available_cpus
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +101,7 @@ def test_cancellation_reaches_the_worker(
         assert watcher.epoch.wait(60), "no epoch reported"
         token.cancel("stop, please")
         with pytest.raises(TrainingCancelled, match="stop, please"):
-            running.result(timeout=30)
+            running.result(timeout=scaled(30))
     epochs = [e for e in watcher.events if e.kind == ProgressKind.EPOCH]
     assert len(epochs) < 400
     wait_until(lambda: gone(executor.last_pid))
@@ -116,7 +117,7 @@ def test_cancel_before_the_worker_is_ready_stops_it_at_once(
         wait_until(lambda: executor.last_pid != 0)
         token.cancel("changed my mind")
         with pytest.raises(TrainingCancelled, match="changed my mind"):
-            running.result(timeout=30)
+            running.result(timeout=scaled(30))
     wait_until(lambda: gone(executor.last_pid))
 
 
@@ -130,7 +131,7 @@ def test_a_killed_worker_fails_the_run_truthfully_and_leaves_no_process(
         assert watcher.epoch.wait(60), "no epoch reported"
         os.kill(executor.last_pid, 9)
         with pytest.raises(WorkerDied, match=r"killed by SIGKILL .*memory.*no model"):
-            running.result(timeout=30)
+            running.result(timeout=scaled(30))
     assert gone(executor.last_pid)
 
 

@@ -17,10 +17,11 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from tests.support.backend import start_backend, stop_backend
 from tests.support.needs import needs
+from tests.support.timing import scaled
 
 pytestmark = needs("mlflow", "optuna")
 
-WAIT_S = 120.0  # MLflow's first SQLite connection runs its migrations (seconds under load)
+WAIT_S = scaled(120.0)  # MLflow's first SQLite connection runs its migrations (seconds under load)
 FAST = [common_pb2.FieldOverride(path="model.training.epochs", value="1")]
 
 

@@ -14,10 +14,11 @@ from ktrdr.backend.tracking import OPERATION_TAG, flatten, mlflow_key
 from ktrdr.training.v1 import backend_pb2 as pb
 from tests.support.backend import start_backend, stop_backend
 from tests.support.needs import needs
+from tests.support.timing import scaled
 
 pytestmark = needs("mlflow")
 
-WAIT_S = 120.0  # MLflow's first SQLite connection runs its migrations (seconds under load)
+WAIT_S = scaled(120.0)  # MLflow's first SQLite connection runs its migrations (seconds under load)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from ktrdr.backend.mode_selector import ModeSelector, ModeUnavailable
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import host_pb2
 from tests.support.backend import FakeHost, refused_address, start_fake_host, start_hanging_server
+from tests.support.timing import scaled
 
 LOCAL, HOST, AUTO = pb.EXECUTION_MODE_LOCAL, pb.EXECUTION_MODE_HOST, pb.EXECUTION_MODE_AUTO
 
@@ -46,7 +47,7 @@ async def test_host_mode_uses_a_healthy_host(fake_host):
 async def test_host_mode_falls_back_when_the_host_refuses_connections(caplog):
     address = refused_address()
     start = time.monotonic()
-    chosen = await selector(address, timeout_s=2.0).select(HOST, False)
+    chosen = await selector(address, timeout_s=scaled(2.0)).select(HOST, False)
     elapsed = time.monotonic() - start
     assert chosen.mode == LOCAL
     assert address in chosen.reason and "not reachable" in chosen.reason
@@ -109,7 +110,7 @@ async def test_hanging_host_is_given_up_within_the_deadline():
     server, address = await start_hanging_server()
     try:
         start = time.monotonic()
-        chosen = await selector(address, timeout_s=0.5).select(HOST, False)
+        chosen = await selector(address, timeout_s=scaled(0.5)).select(HOST, False)
         elapsed = time.monotonic() - start
     finally:
         await server.stop(0)

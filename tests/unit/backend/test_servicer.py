@@ -18,6 +18,7 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import iter_submit_requests, send_results
 from tests.support.backend import start_backend, stop_backend
+from tests.support.timing import scaled
 
 CPU = common_pb2.TrainingOverrides(device="cpu")
 
@@ -191,7 +192,7 @@ async def submit(b, path, op_id: str, strategy: str = "tiny_rsi") -> pb.SubmitRe
         path,
         session_id=op_id,
         strategy_name=strategy,
-        timeout_s=10,
+        timeout_s=scaled(10),
         upload_credential=credential,
     )
 
@@ -210,7 +211,7 @@ async def test_submit_results_saves_once(
     assert again.duplicate and again.model == first.model and again.sha256 == first.sha256
     other = archive(tmp_path, tiny_bundle, "b.tar", created_at="2000-01-01T00:00:00+00:00")
     assert await code_of(submit(b, other, op.operation_id)) == grpc.StatusCode.ALREADY_EXISTS
-    stream = await asyncio.wait_for(watcher, 5)
+    stream = await asyncio.wait_for(watcher, scaled(5))
     assert stream[-1].status == pb.OPERATION_STATUS_COMPLETED
     done = await get(b.stub, op.operation_id)
     assert done.status == pb.OPERATION_STATUS_COMPLETED
@@ -332,7 +333,7 @@ async def test_restart_fails_running_local_and_requeues_pending(
         ran = await get(b.stub, "ran")
         assert ran.status == pb.OPERATION_STATUS_FAILED
         assert ran.error.message == "backend restarted while the operation was training locally"
-        stream = await asyncio.wait_for(watch_to_end(b.stub, "queued"), 60)
+        stream = await asyncio.wait_for(watch_to_end(b.stub, "queued"), scaled(60))
         assert stream[-1].status == pb.OPERATION_STATUS_COMPLETED
     finally:
         await stop_backend(b)

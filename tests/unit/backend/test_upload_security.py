@@ -20,6 +20,7 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr.transfer import iter_submit_requests, send_results
 from tests.support.backend import Backend, start_backend, stop_backend
+from tests.support.timing import scaled
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
                     path,
                     session_id=op_id,
                     strategy_name="tiny_rsi",
-                    timeout_s=10,
+                    timeout_s=scaled(10),
                     upload_credential=given,
                 )
             )
@@ -114,7 +115,7 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=10,
+            timeout_s=scaled(10),
             upload_credential=credential,
         )
         assert not done.duplicate and done.model.version == 1
@@ -125,12 +126,14 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=10,
+            timeout_s=scaled(10),
             upload_credential=credential,
         )
         assert again.duplicate and again.model == done.model
         code = await status_of(
-            send_results(stub, real, session_id=op_id, strategy_name="tiny_rsi", timeout_s=10)
+            send_results(
+                stub, real, session_id=op_id, strategy_name="tiny_rsi", timeout_s=scaled(10)
+            )
         )
         assert code == grpc.StatusCode.PERMISSION_DENIED
     op = (await b.stub.GetOperation(pb.GetOperationRequest(operation_id=op_id))).operation
@@ -163,7 +166,7 @@ async def test_decompression_bomb_is_refused_before_writing(
     channel, stub = host_stub(b)
     async with channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.SubmitResults(iter(messages), timeout=10)
+            await stub.SubmitResults(iter(messages), timeout=scaled(10))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "announced a bundle of" in (refused.value.details() or "")
     assert list(b.settings.incoming_dir.iterdir()) == []
@@ -191,14 +194,16 @@ async def test_stalled_uploads_are_capped_and_timed_out(
     channel, stub = host_stub(b)
     async with channel:
         stalled = [
-            asyncio.create_task(status_of(stub.SubmitResults(header_then_nothing(), timeout=30)))
+            asyncio.create_task(
+                status_of(stub.SubmitResults(header_then_nothing(), timeout=scaled(30)))
+            )
             for _ in range(2)
         ]
         for _ in range(200):  # both streams are being received
             if b.app.results is not None and b.app.results.active >= 2:
                 break
             await asyncio.sleep(0.02)
-        third = await status_of(stub.SubmitResults(iter([header]), timeout=10))
+        third = await status_of(stub.SubmitResults(iter([header]), timeout=scaled(10)))
         assert third == grpc.StatusCode.RESOURCE_EXHAUSTED
         # the idle timeout (1 s here) ends the stalled streams, their temp files removed
         assert await asyncio.gather(*stalled) == [grpc.StatusCode.DEADLINE_EXCEEDED] * 2
@@ -210,7 +215,7 @@ async def test_stalled_uploads_are_capped_and_timed_out(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=10,
+            timeout_s=scaled(10),
             upload_credential=credential,
         )
         assert done.model.version == 1

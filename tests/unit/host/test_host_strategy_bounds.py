@@ -18,6 +18,7 @@ from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
 from ktrdr_host.server import RunningHost, start_host
 from ktrdr_host.settings import HostSettings
+from tests.support.timing import scaled
 from tests.unit.service.strategy_probes import (
     BAD_STRATEGIES,
     INVALID,
@@ -27,8 +28,8 @@ from tests.unit.service.strategy_probes import (
     slow_but_small,
 )
 
-HEALTH_BOUND_S = 1.5  # see tests/unit/backend/test_strategy_bounds.py
-HEALTH_TYPICAL_S = 0.1
+HEALTH_BOUND_S = scaled(1.5)  # see tests/unit/backend/test_strategy_bounds.py
+HEALTH_TYPICAL_S = scaled(0.1)
 
 
 @dataclass
@@ -41,11 +42,11 @@ class Host:
         request = host_pb2.StartTrainingRequest(
             session_id="op-1", strategy_yaml=strategy_yaml, results_target="127.0.0.1:9"
         )
-        async for _ in self.stub.StartTraining(request, timeout=30):
+        async for _ in self.stub.StartTraining(request, timeout=scaled(30)):
             pass
 
     async def sessions(self) -> list[host_pb2.Session]:
-        answer = await self.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=5)
+        answer = await self.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=scaled(5))
         return list(answer.sessions)
 
 
@@ -109,7 +110,7 @@ async def test_invalid_utf8_is_invalid_argument_not_unknown(host: Host):
         response_deserializer=None,
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for _ in raw(raw_string_field(number, b"name: caf\xe9\xff\n"), timeout=5):
+        async for _ in raw(raw_string_field(number, b"name: caf\xe9\xff\n"), timeout=scaled(5)):
             pass
     assert info.value.code() == INVALID
     details = info.value.details() or ""
