@@ -12,6 +12,7 @@ import pytest
 
 from ktrdr.client.local_services import free_port, stop_process, wait_serving
 from ktrdr.security.channels import sync_channel
+from ktrdr.service.parent_watch import parent_environment
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from tests.support.timing import scaled
@@ -40,6 +41,7 @@ def spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **parent_environment()},  # it stops if pytest dies
         )
 
 

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ktrdr.backend.auth.token_store import TokenStore
 from ktrdr.security.channels import sync_channel
 from ktrdr.security.tokens import generate_token
+from ktrdr.service.parent_watch import parent_environment
 from tests.support.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ class Service:
 
 
 def _spawn(name: str, args: list[str], port: int, log: Path, env: dict[str, str]) -> Service:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **parent_environment(), **env}
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "ktrdr.cli.main", *args],

@@ -24,6 +24,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.service.parent_watch import parent_environment
 from tests.support.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -127,6 +128,7 @@ def start_host_process(
     ]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KTRDR_HOST_")}
     full_env.update(FAST_ENV)
+    full_env.update(parent_environment())  # the host stops if pytest dies
     full_env.update(env or {})
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ktrdr.service.parent_watch import parent_environment
 from ktrdr_host.local_cluster import LocalRayCluster
 from tests.support.processes import HOST_AUTH_TOKEN, HOST_ROLE_TOKEN, Service, free_port
 
@@ -54,6 +55,7 @@ def start_ray_host(work: Path, cluster: LocalRayCluster | None, **settings: str)
             "KTRDR_HOST_AUTH_TOKEN": HOST_AUTH_TOKEN,
             "KTRDR_HOST_BACKEND_TOKEN": HOST_ROLE_TOKEN,
             **{f"KTRDR_HOST_{k.upper()}": v for k, v in settings.items()},
+            **parent_environment(),  # the host stops if pytest dies
         }
     )
     log = work / "host.log"
