@@ -37,7 +37,7 @@ async def test_bad_strategy_is_refused_fast_with_its_field(
         backend.channel, lambda: backend.stub.CreateTraining(request, timeout=scaled(10))
     )
     assert (probe.code, expected in probe.details) == (code, True), probe.details[:500]
-    assert probe.elapsed_s < 1.0
+    assert probe.elapsed_s < scaled(3.0)  # blocked, it took 8-30 s
     assert len(probe.details) < 2000
     assert probe.worst_health_s < HEALTH_BOUND_S, probe.health_s
     listed = await backend.stub.ListOperations(pb.ListOperationsRequest(), timeout=scaled(5))

@@ -118,6 +118,9 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
     """Random draws with seed 6 give lr 0.005, 0.005, 5.0: the third trial's first epoch is
     far worse than the median of the two before it."""
     stub = sweep_backend.stub
+    # The third trial trains on after its first epoch until it is cancelled (by the pruner),
+    # however loaded the machine.
+    sweep_backend.trainer.hold_from = 3
     created = (
         await stub.CreateSweep(
             pb.CreateSweepRequest(
@@ -133,11 +136,7 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
                 sampler=pb.SWEEP_SAMPLER_RANDOM,
                 seed=6,
                 pruner_startup_trials=1,
-                # Long enough that the pruned trial is still training when its cancel
-                # arrives, however loaded the machine (patience 10 ends good trials early).
-                field_overrides=[
-                    common_pb2.FieldOverride(path="model.training.epochs", value="60")
-                ],
+                field_overrides=[common_pb2.FieldOverride(path="model.training.epochs", value="5")],
             )
         )
     ).sweep
