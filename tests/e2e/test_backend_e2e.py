@@ -234,7 +234,6 @@ def test_backend_killed_during_host_training(
             op = create(stub, slow, HOST)
             watch(stub, op.operation_id, until_kind=common_pb2.PROGRESS_KIND_EPOCH)
         backend.stop(crash=True)
-        time.sleep(1.0)
         backend = start_backend(tmp_path, sample_data_dir, [host_process.address], port=port)
         with channel_to(backend.address) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)

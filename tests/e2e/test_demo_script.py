@@ -56,7 +56,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (work / "training.png").read_bytes()[:4] == b"\x89PNG"
     assert "epoch 5/5" in done.stderr  # progress, as lines when not on a terminal
     assert not _children_alive(work)
-    assert took < 120, f"demo took {took:.0f} s"
+    assert took < scaled(300), f"demo took {took:.0f} s"  # a bound, not a benchmark
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to find processes")

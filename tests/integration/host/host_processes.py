@@ -84,7 +84,7 @@ def _read_address(process: subprocess.Popen[bytes], deadline: float) -> str | No
     buffer = b""
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if not selector.select(timeout=scaled(0.2)):
+            if not selector.select(timeout=0.2):
                 continue
             chunk = os.read(process.stdout.fileno(), 4096)
             if not chunk:

@@ -52,7 +52,7 @@ async def test_host_mode_falls_back_when_the_host_refuses_connections(caplog):
     assert chosen.mode == LOCAL
     assert address in chosen.reason and "not reachable" in chosen.reason
     assert "fell back to local" in caplog.text
-    assert elapsed < 0.5, f"a refused connection took {elapsed:.3f} s to detect"
+    assert elapsed < scaled(1.0), f"a refused connection took {elapsed:.3f} s to detect"
 
 
 async def test_host_mode_require_gpu_with_the_host_down_fails():
@@ -110,9 +110,9 @@ async def test_hanging_host_is_given_up_within_the_deadline():
     server, address = await start_hanging_server()
     try:
         start = time.monotonic()
-        chosen = await selector(address, timeout_s=scaled(0.5)).select(HOST, False)
+        chosen = await selector(address, timeout_s=0.5).select(HOST, False)
         elapsed = time.monotonic() - start
     finally:
         await server.stop(0)
     assert chosen.mode == LOCAL and "no answer within 0.5 s" in chosen.reason
-    assert 0.4 < elapsed < 1.0
+    assert 0.4 < elapsed < 0.5 + scaled(0.5)

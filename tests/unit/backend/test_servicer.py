@@ -18,7 +18,7 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.transfer import iter_submit_requests, send_results
 from tests.support.backend import start_backend, stop_backend
-from tests.support.timing import scaled
+from tests.support.timing import async_wait_until, scaled
 
 CPU = common_pb2.TrainingOverrides(device="cpu")
 
@@ -166,11 +166,12 @@ async def host_operation(b, yaml_text: str) -> pb.Operation:
         )
     ).operation
     assert op.mode == pb.EXECUTION_MODE_HOST
-    for _ in range(100):  # until the fake host's ACCEPTED made it RUNNING
-        if (await get(b.stub, op.operation_id)).status == pb.OPERATION_STATUS_RUNNING:
-            return op
-        await asyncio.sleep(0.02)
-    raise AssertionError("the host operation never started")
+
+    async def running() -> bool:  # the fake host's ACCEPTED made it RUNNING
+        return (await get(b.stub, op.operation_id)).status == pb.OPERATION_STATUS_RUNNING
+
+    await async_wait_until(running, 10, "the host operation to start")
+    return op
 
 
 def archive(tmp_path, bundle: ModelBundle, name: str, **meta: object):
@@ -192,7 +193,7 @@ async def submit(b, path, op_id: str, strategy: str = "tiny_rsi") -> pb.SubmitRe
         path,
         session_id=op_id,
         strategy_name=strategy,
-        timeout_s=scaled(10),
+        timeout_s=scaled(60),
         upload_credential=credential,
     )
 

@@ -20,7 +20,7 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr.transfer import iter_submit_requests, send_results
 from tests.support.backend import Backend, start_backend, stop_backend
-from tests.support.timing import scaled
+from tests.support.timing import async_wait_until, scaled
 
 
 @pytest.fixture
@@ -48,11 +48,9 @@ async def host_operation(b: Backend, yaml_text: str) -> str:
         )
     ).operation
     assert b.fake is not None
-    for _ in range(200):
-        if op.operation_id in b.fake.credentials:
-            return op.operation_id
-        await asyncio.sleep(0.02)
-    raise AssertionError("the fake host never got StartTraining")
+    fake = b.fake
+    await async_wait_until(lambda: op.operation_id in fake.credentials, 10, "StartTraining")
+    return op.operation_id
 
 
 def host_stub(b: Backend) -> tuple[grpc.aio.Channel, backend_pb2_grpc.BackendStub]:
@@ -102,7 +100,7 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
                     path,
                     session_id=op_id,
                     strategy_name="tiny_rsi",
-                    timeout_s=scaled(10),
+                    timeout_s=scaled(60),
                     upload_credential=given,
                 )
             )
@@ -115,7 +113,7 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=scaled(10),
+            timeout_s=scaled(60),
             upload_credential=credential,
         )
         assert not done.duplicate and done.model.version == 1
@@ -126,13 +124,13 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=scaled(10),
+            timeout_s=scaled(60),
             upload_credential=credential,
         )
         assert again.duplicate and again.model == done.model
         code = await status_of(
             send_results(
-                stub, real, session_id=op_id, strategy_name="tiny_rsi", timeout_s=scaled(10)
+                stub, real, session_id=op_id, strategy_name="tiny_rsi", timeout_s=scaled(60)
             )
         )
         assert code == grpc.StatusCode.PERMISSION_DENIED
@@ -199,10 +197,11 @@ async def test_stalled_uploads_are_capped_and_timed_out(
             )
             for _ in range(2)
         ]
-        for _ in range(200):  # both streams are being received
-            if b.app.results is not None and b.app.results.active >= 2:
-                break
-            await asyncio.sleep(0.02)
+        await async_wait_until(
+            lambda: b.app.results is not None and b.app.results.active >= 2,
+            10,
+            "both stalled streams being received",
+        )
         third = await status_of(stub.SubmitResults(iter([header]), timeout=scaled(10)))
         assert third == grpc.StatusCode.RESOURCE_EXHAUSTED
         # the idle timeout (1 s here) ends the stalled streams, their temp files removed
@@ -215,7 +214,7 @@ async def test_stalled_uploads_are_capped_and_timed_out(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=scaled(10),
+            timeout_s=scaled(60),
             upload_credential=credential,
         )
         assert done.model.version == 1

@@ -20,6 +20,7 @@ from ktrdr.training.v1 import common_pb2
 from ktrdr_host.delivery import DeliveryState, ResultSender, is_permanent
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool, SpoolEntry
+from tests.support.timing import async_wait_until
 from tests.unit.host.receiving_backend import (
     RunningBackend,
     corrupt_first_chunk,
@@ -90,10 +91,9 @@ async def test_receiver_down_at_first_then_up(
     spool = Spool(host_settings.spool_dir)
     entry = spool_one(spool, tiny_result, f"127.0.0.1:{port}")
     state = ResultSender(spool, host_settings).submit(entry)
-    for _ in range(200):
-        if state.attempts >= 2 and state.next_attempt_time is not None:
-            break
-        await asyncio.sleep(0.02)
+    await async_wait_until(
+        lambda: state.attempts >= 2 and state.next_attempt_time is not None, 10, "two attempts"
+    )
     assert state.status == common_pb2.DELIVERY_STATUS_PENDING
     assert state.last_error.startswith("UNAVAILABLE")
     assert state.to_proto().HasField("next_attempt_time")
