@@ -28,6 +28,21 @@ async def backend(tmp_path: Path, sample_data_dir: Path, tiny_strategy_yaml: str
     await stop_backend(b)
 
 
+@pytest.fixture
+async def host_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, sample_data_dir: Path, fake_host: RunningHost
+):
+    """A backend driving the fake host, which delivers nothing unless a test does; settings
+    from the test module's ``HOST_BACKEND_SETTINGS``, if it has them."""
+    settings = getattr(request.module, "HOST_BACKEND_SETTINGS", {})
+    b = await start_backend(
+        tmp_path, sample_data_dir, host_addresses=[fake_host.address], **settings
+    )
+    b.fake = fake_host.fake
+    yield b
+    await stop_backend(b)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_strategy_yaml) -> ModelBundle:
     """A bundle of the tiny strategy as a training makes it (``FakeTrainer``: no torch)."""

@@ -19,38 +19,12 @@ from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr.transfer import iter_submit_requests, send_results
-from tests.support.backend import Backend, start_backend, stop_backend
+from tests.support.backend import Backend
 from tests.support.timing import async_wait_until, scaled
+from tests.support.uploads import announce, bundle_archive, host_operation
 
-
-@pytest.fixture
-async def host_backend(tmp_path, sample_data_dir, fake_host):
-    b = await start_backend(
-        tmp_path,
-        sample_data_dir,
-        host_addresses=[fake_host.address],
-        max_concurrent_uploads=2,
-        upload_idle_timeout_s=1.0,
-    )
-    b.fake = fake_host.fake
-    yield b
-    await stop_backend(b)
-
-
-async def host_operation(b: Backend, yaml_text: str) -> str:
-    op = (
-        await b.stub.CreateTraining(
-            pb.CreateTrainingRequest(
-                strategy_yaml=yaml_text,
-                execution_mode=pb.EXECUTION_MODE_HOST,
-                overrides={"device": "cpu"},  # type: ignore[arg-type]
-            )
-        )
-    ).operation
-    assert b.fake is not None
-    fake = b.fake
-    await async_wait_until(lambda: op.operation_id in fake.credentials, 10, "StartTraining")
-    return op.operation_id
+# the ``host_backend`` fixture's settings (conftest.py)
+HOST_BACKEND_SETTINGS = {"max_concurrent_uploads": 2, "upload_idle_timeout_s": 1.0}
 
 
 def host_stub(b: Backend) -> tuple[grpc.aio.Channel, backend_pb2_grpc.BackendStub]:
@@ -58,18 +32,6 @@ def host_stub(b: Backend) -> tuple[grpc.aio.Channel, backend_pb2_grpc.BackendStu
     token = (b.settings.data_dir / "host.token").read_text().strip()
     channel = aio_channel(f"127.0.0.1:{b.app.port}", token=token)
     return channel, backend_pb2_grpc.BackendStub(channel)
-
-
-def bundle_file(tmp_path: Path, bundle: ModelBundle, name: str, **meta: object) -> Path:
-    path = tmp_path / name
-    type(bundle)(weights=bundle.weights, metadata={**bundle.metadata, **meta}).to_archive(path)
-    return path
-
-
-def announce(b: Backend, op_id: str, path: Path) -> None:
-    data = path.read_bytes()
-    assert b.fake is not None
-    b.fake.announced[op_id] = (hashlib.sha256(data).hexdigest(), len(data))
 
 
 async def status_of(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
@@ -84,9 +46,9 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
     host_backend: Backend, tiny_bundle: ModelBundle, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     b = host_backend
-    op_id = await host_operation(b, tiny_strategy_yaml)
-    real = bundle_file(tmp_path, tiny_bundle, "real.tar")
-    forged = bundle_file(tmp_path, tiny_bundle, "forged.tar", metrics={"test": {"accuracy": 1}})
+    op_id = (await host_operation(b, tiny_strategy_yaml)).operation_id
+    real = bundle_archive(tmp_path, tiny_bundle, "real.tar")
+    forged = bundle_archive(tmp_path, tiny_bundle, "forged.tar", metrics={"test": {"accuracy": 1}})
     announce(b, op_id, real)
     credential = b.fake.credentials[op_id]  # type: ignore[union-attr]
     channel, stub = host_stub(b)
@@ -144,8 +106,8 @@ async def test_decompression_bomb_is_refused_before_writing(
 ) -> None:
     """A 32 KiB zstd frame announcing 1 GiB: refused from the header, nothing written."""
     b = host_backend
-    op_id = await host_operation(b, tiny_strategy_yaml)
-    real = bundle_file(tmp_path, tiny_bundle, "real.tar")
+    op_id = (await host_operation(b, tiny_strategy_yaml)).operation_id
+    real = bundle_archive(tmp_path, tiny_bundle, "real.tar")
     announce(b, op_id, real)
     bomb = zstandard.ZstdCompressor().compress(bytes(1 << 30 >> 5))  # 32 MiB of zeros
     header = pb.SubmitResultsHeader(
@@ -174,8 +136,8 @@ async def test_stalled_uploads_are_capped_and_timed_out(
     host_backend: Backend, tiny_bundle: ModelBundle, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     b = host_backend
-    op_id = await host_operation(b, tiny_strategy_yaml)
-    real = bundle_file(tmp_path, tiny_bundle, "real.tar")
+    op_id = (await host_operation(b, tiny_strategy_yaml)).operation_id
+    real = bundle_archive(tmp_path, tiny_bundle, "real.tar")
     announce(b, op_id, real)
     credential = b.fake.credentials[op_id]  # type: ignore[union-attr]
     header = next(
