@@ -29,8 +29,8 @@ from ktrdr.training.v1 import common_pb2 as K
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
 from tests.integration.host.host_processes import HostProcess, HostProcesses, health_status
+from tests.support.receiving_backend import start_backend
 from tests.support.timing import scaled
-from tests.unit.host.receiving_backend import start_backend
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,7 @@ import grpc
 import pytest
 
 from ktrdr.training.v1 import backend_pb2 as pb
-from tests.support.timing import scaled
-from tests.unit.service.strategy_probes import (
+from tests.support.strategy_probes import (
     BAD_STRATEGIES,
     INVALID,
     Edit,
@@ -20,6 +19,7 @@ from tests.unit.service.strategy_probes import (
     raw_string_field,
     slow_but_small,
 )
+from tests.support.timing import scaled
 
 # Health latency meanwhile: typically 1-20 ms; the bounds are loose for a loaded machine
 # (single hiccups of ~0.3 s were seen on a shared 2-core box) yet far below "blocked" (the

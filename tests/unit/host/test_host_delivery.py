@@ -20,13 +20,13 @@ from ktrdr.training.v1 import common_pb2
 from ktrdr_host.delivery import DeliveryState, ResultSender, is_permanent
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool, SpoolEntry
-from tests.support.timing import async_wait_until
-from tests.unit.host.receiving_backend import (
+from tests.support.receiving_backend import (
     RunningBackend,
     corrupt_first_chunk,
     start_backend,
     truncate_after_first_chunk,
 )
+from tests.support.timing import async_wait_until
 
 
 def free_port() -> int:

@@ -30,8 +30,8 @@ from ktrdr.transfer import grpc_options
 from ktrdr_host.server import RunningHost, start_host
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool
+from tests.support.receiving_backend import RunningBackend, start_backend
 from tests.support.timing import scaled
-from tests.unit.host.receiving_backend import RunningBackend, start_backend
 
 K = common_pb2
 TERMINAL = {K.PROGRESS_KIND_COMPLETED, K.PROGRESS_KIND_FAILED, K.PROGRESS_KIND_CANCELLED}

@@ -18,8 +18,7 @@ from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
 from ktrdr_host.server import RunningHost, start_host
 from ktrdr_host.settings import HostSettings
-from tests.support.timing import scaled
-from tests.unit.service.strategy_probes import (
+from tests.support.strategy_probes import (
     BAD_STRATEGIES,
     INVALID,
     Edit,
@@ -27,6 +26,7 @@ from tests.unit.service.strategy_probes import (
     raw_string_field,
     slow_but_small,
 )
+from tests.support.timing import scaled
 
 HEALTH_BOUND_S = scaled(1.5)  # see tests/unit/backend/test_strategy_bounds.py
 HEALTH_TYPICAL_S = scaled(0.1)
