@@ -150,7 +150,7 @@ async def test_full_training_streams_progress_and_delivers(
     responses = [
         r
         async for r in harness.stub.StartTraining(
-            harness.request(tiny_strategy_yaml), timeout=scaled(60)
+            harness.request(tiny_strategy_yaml), timeout=scaled(300)
         )
     ]
     events = [r.event for r in responses]
@@ -198,7 +198,7 @@ async def test_full_training_streams_progress_and_delivers(
 async def test_dropped_stream_does_not_stop_training_and_watch_reattaches(
     harness: Harness, tiny_strategy_yaml: str
 ) -> None:
-    call = harness.stub.StartTraining(harness.request(tiny_strategy_yaml), timeout=scaled(60))
+    call = harness.stub.StartTraining(harness.request(tiny_strategy_yaml), timeout=scaled(300))
     seen = []
     async for response in call:
         seen.append(response.event)
@@ -212,7 +212,7 @@ async def test_dropped_stream_does_not_stop_training_and_watch_reattaches(
     watched = [
         r
         async for r in harness.stub.WatchSession(
-            host_pb2.WatchSessionRequest(session_id="op-1"), timeout=scaled(60)
+            host_pb2.WatchSessionRequest(session_id="op-1"), timeout=scaled(300)
         )
     ]
     sequences = [r.event.sequence for r in watched]
@@ -265,7 +265,7 @@ async def test_invalid_strategy_lists_every_field(
 
 async def test_duplicate_and_over_capacity(quiet_harness: Harness, tiny_strategy_yaml: str) -> None:
     h = quiet_harness
-    first = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=scaled(30))
+    first = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=scaled(300))
     accepted = await first.read()
     assert accepted.event.kind == K.PROGRESS_KIND_ACCEPTED
 
@@ -293,7 +293,7 @@ async def test_duplicate_and_over_capacity(quiet_harness: Harness, tiny_strategy
     rest = await read_rest(first)
     assert rest[-1].event.kind == K.PROGRESS_KIND_CANCELLED
     # A finished (cancelled) id may be used again.
-    again = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=scaled(30))
+    again = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=scaled(300))
     assert (await again.read()).event.kind == K.PROGRESS_KIND_ACCEPTED
     again.cancel()
 
@@ -321,7 +321,7 @@ async def test_heartbeats_during_quiet_phases(
     quiet_harness: Harness, tiny_strategy_yaml: str
 ) -> None:
     call = quiet_harness.stub.StartTraining(
-        quiet_harness.request(tiny_strategy_yaml), timeout=scaled(30)
+        quiet_harness.request(tiny_strategy_yaml), timeout=scaled(300)
     )
     beats: list[float] = []
     async for response in call:
@@ -337,7 +337,7 @@ async def test_heartbeats_during_quiet_phases(
 async def cancel_after(
     harness: Harness, yaml: str, when: Callable[[common_pb2.ProgressEvent], bool]
 ) -> tuple[float, list[host_pb2.StartTrainingResponse], host_pb2.CancelTrainingResponse]:
-    call = harness.stub.StartTraining(harness.request(yaml), timeout=scaled(60))
+    call = harness.stub.StartTraining(harness.request(yaml), timeout=scaled(300))
     responses = []
     async for response in call:
         responses.append(response)
@@ -446,7 +446,7 @@ async def test_shutdown_drains(
         request = host_pb2.StartTrainingRequest(
             session_id="op-1", strategy_yaml=tiny_strategy_yaml, results_target="127.0.0.1:9"
         )
-        call = stub.StartTraining(request, timeout=scaled(30))
+        call = stub.StartTraining(request, timeout=scaled(300))
         await call.read()
         check = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=scaled(5))
         assert check.status == health_pb2.HealthCheckResponse.SERVING
@@ -473,7 +473,7 @@ async def test_finished_sessions_expire_after_the_ttl(
 ) -> None:
     settings = host_settings.model_copy(update={"finished_session_ttl_s": 0.3})
     async for h in make_harness(tmp_path, settings, quiet):
-        call = h.stub.StartTraining(h.request(tiny_strategy_yaml), timeout=scaled(30))
+        call = h.stub.StartTraining(h.request(tiny_strategy_yaml), timeout=scaled(300))
         await call.read()
         quiet.release.set()
         rest = await read_rest(call)
@@ -492,7 +492,7 @@ async def test_a_killed_session_worker_fails_the_session_and_leaves_no_process(
     harness: Harness, tiny_strategy_yaml: str
 ) -> None:
     long = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
-    call = harness.stub.StartTraining(harness.request(long), timeout=scaled(120))
+    call = harness.stub.StartTraining(harness.request(long), timeout=scaled(300))
     async for response in call:
         if response.event.kind == K.PROGRESS_KIND_EPOCH:
             break
