@@ -208,7 +208,7 @@ async def test_refusals_and_cancel_during_training(
         answer = await stub.CancelTraining(
             host_pb2.CancelTrainingRequest(session_id="long-1", reason="enough"), timeout=scaled(10)
         )
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < scaled(10)  # a bound: the run itself takes minutes
         assert answer.state == host_pb2.SESSION_STATE_CANCELLED
         while (response := await call.read()) is not grpc.aio.EOF:
             responses.append(response)
