@@ -21,10 +21,12 @@ $(STAMP): pyproject.toml
 # The tiers (README "Tests"): unit (one process, no child processes: seconds), integration
 # (real processes and trainings), e2e (the services as users start them). `make test` runs
 # all three, one after the other. Unit and integration tests spread over XDIST pytest-xdist
-# workers (whole files per worker for integration); the e2e tier runs in one process, its
-# services and trainings already use both cores. KTRDR_TEST_TIME_SCALE=3 (say) stretches
+# workers (whole files per worker for integration); the e2e tier runs in one process: its
+# services and trainings keep a core busy (E2E_XDIST='-n 2 --dist loadfile' spreads it too;
+# each worker then starts its own session services). KTRDR_TEST_TIME_SCALE=3 (say) stretches
 # every deadline on a slow or loaded machine.
 XDIST ?= -n 2
+E2E_XDIST ?=
 
 test: test-unit test-integration test-e2e
 
@@ -36,7 +38,7 @@ test-integration: setup
 		tests/unit tests/integration $(PYTEST_ARGS)
 
 test-e2e: setup
-	$(PY) -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(E2E_XDIST) -m e2e tests/e2e $(PYTEST_ARGS)
 
 quality: setup
 	$(VENV)/bin/ruff check .
