@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit test-integration quality lint format protos proto-breaking demo bench mlflow-ui clean
+.PHONY: setup test test-unit test-integration test-e2e quality lint format protos proto-breaking demo bench mlflow-ui clean
 
 # Creates .venv and installs the project with the training library, the services, MLflow
 # tracking, Ray (the host's optional Ray mode), sweeps (Optuna) and the dev tools; a no-op
@@ -18,14 +18,27 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --disable-pip-version-check -e '.[training,mlflow,ray,sweeps,dev]'
 	@touch $(STAMP)
 
-test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+# The tiers (README "Tests"): unit (one process, no child processes: seconds), integration
+# (real processes and trainings), e2e (the services as users start them). `make test` runs
+# all three, one after the other. Unit and integration tests spread over XDIST pytest-xdist
+# workers (whole files per worker for integration); the e2e tier runs in one process: its
+# services and trainings keep a core busy (E2E_XDIST='-n 2 --dist loadfile' spreads it too;
+# each worker then starts its own session services). KTRDR_TEST_TIME_SCALE=3 (say) stretches
+# every deadline on a slow or loaded machine.
+XDIST ?= -n 2
+E2E_XDIST ?=
+
+test: test-unit test-integration test-e2e
 
 test-unit: setup
-	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) -m "not integration and not e2e" tests/unit $(PYTEST_ARGS)
 
 test-integration: setup
-	$(PY) -m pytest -q -m "integration or e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) --dist loadfile -m "integration and not e2e" \
+		tests/unit tests/integration $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(PY) -m pytest -q $(E2E_XDIST) -m e2e tests/e2e $(PYTEST_ARGS)
 
 quality: setup
 	$(VENV)/bin/ruff check .

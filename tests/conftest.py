@@ -1,4 +1,12 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder, and the tiers.
+
+The folder a test lives in is its tier: ``tests/unit`` (one process, no child processes,
+no training stack unless the test is about the trainer), ``tests/integration`` (real
+processes, real training) and ``tests/e2e`` (the services as users start them). Tests under
+``tests/integration`` and ``tests/e2e`` get the ``integration`` and ``e2e`` markers here, so
+``-m "not integration and not e2e"`` selects the unit tier. The per-test timeout scales with
+``KTRDR_TEST_TIME_SCALE`` (``tests/support/timing.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.timing import time_scale
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA_DIR = REPO_ROOT / "data" / "samples"
@@ -25,6 +35,23 @@ def _runtime_dir(tmp_path_factory) -> Iterator[Path]:
         os.environ.pop("KTRDR_RUNTIME_DIR", None)
     else:
         os.environ["KTRDR_RUNTIME_DIR"] = before
+
+
+TIERS = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    timeout = config.getoption("timeout", None)
+    if timeout:
+        config.option.timeout = float(timeout) * time_scale()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests_dir).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(TIERS[parts[0]])
 
 
 @pytest.fixture(scope="session")

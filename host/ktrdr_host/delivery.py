@@ -77,7 +77,6 @@ class Answer:
     retry_after_s: float | None = None
     explanation: str = ""  # the likely cause, for a TLS or token mistake
 
-
     @classmethod
     def of(cls, exc: grpc.aio.AioRpcError) -> Answer:
         final, retry_after = read_refusal(exc.trailing_metadata())

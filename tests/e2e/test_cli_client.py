@@ -10,28 +10,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ktrdr.client import LocalServices
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
-    root = tmp_path_factory.mktemp("cli")
-    with LocalServices(
-        work_dir=root / "services",
-        market_data_dir=REPO / "data" / "samples",
-        strategies_dir=REPO / "examples" / "strategies",
-    ) as live:
-        yield live
 
 
 def ktrdr(services: LocalServices, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -47,7 +36,7 @@ def ktrdr(services: LocalServices, *args: str, timeout: float = 120) -> subproce
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
     )
 
 
@@ -132,18 +121,18 @@ class _Cli:
     def wait_for(self, text: str, timeout: float = 60) -> None:
         """Until the output contains ``text``; fails if it ends or time runs out first."""
         with self._changed:
-            self._changed.wait_for(lambda: text in self._output or self._ended, timeout)
+            self._changed.wait_for(lambda: text in self._output or self._ended, scaled(timeout))
             found = text in self._output
         assert found, f"no {text!r} in the output of ktrdr:\n{self.output[-3000:]}"
 
     def finish(self, timeout: float = 60) -> int:
         try:
-            code = self.process.wait(timeout)
+            code = self.process.wait(scaled(timeout))
         finally:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-        self._reader.join(10)
+        self._reader.join(scaled(10))
         return code
 
 

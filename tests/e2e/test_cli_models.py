@@ -7,28 +7,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ktrdr.client import KtrdrServiceError, LocalServices
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
 S = "tiny_rsi"
-
-
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
-    root = tmp_path_factory.mktemp("models-cli")
-    with LocalServices(
-        work_dir=root / "services",
-        market_data_dir=REPO / "data" / "samples",
-        strategies_dir=REPO / "examples" / "strategies",
-    ) as live:
-        yield live
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +40,7 @@ def ktrdr(
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
     )
 
 

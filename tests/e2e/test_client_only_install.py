@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_processes import ADMIN_TOKEN, REPO_ROOT, Service, start_backend
+
+from tests.support.processes import ADMIN_TOKEN, REPO_ROOT, Service, start_backend
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-INSTALL_TIMEOUT_S = 480  # a clean CI machine downloads grpcio, protobuf and setuptools
+INSTALL_TIMEOUT_S = scaled(480)  # a clean CI machine downloads grpcio, protobuf and setuptools
 ABSENT = ("torch", "talib", "numpy", "pandas", "pydantic", "yaml", "sklearn", "pyarrow")
 
 
@@ -73,7 +75,7 @@ def run_client(python: Path, *args: str, timeout: float = 240) -> subprocess.Com
         [str(python), *args],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         env=env,
         cwd=python.parents[2],  # not the checkout: nothing of the repository is importable
     )
@@ -130,7 +132,7 @@ def test_the_cli_trains_lists_and_names_what_a_local_command_lacks(
         [ktrdr, "ops", "list", "--json", "--backend", local_backend.address],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
         env={**os.environ, "KTRDR_TOKEN": ADMIN_TOKEN},
         cwd=tmp_path,
     )
@@ -142,7 +144,7 @@ def test_the_cli_trains_lists_and_names_what_a_local_command_lacks(
         [ktrdr, "train", str(strategy), "--backend", local_backend.address, "--mode", "local"],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=scaled(240),
         env={**os.environ, "KTRDR_TOKEN": ADMIN_TOKEN},
         cwd=tmp_path,
     )
@@ -152,7 +154,7 @@ def test_the_cli_trains_lists_and_names_what_a_local_command_lacks(
         [ktrdr, "train", str(strategy), "--local"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
         cwd=tmp_path,
     )
     assert local.returncode == 1

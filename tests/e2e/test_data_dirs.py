@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_processes import ADMIN_TOKEN, Service, start_backend
 
 from ktrdr.security.tokens import generate_token, write_token_file
+from tests.support.processes import ADMIN_TOKEN, Service, start_backend
 
 pytestmark = pytest.mark.e2e
 
@@ -141,7 +141,7 @@ def test_token_discovery_follows_the_services_dirs(workdir: Path, sample_data_di
     used: the client finds the admin token of the backend it talks to (its data dir is
     elsewhere), and the backend presents the token of the host it calls (its spool dir is
     elsewhere), both through the records the services wrote for their ports."""
-    from e2e_processes import _spawn, free_port
+    from tests.support.processes import _spawn, free_port
 
     write_token_file(workdir / ".ktrdr/backend/admin.token", generate_token())  # stale
     write_token_file(workdir / ".ktrdr-host/auth.token", generate_token())  # stale

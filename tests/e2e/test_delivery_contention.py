@@ -16,7 +16,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from e2e_processes import (
+
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2, host_pb2_grpc
+from ktrdr.transfer.refusals import RETRY_AFTER_KEY
+from tests.support.processes import (
     HOST_AUTH_TOKEN,
     HOST_ROLE_TOKEN,
     Service,
@@ -24,10 +28,6 @@ from e2e_processes import (
     start_backend,
     start_host,
 )
-
-from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2, host_pb2_grpc
-from ktrdr.transfer.refusals import RETRY_AFTER_KEY
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 120.0  # a bound on a stuck run, not a speed check

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from e2e_processes import channel_to, start_backend
 
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2
+from tests.support.processes import channel_to, start_backend
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 60.0

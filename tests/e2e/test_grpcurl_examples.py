@@ -13,14 +13,14 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from readme_blocks import grpcurl_unusable
 
 from ktrdr.client import LocalServices
+from tests.e2e.readme_blocks import grpcurl_unusable
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -143,24 +143,17 @@ EXAMPLES = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
+def strategies_for_services(root: Path) -> Path:
+    """The ``services`` fixture's strategies: rsi_single with 3 epochs, to keep this fast."""
     reason = grpcurl_unusable()
     if reason:
         pytest.skip(reason)
-    root = tmp_path_factory.mktemp("grpcurl")
-    # The backend's strategies directory holds rsi_single with 3 epochs to keep this fast.
     strategies = root / "strategies"
     strategies.mkdir()
     fast = yaml.safe_load((REPO / "examples/strategies/rsi_single.yaml").read_text())
     fast["model"]["training"]["epochs"] = 3
     (strategies / "rsi_single.yaml").write_text(yaml.safe_dump(fast))
-    with LocalServices(
-        work_dir=root / "services",
-        market_data_dir=REPO / "data" / "samples",
-        strategies_dir=strategies,
-    ) as live:
-        yield live
+    return strategies
 
 
 def run_example(
@@ -175,7 +168,12 @@ def run_example(
         "HOST_TOKEN": services.host_token or "",
     }
     return subprocess.run(
-        ["bash", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+        ["bash", "-c", command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        env=env,
     )
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_processes import ADMIN_TOKEN, free_port, start_backend
 
 from ktrdr.client import TrainingClient
+from tests.support.processes import ADMIN_TOKEN, free_port, start_backend
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

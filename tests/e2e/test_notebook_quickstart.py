@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.timing import scaled
+
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +32,7 @@ def test_quickstart_notebook_executes(tmp_path: Path, monkeypatch: pytest.Monkey
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
         notebook,
-        timeout=240,
+        timeout=scaled(240),
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )

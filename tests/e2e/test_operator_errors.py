@@ -22,19 +22,19 @@ from pathlib import Path
 
 import grpc
 import pytest
-from e2e_processes import (
-    ADMIN_TOKEN,
-    HOST_AUTH_TOKEN,
-    HOST_ROLE_TOKEN,
-    free_port,
-    provision_tokens,
-)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ktrdr.client import KtrdrServiceError, TrainingClient
 from ktrdr.security.channels import sync_channel
 from ktrdr.security.tls import ClientTLS
 from ktrdr.training.v1 import common_pb2
+from tests.support.processes import (
+    ADMIN_TOKEN,
+    HOST_AUTH_TOKEN,
+    HOST_ROLE_TOKEN,
+    free_port,
+    provision_tokens,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from readme_blocks import readme_block
+
+from tests.e2e.readme_blocks import readme_block
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -15,6 +16,8 @@ pytestmark = pytest.mark.e2e
 def test_readme_in_process_commands_work_as_written(repo_root: Path, tmp_path: Path):
     # a scratch working directory that looks like a fresh clone's root, so models/ and
     # signals.csv land in tmp_path and not in the repository
+    import pandas as pd
+
     for name in (".venv", "examples", "data"):
         (tmp_path / name).symlink_to(repo_root / name)
     commands = readme_block(repo_root, "Training in-process (no services)")
@@ -22,7 +25,7 @@ def test_readme_in_process_commands_work_as_written(repo_root: Path, tmp_path: P
     outputs = []
     for command in commands:
         done = subprocess.run(
-            command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300
+            command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=scaled(300)
         )
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
         outputs.append(done.stdout)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from e2e_processes import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from readme_blocks import (
+
+from tests.e2e.readme_blocks import (
     README_BACKEND,
     README_HOST,
     REPO_ROOT,
@@ -38,6 +38,7 @@ from readme_blocks import (
     commands,
     grpcurl_unusable,
 )
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,12 +15,13 @@ import pytest
 from ktrdr.backend.sweeps.runner import best_alias
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2, host_pb2
+from tests.support.needs import needs
+from tests.support.timing import scaled
 
-pytestmark = pytest.mark.e2e
-pytest.importorskip("optuna")
+pytestmark = [pytest.mark.e2e, needs("optuna")]
 
 HOST = pb.EXECUTION_MODE_HOST
-DEADLINE_S = 120  # generous: the suite may run beside another copy of itself
+DEADLINE_S = scaled(300)  # generous: the suite may run beside another copy of itself
 
 
 def sweep_yaml(tiny_strategy_yaml: str) -> str:
@@ -32,7 +33,7 @@ def epochs(n: int) -> list[common_pb2.FieldOverride]:
 
 
 def run_sweep(stub, request: pb.CreateSweepRequest) -> tuple[pb.Sweep, list[pb.SweepEvent]]:
-    created = stub.CreateSweep(request, timeout=30).sweep
+    created = stub.CreateSweep(request, timeout=scaled(30)).sweep
     assert created.status == pb.SWEEP_STATUS_RUNNING
     assert created.execution_mode == HOST
     watch = pb.WatchSweepRequest(sweep_id=created.sweep_id)
@@ -43,7 +44,7 @@ def run_sweep(stub, request: pb.CreateSweepRequest) -> tuple[pb.Sweep, list[pb.S
 
 def operation(stub, operation_id: str) -> pb.Operation:
     request = pb.GetOperationRequest(operation_id=operation_id)
-    return stub.GetOperation(request, timeout=10).operation
+    return stub.GetOperation(request, timeout=scaled(10)).operation
 
 
 def session_when_settled(host_stub, session_id: str) -> host_pb2.Session:
@@ -52,7 +53,7 @@ def session_when_settled(host_stub, session_id: str) -> host_pb2.Session:
     deadline = time.monotonic() + DEADLINE_S
     while True:
         session = host_stub.GetSession(
-            host_pb2.GetSessionRequest(session_id=session_id), timeout=10
+            host_pb2.GetSessionRequest(session_id=session_id), timeout=scaled(10)
         ).session
         delivered = session.result.delivery.status == common_pb2.DELIVERY_STATUS_DELIVERED
         finished = session.state in (
@@ -126,7 +127,7 @@ def test_a_sweep_trains_its_trials_on_the_host(
     versions = {
         v.version
         for s in backend_stub.ListModels(
-            pb.ListModelsRequest(strategy_name="tiny_sweep"), timeout=10
+            pb.ListModelsRequest(strategy_name="tiny_sweep"), timeout=scaled(10)
         ).strategies
         for v in s.versions
         if v.operation_id in {t.operation_id for t in sweep.trials}
@@ -134,7 +135,7 @@ def test_a_sweep_trains_its_trials_on_the_host(
     assert len(versions) == 3
     best = operation(backend_stub, sweep.best_trial.operation_id)
     selector = pb.ModelSelector(strategy_name="tiny_sweep", alias=best_alias(sweep.sweep_id))
-    aliased = backend_stub.GetModel(pb.GetModelRequest(model=selector), timeout=10).model
+    aliased = backend_stub.GetModel(pb.GetModelRequest(model=selector), timeout=scaled(10)).model
     assert aliased.version.version == best.result.delivery.model.version
     assert sweep.best_trial.value == min(t.value for t in sweep.trials)
 
@@ -184,6 +185,6 @@ def test_the_median_pruner_stops_a_trial_on_the_host(backend_stub, host_stub, ti
     assert "pruned by sweep" in session.error.message
     assert not session.HasField("result")  # stopped before its model: nothing spooled
     models = backend_stub.ListModels(
-        pb.ListModelsRequest(strategy_name="tiny_sweep"), timeout=10
+        pb.ListModelsRequest(strategy_name="tiny_sweep"), timeout=scaled(10)
     ).strategies
     assert bad.operation_id not in {v.operation_id for s in models for v in s.versions}

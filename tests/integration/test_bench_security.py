@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.timing import scaled
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command"),
@@ -22,7 +24,7 @@ def test_bench_security_runs_and_prints_the_ratio_table() -> None:
         [sys.executable, str(SCRIPT), "--rounds", "1", "--calls", "5", "--mb", "1"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

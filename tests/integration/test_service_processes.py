@@ -12,8 +12,10 @@ import pytest
 
 from ktrdr.client.local_services import free_port, stop_process, wait_serving
 from ktrdr.security.channels import sync_channel
+from ktrdr.service.parent_watch import parent_environment
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +41,7 @@ def spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **parent_environment()},  # it stops if pytest dies
         )
 
 
@@ -99,9 +102,9 @@ def test_tokens_cli_beside_a_running_backend(backend) -> None:
     assert token not in listed.stdout
     with sync_channel(address, token=token) as channel:
         stub = backend_pb2_grpc.BackendStub(channel)
-        stub.ListStrategies(pb.ListStrategiesRequest(), timeout=10)  # a viewer may read
+        stub.ListStrategies(pb.ListStrategiesRequest(), timeout=scaled(10))  # a viewer may read
         with pytest.raises(grpc.RpcError) as denied:
-            stub.CreateTraining(pb.CreateTrainingRequest(strategy_name="x"), timeout=10)
+            stub.CreateTraining(pb.CreateTrainingRequest(strategy_name="x"), timeout=scaled(10))
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
         dup = ktrdr(
             "backend", "tokens", "create", "carol", "--role", "admin", "--data-dir", str(data)
@@ -111,10 +114,10 @@ def test_tokens_cli_beside_a_running_backend(backend) -> None:
         assert revoked.returncode == 0
         import time
 
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while True:  # the interceptor may answer from its 2 s cache meanwhile
             try:
-                stub.ListStrategies(pb.ListStrategiesRequest(), timeout=10)
+                stub.ListStrategies(pb.ListStrategiesRequest(), timeout=scaled(10))
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
                 break

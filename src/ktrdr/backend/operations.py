@@ -17,6 +17,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import grpc
 
@@ -49,6 +50,11 @@ from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.worker import ProcessExecutor, SparePool, thread_budget
+from ktrdr.worker.entry import TrainingRunner
+
+# What trains a local run: (market data directory, device) -> a runner. The default trains in
+# a worker process; tests inject an in-thread runner with the same events and results.
+RunnerFactory = Callable[[Path, str], TrainingRunner]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +74,10 @@ class Operations:
         *,
         results_address: str,
         default_mode: int,
+        runner_factory: RunnerFactory | None = None,
     ) -> None:
         self.settings = settings
+        self.runner_factory = runner_factory
         self.store = store
         self.storage = storage
         self.selector = selector
@@ -213,7 +221,7 @@ class Operations:
         """A local run publishing to ``fanout``, numbering its events after ``sequence``."""
         device = record.overrides.device or ("cuda" if record.require_gpu else self.settings.device)
         run = ExecutorRun(
-            ProcessExecutor(self.settings.market_data_dir, device=device, pool=self.workers),
+            self._runner(device),
             config,
             fanout=fanout,
             strategy_yaml=record.strategy_yaml,
@@ -222,6 +230,11 @@ class Operations:
             run.number(common_pb2.ProgressEvent())
         self._runs[record.id] = run
         return run
+
+    def _runner(self, device: str) -> TrainingRunner:
+        if self.runner_factory is not None:
+            return self.runner_factory(self.settings.market_data_dir, device)
+        return ProcessExecutor(self.settings.market_data_dir, device=device, pool=self.workers)
 
     async def _run_local_instead(self, op: LiveOperation) -> None:
         """A queued host operation that falls back to local: same operation, same stream."""

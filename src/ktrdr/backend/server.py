@@ -12,7 +12,7 @@ import grpc
 from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
 from ktrdr.backend.auth.token_store import ADMIN_TOKEN_FILE, HOST_TOKEN_FILE
 from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
-from ktrdr.backend.operations import Operations
+from ktrdr.backend.operations import Operations, RunnerFactory
 from ktrdr.backend.registration import add_backend_servicer
 from ktrdr.backend.results import ResultsIntake
 from ktrdr.backend.servicer import CONFIG_DEFAULT_MODE, BackendServicer
@@ -36,9 +36,13 @@ SERVICE_NAME = backend_pb2.DESCRIPTOR.services_by_name["Backend"].full_name
 class BackendApp:
     """The server and everything it owns; ``start``/``stop`` for tests and ``serve``."""
 
-    def __init__(self, settings: BackendSettings) -> None:
+    def __init__(
+        self, settings: BackendSettings, *, runner_factory: RunnerFactory | None = None
+    ) -> None:
+        """``runner_factory`` replaces the worker processes of local runs (tests)."""
         # Every path once, from the working directory at start (logged).
         self.settings = settings = settings.absolute()
+        self.runner_factory = runner_factory
         self.store = Store(settings.db_path)
         # The environment sets the default at start; a runtime change lasts until restart.
         self.store.set_config(CONFIG_DEFAULT_MODE, settings.default_mode)
@@ -103,6 +107,7 @@ class BackendApp:
             self.selector,
             results_address=settings.results_address,
             default_mode=MODES_BY_NAME[settings.default_mode],
+            runner_factory=self.runner_factory,
         )
         results = ResultsIntake(
             self.store,

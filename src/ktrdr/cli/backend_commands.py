@@ -154,7 +154,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.verbose <= 0:  # a server reports what it does
         logging.getLogger("ktrdr").setLevel(logging.INFO)
     from ktrdr.backend.tracking import TrackingUnavailable
+    from ktrdr.service.parent_watch import watch_parent_from_env
 
+    watch_parent_from_env()
     try:
         asyncio.run(serve(settings))
     except (SecurityConfigError, TrackingUnavailable, OSError) as exc:

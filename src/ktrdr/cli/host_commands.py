@@ -120,6 +120,9 @@ def _serve(args: argparse.Namespace) -> int:
         running.append(host)
         print(f"ktrdr host listening on {host.address}", flush=True)
 
+    from ktrdr.service.parent_watch import watch_parent_from_env
+
+    watch_parent_from_env()
     try:
         asyncio.run(serve(settings, on_ready=ready))
     except (SecurityConfigError, RayUnavailable, OSError) as exc:

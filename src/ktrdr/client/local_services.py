@@ -2,7 +2,9 @@
 
 For notebooks, the demo and tests: ``with LocalServices(work_dir) as services: ...`` starts
 both, waits until their health checks answer SERVING, and stops them (process groups,
-SIGTERM then SIGKILL) on exit, also when the block raises or is interrupted.
+SIGTERM then SIGKILL) on exit, also when the block raises or is interrupted. If this
+process dies without stopping them (SIGKILL), they stop by themselves
+(``ktrdr.service.parent_watch``).
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class LocalServices:
         return self
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        from ktrdr.service.parent_watch import parent_environment
+
+        env = {**env, **parent_environment()}  # it stops when this process is gone
         log = (self.work_dir / f"{name}.log").open("ab")
         self._logs.append(log)
         self.processes.append(

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration.host.host_processes import HostProcess, HostProcesses
+
+from tests.integration.host.host_processes import HostProcess, HostProcesses
 
 
 @pytest.fixture

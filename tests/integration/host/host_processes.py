@@ -1,6 +1,6 @@
 """Real host processes for the integration tests (the backend's tests may copy this pattern).
 
-Import as ``from integration.host.host_processes import ...``; the fixtures live in the
+Import as ``from tests.integration.host.host_processes import ...``; the fixtures live in the
 folder's ``conftest.py``.
 
 ``start_host_process`` runs ``python -m ktrdr.cli.main host serve --address 127.0.0.1:0 ...``,
@@ -24,9 +24,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.service.parent_watch import parent_environment
+from tests.support.timing import scaled
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_DATA = REPO_ROOT / "data" / "samples"
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = scaled(60.0)
 
 # Quick heartbeats and delivery retries, so the tests need not wait for production intervals.
 FAST_ENV = {
@@ -125,6 +128,7 @@ def start_host_process(
     ]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KTRDR_HOST_")}
     full_env.update(FAST_ENV)
+    full_env.update(parent_environment())  # the host stops if pytest dies
     full_env.update(env or {})
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

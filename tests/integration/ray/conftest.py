@@ -12,23 +12,25 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("ray", reason="Ray is not installed (pip install 'ktrdr[training,ray]')")
-
-from e2e.e2e_processes import Service, start_backend
-from integration.ray.ray_processes import (
+from ktrdr_host.local_cluster import LocalRayCluster
+from tests.integration.ray.ray_processes import (
     FAST_NODE_DEATH,
     SAMPLE_DATA,
     start_ray_host,
 )
+from tests.support.needs import installed
+from tests.support.processes import Service, start_backend
+from tests.support.timing import scaled
 
-from ktrdr_host.local_cluster import LocalRayCluster
+if not installed("ray"):  # Ray is not installed (pip install 'ktrdr[training,ray]')
+    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[LocalRayCluster]:
     cluster = LocalRayCluster([1, 1], system_env=dict(FAST_NODE_DEATH))
     try:
-        cluster.start(timeout_s=120)
+        cluster.start(timeout_s=scaled(120))
         yield cluster
     finally:
         cluster.cleanup()

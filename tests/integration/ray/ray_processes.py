@@ -1,6 +1,6 @@
 """Helpers of the Ray-mode integration tests: a host process in Ray mode, and waiting.
 
-Import as ``from integration.ray.ray_processes import ...``; the fixtures live in the
+Import as ``from tests.integration.ray.ray_processes import ...``; the fixtures live in the
 folder's ``conftest.py``.
 """
 
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from e2e.e2e_processes import HOST_AUTH_TOKEN, HOST_ROLE_TOKEN, Service, free_port
 
+from ktrdr.service.parent_watch import parent_environment
 from ktrdr_host.local_cluster import LocalRayCluster
+from tests.support.processes import HOST_AUTH_TOKEN, HOST_ROLE_TOKEN, Service, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_DATA = REPO_ROOT / "data" / "samples"
@@ -54,6 +55,7 @@ def start_ray_host(work: Path, cluster: LocalRayCluster | None, **settings: str)
             "KTRDR_HOST_AUTH_TOKEN": HOST_AUTH_TOKEN,
             "KTRDR_HOST_BACKEND_TOKEN": HOST_ROLE_TOKEN,
             **{f"KTRDR_HOST_{k.upper()}": v for k, v in settings.items()},
+            **parent_environment(),  # the host stops if pytest dies
         }
     )
     log = work / "host.log"

@@ -30,6 +30,7 @@ from ktrdr.transfer import (
     receive_results,
     send_results,
 )
+from tests.support.timing import async_wait_until, scaled
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,7 @@ def write_bundle(path: Path, size: int) -> Path:
 
 async def submit(harness: Harness, messages: Iterable[pb.SubmitResultsRequest]) -> grpc.StatusCode:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await harness.stub.SubmitResults(iter(list(messages)), timeout=10)
+        await harness.stub.SubmitResults(iter(list(messages)), timeout=scaled(10))
     assert os.listdir(harness.incoming) == []
     return info.value.code()
 
@@ -129,7 +130,7 @@ async def test_round_trip(codec: Codec | None, via: str, harness: Harness, tmp_p
         metrics={"test_accuracy": 0.61},
         bundle=pb.BundleSummary(model_type="mlp", feature_count=9),
         codec=codec,
-        timeout_s=10,
+        timeout_s=scaled(60),
     )
     digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
     assert response.sha256 == digest
@@ -190,20 +191,14 @@ async def test_client_cancel_removes_the_temp_file(harness: Harness, tmp_path: P
         await asyncio.Event().wait()
         yield messages[3]
 
-    call = harness.stub.SubmitResults(stalling(), timeout=10)
-    for _ in range(200):
-        if os.listdir(harness.incoming):
-            break
-        await asyncio.sleep(0.01)
+    call = harness.stub.SubmitResults(stalling(), timeout=scaled(10))
+    await async_wait_until(lambda: os.listdir(harness.incoming), 10, "a file in incoming/")
     assert len(os.listdir(harness.incoming)) == 1
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    for _ in range(200):  # the server notices the cancellation asynchronously
-        if not os.listdir(harness.incoming):
-            break
-        await asyncio.sleep(0.01)
-    assert os.listdir(harness.incoming) == []
+    # the server notices the cancellation asynchronously
+    await async_wait_until(lambda: not os.listdir(harness.incoming), 10, "incoming/ emptied")
 
 
 async def test_deadline_is_enforced(harness: Harness, tmp_path: Path) -> None:
@@ -218,8 +213,5 @@ async def test_deadline_is_enforced(harness: Harness, tmp_path: Path) -> None:
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED or (
         code == grpc.StatusCode.INTERNAL and "execute_batch" in debug
     ), info.value
-    for _ in range(500):  # the server notices the end of the call asynchronously
-        if not os.listdir(harness.incoming):
-            break
-        await asyncio.sleep(0.01)
-    assert os.listdir(harness.incoming) == []
+    # the server notices the end of the call asynchronously
+    await async_wait_until(lambda: not os.listdir(harness.incoming), 10, "incoming/ emptied")

@@ -6,9 +6,9 @@ import contextlib
 
 import grpc
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.training.v1 import backend_pb2 as pb
+from tests.support.backend import start_backend, stop_backend
 
 
 async def test_pending_operations_are_bounded(tmp_path, sample_data_dir, tiny_strategy_yaml):

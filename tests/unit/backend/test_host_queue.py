@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
-from backend_fakes import FakeHost, start_backend, start_fake_host, stop_backend
 
 from ktrdr.backend.host_operations import MAX_HOST_REFUSALS
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2, host_pb2
+from tests.support.backend import FakeHost, start_backend, start_fake_host, stop_backend
 
 HOST, AUTO = pb.EXECUTION_MODE_HOST, pb.EXECUTION_MODE_AUTO
 CPU = common_pb2.TrainingOverrides(device="cpu")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import Backend, start_backend, stop_backend
 
 from ktrdr.backend.auth.token_store import TokenStore
 from ktrdr.backend.errors import RequestError
@@ -24,6 +23,7 @@ from ktrdr.security.channels import aio_channel
 from ktrdr.security.tokens import generate_token
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2
+from tests.support.backend import Backend, start_backend, stop_backend
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

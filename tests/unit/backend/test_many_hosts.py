@@ -21,18 +21,18 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import Backend, refused_address, start_backend, stop_backend
 from pydantic import SecretStr
 
 from ktrdr.errors import DataError
 from ktrdr.storage import ModelBundle
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressEvent, ProgressKind
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr_host.server import RunningHost, start_host
 from ktrdr_host.settings import HostSettings
+from tests.support.backend import Backend, refused_address, start_backend, stop_backend
 
 pytestmark = pytest.mark.integration
 

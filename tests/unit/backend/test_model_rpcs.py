@@ -7,13 +7,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from model_helpers import put_model
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr.transfer import TransferError
 from ktrdr.transfer.download import receive_download
+from tests.support.models import put_model
 
 S = "tiny_rsi"
 

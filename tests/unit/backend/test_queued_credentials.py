@@ -15,13 +15,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import Backend, start_backend, stop_backend
-from test_upload_security import bundle_file, host_stub, status_of
 
 from ktrdr.security.tokens import hash_token
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.transfer import send_results
+from tests.support.backend import Backend, start_backend, stop_backend
+from tests.support.uploads import bundle_archive, host_stub, status_of
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ async def test_forged_bundle_for_a_queued_operation_is_refused(
     op = await queued_operation(b, tiny_strategy_yaml)
     minted = b.app.operations.store.get_operation(op.operation_id).upload_credential_sha256
     assert minted is not None  # bound at creation, before any host is chosen
-    forged = bundle_file(tmp_path, tiny_bundle, "forged.tar", metrics={"test_accuracy": 0.999})
+    forged = bundle_archive(tmp_path, tiny_bundle, "forged.tar", metrics={"test_accuracy": 0.999})
     channel, stub = host_stub(b)
     async with channel:
         for given in ("", "guess"):
@@ -99,7 +99,7 @@ async def test_operation_without_a_credential_is_refused_precisely(
             "UPDATE operations SET upload_credential_sha256 = NULL WHERE id = ?",
             (op.operation_id,),
         )
-    bundle = bundle_file(tmp_path, tiny_bundle, "any.tar")
+    bundle = bundle_archive(tmp_path, tiny_bundle, "any.tar")
     channel, stub = host_stub(b)
     async with channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.service.convert import simple_event
-from ktrdr.storage import ModelBundle, ModelStorage
+from ktrdr.storage import ModelStorage
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
-from ktrdr.transfer import iter_submit_requests, send_results
+from ktrdr.transfer import iter_submit_requests
+from tests.support.backend import start_backend, stop_backend
+from tests.support.timing import scaled
+from tests.support.uploads import bundle_archive, deliver, host_operation
 
 CPU = common_pb2.TrainingOverrides(device="cpu")
 
@@ -148,69 +149,21 @@ async def test_cancel_pending_and_running_local(backend, tiny_strategy_yaml):
 
 
 # -- SubmitResults -----------------------------------------------------------------------------
-@pytest.fixture
-async def host_backend(tmp_path, sample_data_dir, fake_host):
-    b = await start_backend(tmp_path, sample_data_dir, host_addresses=[fake_host.address])
-    b.fake = fake_host.fake
-    yield b
-    await stop_backend(b)
-
-
-async def host_operation(b, yaml_text: str) -> pb.Operation:
-    op = (
-        await b.stub.CreateTraining(
-            pb.CreateTrainingRequest(
-                strategy_yaml=yaml_text, execution_mode=pb.EXECUTION_MODE_HOST, overrides=CPU
-            )
-        )
-    ).operation
-    assert op.mode == pb.EXECUTION_MODE_HOST
-    for _ in range(100):  # until the fake host's ACCEPTED made it RUNNING
-        if (await get(b.stub, op.operation_id)).status == pb.OPERATION_STATUS_RUNNING:
-            return op
-        await asyncio.sleep(0.02)
-    raise AssertionError("the host operation never started")
-
-
-def archive(tmp_path, bundle: ModelBundle, name: str, **meta: object):
-    copy = ModelBundle(weights=bundle.weights, metadata={**bundle.metadata, **meta})
-    path = tmp_path / name
-    copy.to_archive(path)
-    return path
-
-
-async def submit(b, path, op_id: str, strategy: str = "tiny_rsi") -> pb.SubmitResultsResponse:
-    """Deliver ``path`` as the fake host would: announced as its model, with its credential."""
-    data = Path(path).read_bytes()
-    credential = ""
-    if b.fake is not None:
-        b.fake.announced[op_id] = (hashlib.sha256(data).hexdigest(), len(data))
-        credential = b.fake.credentials.get(op_id, "")
-    return await send_results(
-        b.stub,
-        path,
-        session_id=op_id,
-        strategy_name=strategy,
-        timeout_s=10,
-        upload_credential=credential,
-    )
-
-
 async def test_submit_results_saves_once(
     host_backend, fake_host, tiny_bundle, tmp_path, tiny_strategy_yaml
 ):
     b = host_backend
     op = await host_operation(b, tiny_strategy_yaml)
     assert fake_host.fake.started == [op.operation_id]
-    path = archive(tmp_path, tiny_bundle, "a.tar")
+    path = bundle_archive(tmp_path, tiny_bundle, "a.tar")
     watcher = asyncio.create_task(watch_to_end(b.stub, op.operation_id))
-    first = await submit(b, path, op.operation_id)
+    first = await deliver(b, path, op.operation_id)
     assert not first.duplicate and first.model.version == 1
-    again = await submit(b, path, op.operation_id)
+    again = await deliver(b, path, op.operation_id)
     assert again.duplicate and again.model == first.model and again.sha256 == first.sha256
-    other = archive(tmp_path, tiny_bundle, "b.tar", created_at="2000-01-01T00:00:00+00:00")
-    assert await code_of(submit(b, other, op.operation_id)) == grpc.StatusCode.ALREADY_EXISTS
-    stream = await asyncio.wait_for(watcher, 5)
+    other = bundle_archive(tmp_path, tiny_bundle, "b.tar", created_at="2000-01-01T00:00:00+00:00")
+    assert await code_of(deliver(b, other, op.operation_id)) == grpc.StatusCode.ALREADY_EXISTS
+    stream = await asyncio.wait_for(watcher, scaled(5))
     assert stream[-1].status == pb.OPERATION_STATUS_COMPLETED
     done = await get(b.stub, op.operation_id)
     assert done.status == pb.OPERATION_STATUS_COMPLETED
@@ -227,11 +180,11 @@ async def test_save_that_crashed_before_the_commit_is_not_stored_twice(
     operation does not know about; the host's resend must find it, not store a second copy."""
     b = host_backend
     op = await host_operation(b, tiny_strategy_yaml)
-    path = archive(tmp_path, tiny_bundle, "a.tar")
+    path = bundle_archive(tmp_path, tiny_bundle, "a.tar")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     storage = ModelStorage(b.settings.models_dir)
     earlier = storage.save(tiny_bundle, origin={"operation_id": op.operation_id, "sha256": sha})
-    response = await submit(b, path, op.operation_id)
+    response = await deliver(b, path, op.operation_id)
     assert response.model.version == earlier.version
     assert response.model.path == "tiny_rsi/" + earlier.path.name  # store-relative, no server path
     assert len(list((b.settings.models_dir / "tiny_rsi").glob("*_v*"))) == 1
@@ -241,9 +194,9 @@ async def test_save_that_crashed_before_the_commit_is_not_stored_twice(
 
 async def test_submit_results_refusals(host_backend, tiny_bundle, tmp_path, tiny_strategy_yaml):
     b = host_backend
-    path = archive(tmp_path, tiny_bundle, "a.tar")
+    path = bundle_archive(tmp_path, tiny_bundle, "a.tar")
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
-        await submit(b, path, "unknown-op")
+        await deliver(b, path, "unknown-op")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, unknown.value.details()
     op = await host_operation(b, tiny_strategy_yaml)
     # corrupted: one flipped byte in a chunk -> hash mismatch
@@ -267,17 +220,18 @@ async def test_submit_results_refusals(host_backend, tiny_bundle, tmp_path, tiny
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar" * 100)
     with pytest.raises(grpc.aio.AioRpcError) as junk_info:
-        await submit(b, junk, op.operation_id)
+        await deliver(b, junk, op.operation_id)
     assert junk_info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, junk_info.value.details()
-    assert await code_of(submit(b, path, op.operation_id, "other")) == (
+    assert await code_of(deliver(b, path, op.operation_id, "other")) == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
     assert list(b.settings.incoming_dir.iterdir()) == []
     assert (await get(b.stub, op.operation_id)).status == pb.OPERATION_STATUS_RUNNING
     # a cancelled operation takes no model
     await b.stub.CancelOperation(pb.CancelOperationRequest(operation_id=op.operation_id))
-    assert await code_of(submit(b, path, op.operation_id)) == grpc.StatusCode.FAILED_PRECONDITION
-    # nor does a local one
+    assert await code_of(deliver(b, path, op.operation_id)) == grpc.StatusCode.FAILED_PRECONDITION
+    # nor does a local one (held mid-training until it is cancelled)
+    b.trainer.hold_from = 1
     local = (
         await b.stub.CreateTraining(
             pb.CreateTrainingRequest(
@@ -285,7 +239,7 @@ async def test_submit_results_refusals(host_backend, tiny_bundle, tmp_path, tiny
             )
         )
     ).operation
-    assert await code_of(submit(b, path, local.operation_id)) == (
+    assert await code_of(deliver(b, path, local.operation_id)) == (
         grpc.StatusCode.FAILED_PRECONDITION
     )
     await b.stub.CancelOperation(pb.CancelOperationRequest(operation_id=local.operation_id))
@@ -331,7 +285,7 @@ async def test_restart_fails_running_local_and_requeues_pending(
         ran = await get(b.stub, "ran")
         assert ran.status == pb.OPERATION_STATUS_FAILED
         assert ran.error.message == "backend restarted while the operation was training locally"
-        stream = await asyncio.wait_for(watch_to_end(b.stub, "queued"), 60)
+        stream = await asyncio.wait_for(watch_to_end(b.stub, "queued"), scaled(60))
         assert stream[-1].status == pb.OPERATION_STATUS_COMPLETED
     finally:
         await stop_backend(b)

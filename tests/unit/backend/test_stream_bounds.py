@@ -15,13 +15,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import Backend, start_backend, stop_backend
 
 from ktrdr.backend.auth.token_store import TokenStore
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.tokens import generate_token
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
+from tests.support.backend import Backend, start_backend, stop_backend
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.sweeps.runner import best_alias
 from ktrdr.backend.sweeps.store import SweepRecord
@@ -19,8 +18,10 @@ from ktrdr.client import TrainingClient
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
+from tests.support.backend import start_backend, stop_backend
+from tests.support.needs import needs
 
-pytest.importorskip("optuna")
+pytestmark = needs("optuna")
 
 FAST = [common_pb2.FieldOverride(path="model.training.epochs", value="1")]
 
@@ -117,6 +118,9 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
     """Random draws with seed 6 give lr 0.005, 0.005, 5.0: the third trial's first epoch is
     far worse than the median of the two before it."""
     stub = sweep_backend.stub
+    # The third trial trains on after its first epoch until it is cancelled (by the pruner),
+    # however loaded the machine.
+    sweep_backend.trainer.hold_from = 3
     created = (
         await stub.CreateSweep(
             pb.CreateSweepRequest(
@@ -132,11 +136,7 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
                 sampler=pb.SWEEP_SAMPLER_RANDOM,
                 seed=6,
                 pruner_startup_trials=1,
-                # Long enough that the pruned trial is still training when its cancel
-                # arrives, however loaded the machine (patience 10 ends good trials early).
-                field_overrides=[
-                    common_pb2.FieldOverride(path="model.training.epochs", value="60")
-                ],
+                field_overrides=[common_pb2.FieldOverride(path="model.training.epochs", value="5")],
             )
         )
     ).sweep
@@ -157,6 +157,7 @@ async def test_the_median_pruner_stops_a_trial_in_a_bad_region(sweep_backend):
 
 async def test_cancel_midway_keeps_finished_trials(sweep_backend):
     stub = sweep_backend.stub
+    sweep_backend.trainer.hold_from = 2  # the first trial finishes, the others train on
     created = (
         await stub.CreateSweep(
             pb.CreateSweepRequest(
@@ -170,7 +171,7 @@ async def test_cancel_midway_keeps_finished_trials(sweep_backend):
         )
     ).sweep
     # Cancel right after a trial starts that began once another had finished: that one is
-    # surely mid-way (a trial's operation spends seconds loading data before its one epoch).
+    # surely mid-way (the trainer holds every run after the first until it is cancelled).
     stream = stub.WatchSweep(pb.WatchSweepRequest(sweep_id=created.sweep_id))
     finished = False
     async for message in stream:

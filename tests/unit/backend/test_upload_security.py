@@ -1,6 +1,6 @@
 """SubmitResults as an attacker would use it: forged, replayed, oversized, stalled, flooded.
 
-A real backend with a fake host (``backend_fakes``): the fake records the upload credential
+A real backend with a fake host (``tests.support.backend``): the fake records the upload credential
 the backend gives it in StartTraining and announces the bundle a test chooses as finished.
 """
 
@@ -13,81 +13,25 @@ from pathlib import Path
 import grpc
 import pytest
 import zstandard
-from backend_fakes import Backend, start_backend, stop_backend
 
-from ktrdr.security.channels import aio_channel
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr.transfer import iter_submit_requests, send_results
+from tests.support.backend import Backend
+from tests.support.timing import async_wait_until, scaled
+from tests.support.uploads import announce, bundle_archive, host_operation, host_stub, status_of
 
-
-@pytest.fixture
-async def host_backend(tmp_path, sample_data_dir, fake_host):
-    b = await start_backend(
-        tmp_path,
-        sample_data_dir,
-        host_addresses=[fake_host.address],
-        max_concurrent_uploads=2,
-        upload_idle_timeout_s=1.0,
-    )
-    b.fake = fake_host.fake
-    yield b
-    await stop_backend(b)
-
-
-async def host_operation(b: Backend, yaml_text: str) -> str:
-    op = (
-        await b.stub.CreateTraining(
-            pb.CreateTrainingRequest(
-                strategy_yaml=yaml_text,
-                execution_mode=pb.EXECUTION_MODE_HOST,
-                overrides={"device": "cpu"},  # type: ignore[arg-type]
-            )
-        )
-    ).operation
-    assert b.fake is not None
-    for _ in range(200):
-        if op.operation_id in b.fake.credentials:
-            return op.operation_id
-        await asyncio.sleep(0.02)
-    raise AssertionError("the fake host never got StartTraining")
-
-
-def host_stub(b: Backend) -> tuple[grpc.aio.Channel, backend_pb2_grpc.BackendStub]:
-    """A channel with the backend's local ``host``-role token, as a host would present."""
-    token = (b.settings.data_dir / "host.token").read_text().strip()
-    channel = aio_channel(f"127.0.0.1:{b.app.port}", token=token)
-    return channel, backend_pb2_grpc.BackendStub(channel)
-
-
-def bundle_file(tmp_path: Path, bundle: ModelBundle, name: str, **meta: object) -> Path:
-    path = tmp_path / name
-    ModelBundle(weights=bundle.weights, metadata={**bundle.metadata, **meta}).to_archive(path)
-    return path
-
-
-def announce(b: Backend, op_id: str, path: Path) -> None:
-    data = path.read_bytes()
-    assert b.fake is not None
-    b.fake.announced[op_id] = (hashlib.sha256(data).hexdigest(), len(data))
-
-
-async def status_of(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
+# the ``host_backend`` fixture's settings (conftest.py)
+HOST_BACKEND_SETTINGS = {"max_concurrent_uploads": 2, "upload_idle_timeout_s": 1.0}
 
 
 async def test_forged_upload_is_refused_and_the_real_one_lands(
     host_backend: Backend, tiny_bundle: ModelBundle, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     b = host_backend
-    op_id = await host_operation(b, tiny_strategy_yaml)
-    real = bundle_file(tmp_path, tiny_bundle, "real.tar")
-    forged = bundle_file(tmp_path, tiny_bundle, "forged.tar", metrics={"test": {"accuracy": 1}})
+    op_id = (await host_operation(b, tiny_strategy_yaml)).operation_id
+    real = bundle_archive(tmp_path, tiny_bundle, "real.tar")
+    forged = bundle_archive(tmp_path, tiny_bundle, "forged.tar", metrics={"test": {"accuracy": 1}})
     announce(b, op_id, real)
     credential = b.fake.credentials[op_id]  # type: ignore[union-attr]
     channel, stub = host_stub(b)
@@ -101,7 +45,7 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
                     path,
                     session_id=op_id,
                     strategy_name="tiny_rsi",
-                    timeout_s=10,
+                    timeout_s=scaled(60),
                     upload_credential=given,
                 )
             )
@@ -114,7 +58,7 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=10,
+            timeout_s=scaled(60),
             upload_credential=credential,
         )
         assert not done.duplicate and done.model.version == 1
@@ -125,12 +69,14 @@ async def test_forged_upload_is_refused_and_the_real_one_lands(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=10,
+            timeout_s=scaled(60),
             upload_credential=credential,
         )
         assert again.duplicate and again.model == done.model
         code = await status_of(
-            send_results(stub, real, session_id=op_id, strategy_name="tiny_rsi", timeout_s=10)
+            send_results(
+                stub, real, session_id=op_id, strategy_name="tiny_rsi", timeout_s=scaled(60)
+            )
         )
         assert code == grpc.StatusCode.PERMISSION_DENIED
     op = (await b.stub.GetOperation(pb.GetOperationRequest(operation_id=op_id))).operation
@@ -143,8 +89,8 @@ async def test_decompression_bomb_is_refused_before_writing(
 ) -> None:
     """A 32 KiB zstd frame announcing 1 GiB: refused from the header, nothing written."""
     b = host_backend
-    op_id = await host_operation(b, tiny_strategy_yaml)
-    real = bundle_file(tmp_path, tiny_bundle, "real.tar")
+    op_id = (await host_operation(b, tiny_strategy_yaml)).operation_id
+    real = bundle_archive(tmp_path, tiny_bundle, "real.tar")
     announce(b, op_id, real)
     bomb = zstandard.ZstdCompressor().compress(bytes(1 << 30 >> 5))  # 32 MiB of zeros
     header = pb.SubmitResultsHeader(
@@ -163,7 +109,7 @@ async def test_decompression_bomb_is_refused_before_writing(
     channel, stub = host_stub(b)
     async with channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.SubmitResults(iter(messages), timeout=10)
+            await stub.SubmitResults(iter(messages), timeout=scaled(10))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "announced a bundle of" in (refused.value.details() or "")
     assert list(b.settings.incoming_dir.iterdir()) == []
@@ -173,8 +119,8 @@ async def test_stalled_uploads_are_capped_and_timed_out(
     host_backend: Backend, tiny_bundle: ModelBundle, tmp_path: Path, tiny_strategy_yaml: str
 ) -> None:
     b = host_backend
-    op_id = await host_operation(b, tiny_strategy_yaml)
-    real = bundle_file(tmp_path, tiny_bundle, "real.tar")
+    op_id = (await host_operation(b, tiny_strategy_yaml)).operation_id
+    real = bundle_archive(tmp_path, tiny_bundle, "real.tar")
     announce(b, op_id, real)
     credential = b.fake.credentials[op_id]  # type: ignore[union-attr]
     header = next(
@@ -191,14 +137,17 @@ async def test_stalled_uploads_are_capped_and_timed_out(
     channel, stub = host_stub(b)
     async with channel:
         stalled = [
-            asyncio.create_task(status_of(stub.SubmitResults(header_then_nothing(), timeout=30)))
+            asyncio.create_task(
+                status_of(stub.SubmitResults(header_then_nothing(), timeout=scaled(30)))
+            )
             for _ in range(2)
         ]
-        for _ in range(200):  # both streams are being received
-            if b.app.results is not None and b.app.results.active >= 2:
-                break
-            await asyncio.sleep(0.02)
-        third = await status_of(stub.SubmitResults(iter([header]), timeout=10))
+        await async_wait_until(
+            lambda: b.app.results is not None and b.app.results.active >= 2,
+            10,
+            "both stalled streams being received",
+        )
+        third = await status_of(stub.SubmitResults(iter([header]), timeout=scaled(10)))
         assert third == grpc.StatusCode.RESOURCE_EXHAUSTED
         # the idle timeout (1 s here) ends the stalled streams, their temp files removed
         assert await asyncio.gather(*stalled) == [grpc.StatusCode.DEADLINE_EXCEEDED] * 2
@@ -210,7 +159,7 @@ async def test_stalled_uploads_are_capped_and_timed_out(
             real,
             session_id=op_id,
             strategy_name="tiny_rsi",
-            timeout_s=10,
+            timeout_s=scaled(60),
             upload_credential=credential,
         )
         assert done.model.version == 1

@@ -3,11 +3,8 @@ epoch ticks on the plots."""
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
-
 from ktrdr.cli.local_commands import _ConsoleProgress
 from ktrdr.cli.summary import early_stop_summary
-from ktrdr.plots.training import _curve
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 
 
@@ -41,6 +38,10 @@ def test_progress_off_a_terminal_is_plain_lines(capsys) -> None:
 
 
 def test_epoch_ticks_are_whole_numbers() -> None:
+    from matplotlib.figure import Figure
+
+    from ktrdr.plots.training import _curve
+
     history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e} for e in range(1, 19)]
     figure = Figure()
     ax = figure.add_subplot()

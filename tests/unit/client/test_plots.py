@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.client.results import trading_frame
-from ktrdr.plots import save_training_plot, training_figure
 
 
 def test_png_written(tmp_path: Path, metadata: dict[str, Any]) -> None:
+    from ktrdr.plots import save_training_plot, training_figure
+
     out = save_training_plot(metadata, tmp_path / "sub" / "t.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figure = training_figure(metadata)
@@ -36,6 +37,8 @@ def test_trading_frame_has_strategy_and_baselines(metadata: dict[str, Any]) -> N
 
 
 def test_missing_parts_still_draw(tmp_path: Path) -> None:
+    from ktrdr.plots import save_training_plot, training_figure
+
     out = save_training_plot({"strategy_name": "empty"}, tmp_path / "e.png")
     assert out.stat().st_size > 0
     figure = training_figure({"strategy_name": "empty"})

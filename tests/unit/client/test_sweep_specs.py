@@ -43,6 +43,7 @@ def test_objectives_take_an_optional_direction() -> None:
         parse_objective("val_loss:up")
 
 
+@pytest.mark.integration  # a child interpreter
 def test_the_client_imports_no_optuna() -> None:
     import subprocess
     import sys

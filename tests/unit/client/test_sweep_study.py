@@ -11,8 +11,9 @@ from ktrdr.client.errors import KtrdrClientError
 from ktrdr.client.sweep_study import to_study
 from ktrdr.client.sweeps import SweepInfo
 from ktrdr.training.v1 import backend_pb2 as pb
+from tests.support.needs import needs
 
-optuna = pytest.importorskip("optuna")
+pytestmark = needs("optuna")
 
 LR, LAYERS, ACT = (
     "model.training.learning_rate",
@@ -60,6 +61,8 @@ def trial(n: int, status: int, value: float | None = None, **fields) -> pb.Sweep
 
 
 def test_the_study_has_the_finished_trials_with_their_states_and_values():
+    import optuna
+
     study = to_study(
         sweep(
             trial(0, pb.TRIAL_STATUS_COMPLETED, 0.9),
@@ -90,6 +93,8 @@ def test_the_study_has_the_finished_trials_with_their_states_and_values():
 
 
 def test_optunas_matplotlib_plots_render_from_it(monkeypatch):
+    import optuna
+
     monkeypatch.setenv("MPLBACKEND", "Agg")
     pytest.importorskip("matplotlib")
     from optuna.visualization import matplotlib as plots

@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import grpc
-import pandas as pd
 import pytest
 
 from ktrdr.client import (
@@ -20,6 +19,7 @@ from ktrdr.client import (
 )
 from ktrdr.client.local_services import free_port
 from ktrdr.client.training_client import strategy_source
+from tests.support.timing import scaled
 
 
 def test_train_returns_metrics_history_and_model(fake_backend, capsys) -> None:
@@ -111,7 +111,7 @@ def test_server_error_becomes_exception_with_status(fake_backend) -> None:
 def test_unreachable_backend_names_the_address() -> None:
     address = f"127.0.0.1:{free_port()}"
     with pytest.raises(KtrdrServiceError) as info:
-        TrainingClient(address, timeout_s=2).strategies()
+        TrainingClient(address, timeout_s=scaled(2)).strategies()
     assert info.value.code is grpc.StatusCode.UNAVAILABLE
     assert address in str(info.value)
 
@@ -133,6 +133,8 @@ def test_detached_run_wait_and_cancel(fake_backend) -> None:
 
 
 def test_queries_default_mode_and_frames(fake_backend) -> None:
+    import pandas as pd
+
     address, _ = fake_backend
     client = TrainingClient(address)
     for _ in range(3):
@@ -161,7 +163,7 @@ def test_stub_is_exposed(fake_backend) -> None:
 
     address, _ = fake_backend
     response = TrainingClient(address).backend_stub.GetTrainingConfig(
-        backend_pb2.GetTrainingConfigRequest(), timeout=5
+        backend_pb2.GetTrainingConfigRequest(), timeout=scaled(5)
     )
     assert response.config.default_mode == backend_pb2.EXECUTION_MODE_AUTO
 

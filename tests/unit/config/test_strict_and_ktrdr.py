@@ -118,6 +118,7 @@ def test_misspelled_keys_are_errors_with_the_nearest_key(path, yaml_key, expecte
     assert expected in err.value.errors
 
 
+@pytest.mark.integration  # a real training
 def test_ktrdr_form_trains_in_ktrdr_units(sample_data_dir):
     from ktrdr.training.executor import TrainingExecutor
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
 import pytest
 
-from ktrdr.data import read_ohlcv_file
 from ktrdr.errors import DataError
 
 HEADER = "timestamp,open,high,low,close,volume\n"
@@ -19,6 +17,10 @@ GOOD_ROWS = (
 
 
 def test_sample_file_follows_the_frame_convention(sample_data_dir):
+    import pandas as pd
+
+    from ktrdr.data import read_ohlcv_file
+
     df = read_ohlcv_file(sample_data_dir / "EURUSD_1h.csv")
     assert len(df) == 5000
     assert list(df.columns) == ["open", "high", "low", "close", "volume"]
@@ -30,6 +32,8 @@ def test_sample_file_follows_the_frame_convention(sample_data_dir):
 
 
 def test_column_names_are_case_insensitive_and_extras_ignored(write_file):
+    from ktrdr.data import read_ohlcv_file
+
     path = write_file(
         "X_1h.csv",
         "Date,Open,HIGH,Low,Close,Adj Close,Volume,OpenInterest\n2020-01-01,1,2,0.5,1.5,1.4,10,7\n",
@@ -40,6 +44,10 @@ def test_column_names_are_case_insensitive_and_extras_ignored(write_file):
 
 
 def test_separate_date_and_time_columns(write_file):
+    import pandas as pd
+
+    from ktrdr.data import read_ohlcv_file
+
     path = write_file(
         "X_1h.csv",
         "Date,Time,Open,High,Low,Close,Volume\n"
@@ -51,11 +59,19 @@ def test_separate_date_and_time_columns(write_file):
 
 
 def test_timestamp_from_an_unnamed_first_column(write_file):
+    import pandas as pd
+
+    from ktrdr.data import read_ohlcv_file
+
     path = write_file("X_1h.csv", ",open,high,low,close,volume\n2020-01-01 05:00,1,2,0.5,1.5,10\n")
     assert read_ohlcv_file(path).index[0] == pd.Timestamp("2020-01-01 05:00", tz="UTC")
 
 
 def test_aware_times_are_converted_to_utc(write_file):
+    import pandas as pd
+
+    from ktrdr.data import read_ohlcv_file
+
     path = write_file(
         "X_1h.csv",
         HEADER + "2020-01-01T10:00:00+02:00,1,2,0.5,1.5,10\n2020-01-01 09:00:00,1,2,0.5,1.5,10\n",
@@ -68,6 +84,8 @@ def test_aware_times_are_converted_to_utc(write_file):
 
 
 def test_rows_are_sorted_and_duplicates_dropped_with_a_warning(write_file, caplog):
+    from ktrdr.data import read_ohlcv_file
+
     rows = GOOD_ROWS.splitlines(keepends=True)
     path = write_file("X_1h.csv", HEADER + rows[2] + rows[0] + rows[1] + rows[0])
     with caplog.at_level(logging.WARNING, logger="ktrdr.data"):
@@ -77,6 +95,10 @@ def test_rows_are_sorted_and_duplicates_dropped_with_a_warning(write_file, caplo
 
 
 def test_parquet_with_a_datetime_index(tmp_path):
+    import pandas as pd
+
+    from ktrdr.data import read_ohlcv_file
+
     index = pd.date_range("2020-01-01", periods=3, freq="h", name="Datetime")
     frame = pd.DataFrame(
         {"Open": 1.0, "High": 2.0, "Low": 0.5, "Close": 1.5, "Volume": 10}, index=index
@@ -146,6 +168,8 @@ BAD_FILES = [
 
 @pytest.mark.parametrize(("text", "expected"), [pytest.param(t, e, id=i) for i, t, e in BAD_FILES])
 def test_bad_files_name_the_file_and_the_first_bad_row(write_file, text, expected):
+    from ktrdr.data import read_ohlcv_file
+
     path = write_file("bad.csv", text)
     with pytest.raises(DataError) as info:
         read_ohlcv_file(path)
@@ -155,6 +179,8 @@ def test_bad_files_name_the_file_and_the_first_bad_row(write_file, text, expecte
 
 
 def test_first_bad_row_is_reported_with_a_count_of_the_others(write_file):
+    from ktrdr.data import read_ohlcv_file
+
     path = write_file(
         "bad.csv",
         HEADER
@@ -167,5 +193,7 @@ def test_first_bad_row_is_reported_with_a_count_of_the_others(write_file):
 
 
 def test_missing_file(tmp_path):
+    from ktrdr.data import read_ohlcv_file
+
     with pytest.raises(DataError, match="file not found"):
         read_ohlcv_file(tmp_path / "nothing.csv")

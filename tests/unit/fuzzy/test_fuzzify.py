@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-
-from ktrdr.fuzzy import fuzzify
 
 
 def _sets() -> dict[str, object]:
@@ -21,6 +18,10 @@ def _sets() -> dict[str, object]:
 
 
 def test_columns_follow_the_declared_order_with_prefix() -> None:
+    import pandas as pd
+
+    from ktrdr.fuzzy import fuzzify
+
     index = pd.date_range("2024-01-01", periods=5, freq="h", tz="UTC", name="timestamp")
     values = pd.Series([np.nan, 10.0, 50.0, 82.5, 100.0], index=index)
     frame = fuzzify(values, _sets(), "rsi")  # type: ignore[arg-type]
@@ -34,6 +35,10 @@ def test_columns_follow_the_declared_order_with_prefix() -> None:
 
 
 def test_no_sets_gives_no_columns() -> None:
+    import pandas as pd
+
+    from ktrdr.fuzzy import fuzzify
+
     values = pd.Series([1.0, 2.0])
     frame = fuzzify(values, {}, "x")
     assert frame.shape == (2, 0)
@@ -41,6 +46,10 @@ def test_no_sets_gives_no_columns() -> None:
 
 
 def test_invalid_set_raises() -> None:
+    import pandas as pd
+
+    from ktrdr.fuzzy import fuzzify
+
     class _Set:
         type = "triangular"
         parameters = (30.0, 20.0, 35.0)

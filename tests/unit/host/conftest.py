@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 
 from ktrdr.config import parse_strategy
-from ktrdr.training.executor import TrainingExecutor, TrainingResult
+from ktrdr.training.result import TrainingResult
 from ktrdr_host.settings import HostSettings
+from tests.support.fake_training import FakeTrainer
 
 
 @pytest.fixture(scope="session")
-def tiny_result(sample_data_dir: Path, tiny_strategy_yaml: str) -> TrainingResult:
-    """One real training of the tiny strategy (a couple of seconds), shared by the session."""
-    executor = TrainingExecutor(sample_data_dir, device="cpu")
-    return executor.run(parse_strategy(tiny_strategy_yaml), strategy_yaml=tiny_strategy_yaml)
+def tiny_result(tiny_strategy_yaml: str) -> TrainingResult:
+    """A training result of the tiny strategy as the executor shapes it (no torch)."""
+    config = parse_strategy(tiny_strategy_yaml)
+    return FakeTrainer(epoch_s=0).run(config, strategy_yaml=tiny_strategy_yaml)
 
 
 @pytest.fixture

@@ -14,18 +14,19 @@ from pathlib import Path
 
 import grpc
 import pytest
-from unit.host.receiving_backend import (
+
+from ktrdr.training.result import TrainingResult
+from ktrdr.training.v1 import common_pb2
+from ktrdr_host.delivery import DeliveryState, ResultSender
+from ktrdr_host.settings import HostSettings
+from ktrdr_host.spool import Spool, SpoolEntry
+from tests.support.receiving_backend import (
     RunningBackend,
     corrupt_first_chunk,
     start_backend,
     truncate_after_first_chunk,
 )
-
-from ktrdr.training.executor import TrainingResult
-from ktrdr.training.v1 import common_pb2
-from ktrdr_host.delivery import DeliveryState, ResultSender
-from ktrdr_host.settings import HostSettings
-from ktrdr_host.spool import Spool, SpoolEntry
+from tests.support.timing import async_wait_until
 
 
 def free_port() -> int:
@@ -90,10 +91,9 @@ async def test_receiver_down_at_first_then_up(
     spool = Spool(host_settings.spool_dir)
     entry = spool_one(spool, tiny_result, f"127.0.0.1:{port}")
     state = ResultSender(spool, host_settings).submit(entry)
-    for _ in range(200):
-        if state.attempts >= 2 and state.next_attempt_time is not None:
-            break
-        await asyncio.sleep(0.02)
+    await async_wait_until(
+        lambda: state.attempts >= 2 and state.next_attempt_time is not None, 10, "two attempts"
+    )
     assert state.status == common_pb2.DELIVERY_STATUS_PENDING
     assert state.last_error.startswith("UNAVAILABLE")
     assert state.to_proto().HasField("next_attempt_time")
@@ -119,7 +119,9 @@ async def test_damaged_stream_is_retried(
     await settle(state)
     assert state.status == common_pb2.DELIVERY_STATUS_DELIVERED
     assert state.attempts == 2
-    assert backend.backend.calls == 2
+    # a cut stream can surface as the client library's INTERNAL: the host then asks the
+    # backend once more (a probe) for its real answer
+    assert backend.backend.calls in (2, 3)
     assert os.listdir(backend.backend.incoming) == []
 
 

@@ -19,21 +19,25 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from unit.host.receiving_backend import RunningBackend, start_backend
 
 from ktrdr.errors import DataError
 from ktrdr.security.channels import aio_channel
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.executor import TrainingResult
 from ktrdr.training.progress import ProgressEvent, ProgressKind
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc
 from ktrdr.transfer import grpc_options
 from ktrdr_host.server import RunningHost, start_host
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool
+from tests.support.receiving_backend import RunningBackend, start_backend
+from tests.support.timing import scaled
 
 K = common_pb2
 TERMINAL = {K.PROGRESS_KIND_COMPLETED, K.PROGRESS_KIND_FAILED, K.PROGRESS_KIND_CANCELLED}
+
+# The host trains its sessions in real worker processes (no stand-in runner on the host yet).
+pytestmark = pytest.mark.integration
 
 
 class QuietExecutor:
@@ -74,7 +78,7 @@ class Harness:
 
     async def session(self, session_id: str = "op-1") -> host_pb2.Session:
         answer = await self.stub.GetSession(
-            host_pb2.GetSessionRequest(session_id=session_id), timeout=5
+            host_pb2.GetSessionRequest(session_id=session_id), timeout=scaled(5)
         )
         return answer.session
 
@@ -144,7 +148,10 @@ async def test_full_training_streams_progress_and_delivers(
     harness: Harness, tiny_strategy_yaml: str
 ) -> None:
     responses = [
-        r async for r in harness.stub.StartTraining(harness.request(tiny_strategy_yaml), timeout=60)
+        r
+        async for r in harness.stub.StartTraining(
+            harness.request(tiny_strategy_yaml), timeout=scaled(300)
+        )
     ]
     events = [r.event for r in responses]
     kinds = [e.kind for e in events]
@@ -181,17 +188,17 @@ async def test_full_training_streams_progress_and_delivers(
 
     # Cancelling a finished session says what it reached; nothing changes.
     answer = await harness.stub.CancelTraining(
-        host_pb2.CancelTrainingRequest(session_id="op-1"), timeout=5
+        host_pb2.CancelTrainingRequest(session_id="op-1"), timeout=scaled(5)
     )
     assert answer.state == host_pb2.SESSION_STATE_COMPLETED
-    listed = await harness.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=5)
+    listed = await harness.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=scaled(5))
     assert [s.session_id for s in listed.sessions] == ["op-1"]
 
 
 async def test_dropped_stream_does_not_stop_training_and_watch_reattaches(
     harness: Harness, tiny_strategy_yaml: str
 ) -> None:
-    call = harness.stub.StartTraining(harness.request(tiny_strategy_yaml), timeout=60)
+    call = harness.stub.StartTraining(harness.request(tiny_strategy_yaml), timeout=scaled(300))
     seen = []
     async for response in call:
         seen.append(response.event)
@@ -205,7 +212,7 @@ async def test_dropped_stream_does_not_stop_training_and_watch_reattaches(
     watched = [
         r
         async for r in harness.stub.WatchSession(
-            host_pb2.WatchSessionRequest(session_id="op-1"), timeout=60
+            host_pb2.WatchSessionRequest(session_id="op-1"), timeout=scaled(300)
         )
     ]
     sequences = [r.event.sequence for r in watched]
@@ -219,7 +226,7 @@ async def test_dropped_stream_does_not_stop_training_and_watch_reattaches(
     again = [
         r
         async for r in harness.stub.WatchSession(
-            host_pb2.WatchSessionRequest(session_id="op-1"), timeout=5
+            host_pb2.WatchSessionRequest(session_id="op-1"), timeout=scaled(5)
         )
     ]
     assert [r.event.kind for r in again] == [K.PROGRESS_KIND_COMPLETED]
@@ -240,10 +247,10 @@ async def test_invalid_requests_are_refused_before_streaming(
     request = harness.request(tiny_strategy_yaml)
     for field, value in change.items():
         setattr(request, field, value)
-    error = await refused(harness.stub.StartTraining(request, timeout=10))
+    error = await refused(harness.stub.StartTraining(request, timeout=scaled(10)))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert text in (error.details() or "")
-    listed = await harness.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=5)
+    listed = await harness.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=scaled(5))
     assert list(listed.sessions) == []
 
 
@@ -251,30 +258,34 @@ async def test_invalid_strategy_lists_every_field(
     harness: Harness, tiny_strategy_yaml: str
 ) -> None:
     bad = tiny_strategy_yaml.replace("epochs: 4", "epochs: 0").replace("period: 14", "period: -3")
-    error = await refused(harness.stub.StartTraining(harness.request(bad), timeout=10))
+    error = await refused(harness.stub.StartTraining(harness.request(bad), timeout=scaled(10)))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "strategy_yaml.model.training.epochs" in (error.details() or "")
 
 
 async def test_duplicate_and_over_capacity(quiet_harness: Harness, tiny_strategy_yaml: str) -> None:
     h = quiet_harness
-    first = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=30)
+    first = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=scaled(300))
     accepted = await first.read()
     assert accepted.event.kind == K.PROGRESS_KIND_ACCEPTED
 
-    error = await refused(h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=5))
+    error = await refused(
+        h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=scaled(5))
+    )
     assert error.code() is grpc.StatusCode.ALREADY_EXISTS
     assert "already running" in (error.details() or "")
 
-    error = await refused(h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-2"), timeout=5))
+    error = await refused(
+        h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-2"), timeout=scaled(5))
+    )
     assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "1 of 1 session(s) running (op-1)" in (error.details() or "")
 
-    caps = await h.stub.GetCapabilities(host_pb2.GetCapabilitiesRequest(), timeout=5)
+    caps = await h.stub.GetCapabilities(host_pb2.GetCapabilitiesRequest(), timeout=scaled(5))
     assert (caps.active_sessions, caps.max_sessions, caps.accepting) == (1, 1, True)
 
     answer = await h.stub.CancelTraining(
-        host_pb2.CancelTrainingRequest(session_id="op-1", reason="test over"), timeout=5
+        host_pb2.CancelTrainingRequest(session_id="op-1", reason="test over"), timeout=scaled(5)
     )
     assert answer.state == host_pb2.SESSION_STATE_CANCELLED
     assert answer.session.error.code == "CANCELLED"
@@ -282,7 +293,7 @@ async def test_duplicate_and_over_capacity(quiet_harness: Harness, tiny_strategy
     rest = await read_rest(first)
     assert rest[-1].event.kind == K.PROGRESS_KIND_CANCELLED
     # A finished (cancelled) id may be used again.
-    again = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=30)
+    again = h.stub.StartTraining(h.request(tiny_strategy_yaml, "op-1"), timeout=scaled(300))
     assert (await again.read()).event.kind == K.PROGRESS_KIND_ACCEPTED
     again.cancel()
 
@@ -295,7 +306,7 @@ async def test_unknown_session_is_not_found(harness: Harness, rpc: str) -> None:
         "CancelTraining": host_pb2.CancelTrainingRequest,
     }[rpc](session_id="nope")
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        call = getattr(harness.stub, rpc)(request, timeout=5)
+        call = getattr(harness.stub, rpc)(request, timeout=scaled(5))
         if rpc == "WatchSession":
             async for _ in call:
                 pass
@@ -309,7 +320,9 @@ async def test_unknown_session_is_not_found(harness: Harness, rpc: str) -> None:
 async def test_heartbeats_during_quiet_phases(
     quiet_harness: Harness, tiny_strategy_yaml: str
 ) -> None:
-    call = quiet_harness.stub.StartTraining(quiet_harness.request(tiny_strategy_yaml), timeout=30)
+    call = quiet_harness.stub.StartTraining(
+        quiet_harness.request(tiny_strategy_yaml), timeout=scaled(300)
+    )
     beats: list[float] = []
     async for response in call:
         if response.event.kind == K.PROGRESS_KIND_HEARTBEAT:
@@ -324,7 +337,7 @@ async def test_heartbeats_during_quiet_phases(
 async def cancel_after(
     harness: Harness, yaml: str, when: Callable[[common_pb2.ProgressEvent], bool]
 ) -> tuple[float, list[host_pb2.StartTrainingResponse], host_pb2.CancelTrainingResponse]:
-    call = harness.stub.StartTraining(harness.request(yaml), timeout=60)
+    call = harness.stub.StartTraining(harness.request(yaml), timeout=scaled(300))
     responses = []
     async for response in call:
         responses.append(response)
@@ -332,7 +345,7 @@ async def cancel_after(
             break
     started = time.monotonic()
     answer = await harness.stub.CancelTraining(
-        host_pb2.CancelTrainingRequest(session_id="op-1"), timeout=10
+        host_pb2.CancelTrainingRequest(session_id="op-1"), timeout=scaled(10)
     )
     elapsed = time.monotonic() - started
     responses += [r async for r in call]
@@ -344,7 +357,7 @@ async def test_cancel_during_data_loading(harness: Harness, tiny_strategy_yaml: 
         harness, tiny_strategy_yaml, lambda e: e.kind == K.PROGRESS_KIND_ACCEPTED
     )
     assert answer.state == host_pb2.SESSION_STATE_CANCELLED
-    assert elapsed < 2.0
+    assert elapsed < scaled(2.0)
     assert responses[-1].event.kind == K.PROGRESS_KIND_CANCELLED
     assert responses[-1].event.error.code == "CANCELLED"
     assert not any(r.event.kind == K.PROGRESS_KIND_EPOCH for r in responses)
@@ -358,7 +371,7 @@ async def test_cancel_during_training(harness: Harness, tiny_strategy_yaml: str)
         harness, long, lambda e: e.kind == K.PROGRESS_KIND_EPOCH
     )
     assert answer.state == host_pb2.SESSION_STATE_CANCELLED
-    assert elapsed < 2.0
+    assert elapsed < scaled(2.0)
     kinds = [r.event.kind for r in responses]
     assert [k for k in kinds if k in TERMINAL] == [K.PROGRESS_KIND_CANCELLED]
     assert answer.session.error.code == "CANCELLED"
@@ -373,7 +386,7 @@ async def test_capabilities(harness: Harness) -> None:
 
     import ktrdr
 
-    caps = await harness.stub.GetCapabilities(host_pb2.GetCapabilitiesRequest(), timeout=5)
+    caps = await harness.stub.GetCapabilities(host_pb2.GetCapabilitiesRequest(), timeout=scaled(5))
     assert caps.device_type == host_pb2.DEVICE_TYPE_CPU
     assert caps.device_name
     assert caps.accelerator_memory_bytes == 0
@@ -402,18 +415,18 @@ async def test_restart_resends_the_spool(
             async with aio_channel(host.address, options=grpc_options(), token=host.token) as ch:
                 stub = host_pb2_grpc.TrainingHostStub(ch)
                 answer = await stub.GetSession(
-                    host_pb2.GetSessionRequest(session_id="op-7"), timeout=5
+                    host_pb2.GetSessionRequest(session_id="op-7"), timeout=scaled(5)
                 )
                 assert answer.session.state == host_pb2.SESSION_STATE_COMPLETED
                 assert answer.session.result.bundle_sha256 == entry.sha256
                 # DELIVERED is recorded just after the spool entry is deleted (in a thread): wait
                 # for the status itself, not for the file to go.
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + scaled(10)
                 while answer.session.result.delivery.status != K.DELIVERY_STATUS_DELIVERED:
                     assert time.monotonic() < deadline, "the delivery was not recorded in time"
                     await asyncio.sleep(0.02)
                     answer = await stub.GetSession(
-                        host_pb2.GetSessionRequest(session_id="op-7"), timeout=5
+                        host_pb2.GetSessionRequest(session_id="op-7"), timeout=scaled(5)
                     )
                 assert not entry.archive.exists()
         finally:
@@ -433,24 +446,26 @@ async def test_shutdown_drains(
         request = host_pb2.StartTrainingRequest(
             session_id="op-1", strategy_yaml=tiny_strategy_yaml, results_target="127.0.0.1:9"
         )
-        call = stub.StartTraining(request, timeout=30)
+        call = stub.StartTraining(request, timeout=scaled(300))
         await call.read()
-        check = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        check = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=scaled(5))
         assert check.status == health_pb2.HealthCheckResponse.SERVING
 
         stopping = asyncio.create_task(host.shutdown())
         await asyncio.sleep(0.1)
         for service in ("", "ktrdr.training.v1.TrainingHost"):
-            check = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            check = await health.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=scaled(5)
+            )
             assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
         request.session_id = "op-2"
-        error = await refused(stub.StartTraining(request, timeout=5))
+        error = await refused(stub.StartTraining(request, timeout=scaled(5)))
         assert error.code() is grpc.StatusCode.UNAVAILABLE
         assert "shutting down" in (error.details() or "")
         rest = await read_rest(call)  # cancelled once the grace period is over
         assert rest[-1].event.kind == K.PROGRESS_KIND_CANCELLED
         assert "shutting down" in rest[-1].event.error.message
-        await asyncio.wait_for(stopping, 10)
+        await asyncio.wait_for(stopping, scaled(10))
 
 
 async def test_finished_sessions_expire_after_the_ttl(
@@ -458,18 +473,18 @@ async def test_finished_sessions_expire_after_the_ttl(
 ) -> None:
     settings = host_settings.model_copy(update={"finished_session_ttl_s": 0.3})
     async for h in make_harness(tmp_path, settings, quiet):
-        call = h.stub.StartTraining(h.request(tiny_strategy_yaml), timeout=30)
+        call = h.stub.StartTraining(h.request(tiny_strategy_yaml), timeout=scaled(300))
         await call.read()
         quiet.release.set()
         rest = await read_rest(call)
         assert rest[-1].event.kind == K.PROGRESS_KIND_FAILED
         assert rest[-1].event.error.code == "FAILED_PRECONDITION"  # DataError
         listed = await h.stub.ListSessions(
-            host_pb2.ListSessionsRequest(states=[host_pb2.SESSION_STATE_FAILED]), timeout=5
+            host_pb2.ListSessionsRequest(states=[host_pb2.SESSION_STATE_FAILED]), timeout=scaled(5)
         )
         assert [s.session_id for s in listed.sessions] == ["op-1"]
         await asyncio.sleep(0.4)
-        listed = await h.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=5)
+        listed = await h.stub.ListSessions(host_pb2.ListSessionsRequest(), timeout=scaled(5))
         assert list(listed.sessions) == []
 
 
@@ -477,7 +492,7 @@ async def test_a_killed_session_worker_fails_the_session_and_leaves_no_process(
     harness: Harness, tiny_strategy_yaml: str
 ) -> None:
     long = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
-    call = harness.stub.StartTraining(harness.request(long), timeout=120)
+    call = harness.stub.StartTraining(harness.request(long), timeout=scaled(300))
     async for response in call:
         if response.event.kind == K.PROGRESS_KIND_EPOCH:
             break

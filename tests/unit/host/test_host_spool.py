@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ktrdr.storage.bundle import ModelBundle
-from ktrdr.training.executor import TrainingResult
+from ktrdr.training.result import TrainingResult
 from ktrdr.transfer import sha256_file
 from ktrdr_host.spool import Spool, SpoolEntry, entry_key
 

@@ -108,6 +108,7 @@ def test_relay_drops_batch_events_first() -> None:
     assert [e.kind for e in queue] == [ProgressKind.EPOCH]
 
 
+@pytest.mark.integration  # a child interpreter
 def test_the_host_imports_and_refuses_ray_mode_clearly_without_ray() -> None:
     code = (
         "import sys\n"
@@ -125,6 +126,7 @@ def test_the_host_imports_and_refuses_ray_mode_clearly_without_ray() -> None:
     assert "pip install 'ktrdr[training,ray]'" in result.stdout
 
 
+@pytest.mark.integration  # a child interpreter
 def test_ray_is_not_loaded_by_the_host_or_clients() -> None:
     code = (
         "import sys\n"

@@ -1,22 +1,17 @@
-"""The security tests start real backends with the backend tests' helpers."""
+"""Fixtures of the security tests (the backend helpers live in ``tests.support.backend``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
-
 import pytest
 
-from ktrdr.training.executor import TrainingResult
+from ktrdr.training.result import TrainingResult
+from tests.support.fake_training import FakeTrainer
 
 
 @pytest.fixture(scope="session")
-def tiny_result(sample_data_dir: Path, tiny_strategy_yaml: str) -> TrainingResult:
-    """One real training of the tiny strategy, shared by the session."""
+def tiny_result(tiny_strategy_yaml: str) -> TrainingResult:
+    """A training result of the tiny strategy as the executor shapes it (no torch)."""
     from ktrdr.config import parse_strategy
-    from ktrdr.training.executor import TrainingExecutor
 
-    executor = TrainingExecutor(sample_data_dir, device="cpu")
-    return executor.run(parse_strategy(tiny_strategy_yaml), strategy_yaml=tiny_strategy_yaml)
+    config = parse_strategy(tiny_strategy_yaml)
+    return FakeTrainer(epoch_s=0).run(config, strategy_yaml=tiny_strategy_yaml)

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import start_backend, start_fake_host, stop_backend
 
 from ktrdr.security.channels import aio_channel
-from ktrdr.training.executor import TrainingResult
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr.transfer import sha256_file
@@ -19,6 +18,7 @@ from ktrdr_host.delivery import summarize_bundle
 from ktrdr_host.server import start_host
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool
+from tests.support.backend import start_backend, start_fake_host, stop_backend
 
 
 def settings(tmp_path: Path, sample_data_dir: Path, **more: object) -> HostSettings:

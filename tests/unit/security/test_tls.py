@@ -7,7 +7,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.selfsigned import Issued, issue, make_ca
@@ -15,6 +14,8 @@ from ktrdr.security.tls import ClientTLS, SecurityConfigError, check_listen_secu
 from ktrdr.security.tokens import read_token_file
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
+from tests.support.backend import start_backend, stop_backend
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -37,7 +38,7 @@ async def call(address: str, token: str | None, tls: ClientTLS | None) -> grpc.S
     async with aio_channel(address, tls=tls, token=token) as channel:
         try:
             await backend_pb2_grpc.BackendStub(channel).ListStrategies(
-                pb.ListStrategiesRequest(), timeout=5
+                pb.ListStrategiesRequest(), timeout=scaled(5)
             )
         except grpc.aio.AioRpcError as exc:
             return exc.code()

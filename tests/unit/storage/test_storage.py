@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
 
 from ktrdr.errors import BundleError, StorageError
 from ktrdr.storage import ModelBundle, ModelStorage
@@ -17,6 +16,8 @@ from ktrdr.storage.bundle import FORMAT_VERSION
 
 
 def make_bundle(name: str = "demo", symbols=("EURUSD",), timeframes=("1h",)) -> ModelBundle:
+    import torch
+
     return ModelBundle(
         weights={
             "model.net.0.weight": torch.arange(6, dtype=torch.float32).reshape(3, 2),
@@ -39,6 +40,8 @@ def make_bundle(name: str = "demo", symbols=("EURUSD",), timeframes=("1h",)) -> 
 
 
 def test_write_read_round_trip(tmp_path: Path):
+    import torch
+
     bundle = make_bundle()
     bundle.write(tmp_path / "b")
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [

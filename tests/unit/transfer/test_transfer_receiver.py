@@ -17,6 +17,7 @@ import pytest
 from ktrdr.errors import BundleError
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.transfer import Codec, TransferError, iter_submit_requests, receive_results, receiver
+from tests.support.timing import scaled
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -228,7 +229,7 @@ async def test_cancellation_removes_the_temp_file(archive: Path, incoming: Path)
     task = asyncio.create_task(
         receive_results(stalling(), tmp_dir=incoming, max_raw_bytes=16 * MiB)
     )
-    await asyncio.wait_for(stalled.wait(), 5)
+    await asyncio.wait_for(stalled.wait(), scaled(5))
     assert len(os.listdir(incoming)) == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

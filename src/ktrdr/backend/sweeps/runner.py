@@ -94,6 +94,9 @@ class SweepRun:
     async def _loop(self) -> None:
         n_trials, parallelism = self.request.n_trials, self.request.parallelism
         while True:
+            # Cleared before the checks, not before the wait: a cancel that arrives while a
+            # trial is being created must wake the wait below, not wait for a trial to end.
+            self._wake.clear()
             if self.cancel_reason:
                 await self._cancel_trials()
                 self._finish(pb.SWEEP_STATUS_CANCELLED, "CANCELLED", self.cancel_reason)
@@ -124,7 +127,6 @@ class SweepRun:
                     break
             if refused:
                 continue
-            self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), *self._followers.values()]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             waiters[0].cancel()

@@ -17,9 +17,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ktrdr.backend.auth.token_store import TokenStore
 from ktrdr.security.channels import sync_channel
 from ktrdr.security.tokens import generate_token
+from ktrdr.service.parent_watch import parent_environment
+from tests.support.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = scaled(60.0)
 
 # Tokens of this test session: every e2e backend registers the admin and host-role tokens,
 # every e2e host requires HOST_AUTH_TOKEN (presented by the backends) and presents
@@ -79,7 +81,7 @@ class Service:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"{self.name} exited early:\n{self.log.read_text()[-3000:]}")
                 try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=scaled(1))
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 except grpc.RpcError:
@@ -99,7 +101,7 @@ def _spawn(
     env: dict[str, str],
     cwd: Path = REPO_ROOT,
 ) -> Service:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **parent_environment(), **env}
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "ktrdr.cli.main", *args],

@@ -1,4 +1,8 @@
-"""Fakes for backend tests: scripted training hosts on loopback ports, an in-process backend."""
+"""Fakes for backend tests: scripted training hosts on loopback ports, an in-process backend.
+
+``start_backend`` trains local runs with ``FakeTrainer`` (in a thread, the worker's events and
+results) unless a test asks for the real worker process with ``real_worker=True``.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from ktrdr.security.tokens import read_token_file
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2, host_pb2_grpc
+from ktrdr.worker.entry import TrainingRunner
+from tests.support.fake_training import FakeTrainer
 
 HOST_SERVICE = "ktrdr.training.v1.TrainingHost"
 
@@ -134,9 +140,19 @@ class Backend:
     channel: grpc.aio.Channel
     settings: BackendSettings
     fake: FakeHost | None = None  # the fake host behind it, when a test sets one
+    trainer: FakeTrainer | None = None  # what trains its local runs (None: worker processes)
 
 
-async def start_backend(tmp: Path, sample_data_dir: Path, **settings: object) -> Backend:
+async def start_backend(
+    tmp: Path,
+    sample_data_dir: Path,
+    *,
+    real_worker: bool = False,
+    trainer: FakeTrainer | None = None,
+    **settings: object,
+) -> Backend:
+    """A backend in this process on a free loopback port. Local runs train with ``trainer``
+    (a fresh ``FakeTrainer`` by default) or, with ``real_worker``, in worker processes."""
     values: dict[str, object] = {
         "address": "127.0.0.1:0",
         "data_dir": tmp,
@@ -149,11 +165,20 @@ async def start_backend(tmp: Path, sample_data_dir: Path, **settings: object) ->
         **settings,
     }
     config = BackendSettings(**values)  # type: ignore[arg-type]
-    app = BackendApp(config)
+    if real_worker:
+        app = BackendApp(config)
+    else:
+        trainer = trainer or FakeTrainer()
+
+        def runner(market_data_dir: Path, device: str) -> TrainingRunner:
+            return trainer
+
+        app = BackendApp(config, runner_factory=runner)
     port = await app.start()
     token = read_token_file(config.data_dir / "admin.token")  # written at first start
     channel = aio_channel(f"127.0.0.1:{port}", token=token)
-    return Backend(app, backend_pb2_grpc.BackendStub(channel), channel, config)
+    stub = backend_pb2_grpc.BackendStub(channel)
+    return Backend(app, stub, channel, config, trainer=None if real_worker else trainer)
 
 
 async def stop_backend(backend: Backend) -> None:

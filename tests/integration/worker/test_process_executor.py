@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import torch
 
 from ktrdr.config import parse_strategy
 from ktrdr.errors import DataError, StrategyConfigError, TrainingCancelled, WorkerDied
@@ -18,6 +17,7 @@ from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.worker import ProcessExecutor, SparePool, thread_budget
 from ktrdr.worker.budget import available_cpus
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +63,8 @@ class EpochWatcher:
 def test_worker_trains_like_the_library_and_reports_progress(
     sample_data_dir: Path, tiny_strategy_yaml: str, pool: SparePool
 ) -> None:
+    import torch
+
     from ktrdr.training.executor import TrainingExecutor
 
     config = parse_strategy(tiny_strategy_yaml)
@@ -99,7 +101,7 @@ def test_cancellation_reaches_the_worker(
         assert watcher.epoch.wait(60), "no epoch reported"
         token.cancel("stop, please")
         with pytest.raises(TrainingCancelled, match="stop, please"):
-            running.result(timeout=30)
+            running.result(timeout=scaled(30))
     epochs = [e for e in watcher.events if e.kind == ProgressKind.EPOCH]
     assert len(epochs) < 400
     wait_until(lambda: gone(executor.last_pid))
@@ -115,7 +117,7 @@ def test_cancel_before_the_worker_is_ready_stops_it_at_once(
         wait_until(lambda: executor.last_pid != 0)
         token.cancel("changed my mind")
         with pytest.raises(TrainingCancelled, match="changed my mind"):
-            running.result(timeout=30)
+            running.result(timeout=scaled(30))
     wait_until(lambda: gone(executor.last_pid))
 
 
@@ -129,7 +131,7 @@ def test_a_killed_worker_fails_the_run_truthfully_and_leaves_no_process(
         assert watcher.epoch.wait(60), "no epoch reported"
         os.kill(executor.last_pid, 9)
         with pytest.raises(WorkerDied, match=r"killed by SIGKILL .*memory.*no model"):
-            running.result(timeout=30)
+            running.result(timeout=scaled(30))
     assert gone(executor.last_pid)
 
 
@@ -150,6 +152,8 @@ def test_library_errors_arrive_as_themselves(
 def test_two_workers_at_once_give_the_weights_of_two_in_a_row(
     sample_data_dir: Path, tiny_strategy_yaml: str
 ) -> None:
+    import torch
+
     config = parse_strategy(tiny_strategy_yaml)
     pool = SparePool(threads=1, spares=0)
     executor = ProcessExecutor(sample_data_dir, device="cpu", pool=pool)
@@ -212,6 +216,8 @@ def parent(pid: int) -> int:
 def test_warm_workers_are_forked_from_one_forkserver_and_train_like_cold_ones(
     sample_data_dir: Path, tiny_strategy_yaml: str, pool: SparePool
 ) -> None:
+    import torch
+
     config = parse_strategy(tiny_strategy_yaml)
     cold = ProcessExecutor(sample_data_dir, device="cpu", pool=SparePool(threads=1, spares=0))
     assert pool.warm and not cold.pool.warm

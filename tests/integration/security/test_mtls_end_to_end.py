@@ -8,7 +8,6 @@ import asyncio
 import shutil
 
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.selfsigned import issue, make_ca
@@ -18,6 +17,8 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from ktrdr_host.server import start_host
 from ktrdr_host.settings import HostSettings
+from tests.support.backend import start_backend, stop_backend
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -71,7 +72,7 @@ async def test_training_over_mtls_both_ways(tmp_path, sample_data_dir, tiny_stra
                 m
                 async for m in stub.WatchOperation(
                     pb.WatchOperationRequest(operation_id=created.operation.operation_id),
-                    timeout=120,
+                    timeout=scaled(120),
                 )
             ]
             assert events[-1].status == pb.OPERATION_STATUS_COMPLETED, events[-1]
@@ -81,7 +82,7 @@ async def test_training_over_mtls_both_ways(tmp_path, sample_data_dir, tiny_stra
             with pytest.raises(Exception):  # noqa: B017 - UNAVAILABLE from the handshake
                 await asyncio.wait_for(
                     backend_pb2_grpc.BackendStub(plain).ListStrategies(
-                        pb.ListStrategiesRequest(), timeout=5
+                        pb.ListStrategiesRequest(), timeout=scaled(5)
                     ),
                     10,
                 )

@@ -13,6 +13,7 @@ import pytest
 
 from ktrdr.cli.completion import command_words, zsh_script
 from ktrdr.cli.main import build_parser
+from tests.support.timing import scaled
 
 
 def ktrdr(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
@@ -20,7 +21,7 @@ def ktrdr(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
         [sys.executable, "-m", "ktrdr", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
@@ -42,7 +43,7 @@ def complete(script: Path, *words: str) -> list[str]:
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
         cwd=script.parent,
     )
     assert done.returncode == 0, done.stderr
@@ -87,7 +88,7 @@ def test_a_closed_pipe_is_quiet() -> None:
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()  # the reader is gone before anything was written (`| head`)
     err = process.stderr.read().decode()
-    assert process.wait(timeout=120) == 141
+    assert process.wait(timeout=scaled(120)) == 141
     assert err == ""
 
 

@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from ktrdr.worker import ProcessExecutor
+from tests.support.backend import start_backend, stop_backend
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 async def test_a_killed_local_worker_fails_its_operation(
     tmp_path: Path, sample_data_dir: Path, tiny_strategy_yaml: str
 ) -> None:
-    backend = await start_backend(tmp_path, sample_data_dir)
+    backend = await start_backend(tmp_path, sample_data_dir, real_worker=True)
     try:
         long = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
         created = (
@@ -49,7 +50,7 @@ async def test_a_killed_local_worker_fails_its_operation(
             )
         ).operation
         assert operation.status == pb.OPERATION_STATUS_FAILED
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert not os.path.exists(f"/proc/{pid}"), "the dead worker was not reaped"

@@ -6,14 +6,13 @@ import hashlib
 import uuid
 from collections.abc import Callable
 
-from backend_fakes import Backend
-
 from ktrdr.backend.store import ModelRecord, OperationRecord, now_us
 from ktrdr.service.convert import simple_event
 from ktrdr.storage import ModelBundle, StoredModel
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
+from tests.support.backend import Backend
 
 
 def put_model(

@@ -9,11 +9,13 @@ import pytest
 from ktrdr.config import parse_strategy
 from ktrdr.errors import TrainingCancelled
 from ktrdr.service.execution import ExecutorRun, new_fanout
-from ktrdr.training.executor import TrainingExecutor
 from ktrdr.training.v1 import common_pb2
+from tests.support.timing import scaled
 
 
 async def test_run_streams_numbered_events(sample_data_dir, tiny_strategy_yaml):
+    from ktrdr.training.executor import TrainingExecutor
+
     fan = new_fanout(buffer_limit=10_000)
     run = ExecutorRun(
         TrainingExecutor(sample_data_dir, device="cpu"),
@@ -33,10 +35,12 @@ async def test_run_streams_numbered_events(sample_data_dir, tiny_strategy_yaml):
 
 
 async def test_cancel_raises_training_cancelled(sample_data_dir, tiny_strategy_yaml):
+    from ktrdr.training.executor import TrainingExecutor
+
     config = parse_strategy(tiny_strategy_yaml.replace("epochs: 4", "epochs: 400"))
     run = ExecutorRun(TrainingExecutor(sample_data_dir, device="cpu"), config, fanout=new_fanout())
     task = asyncio.create_task(run.run())
     await asyncio.sleep(0.5)
     run.cancel("test")
     with pytest.raises(TrainingCancelled):
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, scaled(5))

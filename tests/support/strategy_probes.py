@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.timing import scaled
+
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 TOO_LARGE = grpc.StatusCode.RESOURCE_EXHAUSTED
 Edit = Callable[[str], str]
@@ -124,13 +126,13 @@ async def during(channel: grpc.aio.Channel, call: Callable[[], Awaitable[object]
     """Run ``call`` while health Checks go to the same server back to back."""
     health = health_pb2_grpc.HealthStub(channel)
     probe = Probe()
-    await health.Check(health_pb2.HealthCheckRequest(), timeout=5)  # connected and warm
+    await health.Check(health_pb2.HealthCheckRequest(), timeout=scaled(5))  # connected and warm
     done = asyncio.Event()
 
     async def check_health() -> None:
         while True:  # at least one Check, however fast the call is
             started = time.perf_counter()
-            await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+            await health.Check(health_pb2.HealthCheckRequest(), timeout=scaled(5))
             probe.health_s.append(time.perf_counter() - started)
             if done.is_set():
                 return

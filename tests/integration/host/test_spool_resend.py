@@ -10,13 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from unit.host.receiving_backend import start_backend
-
-from ktrdr.training.executor import TrainingResult
+from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import common_pb2
 from ktrdr_host.server import start_host
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool
+from tests.support.receiving_backend import start_backend
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """A small in-test Backend: only SubmitResults, implemented with ``ktrdr.transfer.receive_results``.
 
-Shared by the host's unit and integration tests (``from unit.host.receiving_backend import
+Shared by the host's unit and integration tests (``from tests.support.receiving_backend import
 ...``). It stores each verified bundle under ``stored/``, receives into ``incoming/`` (which
 must be empty after every call: no temporary files left), can refuse with a chosen code, and
 can damage the stream of its next calls (``faults``) to exercise the host's retries.

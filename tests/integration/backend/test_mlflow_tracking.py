@@ -9,14 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.tracking import OPERATION_TAG, flatten, mlflow_key
 from ktrdr.training.v1 import backend_pb2 as pb
+from tests.support.backend import start_backend, stop_backend
+from tests.support.needs import needs
+from tests.support.timing import scaled
 
-mlflow = pytest.importorskip("mlflow")
+pytestmark = needs("mlflow")
 
-WAIT_S = 120.0  # MLflow's first SQLite connection runs its migrations (seconds under load)
+WAIT_S = scaled(120.0)  # MLflow's first SQLite connection runs its migrations (seconds under load)
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +58,8 @@ async def wait_for(condition, what: str) -> None:
 
 
 def runs(uri: str, operation_id: str):
+    import mlflow
+
     mlflow.set_tracking_uri(uri)
     return mlflow.search_runs(
         experiment_names=["ktrdr"], filter_string=f"tags.`{OPERATION_TAG}` = '{operation_id}'"
@@ -81,6 +85,8 @@ def strategies(tmp_path: Path, tiny_strategy_yaml: str) -> Path:
 async def test_a_finished_operation_becomes_a_run(
     tmp_path, sample_data_dir, empty_store, strategies
 ):
+    import mlflow
+
     uri = store_copy(empty_store, tmp_path / "tracking")
     backend = await start_backend(tmp_path, sample_data_dir, mlflow_tracking_uri=uri)
     try:

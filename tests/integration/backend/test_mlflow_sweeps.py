@@ -11,16 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from backend_fakes import start_backend, stop_backend
 
 from ktrdr.backend.tracking_sweeps import PARENT_TAG, SWEEP_TAG, space_spec
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
+from tests.support.backend import start_backend, stop_backend
+from tests.support.needs import needs
+from tests.support.timing import scaled
 
-mlflow = pytest.importorskip("mlflow")
-pytest.importorskip("optuna")
+pytestmark = needs("mlflow", "optuna")
 
-WAIT_S = 120.0  # MLflow's first SQLite connection runs its migrations (seconds under load)
+WAIT_S = scaled(120.0)  # MLflow's first SQLite connection runs its migrations (seconds under load)
 FAST = [common_pb2.FieldOverride(path="model.training.epochs", value="1")]
 
 
@@ -81,6 +82,8 @@ async def wait_for(condition, what: str) -> None:
 
 def check_runs(uri: str, sweep: pb.Sweep) -> None:
     """One parent run for the sweep, its children exactly the sweep's trials, nothing twice."""
+    import mlflow
+
     mlflow.set_tracking_uri(uri)
     everything = mlflow.search_runs(experiment_names=["ktrdr"])
     assert len(everything) == 1 + len(sweep.trials)
@@ -191,6 +194,8 @@ async def test_an_outage_during_the_sweep_nests_every_run_once_the_store_is_back
 async def test_a_cancelled_sweep_is_a_killed_parent_run(
     tmp_path, sample_data_dir, empty_store, strategies
 ):
+    import mlflow
+
     (tmp_path / "tracking").mkdir()
     shutil.copy2(empty_store, tmp_path / "tracking" / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'tracking' / 'mlflow.db'}"

@@ -8,7 +8,7 @@ import pytest
 
 from ktrdr.config import strategy_from_dict
 from ktrdr.config.strategy import StrategyConfig
-from ktrdr.training.executor import TrainingExecutor, TrainingResult
+from ktrdr.training.result import TrainingResult
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +34,8 @@ def make_strategy(tiny_strategy_dict: dict[str, Any]) -> Callable[..., StrategyC
 @pytest.fixture
 def run_training(sample_data_dir: Path) -> Callable[..., TrainingResult]:
     def run(config: StrategyConfig, **kwargs: Any) -> TrainingResult:
+        from ktrdr.training.executor import TrainingExecutor
+
         return TrainingExecutor(sample_data_dir, device="cpu").run(config, **kwargs)
 
     return run
@@ -43,6 +45,7 @@ def run_training(sample_data_dir: Path) -> Callable[..., TrainingResult]:
 def tiny_result(sample_data_dir: Path, tiny_strategy_yaml: str) -> TrainingResult:
     """One trained tiny model shared by the read-only tests."""
     from ktrdr.config import parse_strategy
+    from ktrdr.training.executor import TrainingExecutor
 
     config = parse_strategy(tiny_strategy_yaml)
     return TrainingExecutor(sample_data_dir, device="cpu").run(
