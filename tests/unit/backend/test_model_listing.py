@@ -50,7 +50,13 @@ def register(store: Store, strategy: str, version: int, metrics: dict[str, float
         simple_event(ProgressKind.COMPLETED, "done"),
         common_pb2.ResultSummary(device="cpu", duration_s=1.0),
         ModelRecord(
-            strategy, version, f"{strategy}/EURUSD_1h_v{version}", now_us(), op_id, "ab" * 32, metrics
+            strategy,
+            version,
+            f"{strategy}/EURUSD_1h_v{version}",
+            now_us(),
+            op_id,
+            "ab" * 32,
+            metrics,
         ),
     )
     return op_id
