@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml
 # (real processes and trainings), e2e (the services as users start them). `make test` runs
 # all three, one after the other. Unit and integration tests spread over XDIST pytest-xdist
 # workers (whole files per worker for integration); the e2e tier runs in one process: its
-# services and trainings keep a core busy (E2E_XDIST='-n 2 --dist loadfile' spreads it too;
-# each worker then starts its own session services). KTRDR_TEST_TIME_SCALE=3 (say) stretches
-# every deadline on a slow or loaded machine.
+# services and trainings keep a core busy, and two workers made it slower here (6m28s
+# against 6m08s). E2E_XDIST='-n 2 --dist loadfile' spreads it too (each worker then starts
+# its own session services).
+# KTRDR_TEST_TIME_SCALE=3 (say) stretches every deadline on a slow or loaded machine.
 XDIST ?= -n 2
 E2E_XDIST ?=
 

@@ -5,6 +5,8 @@ way a user starts them (``LocalServices``), once per test module.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,3 +63,23 @@ def services(
         startup_timeout_s=scaled(120),
     ) as live:
         yield live
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When the MLflow UI test is selected, its venv starts installing now, in the
+    background (a minute of mostly waiting on files), instead of when its turn comes."""
+    if not any(item.path.name == "test_mlflow_ui.py" for item in session.items):
+        return
+    from tests.e2e.test_mlflow_ui import start_ui_venv
+
+    root = Path(tempfile.mkdtemp(prefix="ktrdr-mlflow-ui-"))
+    early = start_ui_venv(root)
+    if early is None:
+        return
+    session.config._ktrdr_ui_venv = early  # type: ignore[attr-defined]
+
+    def cleanup() -> None:
+        early.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    session.config.add_cleanup(cleanup)

@@ -14,11 +14,11 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import pytest
 
 from ktrdr.client import TrainingClient
 from tests.support.processes import ADMIN_TOKEN, free_port, start_backend
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,20 +35,56 @@ INSTALL_TIMEOUT_S = 480
 UI_REQUIREMENT = "mlflow>=3.10"  # the mlflow-ui extra of pyproject.toml
 
 
+class UiVenv:
+    """The mlflow-ui venv being made by a background ``pip install``, started when the
+    session has this test (``tests/e2e/conftest.py``), so that it installs while the
+    tests before it run (the install is mostly waiting on files)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.log = root / "install.log"
+        root.mkdir(parents=True, exist_ok=True)
+        script = (
+            f"{sys.executable} -c 'import venv; venv.EnvBuilder(with_pip=True, clear=True)"
+            f'.create("{root}/venv")\' && {root}/venv/bin/pip install --quiet '
+            f"--disable-pip-version-check '{UI_REQUIREMENT}'"
+        )
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                ["bash", "-c", script], stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def mlflow(self) -> Path:
+        """The venv's ``mlflow``, once the install has finished."""
+        try:
+            code = self.process.wait(scaled(INSTALL_TIMEOUT_S))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        assert code == 0, self.log.read_text()[-4000:]
+        return self.root / "venv" / "bin" / "mlflow"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def start_ui_venv(root: Path) -> UiVenv | None:
+    """The background install, unless ``$KTRDR_TEST_MLFLOW_UI_VENV`` names a venv made
+    before."""
+    return None if os.environ.get("KTRDR_TEST_MLFLOW_UI_VENV") else UiVenv(root)
+
+
 @pytest.fixture(scope="module")
-def mlflow_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mlflow_bin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("KTRDR_TEST_MLFLOW_UI_VENV")
     if given:
         return Path(given) / "bin" / "mlflow"
-    env_dir = tmp_path_factory.mktemp("mlflow-ui") / "venv"
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    install = subprocess.run(
-        [str(env_dir / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-         UI_REQUIREMENT],
-        capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
-    )  # fmt: skip
-    assert install.returncode == 0, install.stdout + install.stderr
-    return env_dir / "bin" / "mlflow"
+    early: UiVenv | None = getattr(request.config, "_ktrdr_ui_venv", None)
+    if early is None:  # the test run on its own (-k, a node id): install now
+        early = UiVenv(tmp_path_factory.mktemp("mlflow-ui"))
+    return early.mlflow()
 
 
 def _http(url: str, body: dict[str, Any] | None = None) -> Any:

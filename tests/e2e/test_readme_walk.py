@@ -165,7 +165,8 @@ def test_readme_walk(walk: Walk) -> None:
     # -- Start the services by hand, with MLflow tracking (the MLflow section) ------------
     services = commands(bash_blocks("## Start the services by hand", 1)[0])
     assert len(services) == 2 and "host serve" in services[0] and "backend serve" in services[1]
-    mlflow_lines = commands(bash_blocks("## MLflow", 1)[0])
+    # the section's first block; its second (`make mlflow-ui`) is test_mlflow_ui.py's
+    mlflow_lines = commands(bash_blocks("## MLflow", 2)[0])
     tracking = re.match(r"((?:\w+=\S+\s+)+)\.venv/bin/ktrdr backend serve", mlflow_lines[0])
     assert tracking, f"the MLflow section no longer starts a backend: {mlflow_lines[0]}"
     host_log = walk.start("host", services[0], walk.host_address)
