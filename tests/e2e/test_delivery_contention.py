@@ -10,7 +10,6 @@ likewise end in a delivered model.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.support.processes import (
     start_backend,
     start_host,
 )
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 120.0  # a bound on a stuck run, not a speed check
@@ -66,13 +66,7 @@ def services(tmp_path_factory, sample_data_dir) -> Iterator[tuple[Service, Servi
 
 
 def wait_for(check: Callable[[], object], what: str, timeout: float = DEADLINE_S) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    return wait_until(check, timeout, what, poll_s=0.1)
 
 
 def create_host_training(backend: Service, yaml_text: str) -> str:

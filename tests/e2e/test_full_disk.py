@@ -14,8 +14,7 @@ import contextlib
 import errno
 import os
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -24,6 +23,7 @@ import pytest
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2
 from tests.support.processes import channel_to, start_backend
+from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 60.0
@@ -83,14 +83,8 @@ def get(stub: backend_pb2_grpc.BackendStub, op_id: str) -> pb.Operation:
     return stub.GetOperation(pb.GetOperationRequest(operation_id=op_id), timeout=10).operation
 
 
-def wait_for(check, what: str, timeout: float = DEADLINE_S):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+def wait_for(check: Callable[[], object], what: str, timeout: float = DEADLINE_S) -> object:
+    return wait_until(check, timeout, what, poll_s=0.1)
 
 
 def test_full_disk_is_answered_and_nothing_stays_running(

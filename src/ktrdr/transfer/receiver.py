@@ -163,12 +163,12 @@ DRAIN_DEADLINE_S = 5.0
 
 
 async def drain(
-    iterator: AsyncIterator[SubmitRequest], budget_bytes: int, deadline_s: float = DRAIN_DEADLINE_S
+    iterator: AsyncIterator[SubmitRequest], budget_bytes: int, deadline_s: float | None = None
 ) -> None:
     """Read and discard what is left of a refused stream, at most ``budget_bytes`` and for
     at most ``deadline_s`` (a client that sends nothing is answered then, not never)."""
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(deadline_s):
+        async with asyncio.timeout(DRAIN_DEADLINE_S if deadline_s is None else deadline_s):
             async for message in iterator:
                 budget_bytes -= message.ByteSize()
                 if budget_bytes < 0:

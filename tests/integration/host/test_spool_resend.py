@@ -16,6 +16,7 @@ from ktrdr_host.server import start_host
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool
 from tests.support.receiving_backend import start_backend
+from tests.support.timing import async_wait_until
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,11 +65,9 @@ async def test_resent_model_is_delivered_by_the_running_host(
             cli, "resend", "op-parked", "--spool-dir", str(spool.directory)
         )
         assert resent.returncode == 0, resent.stderr
-        for _ in range(500):
-            if "op-parked" in backend.backend.models:
-                break
-            await asyncio.sleep(0.02)
-        assert "op-parked" in backend.backend.models
+        await async_wait_until(
+            lambda: "op-parked" in backend.backend.models, 10, "the resent model to arrive"
+        )
         session = host.registry.get("op-parked")
         assert session.delivery is not None
         await asyncio.wait_for(session.delivery.settled.wait(), 10)

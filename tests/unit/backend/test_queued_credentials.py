@@ -9,7 +9,6 @@ backend is refused with a precise status.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.transfer import send_results
 from tests.support.backend import Backend, start_backend, stop_backend
+from tests.support.timing import async_wait_until
 from tests.support.uploads import bundle_archive, host_stub, status_of
 
 
@@ -78,10 +78,10 @@ async def test_forged_bundle_for_a_queued_operation_is_refused(
     # the slot frees up: the host gets the credential minted at creation, unchanged
     assert b.fake is not None
     b.fake.active_sessions = 0
-    for _ in range(300):
-        if op.operation_id in b.fake.credentials:
-            break
-        await asyncio.sleep(0.02)
+    fake = b.fake
+    await async_wait_until(
+        lambda: op.operation_id in fake.credentials, 10, "the host to be given the operation"
+    )
     given = b.fake.credentials[op.operation_id]
     assert hash_token(given) == minted
     placed = b.app.operations.store.get_operation(op.operation_id)

@@ -22,6 +22,7 @@ from ktrdr.security.tokens import generate_token
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from tests.support.backend import Backend, start_backend, stop_backend
+from tests.support.timing import async_wait_until, scaled
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ async def test_watch_streams_per_caller_and_revocation(
                         pass
                 assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 assert "revoked" in (ended.value.details() or "")
-            assert time.monotonic() - started < 10
+            assert time.monotonic() - started < scaled(10)  # the drain's deadline, not 30 s
     finally:
         with contextlib.suppress(grpc.aio.AioRpcError):
             await backend.stub.CancelOperation(pb.CancelOperationRequest(operation_id=op_id))
@@ -110,7 +111,10 @@ async def test_tiny_download_chunks_are_refused(backend: Backend) -> None:
     assert "chunk_size_bytes" in (refused.value.details() or "")
 
 
-async def test_a_silent_upload_past_the_cap_is_answered(backend: Backend) -> None:
+async def test_a_silent_upload_past_the_cap_is_answered(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ktrdr.transfer.receiver.DRAIN_DEADLINE_S", 0.5)
     token = (backend.settings.data_dir / "host.token").read_text().strip()
     address = f"127.0.0.1:{backend.app.port}"
     release = asyncio.Event()
@@ -124,12 +128,14 @@ async def test_a_silent_upload_past_the_cap_is_answered(backend: Backend) -> Non
         stub = backend_pb2_grpc.BackendStub(channel)
         holder = stub.SubmitResults(silent(), timeout=60)  # holds the one upload slot
         try:
-            await asyncio.sleep(0.5)
+            intake = backend.app.results
+            assert intake is not None
+            await async_wait_until(lambda: intake.active == 1, 10, "the first upload's slot")
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.SubmitResults(silent(), timeout=30)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert time.monotonic() - started < 10
+            assert time.monotonic() - started < scaled(10)  # the drain's deadline, not 30 s
         finally:
             release.set()
             holder.cancel()
