@@ -131,6 +131,9 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     # Sweeps running at once; CreateSweep beyond it is RESOURCE_EXHAUSTED
     # (KTRDR_BACKEND_SWEEP_MAX_RUNNING).
     sweep_max_running: int = Field(default=4, ge=1)
+    # Of those, how many one caller (one token) may run, so that one researcher cannot take
+    # every sweep slot (KTRDR_BACKEND_SWEEP_MAX_RUNNING_PER_USER).
+    sweep_max_running_per_user: int = Field(default=2, ge=1)
 
     @field_validator("host_addresses", mode="before")
     @classmethod

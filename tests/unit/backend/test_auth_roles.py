@@ -209,3 +209,42 @@ async def test_sweeps_have_owners_and_trainers_cancel_only_their_own(
         done = await alice_stub.CancelSweep(pb.CancelSweepRequest(sweep_id=sweep_id))
         assert done.sweep.status == pb.SWEEP_STATUS_CANCELLED
         assert [t.status for t in done.sweep.trials] == [pb.TRIAL_STATUS_CANCELLED]
+
+
+async def test_one_caller_cannot_take_every_sweep_slot(
+    tmp_path, sample_data_dir, tiny_strategy_yaml: str
+) -> None:
+    pytest.importorskip("optuna")
+    from tests.support.fake_training import FakeTrainer
+
+    (tmp_path / "strategies").mkdir()
+    b = await start_backend(
+        tmp_path, sample_data_dir, trainer=FakeTrainer(hold_from=1), sweep_max_running_per_user=1
+    )
+    try:
+        alice = b.app.tokens.create("alice", "trainer")
+        bob = b.app.tokens.create("bob", "trainer")
+        parameter = pb.SweepParameter(
+            path="model.architecture.activation", choices=pb.Choices(values=["relu", "tanh"])
+        )
+        request = pb.CreateSweepRequest(
+            strategy_yaml=tiny_strategy_yaml, parameters=[parameter], n_trials=2
+        )
+        async with client(b, alice) as a, client(b, bob) as b_:
+            alice_stub, bob_stub = backend_pb2_grpc.BackendStub(a), backend_pb2_grpc.BackendStub(b_)
+            first = (await alice_stub.CreateSweep(request)).sweep
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await alice_stub.CreateSweep(request)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "alice has 1 sweeps running (limit 1 per caller" in (
+                refused.value.details() or ""
+            )
+            theirs = (await bob_stub.CreateSweep(request)).sweep  # another caller still may
+            for stub, sweep in ((alice_stub, first), (bob_stub, theirs)):
+                done = await stub.CancelSweep(pb.CancelSweepRequest(sweep_id=sweep.sweep_id))
+                assert done.sweep.status == pb.SWEEP_STATUS_CANCELLED
+            # a finished sweep frees its owner's share
+            again = (await alice_stub.CreateSweep(request)).sweep
+            await alice_stub.CancelSweep(pb.CancelSweepRequest(sweep_id=again.sweep_id))
+    finally:
+        await stop_backend(b)

@@ -79,6 +79,14 @@ class Sweeps:
                 f"{running} sweeps are running (limit {self.settings.sweep_max_running}, "
                 "KTRDR_BACKEND_SWEEP_MAX_RUNNING); cancel one or wait for one to end",
             )
+        caller = current_identity()
+        share = self.settings.sweep_max_running_per_user
+        if caller is not None and (mine := self.store.count_running(caller.name)) >= share:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{caller.name} has {mine} sweeps running (limit {share} per caller, "
+                "KTRDR_BACKEND_SWEEP_MAX_RUNNING_PER_USER); cancel one or wait for one to end",
+            )
         normal = normalise(request, self.bounds)
         base = pb.CreateTrainingRequest(field_overrides=request.field_overrides)
         if request.WhichOneof("strategy") == "strategy_yaml":

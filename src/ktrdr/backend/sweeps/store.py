@@ -234,11 +234,13 @@ class SweepStore:
     def running_sweeps(self) -> list[SweepRecord]:
         return self.list_sweeps(status=pb.SWEEP_STATUS_RUNNING, limit=1 << 30)
 
-    def count_running(self) -> int:
+    def count_running(self, owner: str | None = None) -> int:
+        """Sweeps running now (of ``owner`` only, when given)."""
+        query, args = "SELECT COUNT(*) FROM sweeps WHERE status = ?", [pb.SWEEP_STATUS_RUNNING]
+        if owner is not None:
+            query, args = query + " AND owner = ?", [*args, owner]
         with self._lock:
-            row = self._db.execute(
-                "SELECT COUNT(*) FROM sweeps WHERE status = ?", (pb.SWEEP_STATUS_RUNNING,)
-            ).fetchone()
+            row = self._db.execute(query, args).fetchone()
         return int(row[0])
 
     # -- trials ----------------------------------------------------------------------------
