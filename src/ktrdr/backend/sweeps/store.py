@@ -236,7 +236,8 @@ class SweepStore:
 
     def count_running(self, owner: str | None = None) -> int:
         """Sweeps running now (of ``owner`` only, when given)."""
-        query, args = "SELECT COUNT(*) FROM sweeps WHERE status = ?", [pb.SWEEP_STATUS_RUNNING]
+        query = "SELECT COUNT(*) FROM sweeps WHERE status = ?"
+        args: list[object] = [pb.SWEEP_STATUS_RUNNING]
         if owner is not None:
             query, args = query + " AND owner = ?", [*args, owner]
         with self._lock:
