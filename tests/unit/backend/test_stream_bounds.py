@@ -22,6 +22,7 @@ from ktrdr.security.tokens import generate_token
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc
 from tests.support.backend import Backend, start_backend, stop_backend
+from tests.support.fake_training import FakeTrainer
 from tests.support.timing import async_wait_until, scaled
 
 
@@ -31,6 +32,7 @@ async def backend(tmp_path: Path, sample_data_dir: Path):
     b = await start_backend(
         tmp_path,
         sample_data_dir,
+        trainer=FakeTrainer(hold_from=1),  # a local run trains until it is cancelled
         local_concurrency=1,
         max_watch_streams_per_user=2,
         max_concurrent_uploads=1,
@@ -50,8 +52,9 @@ def add_token(b: Backend, name: str) -> str:
 
 
 async def long_operation(b: Backend, yaml_text: str) -> str:
-    slow = yaml_text.replace("epochs: 4", "epochs: 400")
-    request = pb.CreateTrainingRequest(strategy_yaml=slow, execution_mode=pb.EXECUTION_MODE_LOCAL)
+    request = pb.CreateTrainingRequest(
+        strategy_yaml=yaml_text, execution_mode=pb.EXECUTION_MODE_LOCAL
+    )
     return (await b.stub.CreateTraining(request)).operation.operation_id
 
 
@@ -79,7 +82,7 @@ async def test_watch_streams_per_caller_and_revocation(
                 await first_event(third)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "per caller" in (refused.value.details() or "")
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - started < scaled(5)  # at once, not at the call's deadline
             # another caller is not affected
             await first_event(backend.stub.WatchOperation(watch, timeout=120))
 
@@ -94,7 +97,7 @@ async def test_watch_streams_per_caller_and_revocation(
                         pass
                 assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 assert "revoked" in (ended.value.details() or "")
-            assert time.monotonic() - started < scaled(10)  # the drain's deadline, not 30 s
+            assert time.monotonic() - started < scaled(10)  # the 2 s recheck, not the deadline
     finally:
         with contextlib.suppress(grpc.aio.AioRpcError):
             await backend.stub.CancelOperation(pb.CancelOperationRequest(operation_id=op_id))
