@@ -58,7 +58,7 @@ class _Boundary:
             logger.error("%s: disk full: %s", self.full_method, exc)
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                disk_full_message(f"{self.method} could not write on the server"),
+                disk_full_message(f"{self.method} could not be completed on the server"),
             )
         else:
             logger.error("%s failed", self.full_method, exc_info=exc)
