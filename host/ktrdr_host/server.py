@@ -104,6 +104,7 @@ async def start_host(
     server, health = build_server(
         lambda s: host_pb2_grpc.add_TrainingHostServicer_to_server(servicer, s),
         [SERVICE_NAME],
+        service="host",
         max_message_bytes=settings.max_message_bytes,
         interceptors=[auth.interceptor] if auth.interceptor is not None else [],
     )

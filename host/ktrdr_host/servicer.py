@@ -1,8 +1,9 @@
 """``TrainingHostServicer``: the TrainingHost RPCs, each request -> registry/session -> response.
 
-Every refusal is a ``RequestRefused`` turned into its gRPC status here, with a message that
-says what to do. Streams end after the terminal event; a client that goes away only closes
-its own subscription, never the session.
+Every refusal is a raised ``RequestRefused`` with a message that says what to do; the
+server's error boundary (``ktrdr.service.error_boundary``) answers its gRPC status, and
+INTERNAL for anything unexpected. Streams end after the terminal event; a client that goes
+away only closes its own subscription, never the session.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ktrdr.training.v1 import host_pb2, host_pb2_grpc
 from ktrdr_host.access import check_results_target
 from ktrdr_host.capabilities import describe_host
 from ktrdr_host.sessions import Session, SessionRegistry
-from ktrdr_host.validation import RequestRefused, validate_session_id, validate_start
+from ktrdr_host.validation import validate_session_id, validate_start
 
 SERVICE_NAME = host_pb2.DESCRIPTOR.services_by_name["TrainingHost"].full_name
 
@@ -32,19 +33,16 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
     async def StartTraining(
         self, request: host_pb2.StartTrainingRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[host_pb2.StartTrainingResponse]:
-        try:
-            settings = self.registry.settings  # parsing is CPU work: off the event loop
-            spec = await asyncio.to_thread(
-                validate_start,
-                request,
-                settings.device,
-                max_strategy_bytes=settings.max_strategy_bytes,
-                limits=settings.work_limits,
-            )
-            check_results_target(spec.results_target, settings.allowed_results_targets)
-            session = self.registry.start(spec, upload_credential=request.upload_credential)
-        except RequestRefused as refused:
-            await context.abort(refused.code, refused.message)
+        settings = self.registry.settings  # parsing is CPU work: off the event loop
+        spec = await asyncio.to_thread(
+            validate_start,
+            request,
+            settings.device,
+            max_strategy_bytes=settings.max_strategy_bytes,
+            limits=settings.work_limits,
+        )
+        check_results_target(spec.results_target, settings.allowed_results_targets)
+        session = self.registry.start(spec, upload_credential=request.upload_credential)
         # ACCEPTED was published on start, before any await: the snapshot is that event.
         first, subscription = session.fanout.subscribe()
         if first is not None:
@@ -55,7 +53,7 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
     async def WatchSession(
         self, request: host_pb2.WatchSessionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[host_pb2.WatchSessionResponse]:
-        session = await self._session(request.session_id, context)
+        session = self._session(request.session_id)
         first, subscription = session.fanout.subscribe()
         if first is not None:
             yield host_pb2.WatchSessionResponse(event=first, state=session.state_after(first))
@@ -65,7 +63,7 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
     async def CancelTraining(
         self, request: host_pb2.CancelTrainingRequest, context: grpc.aio.ServicerContext
     ) -> host_pb2.CancelTrainingResponse:
-        session = await self._session(request.session_id, context)
+        session = self._session(request.session_id)
         reason = request.reason or "cancelled by request"
         state = await session.cancel(reason, self.registry.settings.cancel_wait_s)
         return host_pb2.CancelTrainingResponse(state=state, session=session.to_proto())
@@ -73,7 +71,7 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
     async def GetSession(
         self, request: host_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> host_pb2.GetSessionResponse:
-        session = await self._session(request.session_id, context)
+        session = self._session(request.session_id)
         return host_pb2.GetSessionResponse(session=session.to_proto())
 
     async def ListSessions(
@@ -98,12 +96,8 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
             answer.cluster.CopyFrom(cluster.to_proto())
         return answer
 
-    async def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
-        try:
-            return self.registry.get(validate_session_id(session_id))
-        except RequestRefused as refused:
-            await context.abort(refused.code, refused.message)
-            raise  # unreachable: abort raises
+    def _session(self, session_id: str) -> Session:
+        return self.registry.get(validate_session_id(session_id))
 
 
 __all__ = ["SERVICE_NAME", "TrainingHostServicer"]

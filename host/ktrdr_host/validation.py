@@ -1,7 +1,7 @@
 """Checking a StartTrainingRequest before anything streams: every problem names its field.
 
-Also home of ``RequestRefused``, the one error type the host's RPC methods turn into a gRPC
-status (``await context.abort(error.code, error.message)``).
+Also home of ``RequestRefused``, the one error type the host's RPC methods raise; the
+server's error boundary answers it as its gRPC status.
 """
 
 from __future__ import annotations

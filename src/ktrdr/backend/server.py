@@ -126,6 +126,7 @@ class BackendApp:
         self.server, self._health = build_server(
             lambda server: add_backend_servicer(servicer, server),
             [SERVICE_NAME],
+            service="backend",
             max_message_bytes=settings.max_message_bytes,
             interceptors=interceptors,
         )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -32,43 +30,11 @@ logger = logging.getLogger(__name__)
 
 CONFIG_DEFAULT_MODE = "default_mode"
 
-R = TypeVar("R")
-
-
-def _aborts_on_error(
-    method: Callable[..., Awaitable[R]],
-) -> Callable[..., Awaitable[R]]:
-    """Turn ``RequestError`` into the RPC's status; anything else is INTERNAL, logged, with
-    no Python class name or server detail in the answer."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        try:
-            return await method(self, request, context)
-        except RequestError as exc:
-            await context.abort(exc.code, _with_details(exc))
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception:
-            logger.exception("%s failed", method.__name__)
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                f"{method.__name__} failed on the server (the backend's log has the details)",
-            )
-        raise AssertionError("unreachable")  # abort raises
-
-    return wrapper
-
-
-def _with_details(exc: RequestError) -> str:
-    if not exc.details:
-        return exc.message
-    return exc.message if len(exc.details) == 1 else "\n".join([exc.message, *exc.details])
-
 
 class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
     """Implements ``ktrdr.training.v1.Backend`` (the model RPCs: ``ktrdr.backend.models``;
-    the sweep RPCs: ``SweepRpcs``)."""
+    the sweep RPCs: ``SweepRpcs``). Methods raise ``RequestError`` (or any exception): the
+    server's error boundary (``ktrdr.service.error_boundary``) answers the status."""
 
     def __init__(self, operations: Operations, results: ResultsIntake, sweeps: Sweeps) -> None:
         self.operations = operations
@@ -80,14 +46,6 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
     def _operation(self, record: OperationRecord) -> pb.Operation:
         return self.sweeps.annotate(self.operations.to_proto(record))
 
-    GetModel = _aborts_on_error(ModelRpcs.get_model)
-    ListModels = _aborts_on_error(ModelRpcs.list_models)
-    DeleteModel = _aborts_on_error(ModelRpcs.delete_model)
-    SetModelAlias = _aborts_on_error(ModelRpcs.set_model_alias)
-    DeleteModelAlias = _aborts_on_error(ModelRpcs.delete_model_alias)
-    SetModelTags = _aborts_on_error(ModelRpcs.set_model_tags)
-
-    @_aborts_on_error
     async def CreateTraining(
         self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateTrainingResponse:
@@ -99,28 +57,15 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
     async def WatchOperation(
         self, request: pb.WatchOperationRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchOperationResponse]:
-        try:
-            async for event, status in self.operations.watch(request.operation_id):
-                yield pb.WatchOperationResponse(event=event, status=status)  # type: ignore[arg-type]
-        except RequestError as exc:
-            await context.abort(exc.code, exc.message)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception:
-            logger.exception("WatchOperation failed")
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                "WatchOperation failed on the server (the backend's log has the details)",
-            )
+        async for event, status in self.operations.watch(request.operation_id):
+            yield pb.WatchOperationResponse(event=event, status=status)  # type: ignore[arg-type]
 
-    @_aborts_on_error
     async def GetOperation(
         self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOperationResponse:
         record = self.operations.get(request.operation_id)
         return pb.GetOperationResponse(operation=self._operation(record))
 
-    @_aborts_on_error
     async def ListOperations(
         self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOperationsResponse:
@@ -143,7 +88,6 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
             operations=[self._operation(r) for r in page], next_page_token=token
         )
 
-    @_aborts_on_error
     async def CancelOperation(
         self, request: pb.CancelOperationRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelOperationResponse:
@@ -155,13 +99,11 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
             operation=self._operation(record),
         )
 
-    @_aborts_on_error
     async def GetTrainingConfig(
         self, request: pb.GetTrainingConfigRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTrainingConfigResponse:
         return pb.GetTrainingConfigResponse(config=self._config())
 
-    @_aborts_on_error
     async def UpdateTrainingConfig(
         self, request: pb.UpdateTrainingConfigRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateTrainingConfigResponse:
@@ -181,7 +123,6 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
             config=self._config(),
         )
 
-    @_aborts_on_error
     async def SubmitResults(
         self,
         request_iterator: AsyncIterator[SubmitRequest],
@@ -189,13 +130,10 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
     ) -> pb.SubmitResultsResponse:
         try:
             return await self.results.submit(request_iterator)
-        except RequestError as exc:  # with the host's hint: final, or when to retry
-            await context.abort(
-                exc.code, _with_details(exc), trailing_metadata=refusal_trailer(exc)
-            )
-            raise AssertionError("unreachable") from None  # abort raises
+        except RequestError as exc:  # answered with the host's hint: final, or when to retry
+            exc.trailing_metadata = refusal_trailer(exc)
+            raise
 
-    @_aborts_on_error
     async def ListStrategies(
         self, request: pb.ListStrategiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListStrategiesResponse:

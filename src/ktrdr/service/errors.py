@@ -1,7 +1,8 @@
 """The one error type of the service edge: a gRPC status code and an actionable message.
 
-The transfer code, the host and the backend raise subclasses of ``StatusError``; each
-servicer turns it into ``await context.abort(error.code, error.message)``.
+The transfer code, the host and the backend raise subclasses of ``StatusError``; the
+servers' one error boundary (``ktrdr.service.error_boundary``) answers it with its code,
+message and trailing metadata.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ class StatusError(Exception):
         self.code = code
         self.message = message
         self.details = list(details or [])
+        # sent with the status, e.g. SubmitResults' retry hint (``ktrdr.transfer.refusals``)
+        self.trailing_metadata: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}"

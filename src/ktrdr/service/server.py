@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ktrdr.security.tls import ServerTLS
 from ktrdr.service.decoding import RejectUndecodable
+from ktrdr.service.error_boundary import ErrorBoundary
 from ktrdr.transfer import grpc_options
 
 logger = logging.getLogger(__name__)
@@ -54,18 +55,24 @@ def build_server(
     register: Register,
     full_service_names: Sequence[str],
     *,
+    service: str,
     max_message_bytes: int,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, Health]:
     """A ``grpc.aio`` server with the services, health and reflection registered.
 
     Undecodable requests are answered INVALID_ARGUMENT (outermost interceptor, so also for
-    calls the other interceptors refuse). SO_REUSEPORT is off: gRPC turns it on by default,
-    which lets a second server bind a port that is already served and take half of its
-    connections.
+    calls the other interceptors refuse). Next comes the one error boundary of every method
+    (``ErrorBoundary``; ``service``, e.g. "backend", names whose log an INTERNAL answer points
+    to), around the other interceptors and the servicer. SO_REUSEPORT is off: gRPC turns it
+    on by default, which lets a second server bind a port that is already served and take
+    half of its connections.
     """
     options = [*grpc_options(max_message_bytes), ("grpc.so_reuseport", 0), *SERVER_BOUNDS]
-    server = grpc.aio.server(options=options, interceptors=[RejectUndecodable(), *interceptors])
+    server = grpc.aio.server(
+        options=options,
+        interceptors=[RejectUndecodable(), ErrorBoundary(service), *interceptors],
+    )
     register(server)
     health_ = Health(full_service_names)
     health_pb2_grpc.add_HealthServicer_to_server(health_.servicer, server)

@@ -8,5 +8,5 @@ from ktrdr.service.errors import StatusError
 class TransferError(StatusError):
     """A transfer was refused or failed. ``code`` is the gRPC status to report.
 
-    The servicer turns it into ``await context.abort(error.code, error.message)``.
+    The servers' error boundary answers it with that status and ``message``.
     """

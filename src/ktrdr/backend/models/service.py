@@ -59,26 +59,25 @@ def check_may_change(row: ModelRow, action: str) -> None:
 
 class ModelRpcs:
     """GetModel, DownloadModel, ListModels, DeleteModel, SetModelAlias, DeleteModelAlias,
-    SetModelTags. Needs ``self.catalog``. The unary methods raise ``RequestError``; the servicer
-    wraps them in its error handling (see ``BackendServicer``). DownloadModel, a stream, turns
-    errors into statuses itself."""
+    SetModelTags. Needs ``self.catalog``. The methods raise ``RequestError``; the server's
+    error boundary (``ktrdr.service.error_boundary``) answers the status."""
 
     catalog: ModelCatalog
     downloads_in_progress: int = 0
 
-    async def get_model(
+    async def GetModel(
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetModelResponse:
         row = await asyncio.to_thread(self.catalog.resolve, request.model)
         details = await asyncio.to_thread(self.catalog.details, row)
         return pb.GetModelResponse(model=details)
 
-    async def list_models(
+    async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         return await asyncio.to_thread(self.catalog.list_models, request)
 
-    async def delete_model(
+    async def DeleteModel(
         self, request: pb.DeleteModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteModelResponse:
         row = await asyncio.to_thread(self.catalog.row, request.strategy_name, request.version)
@@ -87,7 +86,7 @@ class ModelRpcs:
         removed = await asyncio.to_thread(self.catalog.delete, row, force=request.force)
         return pb.DeleteModelResponse(model=ref, removed_aliases=removed)
 
-    async def set_model_alias(
+    async def SetModelAlias(
         self, request: pb.SetModelAliasRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetModelAliasResponse:
         check_alias(request.alias)
@@ -118,7 +117,7 @@ class ModelRpcs:
             model=reference(row, self.catalog), previous_version=previous
         )
 
-    async def delete_model_alias(
+    async def DeleteModelAlias(
         self, request: pb.DeleteModelAliasRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteModelAliasResponse:
         strategy = strategy_field(request.strategy_name)
@@ -132,7 +131,7 @@ class ModelRpcs:
         )
         return pb.DeleteModelAliasResponse(version=version)
 
-    async def set_model_tags(
+    async def SetModelTags(
         self, request: pb.SetModelTagsRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetModelTagsResponse:
         add = check_tags(request.add, "add")
@@ -153,23 +152,6 @@ class ModelRpcs:
     # -- DownloadModel ---------------------------------------------------------------------
     async def DownloadModel(
         self, request: pb.DownloadModelRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.DownloadModelResponse]:
-        try:
-            async for message in self._download(request):
-                yield message
-        except RequestError as exc:
-            await context.abort(exc.code, exc.message)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception:
-            logger.exception("DownloadModel failed")
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                "DownloadModel failed on the server (the backend's log has the details)",
-            )
-
-    async def _download(
-        self, request: pb.DownloadModelRequest
     ) -> AsyncIterator[pb.DownloadModelResponse]:
         if request.offset < 0:
             raise invalid("offset: must be >= 0")
