@@ -293,6 +293,7 @@ async def serve_receivers(work: Path) -> None:
             [SERVICE],
             max_message_bytes=MAX_MESSAGE,
             interceptors=interceptors,
+            service="backend",
         )
         ports.append(bind(server, "127.0.0.1:0", server_tls(name, certs)))
         await server.start()

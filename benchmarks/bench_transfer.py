@@ -172,7 +172,10 @@ async def serve() -> None:
 
     # SubmitResults and the raw stream: one server, as the backend builds its own.
     server, _ = build_server(
-        register, ["ktrdr.training.v1.Backend"], max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES
+        register,
+        ["ktrdr.training.v1.Backend"],
+        max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
+        service="backend",
     )
     port = server.add_insecure_port("127.0.0.1:0")
     # The JSON approach needs one huge message: a server of its own.
