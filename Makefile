@@ -45,6 +45,7 @@ quality: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy benchmarks scripts
 	$(VENV)/bin/buf lint
 	$(PY) scripts/gen_protos.py --check
 

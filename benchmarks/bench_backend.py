@@ -70,7 +70,7 @@ async def bench_selection(repeats: int) -> None:
     )
 
 
-def run_once(stub, yaml_text: str, mode: int) -> tuple[float, float, list[float]]:
+def run_once(stub, yaml_text: str, mode: pb.ExecutionMode) -> tuple[float, float, list[float]]:
     """(CreateTraining -> COMPLETED seconds, transfer seconds, per-event latencies)."""
     start = time.perf_counter()
     op = stub.CreateTraining(

@@ -288,8 +288,12 @@ async def serve_receivers(work: Path) -> None:
             interceptors.append(
                 AuthInterceptor(_resolver(token), backend_policy(), service="backend", hint="-")
             )
+
+        def register(server: grpc.aio.Server, r: _Receiver = receiver) -> None:
+            pb_grpc.add_BackendServicer_to_server(r, server)
+
         server, health = build_server(
-            lambda s, r=receiver: pb_grpc.add_BackendServicer_to_server(r, s),
+            register,
             [SERVICE],
             max_message_bytes=MAX_MESSAGE,
             interceptors=interceptors,

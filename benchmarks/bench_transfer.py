@@ -47,6 +47,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -332,14 +333,14 @@ async def run(quick: bool, rounds: int | None) -> None:
                 make_bundle(path, size)
                 sha256 = sha256_file(path)
                 candidates = {
-                    RAW: lambda s=size: client.raw_stream(s),
-                    FLOOR: lambda p=path: client.floor_stream(p),
-                    AUTO: lambda p=path, h=sha256: client.submit(p, None, h),
-                    "SubmitResults zstd, hash known": lambda p=path, h=sha256: client.submit(
-                        p, Codec.ZSTD, h
+                    RAW: partial(client.raw_stream, size),
+                    FLOOR: partial(client.floor_stream, path),
+                    AUTO: partial(client.submit, path, None, sha256),
+                    "SubmitResults zstd, hash known": partial(
+                        client.submit, path, Codec.ZSTD, sha256
                     ),
-                    "SubmitResults raw codec": lambda p=path: client.submit(p, Codec.RAW),
-                    HEADLINE: lambda p=path, h=sha256: client.submit(p, Codec.RAW, h),
+                    "SubmitResults raw codec": partial(client.submit, path, Codec.RAW),
+                    HEADLINE: partial(client.submit, path, Codec.RAW, sha256),
                 }
                 for factory in candidates.values():  # warm-up, not measured
                     await factory()

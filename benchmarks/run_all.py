@@ -58,7 +58,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="every benchmark's --quick")
     options = ["--quick"] if parser.parse_args().quick else []
-    failed, rows = [], []
+    failed: list[str] = []
+    rows: list[list[str]] = []
     for name in BENCHMARKS:
         path = HERE / name
         print(f"\n=== {name} ===", flush=True)
