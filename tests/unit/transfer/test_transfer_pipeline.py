@@ -143,7 +143,10 @@ async def test_close_waits_for_the_worker_even_when_cancelled() -> None:
             await pipeline.close()
 
     task = asyncio.create_task(produce_then_close())
-    await until(lambda: pipeline.waiting_for_space)
+    # the worker is decoding the first chunk (held at the gate) and the producer waits for
+    # space (under load the worker thread may take its first chunk only after the producer
+    # has filled the budget: wait for both)
+    await until(lambda: pipeline.waiting_for_space and bool(decoder.threads))
     task.cancel()
     await until(lambda: pipeline.stopping)  # close() has begun and waits for the worker
     assert not task.done()
