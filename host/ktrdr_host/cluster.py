@@ -296,16 +296,21 @@ class RayCluster:
         serving = True
         while True:
             await asyncio.sleep(self.settings.ray_health_interval_s)
-            reachable = await self._probe()
-            if reachable != serving and accepting():
-                serving = reachable
-                if reachable:
-                    logger.info("the Ray cluster at %s is reachable again: SERVING", self.address)
-                else:
-                    logger.warning(
-                        "the Ray cluster at %s is unreachable: NOT_SERVING", self.address
-                    )
-                await health.set_serving(reachable)
+            try:
+                reachable = await self._probe()
+                if reachable != serving and accepting():
+                    if reachable:
+                        logger.info(
+                            "the Ray cluster at %s is reachable again: SERVING", self.address
+                        )
+                    else:
+                        logger.warning(
+                            "the Ray cluster at %s is unreachable: NOT_SERVING", self.address
+                        )
+                    await health.set_serving(reachable)
+                    serving = reachable
+            except Exception:  # the watcher never ends quietly: say so and look again
+                logger.exception("watching the Ray cluster at %s failed; retrying", self.address)
 
     async def _probe(self) -> bool:
         if self._probe_running:  # the last one still hangs: the cluster does not answer

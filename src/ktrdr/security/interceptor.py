@@ -35,6 +35,7 @@ REFLECTION_METHODS = frozenset(
 # writing when the server ends the call would see INTERNAL instead of the real status).
 DENIED_STREAM_DRAIN_BYTES = 4 << 20
 DENIED_STREAM_DRAIN_S = 5.0  # ... and for at most this long
+DENIED_FIRST_MESSAGE_S = 1.0  # a refused bidirectional stream: its first message, this long
 CACHE_TTL_S = 2.0  # a revoked token stops working within this long
 CACHE_MAX_ENTRIES = 1024
 
@@ -174,6 +175,15 @@ def _refusal(
             pass
         await context.abort(code, message)
 
+    async def first_in(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async with asyncio.timeout(DENIED_FIRST_MESSAGE_S):
+                async for _ in requests:
+                    break
+        except Exception:  # gone away, or silent: answer now
+            pass
+        await context.abort(code, message)
+
     kw = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -184,8 +194,10 @@ def _refusal(
         return grpc.unary_stream_rpc_method_handler(unary_in, **kw)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(stream_in, **kw)
-    # A bidirectional client (reflection) waits for answers while it writes: no draining.
-    return grpc.stream_stream_rpc_method_handler(unary_in, **kw)
+    # A bidirectional client (reflection) waits for answers while it writes: no draining,
+    # but its first message is read before the refusal (answered while the client was still
+    # writing it, the client saw INTERNAL instead of the refusal).
+    return grpc.stream_stream_rpc_method_handler(first_in, **kw)
 
 
 def _with_identity(behavior: Callable[..., Any], identity: Identity) -> Callable[..., Any]:
