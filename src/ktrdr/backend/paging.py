@@ -10,6 +10,7 @@ import binascii
 import grpc
 
 from ktrdr.backend.errors import RequestError
+from ktrdr.security.interceptor import current_identity
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -45,3 +46,11 @@ def parse_page_token(token: str, rpc: str) -> tuple[int, str] | None:
             f"page_token: not a token from a previous {rpc} response (send it back unchanged, "
             "with the same filters)",
         ) from None
+
+
+def owner_filter(requested: str) -> str:
+    """A listing's ``owner`` field: ``"me"`` is the caller (no caller: every owner)."""
+    if requested != "me":
+        return requested
+    identity = current_identity()
+    return identity.name if identity is not None else ""

@@ -16,7 +16,7 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.models import ModelCatalog, ModelRpcs, check_tags
 from ktrdr.backend.operations import Operations
-from ktrdr.backend.paging import page_size, page_token, parse_page_token
+from ktrdr.backend.paging import owner_filter, page_size, page_token, parse_page_token
 from ktrdr.backend.results import ResultsIntake, refusal_trailer
 from ktrdr.backend.store import OperationRecord
 from ktrdr.backend.strategies import strategy_files
@@ -70,10 +70,7 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
         self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOperationsResponse:
         size = page_size(request.page_size)
-        owner = request.owner
-        if owner == "me":
-            identity = current_identity()
-            owner = identity.name if identity is not None else ""
+        owner = owner_filter(request.owner)
         records = await asyncio.to_thread(
             self.operations.store.list_operations,
             status=request.status,

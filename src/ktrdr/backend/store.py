@@ -165,6 +165,19 @@ class ModelRecord:
     test_metrics: dict[str, float] = field(default_factory=dict)
 
 
+def model_record(row: sqlite3.Row) -> ModelRecord:
+    """A ``models`` row as its record (the one place the columns are read)."""
+    return ModelRecord(
+        strategy_name=row["strategy_name"],
+        version=row["version"],
+        path=row["path"],
+        created_us=row["created_us"],
+        operation_id=row["operation_id"],
+        sha256=row["sha256"],
+        test_metrics=json.loads(row["test_metrics"]),
+    )
+
+
 @dataclass(frozen=True)
 class StrategyRecord:
     name: str
@@ -518,18 +531,7 @@ class Store:
             args = (strategy_name,)
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY strategy_name, version", args).fetchall()
-        return [
-            ModelRecord(
-                strategy_name=row["strategy_name"],
-                version=row["version"],
-                path=row["path"],
-                created_us=row["created_us"],
-                operation_id=row["operation_id"],
-                sha256=row["sha256"],
-                test_metrics=json.loads(row["test_metrics"]),
-            )
-            for row in rows
-        ]
+        return [model_record(row) for row in rows]
 
     def strategies(self) -> list[StrategyRecord]:
         """Every strategy with an operation or a model, its derived status and latest version.

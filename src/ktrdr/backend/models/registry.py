@@ -15,7 +15,6 @@ together.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from ktrdr.backend.errors import RequestError
-from ktrdr.backend.store import ModelRecord, Store
+from ktrdr.backend.store import ModelRecord, Store, model_record
 from ktrdr.echo import short_repr
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}\Z")
@@ -117,15 +116,7 @@ def model_row(
 ) -> ModelRow:
     key = (row["strategy_name"], row["version"])
     return ModelRow(
-        model=ModelRecord(
-            strategy_name=row["strategy_name"],
-            version=row["version"],
-            path=row["path"],
-            created_us=row["created_us"],
-            operation_id=row["operation_id"],
-            sha256=row["sha256"],
-            test_metrics=json.loads(row["test_metrics"]),
-        ),
+        model=model_record(row),
         aliases=sorted(aliases.get(key, [])),
         tags=sorted(tags.get(key, [])),
         owner=row["owner"] or "",

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from ktrdr.backend.paging import page_size, page_token, parse_page_token
+from ktrdr.backend.paging import owner_filter, page_size, page_token, parse_page_token
 from ktrdr.backend.sweeps.manager import Sweeps
 from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -40,10 +40,7 @@ class SweepRpcs:
         self, request: pb.ListSweepsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSweepsResponse:
         size = page_size(request.page_size)
-        owner = request.owner
-        if owner == "me":
-            identity = current_identity()
-            owner = identity.name if identity is not None else ""
+        owner = owner_filter(request.owner)
         records = await asyncio.to_thread(
             self.sweeps.store.list_sweeps,
             status=request.status,
