@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from ratios import report  # noqa: E402
 
 from ktrdr.backend.conversions import strategies_to_proto  # noqa: E402
+from ktrdr.backend.database import Database  # noqa: E402
 from ktrdr.backend.models import ModelCatalog  # noqa: E402
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us  # noqa: E402
 from ktrdr.backend.strategies import strategy_files  # noqa: E402
@@ -41,9 +42,9 @@ PAGE = 20
 
 def build(directory: Path, models: int) -> ModelCatalog:
     """A store of ``models`` models registered the way the backend registers them."""
-    store = Store(directory / "backend.db")
-    # Durability off while filling (the same statements, without an fsync per commit).
-    store._db.execute("PRAGMA synchronous=OFF")
+    # Durability off (the same statements, without an fsync per commit): the listings timed
+    # below only read.
+    store = Store(Database(directory / "backend.db", synchronous="OFF"))
     catalog = ModelCatalog(store, directory / "models", directory / "work")
     rng = random.Random(models)
     event = simple_event(ProgressKind.COMPLETED, "done")
@@ -76,7 +77,6 @@ def build(directory: Path, models: int) -> ModelCatalog:
     for s in range(STRATEGIES):
         catalog.registry.set_alias(f"strategy_{s:02d}", "prod", 1)
     catalog.list_models(pb.ListModelsRequest(page_size=1))  # tags copied, as on a first call
-    store._db.execute("PRAGMA synchronous=FULL")
     return catalog
 
 

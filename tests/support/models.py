@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,30 @@ from ktrdr.training.v1 import common_pb2
 from tests.support.backend import Backend
 
 
-def put_model(
+async def put_model(
+    b: Backend,
+    bundle: ModelBundle,
+    *,
+    owner: str = "",
+    seed: int | None = None,
+    accuracy: float | None = None,
+    host: str = "",
+    recorded: Callable[[StoredModel], str] | None = None,
+) -> int:
+    """``put_model_now`` in a thread: the backend's event loop (the test's) never waits."""
+    return await asyncio.to_thread(
+        put_model_now,
+        b,
+        bundle,
+        owner=owner,
+        seed=seed,
+        accuracy=accuracy,
+        host=host,
+        recorded=recorded,
+    )
+
+
+def put_model_now(
     b: Backend,
     bundle: ModelBundle,
     *,

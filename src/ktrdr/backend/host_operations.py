@@ -101,11 +101,11 @@ class HostOperations:
                 try:
                     placement = await waiting.placed
                 except ModeUnavailable as exc:
-                    op.finish_failed("FAILED_PRECONDITION", str(exc))
+                    await op.finish_failed("FAILED_PRECONDITION", str(exc))
                     return
                 if placement is None or op.finished:
                     return  # cancelled while it waited
-                credential = self._place(op, placement, credential)
+                credential = await self._place(op, placement, credential)
                 if placement.fallback:
                     await self.run_local(op)
                     return
@@ -126,14 +126,14 @@ class HostOperations:
                 self.ledger.release(op.id)
                 refusals = (waiting.refusals if waiting is not None else 0) + 1
                 if refusals > MAX_HOST_REFUSALS:
-                    op.finish_failed("RESOURCE_EXHAUSTED", f"{exc} ({refusals} times)")
+                    await op.finish_failed("RESOURCE_EXHAUSTED", f"{exc} ({refusals} times)")
                     return
                 logger.info("operation %s: %s; back to the head of the host queue", op.id, exc)
                 waiting = self.queue.join(
                     op, origin=origin(op.record), why=str(exc), refusals=refusals
                 )
 
-    def _place(self, op: LiveOperation, placement: Placement, credential: str) -> str:
+    async def _place(self, op: LiveOperation, placement: Placement, credential: str) -> str:
         """Record where a queued operation goes; returns the host's upload credential: the one
         minted when the operation was created, or, when this backend restarted while it was
         queued (only its hash was kept, and no host ever held it), a fresh one replacing it."""
@@ -141,7 +141,7 @@ class HostOperations:
         if not placement.fallback and (not credential or digest != hash_token(credential)):
             credential = secrets.token_urlsafe(32)
             digest = hash_token(credential)
-        self.store.place_operation(
+        await self.store.place_operation.aio(
             op.id,
             mode=placement.mode,
             host_address=placement.host_address,
@@ -165,14 +165,14 @@ class HostOperations:
         """Out of the queue, or cancelled on its host; unreachable host: cancelled here."""
         runner = self.runners.get(op.id)
         if self.queue.leave(op.id) or runner is None:  # queued, or placed a moment ago
-            op.finish_cancelled(reason)
+            await op.finish_cancelled(reason)
             if op.task is not None:
                 op.task.cancel()
             return
         try:
             state = await runner.cancel(reason)
         except grpc.aio.AioRpcError as exc:
-            op.finish_cancelled(
+            await op.finish_cancelled(
                 f"{reason} (host {runner.address} unreachable: {exc.code().name}; a model it "
                 "delivers later is refused)",
             )
@@ -186,7 +186,7 @@ class HostOperations:
         ):
             # Cancelled, unknown to the host, or training already over: the operation ends
             # here, and a model delivered later is refused.
-            op.finish_cancelled(reason)
+            await op.finish_cancelled(reason)
             if op.task is not None:
                 op.task.cancel()
 

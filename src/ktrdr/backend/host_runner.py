@@ -95,7 +95,7 @@ class HostRunner:
             if self.host_sequence == 0 and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 raise HostFull(f"host {self.address} is full: {exc.details()}") from None
             if self.host_sequence == 0 and exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                self._fail(
+                await self._fail(
                     exc.code().name, f"host {self.address} refused StartTraining: {exc.details()}"
                 )
                 return
@@ -112,7 +112,7 @@ class HostRunner:
                 session = await self._get_session()
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    if self._session_lost():
+                    if await self._session_lost():
                         return
                 else:
                     logger.warning(
@@ -127,7 +127,7 @@ class HostRunner:
                 continue
             delay = RETRY_INITIAL_S
             if session.state in _RUNNING_STATES:
-                self.op.mark_running()
+                await self.op.mark_running()
                 try:
                     watch = self.stub.WatchSession(
                         host_pb2.WatchSessionRequest(session_id=self.op.id),
@@ -182,7 +182,7 @@ class HostRunner:
             ):
                 await self._on_terminal(event, None)
                 return True
-            self.op.mark_running()
+            await self.op.mark_running()
             copy = common_pb2.ProgressEvent()
             copy.CopyFrom(event)
             self.op.publish(copy)
@@ -206,8 +206,7 @@ class HostRunner:
                 result = session.result
             if result is not None and result.bundle_sha256:
                 # SubmitResults accepts only this bundle for the operation.
-                await asyncio.to_thread(
-                    self.op.store.set_expected_bundle,
+                await self.op.store.set_expected_bundle.aio(
                     self.op.id,
                     result.bundle_sha256,
                     result.bundle_size_bytes,
@@ -222,7 +221,7 @@ class HostRunner:
             await self._await_delivery()
         elif event.kind == common_pb2.PROGRESS_KIND_CANCELLED:
             error = event.error if event.HasField("error") else _error("CANCELLED", "cancelled")
-            self.op.finish(pb.OPERATION_STATUS_CANCELLED, copy, error=error)
+            await self.op.finish(pb.OPERATION_STATUS_CANCELLED, copy, error=error)
         else:
             error = common_pb2.ErrorDetail()
             if event.HasField("error"):
@@ -231,7 +230,7 @@ class HostRunner:
                 error.CopyFrom(session.error)
             error.message = f"host {self.address}: {error.message or 'training failed'}"
             error.code = error.code or "INTERNAL"
-            self.op.finish(pb.OPERATION_STATUS_FAILED, copy, error=error)
+            await self.op.finish(pb.OPERATION_STATUS_FAILED, copy, error=error)
 
     async def _await_delivery(self) -> None:
         """Wait for SubmitResults to complete the operation; fail only on the host's word."""
@@ -253,14 +252,14 @@ class HostRunner:
             delivery = session.result.delivery
             if delivery.status == common_pb2.DELIVERY_STATUS_DELIVERED and not self.op.finished:
                 model = delivery.model
-                self._fail(
+                await self._fail(
                     "INTERNAL",
                     f"host {self.address} reports the model delivered as {model.strategy_name} "
                     f"v{model.version} at {model.path}, but this backend has no record of it",
                 )
                 return
             if delivery.status == common_pb2.DELIVERY_STATUS_FAILED:
-                self._fail(
+                await self._fail(
                     "DATA_LOSS",
                     f"host {self.address} gave up delivering the model: {delivery.last_error}",
                 )
@@ -298,20 +297,20 @@ class HostRunner:
         )
         return response.session
 
-    def _session_lost(self) -> bool:
+    async def _session_lost(self) -> bool:
         """The host does not know the session. True when that settles the operation."""
         if self.training_finished:
             return False  # its spool may still deliver the model: keep waiting
-        self._fail(
+        await self._fail(
             "FAILED_PRECONDITION",
             f"host {self.address} has no session {self.op.id}: it never accepted the training "
             "or lost it in a restart",
         )
         return True
 
-    def _fail(self, code: str, message: str) -> None:
+    async def _fail(self, code: str, message: str) -> None:
         logger.warning("operation %s failed: %s", self.op.id, message)
-        self.op.finish(
+        await self.op.finish(
             pb.OPERATION_STATUS_FAILED,
             simple_event(ProgressKind.FAILED, message),
             error=_error(code, message),

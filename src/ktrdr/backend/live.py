@@ -1,24 +1,25 @@
 """An operation while it is active: its event numbering, fan-out, snapshots and transitions.
 
 Every transition is written to the store first and published second, so a watcher that saw
-the terminal event finds ``GetOperation`` in agreement. A terminal write that fails (a full
-disk, a locked database) is retried in the background until it lands, with a capped backoff
-(``TERMINAL_RETRY_*``): an operation never stays RUNNING because its outcome could not be
-written once; it is published when it is recorded. Non-terminal events are snapshotted
-to the store by a recorder task (step, epoch and accepted events at once; batch events and
-heartbeats at most once per ``SNAPSHOT_INTERVAL_S``) so a restarted backend still shows the
-last progress.
+the terminal event finds ``GetOperation`` in agreement. Writes are awaited (the database's
+writer thread; the event loop never waits for SQLite). A terminal write that fails (a full
+disk, a database locked past its deadline) is retried in the background until it lands,
+with a capped backoff (``TERMINAL_RETRY_*``): an operation never stays RUNNING because its
+outcome could not be written once; it is published when it is recorded. Non-terminal events
+are snapshotted to the store by a recorder task (step, epoch and accepted events at once;
+batch events and heartbeats at most once per ``SNAPSHOT_INTERVAL_S``; queued without
+waiting, the latest per operation wins) so a restarted backend still shows the last
+progress.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store
@@ -91,7 +92,8 @@ class LiveOperation:
         self.done = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.submit_attempts = 0
-        self._terminal: asyncio.Task[None] | None = None  # a terminal write being retried
+        # Set once a terminal write is under way (the first attempt, then its retries).
+        self._terminal: asyncio.Task[None] | bool | None = None
         self._recorder = asyncio.create_task(self._record_progress(), name=f"record-{self.id}")
 
     @classmethod
@@ -108,15 +110,15 @@ class LiveOperation:
         if not self.finished:
             self.numbering.publish(event)
 
-    def mark_running(self) -> bool:
+    async def mark_running(self) -> bool:
         if self.status != pb.OPERATION_STATUS_PENDING:
             return self.status == pb.OPERATION_STATUS_RUNNING
-        if self.store.mark_running(self.id):
+        if await self.store.mark_running.aio(self.id):
             self.status = pb.OPERATION_STATUS_RUNNING
             return True
         return False
 
-    def finish(
+    async def finish(
         self,
         status: int,
         event: common_pb2.ProgressEvent,
@@ -132,32 +134,30 @@ class LiveOperation:
         if result is not None:
             event.result.CopyFrom(result)
         self.numbering.number(event)
-        return self._record_terminal(
-            functools.partial(
-                self.store.finish, self.id, status, event, error=error, result=result
-            ),
+        return await self._record_terminal(
+            lambda: self.store.finish.aio(self.id, status, event, error=error, result=result),
             status,
             event,
         )
 
-    def finish_cancelled(self, reason: str) -> bool:
+    async def finish_cancelled(self, reason: str) -> bool:
         """CANCELLED with ``reason`` (code CANCELLED)."""
-        return self.finish(
+        return await self.finish(
             pb.OPERATION_STATUS_CANCELLED,
             simple_event(ProgressKind.CANCELLED, f"cancelled: {reason}"),
             error=common_pb2.ErrorDetail(code="CANCELLED", message=reason),
         )
 
-    def finish_failed(self, code: str, message: str) -> bool:
+    async def finish_failed(self, code: str, message: str) -> bool:
         """FAILED with ``message`` under the gRPC status name ``code``."""
         logger.warning("operation %s failed: %s", self.id, message)
-        return self.finish(
+        return await self.finish(
             pb.OPERATION_STATUS_FAILED,
             simple_event(ProgressKind.FAILED, message),
             error=common_pb2.ErrorDetail(code=code, message=message),
         )
 
-    def complete(
+    async def complete(
         self, event: common_pb2.ProgressEvent, result: common_pb2.ResultSummary, model: ModelRecord
     ) -> bool:
         """Record the saved model and COMPLETED, then publish; False if already finished."""
@@ -165,34 +165,54 @@ class LiveOperation:
             return False
         event.result.CopyFrom(result)
         self.numbering.number(event)
-        return self._record_terminal(
-            functools.partial(self.store.complete_with_model, self.id, event, result, model),
+        return await self._record_terminal(
+            lambda: self.store.complete_with_model.aio(self.id, event, result, model),
             pb.OPERATION_STATUS_COMPLETED,
             event,
         )
 
-    def _record_terminal(
-        self, write: Callable[[], bool], status: int, event: common_pb2.ProgressEvent
+    async def _record_terminal(
+        self, write: Callable[[], Awaitable[bool]], status: int, event: common_pb2.ProgressEvent
     ) -> bool:
         """Write the transition; on an error, retry it in the background until it lands
         (True: recorded now or later; False: the operation had already finished)."""
+        self._terminal = True  # a second finish while this one is written is refused
+        attempt = asyncio.ensure_future(write())
+        # Settled by the callback, also when the caller is cancelled meanwhile (a shutdown):
+        # the write is never left half-known.
+        attempt.add_done_callback(lambda done: self._settle(done, write, status, event))
         try:
-            written = write()
-        except Exception as exc:
+            return await asyncio.shield(attempt)
+        except Exception:
+            return True  # retried in the background until it lands
+
+    def _settle(
+        self,
+        attempt: asyncio.Future[bool],
+        write: Callable[[], Awaitable[bool]],
+        status: int,
+        event: common_pb2.ProgressEvent,
+    ) -> None:
+        error = (
+            asyncio.CancelledError("the write was cancelled")
+            if attempt.cancelled()
+            else attempt.exception()
+        )
+        if error is not None:
             self._terminal = asyncio.get_running_loop().create_task(
-                self._retry_terminal(write, status, event, exc), name=f"terminal-{self.id}"
+                self._retry_terminal(write, status, event, error), name=f"terminal-{self.id}"
             )
-            return True
-        if written:
+            return
+        self._terminal = None
+        if attempt.result():
             self._finished(status, event)
-        return written
 
     async def _retry_terminal(
         self,
-        write: Callable[[], bool],
+        write: Callable[[], Awaitable[bool]],
         status: int,
         event: common_pb2.ProgressEvent,
-        error: Exception,
+        error: BaseException,
     ) -> None:
         wait = TERMINAL_RETRY_FIRST_S
         state = pb.OperationStatus.Name(status).removeprefix("OPERATION_STATUS_")
@@ -208,7 +228,7 @@ class LiveOperation:
             await asyncio.sleep(wait)
             wait = min(wait * 2, TERMINAL_RETRY_MAX_S)
             try:
-                written = await asyncio.to_thread(write)
+                written = await write()
             except Exception as exc:
                 error = exc
                 continue

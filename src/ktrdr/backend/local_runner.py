@@ -67,7 +67,7 @@ class LocalRunner:
 
     async def run(self, op: LiveOperation, run: ExecutorRun) -> None:
         async with self._slots:
-            if op.finished or not op.mark_running():
+            if op.finished or not await op.mark_running():
                 return  # cancelled while it waited for a slot
             run.publish(
                 simple_event(
@@ -79,7 +79,7 @@ class LocalRunner:
                 result = await run.run()
                 saved = await asyncio.to_thread(self._save, result, op.id)
             except TrainingCancelled as exc:
-                op.finish(
+                await op.finish(
                     pb.OPERATION_STATUS_CANCELLED,
                     simple_event(ProgressKind.CANCELLED, f"cancelled: {exc}", run.last_percent),
                     error=error_to_proto(exc),
@@ -90,7 +90,7 @@ class LocalRunner:
                 error = error_to_proto(exc)
                 if op.record.fallback:  # the cause may be why it did not go to a host
                     error.message += f" (it ran locally because {op.record.mode_reason})"
-                op.finish(
+                await op.finish(
                     pb.OPERATION_STATUS_FAILED,
                     simple_event(ProgressKind.FAILED, f"failed: {error.message}", run.last_percent),
                     error=error,
@@ -118,5 +118,5 @@ class LocalRunner:
                 model=model_reference(model),
             ),
         )
-        if not op.complete(completed_event(model, "local run"), summary, model):
+        if not await op.complete(completed_event(model, "local run"), summary, model):
             logger.warning("operation %s finished meanwhile; model v%d kept", op.id, model.version)

@@ -31,6 +31,7 @@ from ktrdr.backend.mode_selector import (
     MODE_NAMES,
     ModeSelector,
     ModeUnavailable,
+    Selection,
 )
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import OperationRecord, Store, now_us
@@ -107,8 +108,8 @@ class Operations:
     def live(self, operation_id: str) -> LiveOperation | None:
         return self._live.get(operation_id)
 
-    def get(self, operation_id: str) -> OperationRecord:
-        record = self.store.get_operation(operation_id)
+    async def get(self, operation_id: str) -> OperationRecord:
+        record = await self.store.get_operation.aio(operation_id)
         if record is None:
             raise not_found(operation_id)
         return record
@@ -128,7 +129,7 @@ class Operations:
 
     # -- creating --------------------------------------------------------------------------
     async def create(self, request: pb.CreateTrainingRequest) -> OperationRecord:
-        self._admit()
+        await self._admit()
         # Parsing is CPU work on untrusted text: off the event loop.
         text, config = await asyncio.to_thread(
             resolve_strategy,
@@ -183,10 +184,22 @@ class Operations:
             upload_credential_sha256=hash_token(credential) if credential else None,
             fallback=selection.fallback,
         )
+        # Recorded, then started, as one step a caller who goes away cannot split: an
+        # operation whose row was written always runs.
+        await asyncio.shield(self._record_and_start(record, config, credential, selection))
+        return record
+
+    async def _record_and_start(
+        self,
+        record: OperationRecord,
+        config: StrategyConfig,
+        credential: str,
+        selection: Selection,
+    ) -> None:
         try:
-            self.store.insert_operation(record)
+            await self.store.insert_operation.aio(record)
         except BaseException as exc:
-            self.selector.ledger.release(operation_id)
+            self.selector.ledger.release(record.id)
             if is_disk_full(exc):
                 raise RequestError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -200,7 +213,6 @@ class Operations:
             )
         else:
             self._start_local(record, config)
-        return record
 
     def _start_local(self, record: OperationRecord, config: StrategyConfig) -> None:
         fanout = new_fanout()
@@ -254,9 +266,9 @@ class Operations:
                 grpc.StatusCode.INVALID_ARGUMENT, f"overrides.device: {exc} (running locally)"
             ) from None
 
-    def _admit(self) -> None:
+    async def _admit(self) -> None:
         """Refuse new work while too many operations wait (RESOURCE_EXHAUSTED)."""
-        pending = self.store.count_pending()
+        pending = await self.store.count_pending.aio()
         if pending >= self.settings.max_pending:
             raise RequestError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -265,7 +277,10 @@ class Operations:
             )
         identity = current_identity()
         share = self.settings.max_pending_per_user
-        if identity is not None and (mine := self.store.count_pending(identity.name)) >= share:
+        if (
+            identity is not None
+            and (mine := await self.store.count_pending.aio(identity.name)) >= share
+        ):
             raise RequestError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{identity.name} has {mine} operations queued (limit {share} per caller, "
@@ -295,7 +310,7 @@ class Operations:
                 raise
             except Exception as exc:
                 logger.exception("operation %s: runner crashed", op.id)
-                op.finish(
+                await op.finish(
                     pb.OPERATION_STATUS_FAILED,
                     simple_event(ProgressKind.FAILED, f"internal error: {exc}"),
                     error=common_pb2.ErrorDetail(code="INTERNAL", message=f"internal error: {exc}"),
@@ -327,10 +342,10 @@ class Operations:
     # -- watching --------------------------------------------------------------------------
     async def watch(self, operation_id: str) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
         """The current state first, then live events until the terminal one."""
-        record = self.get(operation_id)
+        record = await self.get(operation_id)
         live = self._live.get(operation_id)
         if live is None or record.finished:
-            record = self.get(operation_id)  # it may have finished just now
+            record = await self.get(operation_id)  # it may have finished just now
             if record.last_event is not None:
                 yield record.last_event, record.status
             return
@@ -344,13 +359,13 @@ class Operations:
             sub.close()
 
     # -- cancelling ------------------------------------------------------------------------
-    def check_may_act(self, operation_id: str, identity: Identity | None) -> OperationRecord:
+    async def check_may_act(self, operation_id: str, identity: Identity | None) -> OperationRecord:
         """The operation, if ``identity`` may change it: admins any, others their own.
 
         Someone else's operation and a missing one get the same PERMISSION_DENIED, so the
         answer does not tell whether an id exists.
         """
-        record = self.store.get_operation(operation_id)
+        record = await self.store.get_operation.aio(operation_id)
         if identity is None or may_act_on_any_operation(identity.role):
             if record is None:
                 raise not_found(operation_id)
@@ -366,7 +381,7 @@ class Operations:
     async def cancel(
         self, operation_id: str, reason: str, identity: Identity | None = None
     ) -> OperationRecord:
-        record = self.check_may_act(operation_id, identity)
+        record = await self.check_may_act(operation_id, identity)
         if identity is not None and not reason:
             reason = f"cancelled by {identity.name}"
         reason = reason or "cancelled by request"
@@ -378,7 +393,7 @@ class Operations:
                 f"{STATUS_NAMES.Name(record.status).removeprefix('OPERATION_STATUS_')}",
             )
         if live.status == pb.OPERATION_STATUS_PENDING and not record.is_host:
-            self._cancelled(live, reason)
+            await self._cancelled(live, reason)
         elif record.is_host:
             await self.hosts.cancel(live, reason)  # out of the host queue, or on its host
         else:
@@ -387,33 +402,34 @@ class Operations:
                 run.cancel(reason)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(live.done.wait(), CANCEL_WAIT_S)
-        return self.get(operation_id)
+        return await self.get(operation_id)
 
-    def _cancelled(self, op: LiveOperation, reason: str) -> None:
-        op.finish(
+    async def _cancelled(self, op: LiveOperation, reason: str) -> None:
+        await op.finish(
             pb.OPERATION_STATUS_CANCELLED,
             simple_event(ProgressKind.CANCELLED, f"cancelled: {reason}"),
             error=common_pb2.ErrorDetail(code="CANCELLED", message=reason),
         )
 
     # -- start and stop --------------------------------------------------------------------
-    def reconcile(self) -> None:
+    async def reconcile(self) -> None:
         """Take over the operations a previous process left active."""
-        for record in self.store.active_operations():
+        for record in await self.store.active_operations.aio():
             if record.is_host:
                 where = record.host_address or "the host queue (no host yet)"
                 logger.info("operation %s: re-attaching to %s", record.id, where)
                 self._start_host(record, reattach=True)
             elif record.status == pb.OPERATION_STATUS_PENDING:
                 logger.info("operation %s: queued again after a restart", record.id)
-                self._start_local(record, _config_of(record))
+                self._start_local(record, await asyncio.to_thread(_config_of, record))
             else:
                 message = "backend restarted while the operation was training locally"
                 event = simple_event(ProgressKind.FAILED, message)
                 event.sequence = (record.last_event.sequence if record.last_event else 0) + 1
                 error = common_pb2.ErrorDetail(code="ABORTED", message=message)
                 event.error.CopyFrom(error)
-                if self.store.finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error):
+                finish = self.store.finish.aio
+                if await finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error):
                     self._announce_finished(record.id)
                 logger.warning("operation %s: %s", record.id, message)
 
@@ -425,7 +441,7 @@ class Operations:
                 if run is not None:
                     run.cancel("backend shutting down")
                 message = "backend shut down while the operation was training locally"
-                op.finish(
+                await op.finish(
                     pb.OPERATION_STATUS_FAILED,
                     simple_event(ProgressKind.FAILED, message),
                     error=common_pb2.ErrorDetail(code="ABORTED", message=message),

@@ -184,7 +184,7 @@ class ResultsIntake:
         header = None
         if isinstance(first, pb.SubmitResultsRequest) and first.WhichOneof("part") == "header":
             header = first.header
-            record = self._record(header.session_id)
+            record = await self._record(header.session_id)
             self._check_credential(record, header.upload_credential)
             if header.sha256:
                 early = self._settled(record, header.sha256)
@@ -223,8 +223,8 @@ class ResultsIntake:
             received.path.unlink(missing_ok=True)
 
     # -- checks ----------------------------------------------------------------------------
-    def _record(self, operation_id: str) -> OperationRecord:
-        record = self.store.get_operation(operation_id)
+    async def _record(self, operation_id: str) -> OperationRecord:
+        record = await self.store.get_operation.aio(operation_id)
         if record is None:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
@@ -339,7 +339,7 @@ class ResultsIntake:
         operation_id = header.session_id
         lock = self._locks.setdefault(operation_id, asyncio.Lock())
         async with lock:
-            record = self._record(operation_id)
+            record = await self._record(operation_id)
             settled = self._settled(record, sha256)
             if settled is not None:
                 return settled
@@ -377,14 +377,14 @@ class ResultsIntake:
             )
             event = completed_event(model, f"delivered by host {record.host_address}")
             if live is not None:
-                done = live.complete(event, result, model)
+                done = await live.complete(event, result, model)
             else:
                 event.result.CopyFrom(result)
                 event.sequence = (record.last_event.sequence if record.last_event else 0) + 1
-                done = self.store.complete_with_model(operation_id, event, result, model)
+                done = await self.store.complete_with_model.aio(operation_id, event, result, model)
             if not done:  # finished meanwhile (cancelled): keep nothing
                 shutil.rmtree(stored.path, ignore_errors=True)
-                record = self._record(operation_id)
+                record = await self._record(operation_id)
                 state = _STATUS.Name(record.status).removeprefix("OPERATION_STATUS_")
                 raise RequestError(
                     grpc.StatusCode.FAILED_PRECONDITION,

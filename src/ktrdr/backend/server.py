@@ -11,6 +11,7 @@ import grpc
 
 from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
 from ktrdr.backend.auth.token_store import ADMIN_TOKEN_FILE, HOST_TOKEN_FILE
+from ktrdr.backend.database import Database
 from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.operations import Operations, RunnerFactory
 from ktrdr.backend.registration import add_backend_servicer
@@ -43,11 +44,11 @@ class BackendApp:
         # Every path once, from the working directory at start (logged).
         self.settings = settings = settings.absolute()
         self.runner_factory = runner_factory
-        self.store = Store(settings.db_path)
-        # The environment sets the default at start; a runtime change lasts until restart.
-        self.store.set_config(CONFIG_DEFAULT_MODE, settings.default_mode)
+        # The one owner of backend.db: every store below shares it (its writer thread).
+        self.database = Database(settings.db_path)
+        self.store = Store(self.database)
         self.storage = ModelStorage(settings.models_dir)
-        self.tokens = TokenStore(settings.db_path)
+        self.tokens = TokenStore(self.database)
         self.selector = ModeSelector(
             settings.host_addresses,
             timeout_s=settings.health_check_timeout_s,
@@ -95,6 +96,8 @@ class BackendApp:
                 "%s may train, cancel and deliver models",
                 settings.address,
             )
+        # The environment sets the default at start; a runtime change lasts until restart.
+        await self.store.set_config.aio(CONFIG_DEFAULT_MODE, settings.default_mode)
         # A database from before the listing tables: filled once, off the event loop.
         await asyncio.to_thread(self.store.prepare_listings)
         interceptors.append(
@@ -134,7 +137,10 @@ class BackendApp:
             self.server, settings.address, settings.server_tls(), prefix="KTRDR_BACKEND_"
         )
         if settings.auth_enabled:  # after the bind: a start that cannot serve creates nothing
-            for path in bootstrap_local_tokens(self.tokens, settings.data_dir):
+            written = await asyncio.to_thread(
+                bootstrap_local_tokens, self.tokens, settings.data_dir
+            )
+            for path in written:
                 logger.info("first start: token written to %s (mode 0600)", path)
         settings.log_paths("backend")
         host = settings.address.rsplit(":", 1)[0]
@@ -156,8 +162,8 @@ class BackendApp:
             self.tracker.parents.store = sweeps.store
             sweeps.listeners.append(self.tracker.sweep_changed)
             operations.finished_listeners.append(self.tracker.operation_finished)
-        operations.reconcile()
-        sweeps.resume()
+        await operations.reconcile()
+        await sweeps.resume()
         await self.server.start()
         await self._health.set_serving(True)
         logger.info(
@@ -184,8 +190,7 @@ class BackendApp:
             await self.operations.shutdown()
         if self.tracker is not None:  # before the store it reads from
             await asyncio.to_thread(self.tracker.close)
-        self.store.close()
-        self.tokens.close()
+        await asyncio.to_thread(self.database.close)  # after the writes queued before
         if self._announced:
             withdraw(self._announced)
 

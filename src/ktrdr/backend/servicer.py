@@ -43,16 +43,16 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
         self.catalog = ModelCatalog(operations.store, settings.models_dir, settings.incoming_dir)
         self.sweeps = sweeps
 
-    def _operation(self, record: OperationRecord) -> pb.Operation:
-        return self.sweeps.annotate(self.operations.to_proto(record))
+    async def _operation(self, record: OperationRecord) -> pb.Operation:
+        return await self.sweeps.annotate(self.operations.to_proto(record))
 
     async def CreateTraining(
         self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateTrainingResponse:
         tags = check_tags(request.tags)
         record = await self.operations.create(request)
-        await asyncio.to_thread(self.catalog.registry.set_operation_tags, record.id, tags)
-        return pb.CreateTrainingResponse(operation=self._operation(record))
+        await self.catalog.registry.set_operation_tags.aio(record.id, tags)
+        return pb.CreateTrainingResponse(operation=await self._operation(record))
 
     async def WatchOperation(
         self, request: pb.WatchOperationRequest, context: grpc.aio.ServicerContext
@@ -63,16 +63,15 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
     async def GetOperation(
         self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOperationResponse:
-        record = self.operations.get(request.operation_id)
-        return pb.GetOperationResponse(operation=self._operation(record))
+        record = await self.operations.get(request.operation_id)
+        return pb.GetOperationResponse(operation=await self._operation(record))
 
     async def ListOperations(
         self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOperationsResponse:
         size = page_size(request.page_size)
         owner = owner_filter(request.owner)
-        records = await asyncio.to_thread(
-            self.operations.store.list_operations,
+        records = await self.operations.store.list_operations.aio(
             status=request.status,
             strategy_name=request.strategy_name,
             owner=owner,
@@ -82,7 +81,7 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
         page = records[:size]
         token = page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
         return pb.ListOperationsResponse(
-            operations=[self._operation(r) for r in page], next_page_token=token
+            operations=[await self._operation(r) for r in page], next_page_token=token
         )
 
     async def CancelOperation(
@@ -93,7 +92,7 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
         )
         return pb.CancelOperationResponse(
             status=record.status,  # type: ignore[arg-type]
-            operation=self._operation(record),
+            operation=await self._operation(record),
         )
 
     async def GetTrainingConfig(
@@ -111,8 +110,8 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
                 f"default_mode: must be EXECUTION_MODE_AUTO, _LOCAL or _HOST, got {new}",
             )
         previous = self.operations.default_mode
-        self.operations.default_mode = new
-        self.operations.store.set_config(CONFIG_DEFAULT_MODE, MODE_NAMES[new])
+        await self.operations.store.set_config.aio(CONFIG_DEFAULT_MODE, MODE_NAMES[new])
+        self.operations.default_mode = new  # once recorded
         logger.info("default mode %s -> %s", MODE_NAMES[previous], MODE_NAMES[new])
         return pb.UpdateTrainingConfigResponse(
             previous_default_mode=previous,  # type: ignore[arg-type]

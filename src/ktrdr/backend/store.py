@@ -1,8 +1,11 @@
 """The backend's durable state in SQLite (WAL): operations, model registry, runtime config.
 
-One connection shared by every thread under a lock; every change is one transaction, so a
-crash leaves each operation either before or after a transition, never half-way. Progress
-snapshots, errors and results are stored as serialized protobuf messages.
+The tables live in ``Database`` (``backend.db``): every change is one transaction on its
+writer thread, so a crash leaves each operation either before or after a transition, never
+half-way; reads never wait for the writer. Methods are called from threads as they are and
+awaited from the event loop as ``store.method.aio(...)`` (``ktrdr.backend.tables``).
+Progress snapshots are coalesced (the latest per operation wins); they, errors and results
+are stored as serialized protobuf messages.
 
 Strategy status is derived from the operations and models tables in one query, so it can
 never disagree with them: TRAINING while an operation is pending or running, FAILED when the
@@ -15,14 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ktrdr.security.file_modes import private_database
+from ktrdr.backend.database import Database
+from ktrdr.backend.tables import Tables, reads, writes
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -242,108 +244,116 @@ def _record(row: sqlite3.Row) -> OperationRecord:
     )
 
 
-class Store:
-    """Thread-safe access to ``backend.db``."""
+def _migrate(db: sqlite3.Connection) -> None:
+    """The operations, models, config and listing tables; columns added since the first
+    release are added to an older database."""
+    db.executescript(_SCHEMA)
+    present = {row[1] for row in db.execute("PRAGMA table_info(operations)")}
+    for column, definition in _ADDED_COLUMNS.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE operations ADD COLUMN {column} {definition}")
+    present = {row[1] for row in db.execute("PRAGMA table_info(models)")}
+    for column, definition in _ADDED_MODEL_COLUMNS.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE models ADD COLUMN {column} {definition}")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS models_unseeded ON models (strategy_name, version) "
+        "WHERE tags_seeded = 0"
+    )
+    listed = _config(db, LISTING_SCHEMA_KEY) == LISTING_SCHEMA
+    if not listed and not db.execute("SELECT 1 FROM models").fetchone():
+        _put_config(db, LISTING_SCHEMA_KEY, LISTING_SCHEMA)  # nothing to backfill
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        private_database(self.path)  # 0700 directory, 0600 file
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=10
+
+def _config(db: sqlite3.Connection, key: str) -> str | None:
+    row = db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _put_config(db: sqlite3.Connection, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO config (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def _progress_job(
+    operation_id: str, event: common_pb2.ProgressEvent
+) -> Callable[[sqlite3.Connection], None]:
+    data = event.SerializeToString()
+
+    def job(db: sqlite3.Connection) -> None:
+        db.execute(
+            "UPDATE operations SET last_event = ? WHERE id = ? AND status IN (?, ?)",
+            (data, operation_id, *ACTIVE_STATUSES),
         )
-        self._db.row_factory = sqlite3.Row
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        present = {row[1] for row in self._db.execute("PRAGMA table_info(operations)")}
-        for column, definition in _ADDED_COLUMNS.items():
-            if column not in present:
-                self._db.execute(f"ALTER TABLE operations ADD COLUMN {column} {definition}")
-        present = {row[1] for row in self._db.execute("PRAGMA table_info(models)")}
-        for column, definition in _ADDED_MODEL_COLUMNS.items():
-            if column not in present:
-                self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {definition}")
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS models_unseeded ON models (strategy_name, version) "
-            "WHERE tags_seeded = 0"
-        )
+
+    return job
+
+
+class Store(Tables):
+    """The operations and models of ``backend.db`` (a shared ``Database``, or a path)."""
+
+    def __init__(self, database: Database | Path | str) -> None:
+        super().__init__(database)
+        self.database.migrate("operations", _migrate)
         self._listings_ready = self.get_config(LISTING_SCHEMA_KEY) == LISTING_SCHEMA
-        if not self._listings_ready and not self._db.execute("SELECT 1 FROM models").fetchone():
-            self.set_config(LISTING_SCHEMA_KEY, LISTING_SCHEMA)  # nothing to backfill
-            self._listings_ready = True
 
     def prepare_listings(self) -> int:
         """Fill the listing tables of a database from before them (once; blocking, so the
         backend calls it in a worker thread at start-up). Returns the models backfilled."""
         if self._listings_ready:
             return 0
-        with self._transaction() as db:
-            if self.get_config(LISTING_SCHEMA_KEY) == LISTING_SCHEMA:
-                self._listings_ready = True
-                return 0
-            db.execute("DELETE FROM model_metrics")
-            count = 0
-            for row in db.execute("SELECT strategy_name, version, test_metrics FROM models"):
-                _insert_metrics(db, row[0], row[1], json.loads(row[2]))
-                count += 1
-            db.execute(
-                "INSERT INTO config (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (LISTING_SCHEMA_KEY, LISTING_SCHEMA),
-            )
+        count = self._backfill_listings()
         self._listings_ready = True
         if count:
             logger.info("listings: %d stored model(s) indexed for ListModels", count)
         return count
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    @writes
+    def _backfill_listings(self, db: sqlite3.Connection) -> int:
+        if _config(db, LISTING_SCHEMA_KEY) == LISTING_SCHEMA:
+            return 0
+        db.execute("DELETE FROM model_metrics")
+        count = 0
+        for row in db.execute("SELECT strategy_name, version, test_metrics FROM models").fetchall():
+            _insert_metrics(db, row[0], row[1], json.loads(row[2]))
+            count += 1
+        _put_config(db, LISTING_SCHEMA_KEY, LISTING_SCHEMA)
+        return count
 
     # -- operations ------------------------------------------------------------------------
-    def insert_operation(self, record: OperationRecord) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO operations (id, status, strategy_name, strategy_yaml, overrides, "
-                "requested_mode, mode, mode_reason, host_address, require_gpu, created_us, "
-                "last_event, owner, upload_credential_sha256, fallback) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    record.id,
-                    record.status,
-                    record.strategy_name,
-                    record.strategy_yaml,
-                    _blob(record.overrides),
-                    record.requested_mode,
-                    record.mode,
-                    record.mode_reason,
-                    record.host_address,
-                    int(record.require_gpu),
-                    record.created_us,
-                    _blob(record.last_event),
-                    record.owner,
-                    record.upload_credential_sha256,
-                    int(record.fallback),
-                ),
-            )
+    @writes
+    def insert_operation(self, db: sqlite3.Connection, record: OperationRecord) -> None:
+        db.execute(
+            "INSERT INTO operations (id, status, strategy_name, strategy_yaml, overrides, "
+            "requested_mode, mode, mode_reason, host_address, require_gpu, created_us, "
+            "last_event, owner, upload_credential_sha256, fallback) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.id,
+                record.status,
+                record.strategy_name,
+                record.strategy_yaml,
+                _blob(record.overrides),
+                record.requested_mode,
+                record.mode,
+                record.mode_reason,
+                record.host_address,
+                int(record.require_gpu),
+                record.created_us,
+                _blob(record.last_event),
+                record.owner,
+                record.upload_credential_sha256,
+                int(record.fallback),
+            ),
+        )
 
+    @writes
     def place_operation(
         self,
+        db: sqlite3.Connection,
         operation_id: str,
         *,
         mode: int,
@@ -352,51 +362,52 @@ class Store:
         upload_credential_sha256: str | None,
     ) -> bool:
         """Where a queued operation goes after all (a host, or local as a fallback)."""
-        with self._transaction() as db:
-            cur = db.execute(
-                "UPDATE operations SET mode = ?, host_address = ?, mode_reason = ?, "
-                "upload_credential_sha256 = ?, fallback = ? WHERE id = ? AND status = ?",
-                (
-                    mode,
-                    host_address,
-                    mode_reason,
-                    upload_credential_sha256,
-                    int(mode == pb.EXECUTION_MODE_LOCAL),
-                    operation_id,
-                    pb.OPERATION_STATUS_PENDING,
-                ),
-            )
-            return cur.rowcount == 1
+        cur = db.execute(
+            "UPDATE operations SET mode = ?, host_address = ?, mode_reason = ?, "
+            "upload_credential_sha256 = ?, fallback = ? WHERE id = ? AND status = ?",
+            (
+                mode,
+                host_address,
+                mode_reason,
+                upload_credential_sha256,
+                int(mode == pb.EXECUTION_MODE_LOCAL),
+                operation_id,
+                pb.OPERATION_STATUS_PENDING,
+            ),
+        )
+        return cur.rowcount == 1
 
-    def set_expected_bundle(self, operation_id: str, sha256: str, size: int) -> None:
+    @writes
+    def set_expected_bundle(
+        self, db: sqlite3.Connection, operation_id: str, sha256: str, size: int
+    ) -> None:
         """Record the bundle a host announced for an operation (first announcement wins)."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE operations SET expected_sha256 = ?, expected_size = ? "
-                "WHERE id = ? AND expected_sha256 IS NULL",
-                (sha256, size, operation_id),
-            )
+        db.execute(
+            "UPDATE operations SET expected_sha256 = ?, expected_size = ? "
+            "WHERE id = ? AND expected_sha256 IS NULL",
+            (sha256, size, operation_id),
+        )
 
-    def count_pending(self, owner: str | None = None) -> int:
+    @reads
+    def count_pending(self, db: sqlite3.Connection, owner: str | None = None) -> int:
         """PENDING operations, of everyone or of one ``owner``."""
         sql = "SELECT COUNT(*) FROM operations WHERE status = ?"
         args: list[object] = [pb.OPERATION_STATUS_PENDING]
         if owner is not None:
             sql += " AND owner = ?"
             args.append(owner)
-        with self._lock:
-            row = self._db.execute(sql, args).fetchone()
+        row = db.execute(sql, args).fetchone()
         return int(row[0])
 
-    def get_operation(self, operation_id: str) -> OperationRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM operations WHERE id = ?", (operation_id,)
-            ).fetchone()
+    @reads
+    def get_operation(self, db: sqlite3.Connection, operation_id: str) -> OperationRecord | None:
+        row = db.execute("SELECT * FROM operations WHERE id = ?", (operation_id,)).fetchone()
         return None if row is None else _record(row)
 
+    @reads
     def list_operations(
         self,
+        db: sqlite3.Connection,
         *,
         status: int = 0,
         strategy_name: str = "",
@@ -423,37 +434,37 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_us DESC, id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, [*args, limit]).fetchall()
+        rows = db.execute(sql, [*args, limit]).fetchall()
         return [_record(row) for row in rows]
 
-    def active_operations(self) -> list[OperationRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM operations WHERE status IN (?, ?) ORDER BY created_us",
-                ACTIVE_STATUSES,
-            ).fetchall()
+    @reads
+    def active_operations(self, db: sqlite3.Connection) -> list[OperationRecord]:
+        rows = db.execute(
+            "SELECT * FROM operations WHERE status IN (?, ?) ORDER BY created_us",
+            ACTIVE_STATUSES,
+        ).fetchall()
         return [_record(row) for row in rows]
 
-    def mark_running(self, operation_id: str) -> bool:
+    @writes
+    def mark_running(self, db: sqlite3.Connection, operation_id: str) -> bool:
         """PENDING -> RUNNING; False when the operation is no longer pending."""
-        with self._transaction() as db:
-            cur = db.execute(
-                "UPDATE operations SET status = ?, started_us = ? WHERE id = ? AND status = ?",
-                (pb.OPERATION_STATUS_RUNNING, now_us(), operation_id, pb.OPERATION_STATUS_PENDING),
-            )
-            return cur.rowcount == 1
+        cur = db.execute(
+            "UPDATE operations SET status = ?, started_us = ? WHERE id = ? AND status = ?",
+            (pb.OPERATION_STATUS_RUNNING, now_us(), operation_id, pb.OPERATION_STATUS_PENDING),
+        )
+        return cur.rowcount == 1
 
     def save_progress(self, operation_id: str, event: common_pb2.ProgressEvent) -> None:
-        """Snapshot the latest event of an active operation (finished ones keep theirs)."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE operations SET last_event = ? WHERE id = ? AND status IN (?, ?)",
-                (event.SerializeToString(), operation_id, *ACTIVE_STATUSES),
-            )
+        """Snapshot the latest event of an active operation (finished ones keep theirs).
 
+        Never waits (from the event loop or a thread): queued, coalesced with the operation's
+        snapshot still queued (the latest wins), best effort (``Database.write_latest``)."""
+        self.database.write_latest(("progress", operation_id), _progress_job(operation_id, event))
+
+    @writes
     def finish(
         self,
+        db: sqlite3.Connection,
         operation_id: str,
         status: int,
         event: common_pb2.ProgressEvent,
@@ -462,78 +473,79 @@ class Store:
         result: common_pb2.ResultSummary | None = None,
     ) -> bool:
         """Active -> ``status`` with its terminal event; False if it had already finished."""
-        with self._transaction() as db:
-            cur = db.execute(
-                "UPDATE operations SET status = ?, finished_us = ?, last_event = ?, error = ?, "
-                "result = ? WHERE id = ? AND status IN (?, ?)",
-                (
-                    status,
-                    now_us(),
-                    event.SerializeToString(),
-                    _blob(error),
-                    _blob(result),
-                    operation_id,
-                    *ACTIVE_STATUSES,
-                ),
-            )
-            return cur.rowcount == 1
+        cur = db.execute(
+            "UPDATE operations SET status = ?, finished_us = ?, last_event = ?, error = ?, "
+            "result = ? WHERE id = ? AND status IN (?, ?)",
+            (
+                status,
+                now_us(),
+                event.SerializeToString(),
+                _blob(error),
+                _blob(result),
+                operation_id,
+                *ACTIVE_STATUSES,
+            ),
+        )
+        return cur.rowcount == 1
 
+    @writes
     def complete_with_model(
         self,
+        db: sqlite3.Connection,
         operation_id: str,
         event: common_pb2.ProgressEvent,
         result: common_pb2.ResultSummary,
         model: ModelRecord,
     ) -> bool:
         """Active -> COMPLETED and the model registered, in one transaction."""
-        with self._transaction() as db:
-            cur = db.execute(
-                "UPDATE operations SET status = ?, finished_us = ?, last_event = ?, error = NULL, "
-                "result = ?, model_version = ?, model_path = ?, bundle_sha256 = ? "
-                "WHERE id = ? AND status IN (?, ?)",
-                (
-                    pb.OPERATION_STATUS_COMPLETED,
-                    now_us(),
-                    event.SerializeToString(),
-                    result.SerializeToString(),
-                    model.version,
-                    model.path,
-                    model.sha256,
-                    operation_id,
-                    *ACTIVE_STATUSES,
-                ),
-            )
-            if cur.rowcount != 1:
-                return False
-            db.execute(
-                "INSERT INTO models (strategy_name, version, path, created_us, test_metrics, "
-                "operation_id, sha256) VALUES (?,?,?,?,?,?,?)",
-                (
-                    model.strategy_name,
-                    model.version,
-                    model.path,
-                    model.created_us,
-                    json.dumps(model.test_metrics),
-                    model.operation_id,
-                    model.sha256,
-                ),
-            )
-            _insert_metrics(db, model.strategy_name, model.version, model.test_metrics)
-            return True
+        cur = db.execute(
+            "UPDATE operations SET status = ?, finished_us = ?, last_event = ?, error = NULL, "
+            "result = ?, model_version = ?, model_path = ?, bundle_sha256 = ? "
+            "WHERE id = ? AND status IN (?, ?)",
+            (
+                pb.OPERATION_STATUS_COMPLETED,
+                now_us(),
+                event.SerializeToString(),
+                result.SerializeToString(),
+                model.version,
+                model.path,
+                model.sha256,
+                operation_id,
+                *ACTIVE_STATUSES,
+            ),
+        )
+        if cur.rowcount != 1:
+            return False
+        db.execute(
+            "INSERT INTO models (strategy_name, version, path, created_us, test_metrics, "
+            "operation_id, sha256) VALUES (?,?,?,?,?,?,?)",
+            (
+                model.strategy_name,
+                model.version,
+                model.path,
+                model.created_us,
+                json.dumps(model.test_metrics),
+                model.operation_id,
+                model.sha256,
+            ),
+        )
+        _insert_metrics(db, model.strategy_name, model.version, model.test_metrics)
+        return True
 
     # -- models and strategies -------------------------------------------------------------
-    def models(self, strategy_name: str = "") -> list[ModelRecord]:
+    @reads
+    def models(self, db: sqlite3.Connection, strategy_name: str = "") -> list[ModelRecord]:
         """Registered models ordered by strategy, then version (oldest first)."""
         sql = "SELECT * FROM models"
         args: Sequence[str] = ()
         if strategy_name:
             sql += " WHERE strategy_name = ?"
             args = (strategy_name,)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY strategy_name, version", args).fetchall()
+        rows = db.execute(sql + " ORDER BY strategy_name, version", args).fetchall()
         return [model_record(row) for row in rows]
 
-    def strategies(self) -> list[StrategyRecord]:
+    @reads
+    def strategies(self, db: sqlite3.Connection) -> list[StrategyRecord]:
         """Every strategy with an operation or a model, its derived status and latest version.
 
         Index seeks only: the names by skipping from one strategy to the next, then per
@@ -541,43 +553,42 @@ class Store:
         with their operations and models.
         """
         completed, failed = pb.OPERATION_STATUS_COMPLETED, pb.OPERATION_STATUS_FAILED
-        with self._lock:
-            rows = self._db.execute(
-                """
-                WITH RECURSIVE
-                    op_names(name) AS (
-                        SELECT MIN(strategy_name) FROM operations
-                        UNION ALL
-                        SELECT (SELECT MIN(strategy_name) FROM operations
-                                WHERE strategy_name > op_names.name)
-                        FROM op_names WHERE op_names.name IS NOT NULL
-                    ),
-                    model_names(name) AS (
-                        SELECT MIN(strategy_name) FROM models
-                        UNION ALL
-                        SELECT (SELECT MIN(strategy_name) FROM models
-                                WHERE strategy_name > model_names.name)
-                        FROM model_names WHERE model_names.name IS NOT NULL
-                    ),
-                    names(name) AS (
-                        SELECT name FROM op_names WHERE name IS NOT NULL
-                        UNION SELECT name FROM model_names WHERE name IS NOT NULL
-                    )
-                SELECT names.name AS name,
-                    (SELECT 1 FROM operations o WHERE o.strategy_name = names.name
-                        AND o.status IN (?, ?) LIMIT 1) AS active,
-                    (SELECT MAX(o.finished_us) FROM operations o
-                        WHERE o.strategy_name = names.name AND o.status = ?) AS completed_us,
-                    (SELECT MAX(o.finished_us) FROM operations o
-                        WHERE o.strategy_name = names.name AND o.status = ?) AS failed_us,
-                    (SELECT MAX(version) FROM models m WHERE m.strategy_name = names.name)
-                        AS latest,
-                    (SELECT o.id FROM operations o WHERE o.strategy_name = names.name
-                        ORDER BY o.created_us DESC LIMIT 1) AS last_op
-                FROM names ORDER BY names.name
-                """,
-                (*ACTIVE_STATUSES, completed, failed),
-            ).fetchall()
+        rows = db.execute(
+            """
+            WITH RECURSIVE
+                op_names(name) AS (
+                    SELECT MIN(strategy_name) FROM operations
+                    UNION ALL
+                    SELECT (SELECT MIN(strategy_name) FROM operations
+                            WHERE strategy_name > op_names.name)
+                    FROM op_names WHERE op_names.name IS NOT NULL
+                ),
+                model_names(name) AS (
+                    SELECT MIN(strategy_name) FROM models
+                    UNION ALL
+                    SELECT (SELECT MIN(strategy_name) FROM models
+                            WHERE strategy_name > model_names.name)
+                    FROM model_names WHERE model_names.name IS NOT NULL
+                ),
+                names(name) AS (
+                    SELECT name FROM op_names WHERE name IS NOT NULL
+                    UNION SELECT name FROM model_names WHERE name IS NOT NULL
+                )
+            SELECT names.name AS name,
+                (SELECT 1 FROM operations o WHERE o.strategy_name = names.name
+                    AND o.status IN (?, ?) LIMIT 1) AS active,
+                (SELECT MAX(o.finished_us) FROM operations o
+                    WHERE o.strategy_name = names.name AND o.status = ?) AS completed_us,
+                (SELECT MAX(o.finished_us) FROM operations o
+                    WHERE o.strategy_name = names.name AND o.status = ?) AS failed_us,
+                (SELECT MAX(version) FROM models m WHERE m.strategy_name = names.name)
+                    AS latest,
+                (SELECT o.id FROM operations o WHERE o.strategy_name = names.name
+                    ORDER BY o.created_us DESC LIMIT 1) AS last_op
+            FROM names ORDER BY names.name
+            """,
+            (*ACTIVE_STATUSES, completed, failed),
+        ).fetchall()
         out = []
         for row in rows:
             failed_us, completed_us = row["failed_us"], row["completed_us"]
@@ -595,21 +606,16 @@ class Store:
         return out
 
     # -- runtime config --------------------------------------------------------------------
-    def get_config(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row["value"])
+    @reads
+    def get_config(self, db: sqlite3.Connection, key: str) -> str | None:
+        return _config(db, key)
 
-    def set_config(self, key: str, value: str) -> str | None:
+    @writes
+    def set_config(self, db: sqlite3.Connection, key: str, value: str) -> str | None:
         """Set ``key``; returns the previous value."""
-        with self._transaction() as db:
-            row = db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
-            db.execute(
-                "INSERT INTO config (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
-        return None if row is None else str(row["value"])
+        previous = _config(db, key)
+        _put_config(db, key, value)
+        return previous
 
 
 __all__ = [

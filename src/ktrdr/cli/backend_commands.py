@@ -153,13 +153,14 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.verbose <= 0:  # a server reports what it does
         logging.getLogger("ktrdr").setLevel(logging.INFO)
+    from ktrdr.backend.database import DatabaseBusy, WalRefused
     from ktrdr.backend.tracking import TrackingUnavailable
     from ktrdr.service.parent_watch import watch_parent_from_env
 
     watch_parent_from_env()
     try:
         asyncio.run(serve(settings))
-    except (SecurityConfigError, TrackingUnavailable, OSError) as exc:
+    except (SecurityConfigError, TrackingUnavailable, OSError, WalRefused, DatabaseBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -171,6 +172,7 @@ def _tokens(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from ktrdr.backend.auth.token_store import TokenError, TokenStore
+    from ktrdr.backend.database import DatabaseBusy
 
     data_dir = args.data_dir or Path(os.environ.get("KTRDR_BACKEND_DATA_DIR") or ".ktrdr/backend")
     store = TokenStore(data_dir / "backend.db")
@@ -195,6 +197,9 @@ def _tokens(args: argparse.Namespace) -> int:
     except TokenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseBusy as exc:  # the backend (or another command) holds the write lock
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     return 0

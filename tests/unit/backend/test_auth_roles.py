@@ -7,6 +7,7 @@ token, or an unknown or revoked one, is UNAUTHENTICATED.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -108,7 +109,7 @@ def client(b: Backend, token: str | None) -> grpc.aio.Channel:
 async def test_every_role_against_every_rpc(backend: Backend) -> None:
     seen: dict[tuple[str, str], grpc.StatusCode] = {}
     for role, allowed in ALLOWED.items():
-        token = backend.app.tokens.create(f"t-{role}", role)
+        token = await asyncio.to_thread(backend.app.tokens.create, f"t-{role}", role)
         async with client(backend, token) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)
             for name, call in CALLS.items():
@@ -133,11 +134,11 @@ async def test_missing_unknown_and_revoked_tokens_are_unauthenticated(backend: B
             stub = backend_pb2_grpc.BackendStub(channel)
             for name, call in CALLS.items():
                 assert await code_of(call(stub, channel)) == UNAUTH, (token, name)
-    token = backend.app.tokens.create("short-lived", "viewer")
+    token = await asyncio.to_thread(backend.app.tokens.create, "short-lived", "viewer")
     async with client(backend, token) as channel:
         stub = backend_pb2_grpc.BackendStub(channel)
         assert await code_of(stub.ListStrategies(pb.ListStrategiesRequest())) == grpc.StatusCode.OK
-        backend.app.tokens.revoke("short-lived")
+        await asyncio.to_thread(backend.app.tokens.revoke, "short-lived")
 
         async def refused() -> bool:  # the interceptor caches a known token for up to 2 s
             return await code_of(stub.ListStrategies(pb.ListStrategiesRequest())) == UNAUTH
@@ -157,8 +158,8 @@ async def test_operations_have_owners_and_trainers_cancel_only_their_own(
     backend: Backend, tiny_strategy_yaml: str
 ) -> None:
     slow = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
-    alice = backend.app.tokens.create("alice", "trainer")
-    bob = backend.app.tokens.create("bob", "trainer")
+    alice = await asyncio.to_thread(backend.app.tokens.create, "alice", "trainer")
+    bob = await asyncio.to_thread(backend.app.tokens.create, "bob", "trainer")
     async with client(backend, alice) as a, client(backend, bob) as b_:
         alice_stub, bob_stub = backend_pb2_grpc.BackendStub(a), backend_pb2_grpc.BackendStub(b_)
         created = await alice_stub.CreateTraining(
@@ -183,8 +184,8 @@ async def test_sweeps_have_owners_and_trainers_cancel_only_their_own(
 ) -> None:
     pytest.importorskip("optuna")
     slow = tiny_strategy_yaml.replace("epochs: 4", "epochs: 400")
-    alice = backend.app.tokens.create("alice", "trainer")
-    bob = backend.app.tokens.create("bob", "trainer")
+    alice = await asyncio.to_thread(backend.app.tokens.create, "alice", "trainer")
+    bob = await asyncio.to_thread(backend.app.tokens.create, "bob", "trainer")
     async with client(backend, alice) as a, client(backend, bob) as b_:
         alice_stub, bob_stub = backend_pb2_grpc.BackendStub(a), backend_pb2_grpc.BackendStub(b_)
         parameter = pb.SweepParameter(
@@ -222,8 +223,8 @@ async def test_one_caller_cannot_take_every_sweep_slot(
         tmp_path, sample_data_dir, trainer=FakeTrainer(hold_from=1), sweep_max_running_per_user=1
     )
     try:
-        alice = b.app.tokens.create("alice", "trainer")
-        bob = b.app.tokens.create("bob", "trainer")
+        alice = await asyncio.to_thread(b.app.tokens.create, "alice", "trainer")
+        bob = await asyncio.to_thread(b.app.tokens.create, "bob", "trainer")
         parameter = pb.SweepParameter(
             path="model.architecture.activation", choices=pb.Choices(values=["relu", "tanh"])
         )

@@ -8,6 +8,7 @@ forged page token. Also: one caller's share of the pending queue, and private fi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import stat
@@ -164,7 +165,7 @@ async def test_one_caller_cannot_fill_the_pending_queue(
     created = []
     store = TokenStore(backend.settings.db_path)
     other = generate_token()
-    store.add("bob", "trainer", other)
+    await asyncio.to_thread(store.add, "bob", "trainer", other)
     store.close()
     try:
         refused = None

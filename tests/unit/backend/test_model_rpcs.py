@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -41,8 +42,8 @@ async def download(stub, path: Path, **request) -> pb.DownloadModelHeader:
 
 
 async def test_get_model_details_lineage_and_unknown_models(backend, tiny_bundle):
-    v1 = put_model(backend, tiny_bundle, seed=11, owner="alice")
-    v2 = put_model(backend, tiny_bundle, host="10.1.2.3:50051")
+    v1 = await put_model(backend, tiny_bundle, seed=11, owner="alice")
+    v2 = await put_model(backend, tiny_bundle, host="10.1.2.3:50051")
     stub = backend.stub
     latest = (await stub.GetModel(pb.GetModelRequest(model=sel()))).model
     assert latest.version.version == v2 == 2
@@ -75,7 +76,7 @@ async def test_get_model_details_lineage_and_unknown_models(backend, tiny_bundle
 
 @pytest.mark.parametrize("codec", [pb.CODEC_UNSPECIFIED, pb.CODEC_RAW, pb.CODEC_GZIP])
 async def test_download_is_the_archive_verified(backend, tiny_bundle, tmp_path, codec):
-    put_model(backend, tiny_bundle)
+    await put_model(backend, tiny_bundle)
     target = tmp_path / "m.tar"
     header = await download(backend.stub, target, model=sel(), codec=codec)
     data = target.read_bytes()
@@ -85,7 +86,7 @@ async def test_download_is_the_archive_verified(backend, tiny_bundle, tmp_path, 
 
 
 async def test_interrupted_download_resumes_from_offset(backend, tiny_bundle, tmp_path):
-    put_model(backend, tiny_bundle)
+    await put_model(backend, tiny_bundle)
     stub = backend.stub
     target = tmp_path / "m.tar"
     request = pb.DownloadModelRequest(model=sel(), codec=pb.CODEC_RAW, chunk_size_bytes=4096)
@@ -108,7 +109,7 @@ async def test_interrupted_download_resumes_from_offset(backend, tiny_bundle, tm
 
 
 async def test_bad_download_requests(backend, tiny_bundle, tmp_path):
-    put_model(backend, tiny_bundle)
+    await put_model(backend, tiny_bundle)
     stub = backend.stub
     size = len(tiny_bundle.to_archive_bytes())
 
@@ -135,7 +136,7 @@ async def test_bad_download_requests(backend, tiny_bundle, tmp_path):
 
 
 async def test_corrupt_chunk_is_data_loss_and_not_kept(backend, tiny_bundle, tmp_path):
-    put_model(backend, tiny_bundle)
+    await put_model(backend, tiny_bundle)
     for codec in (pb.CODEC_RAW, pb.CODEC_ZSTD, pb.CODEC_GZIP):
         request = pb.DownloadModelRequest(model=sel(), codec=codec, chunk_size_bytes=8192)
         messages = [m async for m in backend.stub.DownloadModel(request)]
@@ -156,8 +157,8 @@ async def test_corrupt_chunk_is_data_loss_and_not_kept(backend, tiny_bundle, tmp
 
 
 async def test_delete_while_downloading_and_aliased_delete(backend, tiny_bundle, tmp_path):
-    put_model(backend, tiny_bundle)
-    put_model(backend, tiny_bundle)
+    await put_model(backend, tiny_bundle)
+    await put_model(backend, tiny_bundle)
     stub = backend.stub
     request = pb.DownloadModelRequest(model=sel(1), codec=pb.CODEC_RAW, chunk_size_bytes=4096)
     call = stub.DownloadModel(request)
@@ -194,7 +195,7 @@ async def test_delete_while_downloading_and_aliased_delete(backend, tiny_bundle,
     ):
         assert (await status_of(stub.DeleteModel(bad)))[0] == code
     # a deleted version's number is never given out again
-    assert put_model(backend, tiny_bundle) == 3
+    assert await put_model(backend, tiny_bundle) == 3
 
 
 async def test_rows_of_older_versions_are_read_and_deleted(backend, tiny_bundle, tmp_path):
@@ -209,7 +210,7 @@ async def test_rows_of_older_versions_are_read_and_deleted(backend, tiny_bundle,
         4: lambda stored: stored.reference,
     }
     for version, form in forms.items():
-        assert put_model(backend, tiny_bundle, recorded=form) == version
+        assert await put_model(backend, tiny_bundle, recorded=form) == version
     stub = backend.stub
     root = backend.settings.models_dir
     for version in forms:
@@ -227,7 +228,7 @@ async def test_rows_of_older_versions_are_read_and_deleted(backend, tiny_bundle,
 
 async def test_aliases_move_atomically_and_filter(backend, tiny_bundle):
     for _ in range(3):
-        put_model(backend, tiny_bundle)
+        await put_model(backend, tiny_bundle)
     stub = backend.stub
 
     def set_alias(alias: str, version: int):
@@ -257,7 +258,7 @@ async def test_aliases_move_atomically_and_filter(backend, tiny_bundle):
 
 async def test_tags_order_and_paging(backend, tiny_bundle):
     for accuracy in (0.5, 0.7, 0.6):
-        put_model(backend, tiny_bundle, accuracy=accuracy)
+        await put_model(backend, tiny_bundle, accuracy=accuracy)
     stub = backend.stub
     tagged = await stub.SetModelTags(
         pb.SetModelTagsRequest(strategy_name=S, version=2, add=["best", "eurusd"])
@@ -320,10 +321,10 @@ async def test_tags_given_at_create_training(backend):
 
 async def test_roles_owner_or_admin_changes_models(backend, tiny_bundle, tmp_path):
     tokens = backend.app.tokens
-    alice = tokens.create("alice", "trainer")
-    bob = tokens.create("bob", "trainer")
-    viewer = tokens.create("watcher", "viewer")
-    put_model(backend, tiny_bundle, owner="alice")
+    alice = await asyncio.to_thread(tokens.create, "alice", "trainer")
+    bob = await asyncio.to_thread(tokens.create, "bob", "trainer")
+    viewer = await asyncio.to_thread(tokens.create, "watcher", "viewer")
+    await put_model(backend, tiny_bundle, owner="alice")
     address = f"127.0.0.1:{backend.app.port}"
     channels = {
         n: aio_channel(address, token=t)
@@ -350,7 +351,7 @@ async def test_roles_owner_or_admin_changes_models(backend, tiny_bundle, tmp_pat
         await stubs["alice"].SetModelAlias(alias)
         await stubs["alice"].SetModelTags(tag)
         # bob may not move alice's alias onto his own model either
-        bobs = put_model(backend, tiny_bundle, owner="bob")
+        bobs = await put_model(backend, tiny_bundle, owner="bob")
         move = pb.SetModelAliasRequest(strategy_name=S, alias="production", version=bobs)
         code, message = await status_of(stubs["bob"].SetModelAlias(move))
         assert code == grpc.StatusCode.PERMISSION_DENIED and "move an alias" in message
@@ -366,7 +367,7 @@ async def test_delete_of_a_version_whose_files_are_gone_says_so(backend, tiny_bu
     import logging
     import shutil
 
-    put_model(backend, tiny_bundle)
+    await put_model(backend, tiny_bundle)
     shutil.rmtree(backend.settings.models_dir / S / "EURUSD_1h_v1")
     with caplog.at_level(logging.WARNING, logger="ktrdr.backend.models.catalog"):
         await backend.stub.DeleteModel(pb.DeleteModelRequest(strategy_name=S, version=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from pathlib import Path
 
 import grpc
 import pytest
@@ -255,10 +256,9 @@ async def test_cancel_on_a_host(host_backend, fake_host, tiny_strategy_yaml):
 
 
 # -- restart -----------------------------------------------------------------------------------
-async def test_restart_fails_running_local_and_requeues_pending(
-    tmp_path, sample_data_dir, tiny_strategy_yaml
-):
-    store = Store(tmp_path / "backend.db")
+def previous_run(path: Path, tiny_strategy_yaml: str) -> None:
+    """What a backend that stopped left: one operation running locally, one queued."""
+    store = Store(path)
     base = dict(
         strategy_name="tiny_rsi",
         strategy_yaml=tiny_strategy_yaml,
@@ -280,6 +280,12 @@ async def test_restart_fails_running_local_and_requeues_pending(
         )
     )
     store.close()
+
+
+async def test_restart_fails_running_local_and_requeues_pending(
+    tmp_path, sample_data_dir, tiny_strategy_yaml
+):
+    await asyncio.to_thread(previous_run, tmp_path / "backend.db", tiny_strategy_yaml)
     b = await start_backend(tmp_path, sample_data_dir)
     try:
         ran = await get(b.stub, "ran")

@@ -51,6 +51,14 @@ def add_token(b: Backend, name: str) -> str:
         store.close()
 
 
+def revoke_token(b: Backend, name: str) -> None:
+    store = TokenStore(b.settings.db_path)
+    try:
+        store.revoke(name)
+    finally:
+        store.close()
+
+
 async def long_operation(b: Backend, yaml_text: str) -> str:
     request = pb.CreateTrainingRequest(
         strategy_yaml=yaml_text, execution_mode=pb.EXECUTION_MODE_LOCAL
@@ -68,7 +76,7 @@ async def test_watch_streams_per_caller_and_revocation(
 ) -> None:
     op_id = await long_operation(backend, tiny_strategy_yaml)
     address = f"127.0.0.1:{backend.app.port}"
-    bob = add_token(backend, "bob")
+    bob = await asyncio.to_thread(add_token, backend, "bob")
     watch = pb.WatchOperationRequest(operation_id=op_id)
     try:
         async with aio_channel(address, token=bob) as channel:
@@ -87,9 +95,7 @@ async def test_watch_streams_per_caller_and_revocation(
             await first_event(backend.stub.WatchOperation(watch, timeout=120))
 
             # revoked: the streams already open end within seconds
-            store = TokenStore(backend.settings.db_path)
-            store.revoke("bob")
-            store.close()
+            await asyncio.to_thread(revoke_token, backend, "bob")
             started = time.monotonic()
             for call in held:
                 with pytest.raises(grpc.aio.AioRpcError) as ended:

@@ -414,7 +414,7 @@ async def test_list_sweeps_pages_through_every_sweep_once(backend):
     store = backend.app.sweeps.store
     ids = [f"sweep{i:02d}" for i in range(7)]
     for i, sweep_id in enumerate(ids):  # two share a creation time: the id breaks the tie
-        store.insert_sweep(
+        await store.insert_sweep.aio(
             SweepRecord(
                 id=sweep_id,
                 status=pb.SWEEP_STATUS_COMPLETED if i % 2 else pb.SWEEP_STATUS_CANCELLED,

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ktrdr.backend.auth.roles import ROLES
-from ktrdr.security.file_modes import private_database
+from ktrdr.backend.database import Database
+from ktrdr.backend.tables import Tables, reads, writes
 from ktrdr.security.interceptor import Identity
 from ktrdr.security.tokens import generate_token, hash_token, write_token_file
 
@@ -58,22 +58,16 @@ class TokenInfo:
         return self.revoked_us is None
 
 
-class TokenStore:
-    """The ``tokens`` table of ``backend.db``; safe to share between threads."""
+def _migrate(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
 
-    def __init__(self, db_path: Path | str) -> None:
-        self.path = Path(db_path)
-        private_database(self.path)  # 0700 directory, 0600 file
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=10
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+class TokenStore(Tables):
+    """The ``tokens`` table of ``backend.db`` (a shared ``Database``, or a path: the CLI)."""
+
+    def __init__(self, database: Database | Path | str) -> None:
+        super().__init__(database)
+        self.database.migrate("tokens", _migrate)
 
     def create(self, name: str, role: str) -> str:
         """A new token for ``name``; returns the token (the only time it is ever shown)."""
@@ -90,62 +84,61 @@ class TokenStore:
             )
         if role not in ROLES:
             raise TokenError(f"role: {role!r} is not one of {', '.join(ROLES)}")
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO tokens (name, role, token_sha256, created_us) VALUES (?,?,?,?)",
-                    (name, role, hash_token(token), time.time_ns() // 1000),
-                )
-            except sqlite3.IntegrityError:
-                raise TokenError(
-                    f"name: a token named {name!r} exists already (revoke it first, or pick "
-                    "another name)"
-                ) from None
+        self._insert(name, role, hash_token(token))
         logger.info("token %r created with role %s", name, role)
         return token
 
+    @writes
+    def _insert(self, db: sqlite3.Connection, name: str, role: str, digest: str) -> None:
+        try:
+            db.execute(
+                "INSERT INTO tokens (name, role, token_sha256, created_us) VALUES (?,?,?,?)",
+                (name, role, digest, time.time_ns() // 1000),
+            )
+        except sqlite3.IntegrityError:
+            raise TokenError(
+                f"name: a token named {name!r} exists already (revoke it first, or pick "
+                "another name)"
+            ) from None
+
     def revoke(self, name: str) -> TokenInfo:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT role, created_us FROM tokens WHERE name = ?", (name,)
-                ).fetchone()
-                if row is None:
-                    raise TokenError(f"name: no token named {name!r}")
-                # Renamed so the name can be given to a new token; the row stays as a record.
-                stamp = time.time_ns() // 1000
-                self._db.execute(
-                    "UPDATE tokens SET revoked_us = ?, name = ? WHERE name = ?",
-                    (stamp, f"{name}~revoked-{stamp}", name),
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        info = self._revoke(name)
         logger.info("token %r revoked", name)
+        return info
+
+    @writes
+    def _revoke(self, db: sqlite3.Connection, name: str) -> TokenInfo:
+        row = db.execute("SELECT role, created_us FROM tokens WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise TokenError(f"name: no token named {name!r}")
+        # Renamed so the name can be given to a new token; the row stays as a record.
+        stamp = time.time_ns() // 1000
+        db.execute(
+            "UPDATE tokens SET revoked_us = ?, name = ? WHERE name = ?",
+            (stamp, f"{name}~revoked-{stamp}", name),
+        )
         return TokenInfo(name, row[0], row[1], stamp)
 
-    def list(self, *, include_revoked: bool = False) -> list[TokenInfo]:
+    @reads
+    def list(self, db: sqlite3.Connection, *, include_revoked: bool = False) -> list[TokenInfo]:
         sql = "SELECT name, role, created_us, revoked_us FROM tokens"
         if not include_revoked:
             sql += " WHERE revoked_us IS NULL"
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY created_us").fetchall()
+        rows = db.execute(sql + " ORDER BY created_us").fetchall()
         return [TokenInfo(*row) for row in rows]
 
-    def resolve(self, token: str) -> Identity | None:
-        """The identity of an active token, or None."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT name, role FROM tokens WHERE token_sha256 = ? AND revoked_us IS NULL",
-                (hash_token(token),),
-            ).fetchone()
+    @reads
+    def resolve(self, db: sqlite3.Connection, token: str) -> Identity | None:
+        """The identity of an active token, or None (a read: never waits for the writer)."""
+        row = db.execute(
+            "SELECT name, role FROM tokens WHERE token_sha256 = ? AND revoked_us IS NULL",
+            (hash_token(token),),
+        ).fetchone()
         return None if row is None else Identity(name=row[0], role=row[1])
 
-    def is_empty(self) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    @reads
+    def is_empty(self, db: sqlite3.Connection) -> bool:
+        return bool(db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0)
 
 
 def bootstrap_local_tokens(store: TokenStore, data_dir: Path) -> list[Path]:

@@ -90,9 +90,9 @@ def page(
 ) -> tuple[list[ModelRow], str]:
     """Up to ``size`` rows after ``after``, and the next page's token ("" on the last)."""
     registry.seed()
-    found: list[tuple[int, sqlite3.Row]] = []  # (phase, row), one more than asked to see the end
-    with registry.store._lock:
-        db = registry.store._db
+
+    def read(db: sqlite3.Connection) -> tuple[list[tuple[int, sqlite3.Row]], list[ModelRow]]:
+        found: list[tuple[int, sqlite3.Row]] = []  # (phase, row), one more than asked
         if query.order_by and (after is None or after.phase == 0):
             sql, args = _select(query, after, size + 1, with_metric=True)
             found += [(0, row) for row in db.execute(sql, args).fetchall()]
@@ -100,8 +100,10 @@ def page(
             start = after if after is not None and after.phase == 1 else None
             sql, args = _select(query, start, size + 1 - len(found), with_metric=False)
             found += [(1, row) for row in db.execute(sql, args).fetchall()]
-        kept = found[:size]
-        rows = registry.rows_for(db, [row for _, row in kept])
+        return found, registry.rows_for(db, [row for _, row in found[:size]])
+
+    found, rows = registry.database.read(read)
+    kept = found[:size]
     token = ""
     if len(found) > size:
         phase, last = kept[-1]

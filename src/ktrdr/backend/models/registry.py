@@ -9,8 +9,8 @@ Tables (created on first use, in the same database as ``Store``):
   model once it is registered (``model_tags_seeded`` records that the copy happened, so a tag
   removed later stays removed).
 
-Every change runs in one ``Store`` transaction: a model's row, its aliases and its tags go
-together.
+Every change runs in one transaction of the store's ``Database`` (its writer thread): a
+model's row, its aliases and its tags go together. Reads use its read connections.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import grpc
 
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.store import ModelRecord, Store, model_record
+from ktrdr.backend.tables import Tables, reads, writes
 from ktrdr.echo import short_repr
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}\Z")
@@ -127,34 +128,39 @@ def model_row(
     )
 
 
-class ModelRegistry:
-    """Reads and changes models, aliases and tags through ``Store``'s connection and lock."""
+def _migrate(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+    # A database from before models.tags_seeded: what model_tags_seeded recorded.
+    db.execute(
+        "UPDATE models SET tags_seeded = 1 WHERE tags_seeded = 0 AND EXISTS (SELECT 1 "
+        "FROM model_tags_seeded s WHERE s.strategy_name = models.strategy_name AND "
+        "s.version = models.version)"
+    )
+
+
+class ModelRegistry(Tables):
+    """Reads and changes models, aliases and tags in ``store``'s database."""
 
     def __init__(self, store: Store) -> None:
+        super().__init__(store.database)
         self.store = store
-        with store._lock:
-            store._db.executescript(_SCHEMA)
-        with store._transaction() as db:
-            # A database from before models.tags_seeded: what model_tags_seeded recorded.
-            db.execute(
-                "UPDATE models SET tags_seeded = 1 WHERE tags_seeded = 0 AND EXISTS (SELECT 1 "
-                "FROM model_tags_seeded s WHERE s.strategy_name = models.strategy_name AND "
-                "s.version = models.version)"
-            )
+        self.database.migrate("model registry", _migrate)
 
     # -- reading ---------------------------------------------------------------------------
     def rows(self, strategy_name: str = "") -> list[ModelRow]:
         """Every registered model (of one strategy), ordered by strategy, then version."""
         self.seed()
+        return self._rows(strategy_name)
+
+    @reads
+    def _rows(self, db: sqlite3.Connection, strategy_name: str) -> list[ModelRow]:
         where, args = ("WHERE m.strategy_name = ?", (strategy_name,)) if strategy_name else ("", ())
-        with self.store._lock:
-            db = self.store._db
-            rows = db.execute(
-                f"{ROW_SELECT} {where} ORDER BY m.strategy_name, m.version", args
-            ).fetchall()
-            where = "WHERE strategy_name = ?" if strategy_name else ""
-            aliases = self._grouped(db, "alias", "model_aliases", where, args)
-            tags = self._grouped(db, "tag", "model_tags", where, args)
+        rows = db.execute(
+            f"{ROW_SELECT} {where} ORDER BY m.strategy_name, m.version", args
+        ).fetchall()
+        where = "WHERE strategy_name = ?" if strategy_name else ""
+        aliases = self._grouped(db, "alias", "model_aliases", where, args)
+        tags = self._grouped(db, "tag", "model_tags", where, args)
         return [model_row(row, aliases, tags) for row in rows]
 
     def rows_for(self, db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[ModelRow]:
@@ -187,8 +193,11 @@ class ModelRegistry:
     def seed(self) -> None:
         """Copy CreateTraining tags to the models registered since (an index seek when none)."""
         if self._unseeded():
-            with self.store._transaction() as db:
-                self._seed_tags(db)
+            self._seed()
+
+    @writes
+    def _seed(self, db: sqlite3.Connection) -> None:
+        self._seed_tags(db)
 
     @staticmethod
     def _grouped(
@@ -200,11 +209,9 @@ class ModelRegistry:
             out.setdefault((strategy, version), []).append(value)
         return out
 
-    def _unseeded(self) -> bool:
-        with self.store._lock:
-            row = self.store._db.execute(
-                "SELECT 1 FROM models WHERE tags_seeded = 0 LIMIT 1"
-            ).fetchone()
+    @reads
+    def _unseeded(self, db: sqlite3.Connection) -> bool:
+        row = db.execute("SELECT 1 FROM models WHERE tags_seeded = 0 LIMIT 1").fetchone()
         return row is not None
 
     @staticmethod
@@ -233,92 +240,107 @@ class ModelRegistry:
                 (strategy, version),
             )
 
-    def alias_version(self, strategy_name: str, alias: str) -> int | None:
-        with self.store._lock:
-            row = self.store._db.execute(
-                "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
-                (strategy_name, alias),
-            ).fetchone()
+    @reads
+    def alias_version(self, db: sqlite3.Connection, strategy_name: str, alias: str) -> int | None:
+        row = db.execute(
+            "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+            (strategy_name, alias),
+        ).fetchone()
         return None if row is None else int(row[0])
 
     # -- changing --------------------------------------------------------------------------
-    def set_operation_tags(self, operation_id: str, tags: list[str]) -> None:
+    @writes
+    def set_operation_tags(
+        self, db: sqlite3.Connection, operation_id: str, tags: list[str]
+    ) -> None:
         if not tags:
             return
-        with self.store._transaction() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO operation_tags (operation_id, tag) VALUES (?, ?)",
-                [(operation_id, tag) for tag in tags],
-            )
+        db.executemany(
+            "INSERT OR IGNORE INTO operation_tags (operation_id, tag) VALUES (?, ?)",
+            [(operation_id, tag) for tag in tags],
+        )
 
-    def set_alias(self, strategy_name: str, alias: str, version: int) -> int:
+    @writes
+    def set_alias(
+        self, db: sqlite3.Connection, strategy_name: str, alias: str, version: int
+    ) -> int:
         """Point ``alias`` at ``version`` (which must be registered); the previous version or 0."""
-        with self.store._transaction() as db:
-            exists = db.execute(
-                "SELECT 1 FROM models WHERE strategy_name = ? AND version = ?",
-                (strategy_name, version),
-            ).fetchone()
-            if exists is None:
-                raise RequestError(
-                    grpc.StatusCode.NOT_FOUND,
-                    f"strategy {strategy_name!r} has no stored version {version}: "
-                    "'ktrdr models list' shows the stored versions",
-                )
-            row = db.execute(
-                "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
-                (strategy_name, alias),
-            ).fetchone()
-            db.execute(
-                "INSERT INTO model_aliases (strategy_name, alias, version) VALUES (?, ?, ?) "
-                "ON CONFLICT(strategy_name, alias) DO UPDATE SET version = excluded.version",
-                (strategy_name, alias, version),
+        exists = db.execute(
+            "SELECT 1 FROM models WHERE strategy_name = ? AND version = ?",
+            (strategy_name, version),
+        ).fetchone()
+        if exists is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"strategy {strategy_name!r} has no stored version {version}: "
+                "'ktrdr models list' shows the stored versions",
             )
+        row = db.execute(
+            "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+            (strategy_name, alias),
+        ).fetchone()
+        db.execute(
+            "INSERT INTO model_aliases (strategy_name, alias, version) VALUES (?, ?, ?) "
+            "ON CONFLICT(strategy_name, alias) DO UPDATE SET version = excluded.version",
+            (strategy_name, alias, version),
+        )
         return 0 if row is None else int(row[0])
 
-    def delete_alias(self, strategy_name: str, alias: str) -> int:
-        with self.store._transaction() as db:
-            row = db.execute(
-                "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
-                (strategy_name, alias),
-            ).fetchone()
-            if row is None:
-                raise RequestError(
-                    grpc.StatusCode.NOT_FOUND,
-                    f"strategy {strategy_name!r} has no alias {alias!r}",
-                )
-            db.execute(
-                "DELETE FROM model_aliases WHERE strategy_name = ? AND alias = ?",
-                (strategy_name, alias),
+    @writes
+    def delete_alias(self, db: sqlite3.Connection, strategy_name: str, alias: str) -> int:
+        row = db.execute(
+            "SELECT version FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+            (strategy_name, alias),
+        ).fetchone()
+        if row is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"strategy {strategy_name!r} has no alias {alias!r}",
             )
+        db.execute(
+            "DELETE FROM model_aliases WHERE strategy_name = ? AND alias = ?",
+            (strategy_name, alias),
+        )
         return int(row[0])
 
+    @writes
     def change_tags(
-        self, strategy_name: str, version: int, add: list[str], remove: list[str]
+        self,
+        db: sqlite3.Connection,
+        strategy_name: str,
+        version: int,
+        add: list[str],
+        remove: list[str],
     ) -> list[str]:
-        with self.store._transaction() as db:
-            self._seed_tags(db)
-            db.executemany(
-                "DELETE FROM model_tags WHERE strategy_name = ? AND version = ? AND tag = ?",
-                [(strategy_name, version, tag) for tag in remove],
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO model_tags (strategy_name, version, tag) VALUES (?, ?, ?)",
-                [(strategy_name, version, tag) for tag in add],
-            )
-            tags = [
-                r[0]
-                for r in db.execute(
-                    "SELECT tag FROM model_tags WHERE strategy_name = ? AND version = ? "
-                    "ORDER BY tag",
-                    (strategy_name, version),
-                ).fetchall()
-            ]
-            if len(tags) > MAX_TAGS:
-                raise invalid(f"add: a model carries at most {MAX_TAGS} tags, would be {len(tags)}")
+        self._seed_tags(db)
+        db.executemany(
+            "DELETE FROM model_tags WHERE strategy_name = ? AND version = ? AND tag = ?",
+            [(strategy_name, version, tag) for tag in remove],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO model_tags (strategy_name, version, tag) VALUES (?, ?, ?)",
+            [(strategy_name, version, tag) for tag in add],
+        )
+        tags = [
+            r[0]
+            for r in db.execute(
+                "SELECT tag FROM model_tags WHERE strategy_name = ? AND version = ? ORDER BY tag",
+                (strategy_name, version),
+            ).fetchall()
+        ]
+        if len(tags) > MAX_TAGS:
+            raise invalid(f"add: a model carries at most {MAX_TAGS} tags, would be {len(tags)}")
         return tags
 
+    @writes
     def delete(
-        self, strategy_name: str, version: int, *, force: bool, move_out: Callable[[], None]
+        self,
+        db: sqlite3.Connection,
+        strategy_name: str,
+        version: int,
+        *,
+        force: bool,
+        move_out: Callable[[], None],
     ) -> list[str]:
         """Unregister a version with its aliases and tags; returns the aliases removed.
 
@@ -326,26 +348,25 @@ class ModelRegistry:
         (moving the directory out of the store) runs inside the transaction, after the
         checks: when it raises, nothing is unregistered.
         """
-        with self.store._transaction() as db:
-            aliases = [
-                r[0]
-                for r in db.execute(
-                    "SELECT alias FROM model_aliases WHERE strategy_name = ? AND version = ? "
-                    "ORDER BY alias",
-                    (strategy_name, version),
-                ).fetchall()
-            ]
-            if aliases and not force:
-                raise RequestError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"{strategy_name} v{version} carries alias(es) {', '.join(aliases)}: move "
-                    "or delete them first, or delete with force (--force) to remove them too",
-                )
-            move_out()
-            key = (strategy_name, version)
-            tables = ("model_aliases", "model_tags", "model_tags_seeded", "model_metrics", "models")
-            for table in tables:
-                db.execute(f"DELETE FROM {table} WHERE strategy_name = ? AND version = ?", key)
+        aliases = [
+            r[0]
+            for r in db.execute(
+                "SELECT alias FROM model_aliases WHERE strategy_name = ? AND version = ? "
+                "ORDER BY alias",
+                (strategy_name, version),
+            ).fetchall()
+        ]
+        if aliases and not force:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{strategy_name} v{version} carries alias(es) {', '.join(aliases)}: move "
+                "or delete them first, or delete with force (--force) to remove them too",
+            )
+        move_out()
+        key = (strategy_name, version)
+        tables = ("model_aliases", "model_tags", "model_tags_seeded", "model_metrics", "models")
+        for table in tables:
+            db.execute(f"DELETE FROM {table} WHERE strategy_name = ? AND version = ?", key)
         return aliases
 
 

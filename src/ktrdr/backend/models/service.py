@@ -92,16 +92,15 @@ class ModelRpcs:
         check_alias(request.alias)
         row = await asyncio.to_thread(self.catalog.row, request.strategy_name, request.version)
         check_may_change(row, "alias")
-        current = await asyncio.to_thread(
-            self.catalog.registry.alias_version, row.model.strategy_name, request.alias
+        current = await self.catalog.registry.alias_version.aio(
+            row.model.strategy_name, request.alias
         )
         if current is not None and current != row.model.version:  # moving it away from there
             check_may_change(
                 await asyncio.to_thread(self.catalog.row, row.model.strategy_name, current),
                 "move an alias away from",
             )
-        previous = await asyncio.to_thread(
-            self.catalog.registry.set_alias,
+        previous = await self.catalog.registry.set_alias.aio(
             row.model.strategy_name,
             request.alias,
             row.model.version,
@@ -126,9 +125,7 @@ class ModelRpcs:
             self.catalog.resolve, pb.ModelSelector(strategy_name=strategy, alias=request.alias)
         )
         check_may_change(row, "alias")
-        version = await asyncio.to_thread(
-            self.catalog.registry.delete_alias, strategy, request.alias
-        )
+        version = await self.catalog.registry.delete_alias.aio(strategy, request.alias)
         return pb.DeleteModelAliasResponse(version=version)
 
     async def SetModelTags(
@@ -140,8 +137,7 @@ class ModelRpcs:
             raise invalid("add, remove: give at least one tag to add or remove")
         row = await asyncio.to_thread(self.catalog.row, request.strategy_name, request.version)
         check_may_change(row, "tag")
-        tags = await asyncio.to_thread(
-            self.catalog.registry.change_tags,
+        tags = await self.catalog.registry.change_tags.aio(
             row.model.strategy_name,
             row.model.version,
             add,

@@ -56,7 +56,7 @@ class Sweeps:
         self.operations = operations
         settings = operations.settings
         self.settings = settings
-        self.store = SweepStore(settings.db_path)
+        self.store = SweepStore(operations.store.database)
         self.studies = Studies(settings.data_dir / "sweeps.db")
         self.bounds = SweepBounds(settings.sweep_max_trials, settings.sweep_max_parallelism)
         self._runs: dict[str, SweepRun] = {}
@@ -72,7 +72,7 @@ class Sweeps:
                 "this backend has no Optuna: install the sweeps extra (pip install "
                 "'ktrdr[sweeps]') on the backend's machine and restart it",
             )
-        running = self.store.count_running()
+        running = await self.store.count_running.aio()
         if running >= self.settings.sweep_max_running:
             raise RequestError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -81,7 +81,10 @@ class Sweeps:
             )
         caller = current_identity()
         share = self.settings.sweep_max_running_per_user
-        if caller is not None and (mine := self.store.count_running(caller.name)) >= share:
+        if (
+            caller is not None
+            and (mine := await self.store.count_running.aio(caller.name)) >= share
+        ):
             raise RequestError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{caller.name} has {mine} sweeps running (limit {share} per caller, "
@@ -130,7 +133,7 @@ class Sweeps:
             owner_role=identity.role if identity is not None else "",
             created_us=now_us(),
         )
-        self.store.insert_sweep(record)
+        await self.store.insert_sweep.aio(record)
         self._tell(record.id, finished=False)
         logger.info(
             "sweep %s: %s, %d trials x %d over %s",
@@ -171,28 +174,29 @@ class Sweeps:
                 logger.exception("sweep %s: a listener failed", sweep_id)
 
     # -- reading ---------------------------------------------------------------------------
-    def get(self, sweep_id: str) -> SweepRecord:
-        record = self.store.get_sweep(sweep_id)
+    async def get(self, sweep_id: str) -> SweepRecord:
+        record = await self.store.get_sweep.aio(sweep_id)
         if record is None:
             raise sweep_not_found(sweep_id)
         return record
 
-    def to_proto(self, record: SweepRecord, *, with_trials: bool = True) -> pb.Sweep:
-        return sweep_to_proto(record, self.store.trials(record.id), with_trials=with_trials)
+    async def to_proto(self, record: SweepRecord, *, with_trials: bool = True) -> pb.Sweep:
+        trials = await self.store.trials.aio(record.id)
+        return sweep_to_proto(record, trials, with_trials=with_trials)
 
-    def annotate(self, operation: pb.Operation) -> pb.Operation:
+    async def annotate(self, operation: pb.Operation) -> pb.Operation:
         """The operation with its sweep and trial number, when it is a trial."""
-        link = self.store.trial_of_operation(operation.operation_id)
+        link = await self.store.trial_of_operation.aio(operation.operation_id)
         if link is not None:
             operation.sweep_id, operation.trial_number = link
         return operation
 
     async def watch(self, sweep_id: str) -> AsyncIterator[pb.SweepEvent]:
         """A snapshot first, then live events until the sweep ends."""
-        record = self.get(sweep_id)
+        record = await self.get(sweep_id)
         if sweep_id not in self._runs or record.finished:
             snapshot = event(pb.SWEEP_EVENT_KIND_SNAPSHOT)
-            snapshot.sweep.CopyFrom(self.to_proto(self.get(sweep_id)))
+            snapshot.sweep.CopyFrom(await self.to_proto(await self.get(sweep_id)))
             yield snapshot
             return
         queue: asyncio.Queue[pb.SweepEvent] = asyncio.Queue()
@@ -200,14 +204,14 @@ class Sweeps:
         watchers.queues.add(queue)
         try:
             snapshot = event(pb.SWEEP_EVENT_KIND_SNAPSHOT)
-            snapshot.sweep.CopyFrom(self.to_proto(self.get(sweep_id)))
+            snapshot.sweep.CopyFrom(await self.to_proto(await self.get(sweep_id)))
             yield snapshot
             if snapshot.sweep.status != pb.SWEEP_STATUS_RUNNING:
                 return
             while True:
                 e = await queue.get()
                 if e.kind == pb.SWEEP_EVENT_KIND_SWEEP_FINISHED:
-                    e.sweep.CopyFrom(self.to_proto(self.get(sweep_id)))
+                    e.sweep.CopyFrom(await self.to_proto(await self.get(sweep_id)))
                     yield e
                     return
                 yield e
@@ -216,7 +220,7 @@ class Sweeps:
 
     # -- cancelling ------------------------------------------------------------------------
     async def cancel(self, sweep_id: str, reason: str, identity: Identity | None) -> SweepRecord:
-        record = self.store.get_sweep(sweep_id)
+        record = await self.store.get_sweep.aio(sweep_id)
         mine = record is not None and identity is not None and record.owner == identity.name
         if identity is not None and not may_act_on_any_operation(identity.role) and not mine:
             raise RequestError(
@@ -238,13 +242,13 @@ class Sweeps:
         if run.task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(run.task), CANCEL_WAIT_S)
-        return self.get(sweep_id)
+        return await self.get(sweep_id)
 
     # -- start and stop --------------------------------------------------------------------
-    def resume(self) -> None:
+    async def resume(self) -> None:
         """Continue the sweeps a previous process left running (after operations were
         reconciled, so a trial's operation already says whether it survived)."""
-        for record in self.store.running_sweeps():
+        for record in await self.store.running_sweeps.aio():
             if not optuna_available():
                 logger.error("sweep %s cannot resume: %s", record.id, OptunaMissing.__doc__)
                 continue
@@ -258,7 +262,6 @@ class Sweeps:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(self.studies.close)
-        self.store.close()
 
 
 __all__ = ["Sweeps", "sweep_not_found"]

@@ -87,7 +87,7 @@ class SweepRun:
             raise
         except Exception as exc:
             logger.exception("sweep %s crashed", self.record.id)
-            self._finish(pb.SWEEP_STATUS_FAILED, "INTERNAL", f"sweep stopped: {exc}")
+            await self._finish(pb.SWEEP_STATUS_FAILED, "INTERNAL", f"sweep stopped: {exc}")
         finally:
             self.studies.forget(self.record.id)
 
@@ -99,22 +99,22 @@ class SweepRun:
             self._wake.clear()
             if self.cancel_reason:
                 await self._cancel_trials()
-                self._finish(pb.SWEEP_STATUS_CANCELLED, "CANCELLED", self.cancel_reason)
+                await self._finish(pb.SWEEP_STATUS_CANCELLED, "CANCELLED", self.cancel_reason)
                 return
-            trials = self.store.trials(self.record.id)
+            trials = await self.store.trials.aio(self.record.id)
             counted = [t for t in trials if t.status in TRIAL_COUNTED]
             if _failures_in_a_row(counted) >= MAX_CONSECUTIVE_FAILURES:
                 await self._cancel_trials()
                 last = counted[-1].error
                 why = last.message if last is not None else "unknown"
-                self._finish(
+                await self._finish(
                     pb.SWEEP_STATUS_FAILED,
                     "ABORTED",
                     f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed; the last: {why}",
                 )
                 return
             if len(counted) >= n_trials and not self._followers:
-                self._finish(pb.SWEEP_STATUS_COMPLETED, "", "")
+                await self._finish(pb.SWEEP_STATUS_COMPLETED, "", "")
                 return
             refused = False
             while (
@@ -153,16 +153,16 @@ class SweepRun:
 
         running = [
             t.operation_id
-            for t in self.store.trials(self.record.id)
+            for t in await self.store.trials.aio(self.record.id)
             if t.status == pb.TRIAL_STATUS_RUNNING and t.operation_id
         ]
         await asyncio.gather(*(cancel(operation_id) for operation_id in running))
         await asyncio.gather(*self._followers.values(), return_exceptions=True)
         self._followers.clear()
 
-    def _finish(self, status: int, code: str, message: str) -> None:
+    async def _finish(self, status: int, code: str, message: str) -> None:
         error = common_pb2.ErrorDetail(code=code, message=message) if code else None
-        self.store.finish_sweep(self.record.id, status, now_us(), error)
+        await self.store.finish_sweep.aio(self.record.id, status, now_us(), error)
         name = pb.SweepStatus.Name(status).removeprefix("SWEEP_STATUS_")
         logger.info("sweep %s: %s %s", self.record.id, name, message)
         self.publish(event(pb.SWEEP_EVENT_KIND_SWEEP_FINISHED, message=f"sweep {name}"))
@@ -171,17 +171,17 @@ class SweepRun:
     async def _resume(self) -> None:
         sweep_id = self.record.id
         followed: set[int] = set()
-        for trial in self.store.trials(sweep_id):
+        for trial in await self.store.trials.aio(sweep_id):
             if trial.status != pb.TRIAL_STATUS_RUNNING:
                 continue
-            op = self.operations.store.get_operation(trial.operation_id)
+            op = await self.operations.store.get_operation.aio(trial.operation_id)
             if op is not None and not op.finished and self.operations.live(op.id) is not None:
                 handle = await self.studies.handle(sweep_id, trial.number)
                 self._follow(trial, handle)
                 followed.add(trial.number)
             else:
                 message = "backend restarted while the trial trained; a new trial replaces it"
-                self._end(trial, pb.TRIAL_STATUS_INTERRUPTED, error=("ABORTED", message))
+                await self._end(trial, pb.TRIAL_STATUS_INTERRUPTED, error=("ABORTED", message))
         for number in await self.studies.running_numbers(sweep_id):
             if number not in followed:  # asked, but never recorded: a crash in between
                 await self.studies.tell(sweep_id, number, "fail")
@@ -193,7 +193,7 @@ class SweepRun:
         trial = TrialRecord(
             self.record.id, asked.number, pb.TRIAL_STATUS_RUNNING, asked.params, now_us()
         )
-        self.store.put_trial(trial)
+        await self.store.put_trial.aio(trial)
         request = pb.CreateTrainingRequest(
             strategy_yaml=self.request.strategy_yaml,
             execution_mode=self.request.execution_mode,
@@ -210,11 +210,11 @@ class SweepRun:
                 if exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED and not self.cancel_reason:
                     await asyncio.sleep(BUSY_RETRY_S)  # the queue is full: wait for room
                     continue
-                self._end(trial, pb.TRIAL_STATUS_FAILED, error=(exc.code.name, exc.message))
+                await self._end(trial, pb.TRIAL_STATUS_FAILED, error=(exc.code.name, exc.message))
                 await self.studies.tell(self.record.id, trial.number, "fail")
                 return False
         trial = trial.but(operation_id=op.id)
-        self.store.put_trial(trial)
+        await self.store.put_trial.aio(trial)
         logger.info("sweep %s trial %d: operation %s", self.record.id, trial.number, op.id)
         values = ", ".join(f"{p}={v}" for p, v in trial.params.items())
         self.publish(
@@ -232,10 +232,10 @@ class SweepRun:
         watch = self.operations.watch(trial.operation_id)
         async with contextlib.aclosing(watch) as events:  # type: ignore[type-var]
             pruned_at, trial = await self._epochs(trial, handle, events)
-        op = self.operations.get(trial.operation_id)
+        op = await self.operations.get(trial.operation_id)
         if pruned_at:
             trial = trial.but(pruned_at_epoch=pruned_at)
-            self._end(trial, pb.TRIAL_STATUS_PRUNED)
+            await self._end(trial, pb.TRIAL_STATUS_PRUNED)
             await self.studies.tell(self.record.id, trial.number, "pruned")
             return
         if op.status == pb.OPERATION_STATUS_COMPLETED and op.result is not None:
@@ -245,19 +245,19 @@ class SweepRun:
             if value is None:
                 known = ", ".join(sorted(metrics)) or "none"
                 message = f"objective {self.request.objective!r} not in the result (has: {known})"
-                self._end(
+                await self._end(
                     trial.but(metrics=metrics), pb.TRIAL_STATUS_FAILED, ("NOT_FOUND", message)
                 )
                 await self.studies.tell(self.record.id, trial.number, "fail")
                 return
             trial = trial.but(metrics=metrics, value=value)
-            self._end(trial, pb.TRIAL_STATUS_COMPLETED)
+            await self._end(trial, pb.TRIAL_STATUS_COMPLETED)
             await self.studies.tell(self.record.id, trial.number, "complete", value)
-            self._maybe_best()
+            await self._maybe_best()
             return
         error = op.error or common_pb2.ErrorDetail(code="UNKNOWN", message="no error recorded")
         status = pb.TRIAL_STATUS_CANCELLED if self.cancel_reason else pb.TRIAL_STATUS_FAILED
-        self._end(trial, status, (error.code, error.message))
+        await self._end(trial, status, (error.code, error.message))
         await self.studies.tell(self.record.id, trial.number, "fail")
 
     async def _epochs(
@@ -272,7 +272,7 @@ class SweepRun:
                 continue
             metrics = dict(e.metrics)
             trial = trial.but(last_epoch=e.epoch, metrics=metrics)
-            self.store.put_trial(trial)
+            await self.store.put_trial.aio(trial)
             epoch_event = event(pb.SWEEP_EVENT_KIND_TRIAL_EPOCH, trial)
             epoch_event.epoch = e.epoch
             epoch_event.metrics.update(metrics)
@@ -286,10 +286,12 @@ class SweepRun:
                 return e.epoch, trial
         return 0, trial
 
-    def _end(self, trial: TrialRecord, status: int, error: tuple[str, str] | None = None) -> None:
+    async def _end(
+        self, trial: TrialRecord, status: int, error: tuple[str, str] | None = None
+    ) -> None:
         detail = common_pb2.ErrorDetail(code=error[0], message=error[1]) if error else None
         trial = trial.but(status=status, finished_us=now_us(), error=detail)
-        self.store.put_trial(trial)
+        await self.store.put_trial.aio(trial)
         kind = (
             pb.SWEEP_EVENT_KIND_TRIAL_PRUNED
             if status == pb.TRIAL_STATUS_PRUNED
@@ -298,23 +300,25 @@ class SweepRun:
         name = pb.TrialStatus.Name(status).removeprefix("TRIAL_STATUS_").lower()
         self.publish(event(kind, trial, f"trial {trial.number} {name}"))
 
-    def _maybe_best(self) -> None:
-        best = best_trial(self.record, self.store.trials(self.record.id))
+    async def _maybe_best(self) -> None:
+        best = best_trial(self.record, await self.store.trials.aio(self.record.id))
         if best is not None and best.value != self._best:
             self._best = best.value
-            self._alias_best(best)
+            await self._alias_best(best)
             self.publish(event(pb.SWEEP_EVENT_KIND_BEST, best, f"best: trial {best.number}"))
 
-    def _alias_best(self, best: TrialRecord) -> None:
+    async def _alias_best(self, best: TrialRecord) -> None:
         """Point the alias ``sweep-<id>-best`` at the best trial's model (moved as it improves)."""
         record = (
-            self.operations.store.get_operation(best.operation_id) if best.operation_id else None
+            await self.operations.store.get_operation.aio(best.operation_id)
+            if best.operation_id
+            else None
         )
         if record is None or record.model_version is None:
             return
         alias = best_alias(self.record.id)
         try:
-            ModelRegistry(self.operations.store).set_alias(
+            await ModelRegistry(self.operations.store).set_alias.aio(
                 record.strategy_name, alias, record.model_version
             )
         except RequestError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,7 +22,7 @@ class SweepRpcs:
         self, request: pb.CreateSweepRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateSweepResponse:
         record = await self.sweeps.create(request)
-        return pb.CreateSweepResponse(sweep=self.sweeps.to_proto(record))
+        return pb.CreateSweepResponse(sweep=await self.sweeps.to_proto(record))
 
     async def WatchSweep(
         self, request: pb.WatchSweepRequest, context: grpc.aio.ServicerContext
@@ -34,15 +33,15 @@ class SweepRpcs:
     async def GetSweep(
         self, request: pb.GetSweepRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSweepResponse:
-        return pb.GetSweepResponse(sweep=self.sweeps.to_proto(self.sweeps.get(request.sweep_id)))
+        record = await self.sweeps.get(request.sweep_id)
+        return pb.GetSweepResponse(sweep=await self.sweeps.to_proto(record))
 
     async def ListSweeps(
         self, request: pb.ListSweepsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSweepsResponse:
         size = page_size(request.page_size)
         owner = owner_filter(request.owner)
-        records = await asyncio.to_thread(
-            self.sweeps.store.list_sweeps,
+        records = await self.sweeps.store.list_sweeps.aio(
             status=request.status,
             owner=owner,
             limit=size + 1,
@@ -51,7 +50,7 @@ class SweepRpcs:
         page = records[:size]
         token = page_token(page[-1].created_us, page[-1].id) if len(records) > size else ""
         return pb.ListSweepsResponse(
-            sweeps=[self.sweeps.to_proto(r, with_trials=False) for r in page],
+            sweeps=[await self.sweeps.to_proto(r, with_trials=False) for r in page],
             next_page_token=token,
         )
 
@@ -59,7 +58,7 @@ class SweepRpcs:
         self, request: pb.CancelSweepRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelSweepResponse:
         record = await self.sweeps.cancel(request.sweep_id, request.reason, current_identity())
-        return pb.CancelSweepResponse(sweep=self.sweeps.to_proto(record))
+        return pb.CancelSweepResponse(sweep=await self.sweeps.to_proto(record))
 
 
 __all__ = ["SweepRpcs"]

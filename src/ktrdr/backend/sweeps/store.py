@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ktrdr.security.file_modes import private_database
+from ktrdr.backend.database import Database
+from ktrdr.backend.tables import Tables, reads, writes
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -146,71 +144,62 @@ def _trial(row: sqlite3.Row) -> TrialRecord:
     )
 
 
-class SweepStore:
-    """Thread-safe access to the sweep tables (its own connection to ``backend.db``)."""
+def _migrate(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
 
-    def __init__(self, path: Path | str) -> None:
-        self._lock = threading.RLock()
-        private_database(Path(path))  # 0700 directory, 0600 file
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+class SweepStore(Tables):
+    """The sweep tables of ``backend.db`` (a shared ``Database``, or a path)."""
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def __init__(self, database: Database | Path | str) -> None:
+        super().__init__(database)
+        self.database.migrate("sweeps", _migrate)
 
     # -- sweeps ----------------------------------------------------------------------------
-    def insert_sweep(self, record: SweepRecord) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO sweeps (id, status, strategy_name, request, owner, owner_role, "
-                "created_us) VALUES (?,?,?,?,?,?,?)",
-                (
-                    record.id,
-                    record.status,
-                    record.strategy_name,
-                    record.request.SerializeToString(),
-                    record.owner,
-                    record.owner_role,
-                    record.created_us,
-                ),
-            )
+    @writes
+    def insert_sweep(self, db: sqlite3.Connection, record: SweepRecord) -> None:
+        db.execute(
+            "INSERT INTO sweeps (id, status, strategy_name, request, owner, owner_role, "
+            "created_us) VALUES (?,?,?,?,?,?,?)",
+            (
+                record.id,
+                record.status,
+                record.strategy_name,
+                record.request.SerializeToString(),
+                record.owner,
+                record.owner_role,
+                record.created_us,
+            ),
+        )
 
+    @writes
     def finish_sweep(
-        self, sweep_id: str, status: int, finished_us: int, error: common_pb2.ErrorDetail | None
+        self,
+        db: sqlite3.Connection,
+        sweep_id: str,
+        status: int,
+        finished_us: int,
+        error: common_pb2.ErrorDetail | None,
     ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE sweeps SET status = ?, finished_us = ?, error = ? WHERE id = ?",
-                (
-                    status,
-                    finished_us,
-                    None if error is None else error.SerializeToString(),
-                    sweep_id,
-                ),
-            )
+        db.execute(
+            "UPDATE sweeps SET status = ?, finished_us = ?, error = ? WHERE id = ?",
+            (
+                status,
+                finished_us,
+                None if error is None else error.SerializeToString(),
+                sweep_id,
+            ),
+        )
 
-    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+    @reads
+    def get_sweep(self, db: sqlite3.Connection, sweep_id: str) -> SweepRecord | None:
+        row = db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
         return None if row is None else _sweep(row)
 
+    @reads
     def list_sweeps(
         self,
+        db: sqlite3.Connection,
         *,
         status: int = 0,
         owner: str = "",
@@ -227,71 +216,73 @@ class SweepStore:
             query += " AND (created_us < ? OR (created_us = ? AND id < ?))"
             args = [*args, after[0], after[0], after[1]]
         query += " ORDER BY created_us DESC, id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(query, (*args, limit)).fetchall()
+        rows = db.execute(query, (*args, limit)).fetchall()
         return [_sweep(row) for row in rows]
 
-    def running_sweeps(self) -> list[SweepRecord]:
-        return self.list_sweeps(status=pb.SWEEP_STATUS_RUNNING, limit=1 << 30)
+    @reads
+    def running_sweeps(self, db: sqlite3.Connection) -> list[SweepRecord]:
+        return self.list_sweeps.fn(self, db, status=pb.SWEEP_STATUS_RUNNING, limit=1 << 30)
 
-    def count_running(self, owner: str | None = None) -> int:
+    @reads
+    def count_running(self, db: sqlite3.Connection, owner: str | None = None) -> int:
         """Sweeps running now (of ``owner`` only, when given)."""
         query = "SELECT COUNT(*) FROM sweeps WHERE status = ?"
         args: list[object] = [pb.SWEEP_STATUS_RUNNING]
         if owner is not None:
             query, args = query + " AND owner = ?", [*args, owner]
-        with self._lock:
-            row = self._db.execute(query, args).fetchone()
+        row = db.execute(query, args).fetchone()
         return int(row[0])
 
     # -- trials ----------------------------------------------------------------------------
-    def put_trial(self, trial: TrialRecord) -> None:
+    @writes
+    def put_trial(self, db: sqlite3.Connection, trial: TrialRecord) -> None:
         """Insert or replace the trial's row."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO sweep_trials (sweep_id, number, status, params, "
-                "operation_id, value, pruned_at_epoch, last_epoch, metrics, started_us, "
-                "finished_us, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    trial.sweep_id,
-                    trial.number,
-                    trial.status,
-                    json.dumps(trial.params),
-                    trial.operation_id,
-                    trial.value,
-                    trial.pruned_at_epoch,
-                    trial.last_epoch,
-                    json.dumps(trial.metrics),
-                    trial.started_us,
-                    trial.finished_us,
-                    None if trial.error is None else trial.error.SerializeToString(),
-                ),
-            )
+        db.execute(
+            "INSERT OR REPLACE INTO sweep_trials (sweep_id, number, status, params, "
+            "operation_id, value, pruned_at_epoch, last_epoch, metrics, started_us, "
+            "finished_us, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                trial.sweep_id,
+                trial.number,
+                trial.status,
+                json.dumps(trial.params),
+                trial.operation_id,
+                trial.value,
+                trial.pruned_at_epoch,
+                trial.last_epoch,
+                json.dumps(trial.metrics),
+                trial.started_us,
+                trial.finished_us,
+                None if trial.error is None else trial.error.SerializeToString(),
+            ),
+        )
 
-    def trials(self, sweep_id: str) -> list[TrialRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM sweep_trials WHERE sweep_id = ? ORDER BY number", (sweep_id,)
-            ).fetchall()
+    @reads
+    def trials(self, db: sqlite3.Connection, sweep_id: str) -> list[TrialRecord]:
+        rows = db.execute(
+            "SELECT * FROM sweep_trials WHERE sweep_id = ? ORDER BY number", (sweep_id,)
+        ).fetchall()
         return [_trial(row) for row in rows]
 
-    def trial_counts(self, sweep_id: str) -> dict[int, int]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT status, COUNT(*) FROM sweep_trials WHERE sweep_id = ? GROUP BY status",
-                (sweep_id,),
-            ).fetchall()
+    @reads
+    def trial_counts(self, db: sqlite3.Connection, sweep_id: str) -> dict[int, int]:
+        rows = db.execute(
+            "SELECT status, COUNT(*) FROM sweep_trials WHERE sweep_id = ? GROUP BY status",
+            (sweep_id,),
+        ).fetchall()
         return {int(status): int(count) for status, count in rows}
 
-    def trial_of_operation(self, operation_id: str) -> tuple[str, int] | None:
+    @reads
+    def trial_of_operation(
+        self, db: sqlite3.Connection, operation_id: str
+    ) -> tuple[str, int] | None:
         """(sweep_id, trial number) of the operation, or None for a plain training."""
         if not operation_id:
             return None
-        with self._lock:
-            row = self._db.execute(
-                "SELECT sweep_id, number FROM sweep_trials WHERE operation_id = ?",
-                (operation_id,),
-            ).fetchone()
+        row = db.execute(
+            "SELECT sweep_id, number FROM sweep_trials WHERE operation_id = ?",
+            (operation_id,),
+        ).fetchone()
         return None if row is None else (row[0], int(row[1]))
 
 
