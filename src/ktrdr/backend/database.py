@@ -42,6 +42,7 @@ import grpc
 
 from ktrdr.backend.errors import RequestError
 from ktrdr.security.file_modes import private_database
+from ktrdr.service.disk import is_database_busy
 from ktrdr.transfer.refusals import refusal_metadata
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 0.5
 RETRY_AFTER_S = 1.0  # the hint a refused caller gets
 READ_THREADS = 4
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
 class DatabaseBusy(RequestError):
@@ -79,15 +79,9 @@ class WalRefused(RuntimeError):
 
 def is_busy(exc: BaseException) -> bool:
     """SQLITE_BUSY / SQLITE_LOCKED (also extended codes): another connection holds a lock."""
-    if isinstance(exc, DatabaseBusy):
-        return True
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text
+    return isinstance(exc, DatabaseBusy) or (
+        isinstance(exc, sqlite3.OperationalError) and is_database_busy(exc)
+    )
 
 
 def on_event_loop() -> bool:
@@ -212,6 +206,15 @@ class Database:
         """``read`` in a reader thread: the event loop never waits for the database."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.read, job)
+
+    @property
+    def pending_writes(self) -> int:
+        """Write jobs queued now (not counting the one running)."""
+        return self._queue.qsize()
+
+    def flush(self) -> None:
+        """Wait (threads only) until every write queued before has run."""
+        self.write(lambda db: None)
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, job: Job[T], *, deadline_s: float | None = None) -> T:

@@ -9,6 +9,9 @@ never maps errors itself:
   code and message (with its details on further lines) and its ``trailing_metadata``;
 - a full disk (``OSError`` ENOSPC/EDQUOT, SQLITE_FULL, also when wrapped) answers
   RESOURCE_EXHAUSTED "disk full: ...", naming no path;
+- a database locked by another connection (SQLITE_BUSY/LOCKED, also when wrapped) answers
+  UNAVAILABLE "database busy, retry shortly" with a ``retry-after-ms`` hint (the backend's
+  writes raise ``DatabaseBusy``, a ``StatusError`` saying the same; this catches the rest);
 - ``grpc.aio.AbortError`` (an abort already sent) and cancellation pass through untouched;
 - anything else is a bug: logged once with its traceback, and answered INTERNAL
   "<Method> failed on the server (the <service>'s log has the details)", never with a
@@ -27,10 +30,13 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
-from ktrdr.service.disk import disk_full_message, is_disk_full
+from ktrdr.service.disk import disk_full_message, is_database_busy, is_disk_full
 from ktrdr.service.errors import StatusError
+from ktrdr.transfer.refusals import refusal_metadata
 
 logger = logging.getLogger(__name__)
+
+BUSY_RETRY_AFTER_S = 1.0
 
 
 def status_message(error: StatusError) -> str:
@@ -59,6 +65,15 @@ class _Boundary:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 disk_full_message(f"{self.method} could not be completed on the server"),
+            )
+        elif is_database_busy(exc):
+            logger.warning("%s: database busy: %s", self.full_method, exc)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"database busy, retry shortly: {self.method} could not be completed while "
+                f"another process holds the database's lock; retry in {BUSY_RETRY_AFTER_S:g} s "
+                "or more",
+                trailing_metadata=refusal_metadata(final=False, retry_after_s=BUSY_RETRY_AFTER_S),
             )
         else:
             logger.error("%s failed", self.full_method, exc_info=exc)
