@@ -18,24 +18,26 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ktrdr.backend.database import Database
+from ktrdr.backend.records import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    ModelRecord,
+    OperationRecord,
+    StrategyRecord,
+    blob,
+    model_record,
+    now_us,
+    operation_record,
+)
 from ktrdr.backend.tables import Tables, reads, writes
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
 logger = logging.getLogger(__name__)
-
-ACTIVE_STATUSES = (pb.OPERATION_STATUS_PENDING, pb.OPERATION_STATUS_RUNNING)
-FINISHED_STATUSES = (
-    pb.OPERATION_STATUS_COMPLETED,
-    pb.OPERATION_STATUS_FAILED,
-    pb.OPERATION_STATUS_CANCELLED,
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -107,99 +109,6 @@ LISTING_SCHEMA_KEY = "listing_schema"
 LISTING_SCHEMA = "1"
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-@dataclass(frozen=True)
-class OperationRecord:
-    """One operation as stored; proto-typed fields are the wire messages themselves."""
-
-    id: str
-    status: int
-    strategy_name: str
-    strategy_yaml: str
-    overrides: common_pb2.TrainingOverrides
-    requested_mode: int
-    mode: int
-    mode_reason: str
-    host_address: str
-    require_gpu: bool
-    created_us: int
-    started_us: int | None = None
-    finished_us: int | None = None
-    last_event: common_pb2.ProgressEvent | None = None
-    error: common_pb2.ErrorDetail | None = None
-    result: common_pb2.ResultSummary | None = None
-    model_version: int | None = None
-    model_path: str | None = None
-    bundle_sha256: str | None = None
-    # The token name that created it ("" without authentication).
-    owner: str = ""
-    # SHA-256 of the host operation's upload credential (the credential itself is not kept).
-    upload_credential_sha256: str | None = None
-    # The bundle the host announced when its training completed (SubmitResults accepts
-    # only that one).
-    expected_sha256: str | None = None
-    expected_size: int | None = None
-    # Host mode was asked for but it runs locally: no host was healthy.
-    fallback: bool = False
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
-    @property
-    def is_host(self) -> bool:
-        return self.mode == pb.EXECUTION_MODE_HOST
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """One stored model version in the registry."""
-
-    strategy_name: str
-    version: int
-    path: str
-    created_us: int
-    operation_id: str
-    sha256: str
-    test_metrics: dict[str, float] = field(default_factory=dict)
-
-
-def model_record(row: sqlite3.Row) -> ModelRecord:
-    """A ``models`` row as its record (the one place the columns are read)."""
-    return ModelRecord(
-        strategy_name=row["strategy_name"],
-        version=row["version"],
-        path=row["path"],
-        created_us=row["created_us"],
-        operation_id=row["operation_id"],
-        sha256=row["sha256"],
-        test_metrics=json.loads(row["test_metrics"]),
-    )
-
-
-@dataclass(frozen=True)
-class StrategyRecord:
-    name: str
-    status: int
-    latest_version: int
-    last_operation_id: str
-
-
-def _blob(message: object | None) -> bytes | None:
-    return None if message is None else message.SerializeToString()  # type: ignore[attr-defined]
-
-
-def _parse(cls: type, data: bytes | None):  # type: ignore[no-untyped-def]
-    if data is None:
-        return None
-    message = cls()
-    message.ParseFromString(data)
-    return message
-
-
 def _insert_metrics(
     db: sqlite3.Connection, strategy_name: str, version: int, metrics: Mapping[str, object]
 ) -> None:
@@ -212,35 +121,6 @@ def _insert_metrics(
             for name, value in metrics.items()
             if isinstance(value, int | float) and not isinstance(value, bool) and value == value
         ],
-    )
-
-
-def _record(row: sqlite3.Row) -> OperationRecord:
-    return OperationRecord(
-        id=row["id"],
-        status=row["status"],
-        strategy_name=row["strategy_name"],
-        strategy_yaml=row["strategy_yaml"],
-        overrides=_parse(common_pb2.TrainingOverrides, row["overrides"]),
-        requested_mode=row["requested_mode"],
-        mode=row["mode"],
-        mode_reason=row["mode_reason"],
-        host_address=row["host_address"],
-        require_gpu=bool(row["require_gpu"]),
-        created_us=row["created_us"],
-        started_us=row["started_us"],
-        finished_us=row["finished_us"],
-        last_event=_parse(common_pb2.ProgressEvent, row["last_event"]),
-        error=_parse(common_pb2.ErrorDetail, row["error"]),
-        result=_parse(common_pb2.ResultSummary, row["result"]),
-        model_version=row["model_version"],
-        model_path=row["model_path"],
-        bundle_sha256=row["bundle_sha256"],
-        owner=row["owner"],
-        upload_credential_sha256=row["upload_credential_sha256"],
-        expected_sha256=row["expected_sha256"],
-        expected_size=row["expected_size"],
-        fallback=bool(row["fallback"]),
     )
 
 
@@ -336,14 +216,14 @@ class Store(Tables):
                 record.status,
                 record.strategy_name,
                 record.strategy_yaml,
-                _blob(record.overrides),
+                blob(record.overrides),
                 record.requested_mode,
                 record.mode,
                 record.mode_reason,
                 record.host_address,
                 int(record.require_gpu),
                 record.created_us,
-                _blob(record.last_event),
+                blob(record.last_event),
                 record.owner,
                 record.upload_credential_sha256,
                 int(record.fallback),
@@ -402,7 +282,7 @@ class Store(Tables):
     @reads
     def get_operation(self, db: sqlite3.Connection, operation_id: str) -> OperationRecord | None:
         row = db.execute("SELECT * FROM operations WHERE id = ?", (operation_id,)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else operation_record(row)
 
     @reads
     def list_operations(
@@ -435,7 +315,7 @@ class Store(Tables):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_us DESC, id DESC LIMIT ?"
         rows = db.execute(sql, [*args, limit]).fetchall()
-        return [_record(row) for row in rows]
+        return [operation_record(row) for row in rows]
 
     @reads
     def active_operations(self, db: sqlite3.Connection) -> list[OperationRecord]:
@@ -443,7 +323,7 @@ class Store(Tables):
             "SELECT * FROM operations WHERE status IN (?, ?) ORDER BY created_us",
             ACTIVE_STATUSES,
         ).fetchall()
-        return [_record(row) for row in rows]
+        return [operation_record(row) for row in rows]
 
     @writes
     def mark_running(self, db: sqlite3.Connection, operation_id: str) -> bool:
@@ -480,8 +360,8 @@ class Store(Tables):
                 status,
                 now_us(),
                 event.SerializeToString(),
-                _blob(error),
-                _blob(result),
+                blob(error),
+                blob(result),
                 operation_id,
                 *ACTIVE_STATUSES,
             ),
@@ -625,5 +505,6 @@ __all__ = [
     "OperationRecord",
     "Store",
     "StrategyRecord",
+    "model_record",
     "now_us",
 ]

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from ktrdr.backend.errors import RequestError
-from ktrdr.backend.store import ModelRecord, Store, model_record
+from ktrdr.backend.records import ModelRecord, model_record
+from ktrdr.backend.store import Store
 from ktrdr.backend.tables import Tables, reads, writes
 from ktrdr.echo import short_repr
 

@@ -207,8 +207,10 @@ class SweepRun:
                 op = await self.operations.create(request)
                 break
             except RequestError as exc:
-                if exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED and not self.cancel_reason:
-                    await asyncio.sleep(BUSY_RETRY_S)  # the queue is full: wait for room
+                busy = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+                if exc.code in busy and not self.cancel_reason:
+                    # the queue is full, or the database locked: wait and ask again
+                    await asyncio.sleep(BUSY_RETRY_S)
                     continue
                 await self._end(trial, pb.TRIAL_STATUS_FAILED, error=(exc.code.name, exc.message))
                 await self.studies.tell(self.record.id, trial.number, "fail")
