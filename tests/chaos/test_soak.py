@@ -9,6 +9,8 @@ from ``KTRDR_CHAOS_SEED`` (random when unset) and is printed first and in any fa
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from tests.chaos.schedule import (
     training_plan,
 )
 from tests.chaos.workload import Workload, strategy_yaml
+from tests.support.processes import REPO_ROOT
 from tests.support.timing import scaled
 
 PROFILE = profile_from_env()
@@ -93,6 +96,8 @@ def test_chaos_soak(tmp_path: Path, sample_data_dir: Path, tiny_strategy_yaml: s
                     f"(limit {P99_LIMIT_S * 1000:.0f} ms)"
                 )
         summarize(seed, injector, workload, found, reports)
+    kept = keep_logs(cluster, seed)
+    say(f"the services' logs are kept in {kept}")
     if violations:
         for name, log in cluster.logs().items():
             tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
@@ -104,6 +109,18 @@ def test_chaos_soak(tmp_path: Path, sample_data_dir: Path, tiny_strategy_yaml: s
             f"reproduce: {reproduce}",
             pytrace=False,
         )
+
+
+def keep_logs(cluster: Cluster, seed: int) -> Path:
+    """Copy the services' logs out of pytest's temporary directory (other runs prune it) to
+    ``KTRDR_CHAOS_LOG_DIR`` (default ``.chaos/``), one folder per run."""
+    root = Path(os.environ.get("KTRDR_CHAOS_LOG_DIR", "") or REPO_ROOT / ".chaos")
+    target = root / f"seed-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, log in cluster.logs().items():
+        if log.exists():
+            shutil.copyfile(log, target / f"{name}.log")
+    return target
 
 
 def stop_thread(thread: FaultInjector | Workload | HealthProber) -> None:
