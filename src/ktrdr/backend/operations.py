@@ -295,10 +295,14 @@ class Operations:
                 raise
             except Exception as exc:
                 logger.exception("operation %s: runner crashed", op.id)
+                code, message = "INTERNAL", f"internal error: {exc}"
+                if is_disk_full(exc):  # e.g. the RUNNING write of a local run
+                    code = "RESOURCE_EXHAUSTED"
+                    message = disk_full_message("the backend cannot record the operation")
                 op.finish(
                     pb.OPERATION_STATUS_FAILED,
-                    simple_event(ProgressKind.FAILED, f"internal error: {exc}"),
-                    error=common_pb2.ErrorDetail(code="INTERNAL", message=f"internal error: {exc}"),
+                    simple_event(ProgressKind.FAILED, message),
+                    error=common_pb2.ErrorDetail(code=code, message=message),
                 )
             finally:
                 await self._forget(op)

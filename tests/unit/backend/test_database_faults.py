@@ -1,7 +1,9 @@
 """A database that cannot be written for a moment (disk full, locked) while a host trains: the
 operation goes on and its model is taken when it arrives (found by the chaos soak, seed 7:
 the RUNNING write failed on a full disk, the follow-up ended with "internal error", the
-operation FAILED and the host parked the model it delivered)."""
+operation FAILED and the host parked the model it delivered). A local run whose RUNNING write
+fails on a full disk ends FAILED as disk full (RESOURCE_EXHAUSTED), not "internal error"
+(seed 556036890)."""
 
 from __future__ import annotations
 
@@ -43,3 +45,27 @@ async def test_a_failed_running_write_does_not_end_a_host_operation(
     done = reply.operation
     assert done.status == pb.OPERATION_STATUS_COMPLETED, done
     assert done.result.delivery.status == common_pb2.DELIVERY_STATUS_DELIVERED
+
+
+async def test_a_local_run_that_cannot_be_recorded_fails_as_disk_full(
+    backend, tiny_strategy_yaml, monkeypatch
+):
+    def disk_full(self: Store, operation_id: str) -> bool:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "mark_running", disk_full)
+    request = pb.CreateTrainingRequest(
+        strategy_yaml=tiny_strategy_yaml, execution_mode=pb.EXECUTION_MODE_LOCAL, overrides=CPU
+    )
+    op = (await backend.stub.CreateTraining(request)).operation
+
+    async def failed() -> pb.Operation | None:
+        reply = await backend.stub.GetOperation(
+            pb.GetOperationRequest(operation_id=op.operation_id)
+        )
+        done = reply.operation
+        return done if done.status == pb.OPERATION_STATUS_FAILED else None
+
+    done = await async_wait_until(failed, 10, "the local run to fail")
+    assert done.error.code == "RESOURCE_EXHAUSTED", done.error  # type: ignore[attr-defined]
+    assert done.error.message.startswith("disk full:"), done.error  # type: ignore[attr-defined]
