@@ -4,7 +4,8 @@ The folder a test lives in is its tier: ``tests/unit`` (one process, no child pr
 no training stack unless the test is about the trainer), ``tests/integration`` (real
 processes, real training) and ``tests/e2e`` (the services as users start them). Tests under
 ``tests/integration`` and ``tests/e2e`` get the ``integration`` and ``e2e`` markers here, so
-``-m "not integration and not e2e"`` selects the unit tier. The per-test timeout scales with
+``-m "not integration and not e2e"`` selects the unit tier. ``tests/chaos`` (the chaos soak,
+``make chaos``) gets ``chaos`` and is in no tier. The per-test timeout scales with
 ``KTRDR_TEST_TIME_SCALE`` (``tests/support/timing.py``).
 """
 
@@ -37,7 +38,11 @@ def _runtime_dir(tmp_path_factory) -> Iterator[Path]:
         os.environ["KTRDR_RUNTIME_DIR"] = before
 
 
-TIERS = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+TIERS = {
+    "integration": pytest.mark.integration,
+    "e2e": pytest.mark.e2e,
+    "chaos": pytest.mark.chaos,  # the chaos soak: `make chaos`, never part of `make test`
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:

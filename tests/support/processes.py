@@ -147,13 +147,16 @@ def start_backend(
     data_dir_arg: str | None = None,
     env: dict[str, str] | None = None,
     data_dir_override: Path | None = None,
+    provision: bool = True,
 ) -> Service:
     """``work`` holds the log and, unless ``data_dir_override`` is given, the data;
-    ``data_dir_arg``: ``--data-dir`` as given (relative to ``cwd``)."""
+    ``data_dir_arg``: ``--data-dir`` as given (relative to ``cwd``); ``provision=False``
+    leaves the tokens to the caller (who registered its own)."""
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
     data = data_dir_override or work
-    provision_tokens(data)
+    if provision:
+        provision_tokens(data)
     args = ["backend", "serve", "--address", f"127.0.0.1:{port}"]
     args += ["--data-dir", data_dir_arg or str(data)]
     for host in hosts:

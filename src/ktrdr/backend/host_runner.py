@@ -127,7 +127,7 @@ class HostRunner:
                 continue
             delay = RETRY_INITIAL_S
             if session.state in _RUNNING_STATES:
-                await self.op.mark_running()
+                await self.op.note_running()
                 try:
                     watch = self.stub.WatchSession(
                         host_pb2.WatchSessionRequest(session_id=self.op.id),
@@ -182,7 +182,7 @@ class HostRunner:
             ):
                 await self._on_terminal(event, None)
                 return True
-            await self.op.mark_running()
+            await self.op.note_running()
             copy = common_pb2.ProgressEvent()
             copy.CopyFrom(event)
             self.op.publish(copy)

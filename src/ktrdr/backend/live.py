@@ -118,6 +118,17 @@ class LiveOperation:
             return True
         return False
 
+    async def note_running(self) -> None:
+        """``mark_running`` for a run that goes on elsewhere whatever this database says (a
+        host's session): a write that fails (disk full, database locked) is logged, and tried
+        again at the next event, instead of ending the follow-up (and the operation with it)
+        while the host trains and delivers."""
+        try:
+            await self.mark_running()
+        except Exception as exc:
+            why = "disk full" if is_disk_full(exc) else f"{type(exc).__name__}: {exc}"
+            logger.warning("operation %s: cannot record RUNNING yet (%s)", self.id, why)
+
     async def finish(
         self,
         status: int,

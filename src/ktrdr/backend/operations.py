@@ -23,6 +23,7 @@ import grpc
 
 from ktrdr.backend.auth.roles import may_act_on_any_operation
 from ktrdr.backend.conversions import operation_to_proto
+from ktrdr.backend.database import DatabaseBusy
 from ktrdr.backend.errors import RequestError, not_found
 from ktrdr.backend.host_operations import HostOperations
 from ktrdr.backend.live import LiveOperation, status_after
@@ -310,10 +311,16 @@ class Operations:
                 raise
             except Exception as exc:
                 logger.exception("operation %s: runner crashed", op.id)
+                code, message = "INTERNAL", f"internal error: {exc}"
+                if is_disk_full(exc):  # e.g. the RUNNING write of a local run
+                    code = "RESOURCE_EXHAUSTED"
+                    message = disk_full_message("the backend cannot record the operation")
+                elif isinstance(exc, DatabaseBusy):  # locked by another process for too long
+                    code, message = "UNAVAILABLE", exc.message
                 await op.finish(
                     pb.OPERATION_STATUS_FAILED,
-                    simple_event(ProgressKind.FAILED, f"internal error: {exc}"),
-                    error=common_pb2.ErrorDetail(code="INTERNAL", message=f"internal error: {exc}"),
+                    simple_event(ProgressKind.FAILED, message),
+                    error=common_pb2.ErrorDetail(code=code, message=message),
                 )
             finally:
                 await self._forget(op)

@@ -1,0 +1,2 @@
+"""The chaos soak (README "Chaos test"): ``make chaos`` or ``make chaos-short``, never
+``make test``."""
