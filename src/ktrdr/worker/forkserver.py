@@ -33,12 +33,11 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-from ktrdr.errors import WorkerDied
 from ktrdr.worker.budget import THREAD_VARIABLES
+from ktrdr.worker.handle import STOP_GRACE_S, WorkerHandle
 
 logger = logging.getLogger(__name__)
 
-STOP_GRACE_S = 5.0
 STATUS_WAIT_S = 5.0
 MAX_STATUSES = 1024  # exit codes kept for the service to ask about (oldest dropped)
 MESSAGE_BYTES = 64
@@ -159,8 +158,9 @@ class Forkserver:
             self.process.wait(STOP_GRACE_S)
 
 
-class ForkedWorker:
-    """A worker forked by a ``Forkserver``: the same interface as ``WorkerProcess``."""
+class ForkedWorker(WorkerHandle):
+    """A worker forked by a ``Forkserver``, watched through a pidfd (exactly that process,
+    never a reused pid)."""
 
     def __init__(self, server: Forkserver, pid: int, events_r: int, control_w: int) -> None:
         self.server = server
@@ -183,68 +183,24 @@ class ForkedWorker:
         readable, _, _ = select.select([self._pidfd], [], [], 0)
         return not readable
 
-    def send(self, message: tuple[object, ...]) -> bool:
-        try:
-            self.control.send(message)
-            return True
-        except (BrokenPipeError, EOFError, OSError):
-            return False
-
     def _wait_exit(self, timeout: float) -> bool:
         if self._pidfd is None:
             return True
         readable, _, _ = select.select([self._pidfd], [], [], timeout)
         return bool(readable)
 
-    def kill(self) -> None:
-        if self._pidfd is not None and self.alive():
+    def _send_kill(self) -> None:
+        if self._pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-        self._wait_exit(STOP_GRACE_S)
 
-    def stop(self) -> None:
-        """Close the control pipe (the worker then exits); kill it if it lingers."""
-        if not self.control.closed:
-            self.control.close()
-        if not self._wait_exit(STOP_GRACE_S):
-            logger.warning("training worker %d did not exit; killing it", self.pid)
-            self.kill()
-        if not self.events.closed:
-            self.events.close()
+    def _exit_code(self) -> int | None:
+        return self.server.exit_code(self.pid)
+
+    def _close_process_handle(self) -> None:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
-
-    def release(self) -> None:
-        threading.Thread(target=self.stop, name=f"reap-worker-{self.pid}", daemon=True).start()
-
-    def death(self) -> WorkerDied:
-        """What to tell the user about a worker that went away without an answer."""
-        self._wait_exit(STOP_GRACE_S)
-        return worker_died(self.pid, self.server.exit_code(self.pid))
-
-
-def worker_died(pid: int, code: int | None) -> WorkerDied:
-    """The error of a worker that ended without an answer (``code`` as ``Popen.returncode``)."""
-    if code is not None and code < 0:
-        how = f"killed by {_signal_name(-code)}"
-        if -code == signal.SIGKILL:
-            how += " (by an operator, or by the kernel when memory ran out)"
-    elif code is None:
-        how = "its pipe closed while it was still running"
-    else:
-        how = f"it exited with status {code}"
-    return WorkerDied(
-        f"the training worker process (pid {pid}) died before finishing: {how}; "
-        "no model was produced"
-    )
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 # --------------------------------------------------------------------------- forkserver side

@@ -19,13 +19,14 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ktrdr.errors import TrainingCancelled, WorkerDied
+from ktrdr.errors import TrainingCancelled
 from ktrdr.worker import forkserver
 from ktrdr.worker.budget import THREAD_VARIABLES
 from ktrdr.worker.entry import WorkerOutcome, WorkerRequest
-from ktrdr.worker.forkserver import ForkedWorker, Forkserver, ForkserverGone, worker_died
+from ktrdr.worker.forkserver import ForkedWorker, Forkserver, ForkserverGone
+from ktrdr.worker.handle import WorkerHandle
 
 if TYPE_CHECKING:
     from ktrdr.config.strategy import StrategyConfig
@@ -37,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often the driver looks at the cancellation token while waiting
 CANCEL_GRACE_S = 10.0  # a worker that ignores a cancel this long is killed
-STOP_GRACE_S = 5.0
 SPARE_DELAY_S = 2.0  # idle this long before a spare starts (a service stopping now needs none)
 FORKSERVER_READY_S = 300.0  # a run waits this long for the forkserver's imports at most
 
@@ -46,7 +46,7 @@ class WorkerCrashed(RuntimeError):
     """The worker raised something that is not a library error (a bug: INTERNAL)."""
 
 
-class WorkerProcess:
+class WorkerProcess(WorkerHandle):
     """One spawned worker (``python -m ktrdr.worker.child``) and the service's pipe ends.
 
     A fresh interpreter, not a fork of this one (which has gRPC and asyncio threads) and not
@@ -93,44 +93,18 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def send(self, message: tuple[Any, ...]) -> bool:
-        try:
-            self.control.send(message)
-            return True
-        except (BrokenPipeError, EOFError, OSError):
-            return False
-
-    def _reap(self, timeout: float) -> bool:
+    def _wait_exit(self, timeout: float) -> bool:
         try:
             self.process.wait(timeout)
             return True
         except subprocess.TimeoutExpired:
             return False
 
-    def kill(self) -> None:
-        if self.alive():
-            self.process.kill()
-        self._reap(STOP_GRACE_S)
+    def _send_kill(self) -> None:
+        self.process.kill()
 
-    def stop(self) -> None:
-        """Close the control pipe (the worker then exits) and reap it; kill if it lingers."""
-        if not self.control.closed:
-            self.control.close()
-        if not self._reap(STOP_GRACE_S):
-            logger.warning("training worker %d did not exit; killing it", self.pid)
-            self.kill()
-        if not self.events.closed:
-            self.events.close()
-
-    def release(self) -> None:
-        """``stop`` in the background: the run's answer need not wait for the interpreter
-        to tear down (seconds with torch loaded)."""
-        threading.Thread(target=self.stop, name=f"reap-worker-{self.pid}", daemon=True).start()
-
-    def death(self) -> WorkerDied:
-        """What to tell the user about a worker that went away without an answer."""
-        self._reap(STOP_GRACE_S)
-        return worker_died(self.pid, self.process.returncode)
+    def _exit_code(self) -> int | None:
+        return self.process.returncode
 
 
 class SparePool:
@@ -165,7 +139,7 @@ class SparePool:
         self._active = 0  # runs using a worker taken from this pool
         self._timer: threading.Timer | None = None
 
-    def take(self, cancel: CancellationToken | None = None) -> WorkerProcess | ForkedWorker:
+    def take(self, cancel: CancellationToken | None = None) -> WorkerHandle:
         """A started worker for a run: forked from the forkserver, a live spare, or a new
         process. Pair with ``finished()`` when the run ends. Raises ``TrainingCancelled``
         when ``cancel`` fires while the forkserver is still importing."""
@@ -343,7 +317,7 @@ class ProcessExecutor:
 
     def _drive(
         self,
-        worker: WorkerProcess | ForkedWorker,
+        worker: WorkerHandle,
         progress: ProgressCallback | None,
         cancel: CancellationToken | None,
     ) -> WorkerOutcome:
