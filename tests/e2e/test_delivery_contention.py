@@ -131,6 +131,14 @@ class SlotHolder:
         return
         yield  # a generator that yields nothing
 
+    def check_open(self) -> None:
+        """Fails the test with the holder's own answer if its stream has ended (then nothing
+        holds the slot, and waiting for it is pointless)."""
+        if self.call.done():
+            error = self.call.exception()
+            answer = f"{error.code()}: {error.details()}" if error is not None else "OK"  # type: ignore[union-attr]
+            raise AssertionError(f"the slot-holding stream ended before the test: {answer}")
+
     def release(self) -> None:
         self._release.set()
         self.call.cancel()
@@ -154,6 +162,7 @@ def test_busy_upload_slots_delay_but_never_lose_the_model(services, tiny_strateg
     try:
 
         def slot_taken() -> grpc.RpcError | None:
+            holder.check_open()
             answer = busy_answer(backend.address)
             return answer if answer.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else None  # type: ignore[union-attr]
 

@@ -20,7 +20,7 @@ from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2, host_pb2_grpc
 from tests.integration.ray.ray_processes import SAMPLE_DATA, wait_for
-from tests.support.processes import HOST_AUTH_TOKEN, channel_to, start_backend
+from tests.support.processes import HOST_AUTH_TOKEN, Service, channel_to, start_backend
 from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -278,6 +278,7 @@ def test_the_spooled_model_is_delivered_after_the_cluster_is_gone(  # type: igno
             ),
             120,  # a bound: the probe's own timeouts stretch on a loaded machine
             "NOT_SERVING",
+            detail=lambda: host_state(ray_host),
         )
         assert not stub.GetCapabilities(
             S.GetCapabilitiesRequest(), timeout=scaled(5)
@@ -310,3 +311,10 @@ def test_the_spooled_model_is_delivered_after_the_cluster_is_gone(  # type: igno
     # a host whose cluster is gone still stops cleanly, in bounded time
     ray_host.process.send_signal(signal.SIGTERM)
     assert ray_host.process.wait(30) == 0, ray_host.log.read_text()[-3000:]
+
+
+def host_state(service: Service) -> str:
+    """What a failed wait on the host knows: whether its process still runs, and its log."""
+    code = service.process.poll()
+    state = "running" if code is None else f"the host process has EXITED (status {code})"
+    return f"{state}; its log ends:\n{service.log.read_text()[-3000:]}"
