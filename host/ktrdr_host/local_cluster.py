@@ -190,10 +190,11 @@ class LocalRayCluster:
                 f"{done.stderr.decode(errors='replace')[-2000:]}"
             )
 
-    def stop(self) -> None:
-        """Stop every node by its process id: the other nodes first, then the head."""
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop every node by its process id: the other nodes first, then the head (``sig``
+        SIGKILL: the cluster crashes rather than shuts down)."""
         for node in reversed(self.nodes):
-            node.stop()
+            node.stop(sig)
 
     def cleanup(self) -> None:
         self.stop()
