@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench_workers.py",
     "bench_footprint.py",
     "bench_features.py",
+    "bench_data.py",
     "bench_ray.py",
     "bench_sweep.py",
     "bench_tracking.py",

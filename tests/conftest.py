@@ -12,6 +12,7 @@ processes, real training) and ``tests/e2e`` (the services as users start them). 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,20 @@ TIERS = {
     "e2e": pytest.mark.e2e,
     "chaos": pytest.mark.chaos,  # the chaos soak: `make chaos`, never part of `make test`
 }
+
+# Test files (tmp_path) on a tmpfs where there is one: the backend's SQLite stores sync every
+# commit (synchronous=FULL), which on a busy disk made each backend start 0.1-0.2 s of waiting
+# (on tmpfs ~0.02 s). PYTEST_DEBUG_TEMPROOT (pytest's own setting, read when the first
+# tmp_path is made) or KTRDR_TEST_TMPFS=0 keeps them where they would be.
+TMPFS = Path("/dev/shm")
+if (
+    "PYTEST_DEBUG_TEMPROOT" not in os.environ
+    and os.environ.get("KTRDR_TEST_TMPFS", "1") != "0"
+    and TMPFS.is_dir()
+    and os.access(TMPFS, os.W_OK | os.X_OK)
+    and shutil.disk_usage(TMPFS).free > 4 << 30
+):
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(TMPFS)
 
 
 def pytest_configure(config: pytest.Config) -> None:

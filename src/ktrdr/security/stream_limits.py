@@ -26,6 +26,8 @@ from ktrdr.security.interceptor import Identity, bearer_token, current_identity
 
 logger = logging.getLogger(__name__)
 
+RECHECK_S = 2.0  # a stream's token is checked again this often (``recheck_s`` by default)
+
 
 @dataclass(frozen=True)
 class StreamCap:
@@ -43,13 +45,13 @@ class StreamGuard(grpc.aio.ServerInterceptor):
         *,
         send_timeout_s: float = 30.0,
         resolve: Callable[[str], Identity | None] | None = None,
-        recheck_s: float = 2.0,
+        recheck_s: float | None = None,
     ) -> None:
         self.groups = dict(groups)
         self.caps = dict(caps)
         self.send_timeout_s = send_timeout_s
         self.resolve = resolve
-        self.recheck_s = recheck_s
+        self.recheck_s = RECHECK_S if recheck_s is None else recheck_s
         self.open: Counter[tuple[str, str]] = Counter()  # (group, caller) -> streams
         self.total: Counter[str] = Counter()
 

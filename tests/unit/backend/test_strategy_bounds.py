@@ -23,8 +23,8 @@ from tests.support.timing import scaled
 
 # Health latency meanwhile: typically 1-20 ms; the bounds are loose for a loaded machine
 # (single hiccups of ~0.3 s were seen on a shared 2-core box) yet far below "blocked" (the
-# 6.7 MiB text blocked the loop for 8-30 s before, the slow strategy below ~1 s).
-HEALTH_BOUND_S = scaled(1.5)  # a blocked event loop holds a Check for the whole parse (>2 s)
+# 6.7 MiB text blocked the loop for 8-30 s before, the slow strategy below for all its parse).
+HEALTH_BOUND_S = scaled(1.5)  # a blocked event loop holds a Check for the whole parse
 HEALTH_TYPICAL_S = scaled(0.1)
 
 

@@ -84,3 +84,60 @@ def test_parquet_and_csv_give_the_same_frame(sample_data_dir: Path, tmp_path: Pa
     parquet_path = tmp_path / "EURUSD_1h.parquet"
     pd.read_csv(csv_path).to_parquet(parquet_path)
     pd.testing.assert_frame_equal(read_ohlcv_file(parquet_path), read_ohlcv_file(csv_path))
+
+
+def careful_parquet(path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, "_read_clean_parquet", lambda _path: None)
+        return read_ohlcv_file(path)
+
+
+def _bars(n: int = 30) -> pd.DataFrame:
+    stamps = pd.date_range("2021-03-27", periods=n, freq="h")  # across a DST change in Europe
+    return pd.DataFrame(
+        {"timestamp": stamps, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 3}
+    )
+
+
+PARQUET_FILES = {
+    "naive": lambda b: b,
+    "zoned": lambda b: b.assign(
+        timestamp=b.timestamp.dt.tz_localize("UTC").dt.tz_convert("Europe/Berlin")
+    ),
+    "seconds": lambda b: b.assign(timestamp=b.timestamp.dt.as_unit("s")),
+    "upper_case_names": lambda b: b.rename(columns=str.upper),
+    "unsorted_duplicates": lambda b: pd.concat([b.iloc[::-1], b.iloc[:3]]),
+    "timestamp_index": lambda b: b.set_index("timestamp"),
+    "extra_column": lambda b: b.assign(note="x"),
+}
+
+
+@pytest.mark.parametrize("make", PARQUET_FILES.values(), ids=PARQUET_FILES)
+def test_parquet_fast_path_gives_the_careful_frame(
+    make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = make(_bars())
+    path = tmp_path / "X_1h.parquet"
+    frame.to_parquet(path, index=not isinstance(frame.index, pd.RangeIndex))
+    assert reader._read_clean_parquet(path) is not None  # the fast path was taken
+    pd.testing.assert_frame_equal(read_ohlcv_file(path), careful_parquet(path, monkeypatch))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda b: b.assign(close=[float("nan")] + [1.5] * 29), "row 1: missing value"),
+        (lambda b: b.assign(high=[0.1] + [2.0] * 29), "row 1: high < low"),
+        (lambda b: b.assign(volume=[-1] + [3] * 29), "row 1: negative volume"),
+        (lambda b: b.assign(timestamp=[pd.NaT, *b.timestamp[1:]]), "row 1: unparsable timestamp"),
+        (lambda b: b.drop(columns="volume"), "missing column(s) volume"),
+    ],
+)
+def test_parquet_files_the_fast_path_declines_get_the_careful_message(
+    edit, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "X_1h.parquet"
+    edit(_bars()).to_parquet(path, index=False)
+    assert reader._read_clean_parquet(path) is None
+    with pytest.raises(DataError, match=re.escape(message)):
+        read_ohlcv_file(path)

@@ -174,7 +174,7 @@ def bomb_requests(tmp_path: Path, codec: Codec, raw: int, claimed: int) -> list:
 
 @pytest.mark.parametrize("codec", [Codec.ZSTD, Codec.GZIP])
 async def test_bomb_past_the_maximum(codec: Codec, tmp_path: Path, incoming: Path) -> None:
-    messages = bomb_requests(tmp_path, codec, raw=64 * MiB, claimed=4 * MiB)
+    messages = bomb_requests(tmp_path, codec, raw=16 * MiB, claimed=4 * MiB)
     assert sum(len(m.chunk.data) for m in messages[1:-1]) < MiB  # tiny on the wire
     await expect(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -186,7 +186,7 @@ async def test_bomb_past_the_maximum(codec: Codec, tmp_path: Path, incoming: Pat
 
 
 async def test_bomb_past_the_announced_size(tmp_path: Path, incoming: Path) -> None:
-    messages = bomb_requests(tmp_path, Codec.ZSTD, raw=64 * MiB, claimed=1000)
+    messages = bomb_requests(tmp_path, Codec.ZSTD, raw=8 * MiB, claimed=1000)
     await expect(grpc.StatusCode.RESOURCE_EXHAUSTED, messages, incoming, "announced raw size")
 
 
