@@ -206,10 +206,10 @@ class HostRunner:
                 result = session.result
             if result is not None and result.bundle_sha256:
                 # SubmitResults accepts only this bundle for the operation.
-                await self.op.store.set_expected_bundle.aio(
-                    self.op.id,
-                    result.bundle_sha256,
-                    result.bundle_size_bytes,
+                sha256, size = result.bundle_sha256, result.bundle_size_bytes
+                await self.op.record_until_landed(
+                    "the announced bundle",
+                    lambda: self.op.store.set_expected_bundle.aio(self.op.id, sha256, size),
                 )
             marker = simple_event(
                 ProgressKind.STEP_FINISHED,

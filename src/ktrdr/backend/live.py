@@ -129,6 +129,29 @@ class LiveOperation:
             why = "disk full" if is_disk_full(exc) else f"{type(exc).__name__}: {exc}"
             logger.warning("operation %s: cannot record RUNNING yet (%s)", self.id, why)
 
+    async def record_until_landed(self, what: str, write: Callable[[], Awaitable[object]]) -> bool:
+        """A write a run elsewhere depends on (a host's announced bundle), retried with the
+        terminal backoff until it lands: True once written, False if the operation finished
+        meanwhile. A full disk or a locked database delays the follow-up, never ends it (the
+        host goes on training and delivering whatever this database says)."""
+        wait = TERMINAL_RETRY_FIRST_S
+        while not self.finished:
+            try:
+                await write()
+                return True
+            except Exception as exc:
+                why = "disk full" if is_disk_full(exc) else f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "operation %s: cannot record %s yet (%s); retrying in %.1f s",
+                    self.id,
+                    what,
+                    why,
+                    wait,
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, TERMINAL_RETRY_MAX_S)
+        return False
+
     async def finish(
         self,
         status: int,
