@@ -189,7 +189,9 @@ async def test_cancel_midway_keeps_finished_trials(sweep_backend):
     assert cancelled.status == pb.SWEEP_STATUS_CANCELLED
     assert cancelled.error.message == "enough"
     counts = cancelled.trial_counts
-    assert counts["COMPLETED"] >= 1 and counts["CANCELLED"] >= 1, cancelled
+    trials = (await stub.GetSweep(pb.GetSweepRequest(sweep_id=created.sweep_id))).sweep.trials
+    described = [(t.number, pb.TrialStatus.Name(t.status), t.error.message) for t in trials]
+    assert counts["COMPLETED"] >= 1 and counts["CANCELLED"] >= 1, (dict(counts), described)
     assert len(cancelled.trials) < 6
     for trial in cancelled.trials:
         assert trial.status in (pb.TRIAL_STATUS_COMPLETED, pb.TRIAL_STATUS_CANCELLED)
