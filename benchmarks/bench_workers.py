@@ -1,11 +1,22 @@
 """Worker-process benchmarks (part of ``make bench``): ratios of A and B alternated in one run.
 
 1. One training in a warm worker (forked from the pool's ready forkserver) against the
-   in-process executor; and with a cold pool (a new pool per run: its forkserver starts with
-   the run, which waits for the imports) against the same.
+   in-process executor, by wall time and by CPU time (the worker's own, for its run and the
+   bundle archive, against this process's for the in-process run); and with a cold pool (a
+   new pool per run: its forkserver starts with the run, which waits for the imports)
+   against the same.
 2. Two trainings at once in worker processes (thread budget 1 each) against the same two one
    after the other.
 3. A worker training beside a busy process (a CPU burner) against the same worker alone.
+
+Both sides do the same work: the same strategy and data, every epoch trained (no early stop),
+the same torch thread count, and a progress callback that receives every event (a service
+always streams progress; in a worker each event crosses the pipe). The training is long
+enough to be representative (default 40 epochs, ~5-15 s each here, ``--quick`` 20): a
+worker's fixed cost (fork, hand-off, a fresh process's first page faults, the result over
+the pipe: ~0.05-0.1 s) is then a few percent at most, as it is for real trainings of minutes,
+and a cold pool's start-up (~3-4 s of imports) is the part a short run exaggerates.
+On a machine shared with other work, wall ratios are noise-bound; the CPU-time ratio is not.
 
 Every figure is the median of per-pair ratios, with their spread and count; lower is better.
 """
@@ -24,12 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+import torch  # noqa: E402
 from conftest import TINY_STRATEGY_YAML  # noqa: E402
 from ratios import report  # noqa: E402
 
 from ktrdr.config import parse_strategy  # noqa: E402
+from ktrdr.config.strategy import StrategyConfig  # noqa: E402
 from ktrdr.training.executor import TrainingExecutor  # noqa: E402
-from ktrdr.worker import ProcessExecutor, SparePool, available_cpus  # noqa: E402
+from ktrdr.worker import ProcessExecutor, SparePool, WorkerOutcome, available_cpus  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 SETTLE_S = 1.0  # a warm pool needs no time between runs; let the last worker exit
@@ -39,6 +52,25 @@ def timed(work: Callable[[], object]) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
+
+
+def cpu_timed(work: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) of ``work``."""
+    cpu, start = time.process_time(), time.perf_counter()
+    work()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def worker_run(worker: ProcessExecutor, config: StrategyConfig) -> tuple[float, WorkerOutcome]:
+    """(wall seconds, outcome) of ``worker.run``: the run, then the bundle decoded."""
+    start = time.perf_counter()
+    outcome = worker.run_outcome(config, count_events)
+    outcome.to_result()
+    return time.perf_counter() - start, outcome
+
+
+def count_events(event: object) -> None:
+    """A progress callback that receives every event, like a service's."""
 
 
 def burn() -> None:
@@ -60,6 +92,7 @@ def main() -> int:
     )
     config = parse_strategy(yaml)
     cpus = available_cpus()
+    torch.set_num_threads(cpus)  # the in-process side trains on as many threads as a worker
     print(f"{cpus} CPUs; tiny_rsi on EURUSD 1h, {args.epochs} epochs", flush=True)
 
     in_process = TrainingExecutor(DATA, device="cpu")
@@ -72,23 +105,25 @@ def main() -> int:
     try:
         worker.run(config)  # warm both sides (file cache, the forkserver's imports)
         in_process.run(config)
-        warm, cold = [], []
+        warm, warm_cpu, cold = [], [], []
         for _ in range(args.repeats):
             time.sleep(SETTLE_S)
-            b = timed(lambda: worker.run(config))
+            b, outcome = worker_run(worker, config)
             time.sleep(SETTLE_S)
-            a = timed(lambda: in_process.run(config))
+            a, a_cpu = cpu_timed(lambda: in_process.run(config, count_events))
             warm.append(b / a)
+            warm_cpu.append(outcome.cpu_s / a_cpu)
             time.sleep(SETTLE_S)
             fresh = SparePool(threads=cpus, spares=1)  # a service's first run
             try:
                 first_run = ProcessExecutor(DATA, device="cpu", pool=fresh)
-                c = timed(functools.partial(first_run.run, config))
+                c = timed(functools.partial(first_run.run, config, count_events))
             finally:
                 fresh.close()
             time.sleep(SETTLE_S)
-            cold.append(c / timed(lambda: in_process.run(config)))
+            cold.append(c / timed(lambda: in_process.run(config, count_events)))
         report("worker process, warm pool (forked)", "in-process executor", warm, "<= 1.05")
+        report("warm worker's CPU time", "in-process CPU time", warm_cpu, "<= 1.05")
         report("worker process, cold pool (imports first)", "in-process executor", cold, "<= 1.1")
 
         ratios = []
