@@ -12,11 +12,14 @@
 Both sides do the same work: the same strategy and data, every epoch trained (no early stop),
 the same torch thread count, and a progress callback that receives every event (a service
 always streams progress; in a worker each event crosses the pipe). The training is long
-enough to be representative (default 40 epochs, ~5-15 s each here, ``--quick`` 20): a
-worker's fixed cost (fork, hand-off, a fresh process's first page faults, the result over
-the pipe: ~0.05-0.1 s) is then a few percent at most, as it is for real trainings of minutes,
-and a cold pool's start-up (~3-4 s of imports) is the part a short run exaggerates.
-On a machine shared with other work, wall ratios are noise-bound; the CPU-time ratio is not.
+enough to be representative (default 200 epochs: ~10 s on one thread here, ``--quick`` 100):
+a warm worker's fixed cost (fork and hand-off ~20 ms, then a fresh process's first touches
+of memory and per-process caches, the bundle archive and the result over the pipe: ~0.1 s
+of CPU in all, measured) is then about 1 %, as for real trainings of minutes, where a
+2-second run shows it as 5 %; a cold pool's start-up (~3-4 s of imports and torch's first
+optimizer step) is what a short run exaggerates most. On a machine shared with other work,
+two OpenMP threads per run make both wall and CPU figures noise-bound (spinning threads);
+``--threads 1`` gives stable ones.
 
 Every figure is the median of per-pair ratios, with their spread and count; lower is better.
 """
@@ -81,22 +84,33 @@ def burn() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="2 repeats, 20 epochs")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads of the single-run comparisons, both sides (default: every CPU); "
+        "1 keeps OpenMP's spinning threads out of the figures on a machine shared with others",
+    )
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 100 epochs")
     args, _ = parser.parse_known_args()
     if args.quick:
-        args.repeats, args.epochs = min(args.repeats, 2), min(args.epochs, 20)
+        args.repeats, args.epochs = min(args.repeats, 2), min(args.epochs, 100)
     # every epoch trained (no early stop), so each run does the same work
     yaml = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {args.epochs}").replace(
         "patience: 10", "patience: 100000"
     )
     config = parse_strategy(yaml)
     cpus = available_cpus()
-    torch.set_num_threads(cpus)  # the in-process side trains on as many threads as a worker
-    print(f"{cpus} CPUs; tiny_rsi on EURUSD 1h, {args.epochs} epochs", flush=True)
+    threads = args.threads or cpus
+    torch.set_num_threads(threads)  # the in-process side trains on as many threads as a worker
+    print(
+        f"{cpus} CPUs; tiny_rsi on EURUSD 1h, {args.epochs} epochs, {threads} threads per run",
+        flush=True,
+    )
 
     in_process = TrainingExecutor(DATA, device="cpu")
-    full = SparePool(threads=cpus, spares=1)
+    full = SparePool(threads=threads, spares=1)
     half = SparePool(threads=max(1, cpus // 2), spares=2)
     worker = ProcessExecutor(DATA, device="cpu", pool=full)
     shared = ProcessExecutor(DATA, device="cpu", pool=half)
@@ -114,7 +128,7 @@ def main() -> int:
             warm.append(b / a)
             warm_cpu.append(outcome.cpu_s / a_cpu)
             time.sleep(SETTLE_S)
-            fresh = SparePool(threads=cpus, spares=1)  # a service's first run
+            fresh = SparePool(threads=threads, spares=1)  # a service's first run
             try:
                 first_run = ProcessExecutor(DATA, device="cpu", pool=fresh)
                 c = timed(functools.partial(first_run.run, config, count_events))
@@ -133,8 +147,8 @@ def main() -> int:
             time.sleep(SETTLE_S)  # the spare started after the first run is ready
             one_by_one = first + timed(lambda: shared.run(config))
             time.sleep(SETTLE_S)
-            with ThreadPoolExecutor(2) as threads:
-                both = timed(lambda: list(threads.map(lambda _: shared.run(config), range(2))))
+            with ThreadPoolExecutor(2) as runners:
+                both = timed(lambda: list(runners.map(lambda _: shared.run(config), range(2))))
             ratios.append(both / one_by_one)
         report("two at once", "two in a row", ratios, "<= 0.6")
 
