@@ -1,20 +1,29 @@
 """Health probes of every service, all through the soak, and their p99 latency.
 
-One thread per service starts a ``grpc.health.v1.Health/Check`` every ``INTERVAL_S`` (without
-waiting for the previous one) and records when it started, how long it took and what came
-back. A probe that times out counts as slow (its latency is the time it waited). Probes made
-while the service was down (killed, not yet serving again, plus ``RESTART_GRACE_S`` for the
-probe's channel to reconnect) are not latency samples: a dead process is not a slow one. They
-are counted apart, refusals among them too.
+One process per service (``python -m tests.chaos.health NAME ADDRESS OUT``: not a thread of
+the soak, whose own work — restarting services, creating trainings, holding streams — would
+otherwise delay the probes' callbacks and be counted as the service's latency) starts a
+``grpc.health.v1.Health/Check`` every ``INTERVAL_S`` (without waiting for the previous one)
+and records when it started (``time.monotonic``, one clock for every process of the machine),
+how long it took and what came back, one JSON line per probe. A probe that times out counts
+as slow (its latency is the time it waited). Probes made while the service was down (killed,
+not yet serving again, plus ``RESTART_GRACE_S`` for the probe's channel to reconnect) are not
+latency samples: a dead process is not a slow one. They are counted apart, refusals among
+them too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,6 +34,7 @@ INTERVAL_S = 0.1
 PROBE_TIMEOUT_S = 5.0
 RESTART_GRACE_S = 1.0
 P99_LIMIT_S = 0.5
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Reconnect quickly after a restart instead of gRPC's default backoff (1 s and growing).
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -67,46 +77,39 @@ class HealthReport:
         return text
 
 
-class HealthProber(threading.Thread):
-    def __init__(self, name: str, address: str) -> None:
-        super().__init__(name=f"chaos-health-{name}", daemon=True)
+class HealthProber:
+    """The probing process of one service, and its probes once stopped."""
+
+    def __init__(self, name: str, address: str, out_dir: Path) -> None:
         self.service = name
         self.address = address
+        self.out = out_dir / f"health-{name}.jsonl"
         self.probes: list[Probe] = []
-        self._halt = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.chaos.health", self.service, self.address, str(self.out)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,  # closed: stop
+        )
 
     def stop(self) -> None:
-        self._halt.set()
+        process = self._process
+        if process is not None and process.stdin is not None and not process.stdin.closed:
+            process.stdin.close()
 
-    def run(self) -> None:
-        # A probe starts every INTERVAL_S whether or not the previous one has answered, as
-        # independent clients would: a service frozen for 5 s answers ~50 probes late, not one.
-        pending: list[grpc.Future] = []
-        with grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            next_at = time.monotonic()
-            while not self._halt.is_set():
-                start = time.monotonic()
-                call = stub.Check.future(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)
-                call.add_done_callback(lambda done, at=start: self._record(at, done))
-                pending = [c for c in pending if not c.done()] + [call]
-                next_at = max(next_at + INTERVAL_S, time.monotonic())
-                self._halt.wait(next_at - time.monotonic())
-            for call in pending:  # each ends within PROBE_TIMEOUT_S
-                with contextlib.suppress(grpc.RpcError, grpc.FutureCancelledError):
-                    call.result(timeout=PROBE_TIMEOUT_S + 1)
-
-    def _record(self, start: float, call: grpc.Future) -> None:
-        latency = time.monotonic() - start
+    def join(self, timeout: float | None = None) -> None:
+        process = self._process
+        if process is None:
+            return
         try:
-            reply = call.result()
-            outcome = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            outcome = code.name if code is not None else "ERROR"
-        except grpc.FutureCancelledError:
-            outcome = "CANCELLED"
-        self.probes.append(Probe(start, latency, outcome))  # list.append: thread-safe
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if self.out.exists():
+            self.probes = [Probe(**json.loads(line)) for line in self.out.read_text().splitlines()]
 
     def report(self, down: list[DownWindow], soak_start: float) -> HealthReport:
         def is_down(t: float) -> bool:
@@ -143,3 +146,43 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     """The nearest-rank percentile of an ascending list."""
     rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+def probe_until_stdin_closes(address: str, out: Path) -> None:
+    """The probing process: a probe every ``INTERVAL_S`` until standard input closes, then
+    the answers to the probes still under way (each within ``PROBE_TIMEOUT_S``)."""
+    halt = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), halt.set()), daemon=True).start()
+    probes: list[Probe] = []
+
+    def record(start: float, call: grpc.Future) -> None:
+        latency = time.monotonic() - start
+        try:
+            reply = call.result()
+            outcome = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            outcome = code.name if code is not None else "ERROR"
+        except grpc.FutureCancelledError:
+            outcome = "CANCELLED"
+        probes.append(Probe(start, latency, outcome))  # list.append: thread-safe
+
+    pending: list[grpc.Future] = []
+    with grpc.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        next_at = time.monotonic()
+        while not halt.is_set():
+            start = time.monotonic()
+            call = stub.Check.future(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)
+            call.add_done_callback(lambda done, at=start: record(at, done))
+            pending = [c for c in pending if not c.done()] + [call]
+            next_at = max(next_at + INTERVAL_S, time.monotonic())
+            halt.wait(next_at - time.monotonic())
+        for call in pending:
+            with contextlib.suppress(grpc.RpcError, grpc.FutureCancelledError):
+                call.result(timeout=PROBE_TIMEOUT_S + 1)
+    out.write_text("".join(json.dumps(dataclasses.asdict(p)) + "\n" for p in list(probes)))
+
+
+if __name__ == "__main__":
+    probe_until_stdin_closes(sys.argv[2], Path(sys.argv[3]))

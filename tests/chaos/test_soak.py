@@ -60,8 +60,8 @@ def test_chaos_soak(tmp_path: Path, sample_data_dir: Path, tiny_strategy_yaml: s
         cleanup.callback(cluster.stop)
         cluster.start()
         start = time.monotonic()
-        probers = [HealthProber(BACKEND, cluster.backend_address)] + [
-            HealthProber(host_name(i), cluster.host_address(i)) for i in range(2)
+        probers = [HealthProber(BACKEND, cluster.backend_address, tmp_path)] + [
+            HealthProber(host_name(i), cluster.host_address(i), tmp_path) for i in range(2)
         ]
         for prober in probers:
             prober.start()

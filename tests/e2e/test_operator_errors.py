@@ -35,6 +35,7 @@ from tests.support.processes import (
     free_port,
     provision_tokens,
 )
+from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -230,7 +231,7 @@ def test_each_tls_mistake_is_one_line_naming_the_setting(
         for fragment in fragments:
             assert fragment in line, (name, line)
         assert "Socket closed" not in line and "is the service running" not in line, line
-        assert time.monotonic() - started < 15, name
+        assert time.monotonic() - started < scaled(15), name  # a bound, not a speed check
 
 
 def test_certificates_from_certs_create_work_and_a_wrong_token_is_named(

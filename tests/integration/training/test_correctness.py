@@ -5,20 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
-from torch import nn
 
 from ktrdr.config.strategy import DataSplitConfig, EarlyStoppingConfig, ModelTrainingConfig
-from ktrdr.data import load_market_data
-from ktrdr.features import build_symbol_features
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.dataset import build_dataset, compute_labels
-from ktrdr.training.evaluation import evaluate
 from ktrdr.training.progress import ProgressReporter
-from ktrdr.training.split import chronological_split
-from ktrdr.training.trainer import Tensors, Trainer, loss_and_accuracy
 
 MULTI_TF = {
     "training_data": {
@@ -32,6 +23,9 @@ MULTI_TF = {
 
 
 def _features(config, data_dir, end=None):
+    from ktrdr.data import load_market_data
+    from ktrdr.features import build_symbol_features
+
     td = config.training_data
     data = load_market_data(
         data_dir, td.symbols.resolved(), td.timeframes.resolved(), td.start_date, end or td.end_date
@@ -82,6 +76,8 @@ def test_multi_timeframe_trains_with_prefixed_features(make_strategy, run_traini
 
 def test_no_lookahead_across_timeframes(make_strategy, sample_data_dir):
     """Features up to a day are the same whether or not later bars exist."""
+    import pandas as pd
+
     config = make_strategy(**MULTI_TF)
     _, full = _features(config, sample_data_dir)
     _, cut = _features(config, sample_data_dir, end=date(2017, 9, 13))
@@ -91,6 +87,9 @@ def test_no_lookahead_across_timeframes(make_strategy, sample_data_dir):
 
 
 def test_split_is_one_calendar_for_every_symbol(make_strategy, sample_data_dir):
+    from ktrdr.training.dataset import build_dataset, compute_labels
+    from ktrdr.training.split import chronological_split
+
     config = make_strategy(
         training_data={
             "symbols": {"mode": "multi_symbol", "list": ["EURUSD", "GOOG"]},
@@ -128,6 +127,8 @@ def test_data_split_test_ratio_has_an_effect(make_strategy, run_training):
 
 
 def test_scale_features_has_an_effect(make_strategy, run_training):
+    import torch
+
     on = run_training(make_strategy(model={"training": {"epochs": 1}}))
     off = run_training(
         make_strategy(model={"training": {"epochs": 1}, "features": {"scale_features": False}})
@@ -149,6 +150,10 @@ def test_price_context_has_an_effect(make_strategy, run_training):
 
 
 def _toy_problem(seed: int = 0):
+    import torch
+
+    from ktrdr.training.trainer import Tensors
+
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(256, 8, generator=gen)
     y = (x[:, 0] > 0).long()
@@ -159,6 +164,11 @@ def _toy_problem(seed: int = 0):
 
 
 def test_early_stopping_restores_the_best_epoch_not_the_last():
+    import torch
+    from torch import nn
+
+    from ktrdr.training.trainer import Trainer, loss_and_accuracy
+
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 3))
     cfg = ModelTrainingConfig(
@@ -190,14 +200,19 @@ def test_early_stopping_restores_the_best_epoch_not_the_last():
     assert restored_loss < losses[-1]
 
 
-class _SymbolEcho(nn.Module):
-    """Predicts the class equal to the row's symbol index: right only with the right symbol."""
-
-    def forward(self, x, symbol_idx):
-        return nn.functional.one_hot(symbol_idx, 3).float() * 10.0
-
-
 def test_multi_symbol_evaluation_uses_each_rows_own_symbol():
+    import torch
+    from torch import nn
+
+    from ktrdr.training.evaluation import evaluate
+    from ktrdr.training.trainer import Tensors
+
+    class _SymbolEcho(nn.Module):
+        """Predicts the class equal to the row's symbol index: right only with the right symbol."""
+
+        def forward(self, x, symbol_idx):
+            return nn.functional.one_hot(symbol_idx, 3).float() * 10.0
+
     sym = torch.tensor([0, 0, 1, 1, 2, 2])
     data = Tensors(torch.zeros(6, 4), sym.clone(), sym)
     metrics = evaluate(_SymbolEcho(), data, nn.CrossEntropyLoss(), ["A", "B", "C"])

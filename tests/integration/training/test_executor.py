@@ -7,11 +7,9 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from ktrdr.errors import DataError, DeviceError, TrainingCancelled
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.executor import TrainingExecutor
 from ktrdr.training.progress import STEP_NAMES, ProgressEvent, ProgressKind
 
 
@@ -68,6 +66,8 @@ def test_a_failing_callback_cannot_crash_training(make_strategy, run_training):
 
 
 def test_seeded_runs_are_bit_identical(make_strategy, run_training):
+    import torch
+
     config = make_strategy(model={"training": {"epochs": 3}})
     a, b = run_training(config), run_training(config)
     for key, tensor in a.bundle.weights.items():
@@ -77,6 +77,8 @@ def test_seeded_runs_are_bit_identical(make_strategy, run_training):
 
 
 def test_different_seeds_give_different_weights(make_strategy, run_training):
+    import torch
+
     a = run_training(make_strategy(seed=1, model={"training": {"epochs": 1}}))
     b = run_training(make_strategy(seed=2, model={"training": {"epochs": 1}}))
     assert any(not torch.equal(v, b.bundle.weights[k]) for k, v in a.bundle.weights.items())
@@ -116,6 +118,10 @@ def test_cancel_from_another_thread(make_strategy, run_training):
 
 
 def test_unavailable_device_is_a_clear_error(make_strategy, sample_data_dir):
+    import torch
+
+    from ktrdr.training.executor import TrainingExecutor
+
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(DeviceError, match="cuda"):

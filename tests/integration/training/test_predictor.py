@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from ktrdr.data import read_ohlcv_file
 from ktrdr.errors import DataError
 from ktrdr.storage import ModelStorage
-from ktrdr.training.predictor import Predictor
 
 
 def test_loaded_model_reproduces_stored_test_metrics(
     tiny_result, tmp_path: Path, sample_data_dir: Path
 ):
+    from ktrdr.training.predictor import Predictor
+
     stored = ModelStorage(tmp_path).save(tiny_result.bundle)
     predictor = Predictor.load(stored.path)
     again = predictor.evaluate_test_split(sample_data_dir)
@@ -22,6 +22,9 @@ def test_loaded_model_reproduces_stored_test_metrics(
 
 
 def test_predict_new_bars(tiny_result, tmp_path: Path, sample_data_dir: Path):
+    from ktrdr.data import read_ohlcv_file
+    from ktrdr.training.predictor import Predictor
+
     stored = ModelStorage(tmp_path).save(tiny_result.bundle)
     predictor = Predictor.load(stored.path)
     bars = read_ohlcv_file(sample_data_dir / "EURUSD_1h.csv").iloc[-300:]
@@ -37,6 +40,9 @@ def test_predict_new_bars(tiny_result, tmp_path: Path, sample_data_dir: Path):
 def test_predict_refuses_other_symbols_and_timeframes(
     tiny_result, tmp_path: Path, sample_data_dir: Path
 ):
+    from ktrdr.data import read_ohlcv_file
+    from ktrdr.training.predictor import Predictor
+
     stored = ModelStorage(tmp_path).save(tiny_result.bundle)
     predictor = Predictor.load(stored.path)
     goog = read_ohlcv_file(sample_data_dir / "GOOG_1d.csv")

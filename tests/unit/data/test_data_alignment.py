@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-
-from ktrdr.data import align_to_base, load_ohlcv
 
 
 def test_hand_built_alignment():
+    import pandas as pd
+
+    from ktrdr.data import align_to_base
+
     base = pd.date_range("2020-01-01 00:00", periods=10, freq="h", tz="UTC")
     four_hourly = pd.DataFrame(
         {"x": [1.0, 2.0, 3.0]}, index=pd.date_range("2020-01-01", periods=3, freq="4h", tz="UTC")
@@ -21,12 +22,20 @@ def test_hand_built_alignment():
 
 
 def test_empty_frame_gives_nan_rows():
+    import pandas as pd
+
+    from ktrdr.data import align_to_base
+
     base = pd.date_range("2020-01-01", periods=3, freq="h", tz="UTC")
     empty = pd.DataFrame({"x": []}, index=pd.DatetimeIndex([], tz="UTC"))
     assert align_to_base(empty, "1d", base, "1h")["x"].isna().all()
 
 
 def test_no_intraday_bar_sees_the_close_of_its_own_days_daily_bar(sample_data_dir):
+    import pandas as pd
+
+    from ktrdr.data import align_to_base, load_ohlcv
+
     hourly = load_ohlcv(sample_data_dir, "EURUSD", "1h")
     daily = load_ohlcv(sample_data_dir, "EURUSD", "1d")  # resampled from the hourly file
     tagged = daily.assign(day_open=daily.index.asi8.astype("float64"))
@@ -56,6 +65,10 @@ def test_no_intraday_bar_sees_the_close_of_its_own_days_daily_bar(sample_data_di
 
 
 def test_alignment_never_reveals_a_bar_before_it_closes(sample_data_dir):
+    import pandas as pd
+
+    from ktrdr.data import align_to_base, load_ohlcv
+
     hourly = load_ohlcv(sample_data_dir, "EURUSD", "1h")
     for tf, duration in (("4h", pd.Timedelta(hours=4)), ("1d", pd.Timedelta(days=1))):
         higher = load_ohlcv(sample_data_dir, "EURUSD", tf)

@@ -6,10 +6,8 @@ import logging
 import shutil
 from datetime import date
 
-import pandas as pd
 import pytest
 
-from ktrdr.data import check_enough_bars, load_market_data, load_ohlcv
 from ktrdr.errors import DataError
 
 
@@ -22,16 +20,22 @@ def data_dir(tmp_path, sample_data_dir):
 
 
 def test_symbol_and_timeframe_are_case_insensitive(sample_data_dir):
+    from ktrdr.data import load_ohlcv
+
     df = load_ohlcv(sample_data_dir, "eurusd", "1H")
     assert len(df) == 5000
 
 
 def test_file_name_case_variants_are_found(tmp_path, sample_data_dir):
+    from ktrdr.data import load_ohlcv
+
     shutil.copy(sample_data_dir / "GOOG_1d.csv", tmp_path / "goog_1D.CSV")
     assert len(load_ohlcv(tmp_path, "GOOG", "1d")) == 2148
 
 
 def test_missing_file_lists_what_exists_for_the_symbol(sample_data_dir):
+    from ktrdr.data import load_ohlcv
+
     with pytest.raises(DataError) as info:
         load_ohlcv(sample_data_dir, "GOOG", "1h")
     message = str(info.value)
@@ -40,16 +44,22 @@ def test_missing_file_lists_what_exists_for_the_symbol(sample_data_dir):
 
 
 def test_unknown_symbol(sample_data_dir):
+    from ktrdr.data import load_ohlcv
+
     with pytest.raises(DataError, match="there are no files for AAPL"):
         load_ohlcv(sample_data_dir, "AAPL", "1d")
 
 
 def test_missing_data_directory(tmp_path):
+    from ktrdr.data import load_ohlcv
+
     with pytest.raises(DataError, match="does not exist"):
         load_ohlcv(tmp_path / "nowhere", "GOOG", "1d")
 
 
 def test_bad_names_are_data_errors(sample_data_dir):
+    from ktrdr.data import load_ohlcv
+
     with pytest.raises(DataError, match="invalid symbol"):
         load_ohlcv(sample_data_dir, "../GOOG", "1d")
     with pytest.raises(DataError, match="unknown timeframe"):
@@ -57,6 +67,10 @@ def test_bad_names_are_data_errors(sample_data_dir):
 
 
 def test_date_filter_is_inclusive_and_the_end_covers_its_day(sample_data_dir):
+    import pandas as pd
+
+    from ktrdr.data import load_ohlcv
+
     df = load_ohlcv(sample_data_dir, "EURUSD", "1h", "2017-05-02", "2017-05-03")
     assert df.index[0] == pd.Timestamp("2017-05-02 00:00", tz="UTC")
     assert df.index[-1] == pd.Timestamp("2017-05-03 23:00", tz="UTC")
@@ -67,6 +81,8 @@ def test_date_filter_is_inclusive_and_the_end_covers_its_day(sample_data_dir):
 
 
 def test_nothing_left_after_the_date_filter_names_the_file_span(sample_data_dir):
+    from ktrdr.data import load_ohlcv
+
     with pytest.raises(DataError) as info:
         load_ohlcv(sample_data_dir, "GOOG", "1d", "2020-01-01", "2020-02-01")
     assert str(info.value) == (
@@ -76,11 +92,17 @@ def test_nothing_left_after_the_date_filter_names_the_file_span(sample_data_dir)
 
 
 def test_start_after_end(sample_data_dir):
+    from ktrdr.data import load_ohlcv
+
     with pytest.raises(DataError, match="after end"):
         load_ohlcv(sample_data_dir, "GOOG", "1d", "2010-02-01", "2010-01-01")
 
 
 def test_missing_higher_timeframe_is_resampled_and_logged(sample_data_dir, caplog):
+    import pandas as pd
+
+    from ktrdr.data import load_ohlcv
+
     with caplog.at_level(logging.INFO, logger="ktrdr.data"):
         daily = load_ohlcv(sample_data_dir, "EURUSD", "1d")
     assert "EURUSD 1d: no 1d file; resampling from" in caplog.text
@@ -95,6 +117,8 @@ def test_missing_higher_timeframe_is_resampled_and_logged(sample_data_dir, caplo
 
 
 def test_resampling_uses_the_finest_finer_file(data_dir, sample_data_dir, caplog):
+    from ktrdr.data import load_ohlcv
+
     four_hourly = load_ohlcv(data_dir, "EURUSD", "4h")
     four_hourly.iloc[::2].to_csv(data_dir / "EURUSD_4h.csv")  # a coarser, gappy 4h file
     with caplog.at_level(logging.INFO, logger="ktrdr.data"):
@@ -104,12 +128,18 @@ def test_resampling_uses_the_finest_finer_file(data_dir, sample_data_dir, caplog
 
 
 def test_an_existing_file_wins_over_resampling(data_dir):
+    from ktrdr.data import load_ohlcv
+
     weekly = load_ohlcv(data_dir, "GOOG", "1w")
     weekly.iloc[:10].to_csv(data_dir / "GOOG_1w.csv")
     assert len(load_ohlcv(data_dir, "GOOG", "1w")) == 10
 
 
 def test_load_market_data_nests_symbol_then_timeframe(sample_data_dir):
+    import pandas as pd
+
+    from ktrdr.data import load_market_data
+
     data = load_market_data(
         sample_data_dir, ["eurusd"], ["1h", "4h", "1D"], "2017-06-01", "2017-06-30"
     )
@@ -120,6 +150,8 @@ def test_load_market_data_nests_symbol_then_timeframe(sample_data_dir):
 
 
 def test_check_enough_bars(sample_data_dir):
+    from ktrdr.data import check_enough_bars, load_ohlcv
+
     df = load_ohlcv(sample_data_dir, "GOOG", "1d", "2010-01-01", "2010-01-31")
     check_enough_bars(df, len(df), "GOOG_1d.csv")
     with pytest.raises(DataError) as info:

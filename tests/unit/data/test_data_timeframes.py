@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from ktrdr.data import (
@@ -21,6 +20,8 @@ def test_names_are_case_insensitive_and_stored_lower():
 
 
 def test_durations():
+    import pandas as pd
+
     assert timeframe_to_timedelta("15m") == pd.Timedelta(minutes=15)
     assert timeframe_to_timedelta("4H") == pd.Timedelta(hours=4)
     assert timeframe_to_timedelta("1w") == pd.Timedelta(days=7)

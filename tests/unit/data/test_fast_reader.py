@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pytest
 
-from ktrdr.data import reader
-from ktrdr.data.reader import read_ohlcv_file
 from ktrdr.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 
 
 def careful(path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    from ktrdr.data import reader
+    from ktrdr.data.reader import read_ohlcv_file
+
     with monkeypatch.context() as patch:
         patch.setattr(reader, "_read_clean_csv", lambda _path: None)
         return read_ohlcv_file(path)
@@ -26,6 +30,11 @@ def careful(path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
 def test_bundled_data_reads_the_same_both_ways(
     name: str, sample_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import pandas as pd
+
+    from ktrdr.data import reader
+    from ktrdr.data.reader import read_ohlcv_file
+
     path = sample_data_dir / name
     assert reader._read_clean_csv(path) is not None  # the fast path was taken
     pd.testing.assert_frame_equal(read_ohlcv_file(path), careful(path, monkeypatch))
@@ -44,6 +53,10 @@ def test_bundled_data_reads_the_same_both_ways(
 def test_unusual_but_valid_files_read_the_same_both_ways(
     rows: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import pandas as pd
+
+    from ktrdr.data.reader import read_ohlcv_file
+
     path = tmp_path / "X_1h.csv"
     path.write_text(HEADER.upper() + rows)
     pd.testing.assert_frame_equal(read_ohlcv_file(path), careful(path, monkeypatch))
@@ -52,6 +65,11 @@ def test_unusual_but_valid_files_read_the_same_both_ways(
 def test_a_byte_order_mark_reads_the_same_both_ways(
     sample_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import pandas as pd
+
+    from ktrdr.data import reader
+    from ktrdr.data.reader import read_ohlcv_file
+
     path = tmp_path / "EURUSD_1h.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (sample_data_dir / "EURUSD_1h.csv").read_bytes())
     assert reader._read_clean_csv(path) is not None
@@ -72,6 +90,9 @@ def test_a_byte_order_mark_reads_the_same_both_ways(
 def test_files_the_fast_path_declines_get_the_careful_message(
     rows: str, message: str, tmp_path: Path
 ) -> None:
+    from ktrdr.data import reader
+    from ktrdr.data.reader import read_ohlcv_file
+
     path = tmp_path / "X_1h.csv"
     path.write_text(HEADER + rows)
     assert reader._read_clean_csv(path) is None
@@ -80,6 +101,10 @@ def test_files_the_fast_path_declines_get_the_careful_message(
 
 
 def test_parquet_and_csv_give_the_same_frame(sample_data_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from ktrdr.data.reader import read_ohlcv_file
+
     csv_path = sample_data_dir / "EURUSD_1h.csv"
     parquet_path = tmp_path / "EURUSD_1h.parquet"
     pd.read_csv(csv_path).to_parquet(parquet_path)
@@ -87,16 +112,33 @@ def test_parquet_and_csv_give_the_same_frame(sample_data_dir: Path, tmp_path: Pa
 
 
 def careful_parquet(path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    from ktrdr.data import reader
+    from ktrdr.data.reader import read_ohlcv_file
+
     with monkeypatch.context() as patch:
         patch.setattr(reader, "_read_clean_parquet", lambda _path: None)
         return read_ohlcv_file(path)
 
 
 def _bars(n: int = 30) -> pd.DataFrame:
+    import pandas as pd
+
     stamps = pd.date_range("2021-03-27", periods=n, freq="h")  # across a DST change in Europe
     return pd.DataFrame(
         {"timestamp": stamps, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 3}
     )
+
+
+def _unsorted_duplicates(b: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat([b.iloc[::-1], b.iloc[:3]])
+
+
+def _first_timestamp_missing(b: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    return b.assign(timestamp=[pd.NaT, *b.timestamp[1:]])
 
 
 PARQUET_FILES = {
@@ -106,7 +148,7 @@ PARQUET_FILES = {
     ),
     "seconds": lambda b: b.assign(timestamp=b.timestamp.dt.as_unit("s")),
     "upper_case_names": lambda b: b.rename(columns=str.upper),
-    "unsorted_duplicates": lambda b: pd.concat([b.iloc[::-1], b.iloc[:3]]),
+    "unsorted_duplicates": _unsorted_duplicates,
     "timestamp_index": lambda b: b.set_index("timestamp"),
     "extra_column": lambda b: b.assign(note="x"),
 }
@@ -116,6 +158,11 @@ PARQUET_FILES = {
 def test_parquet_fast_path_gives_the_careful_frame(
     make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import pandas as pd
+
+    from ktrdr.data import reader
+    from ktrdr.data.reader import read_ohlcv_file
+
     frame = make(_bars())
     path = tmp_path / "X_1h.parquet"
     frame.to_parquet(path, index=not isinstance(frame.index, pd.RangeIndex))
@@ -129,13 +176,16 @@ def test_parquet_fast_path_gives_the_careful_frame(
         (lambda b: b.assign(close=[float("nan")] + [1.5] * 29), "row 1: missing value"),
         (lambda b: b.assign(high=[0.1] + [2.0] * 29), "row 1: high < low"),
         (lambda b: b.assign(volume=[-1] + [3] * 29), "row 1: negative volume"),
-        (lambda b: b.assign(timestamp=[pd.NaT, *b.timestamp[1:]]), "row 1: unparsable timestamp"),
+        (_first_timestamp_missing, "row 1: unparsable timestamp"),
         (lambda b: b.drop(columns="volume"), "missing column(s) volume"),
     ],
 )
 def test_parquet_files_the_fast_path_declines_get_the_careful_message(
     edit, message: str, tmp_path: Path
 ) -> None:
+    from ktrdr.data import reader
+    from ktrdr.data.reader import read_ohlcv_file
+
     path = tmp_path / "X_1h.parquet"
     edit(_bars()).to_parquet(path, index=False)
     assert reader._read_clean_parquet(path) is None

@@ -10,20 +10,26 @@ non-contiguous.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ktrdr.config import load_strategy
 from ktrdr.config.strategy import StrategyConfig
-from ktrdr.data import align_to_base, load_market_data
-from ktrdr.features import build_symbol_features, compute_indicators, price_context
-from ktrdr.features.pipeline import timeframe_prefixes
 from ktrdr.fuzzy import membership
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def reference_features(config: StrategyConfig, data: dict) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
+    from ktrdr.data import align_to_base
+    from ktrdr.features import compute_indicators, price_context
+    from ktrdr.features.pipeline import timeframe_prefixes
+
     prefixes = timeframe_prefixes(config)
     tds = config.training_data.timeframes
     base_tf = tds.base()
@@ -74,6 +80,8 @@ def reference_features(config: StrategyConfig, data: dict) -> dict[str, pd.DataF
 
 
 def assert_same(config: StrategyConfig, data: dict) -> None:
+    from ktrdr.features import build_symbol_features
+
     built = build_symbol_features(config, data)
     expected = reference_features(config, data)
     assert built.keys() == expected.keys()
@@ -92,6 +100,8 @@ def assert_same(config: StrategyConfig, data: dict) -> None:
 def test_examples_equal_the_plain_pandas_matrix(
     name: str, example_strategies: Path, sample_data_dir: Path
 ) -> None:
+    from ktrdr.data import load_market_data
+
     config = load_strategy(example_strategies / f"{name}.yaml")
     tds = config.training_data
     data = load_market_data(sample_data_dir, tds.symbols.resolved(), tds.timeframes.resolved())
@@ -99,6 +109,8 @@ def test_examples_equal_the_plain_pandas_matrix(
 
 
 def test_flat_prices_zero_ranges_and_zero_volumes_match(example_strategies: Path) -> None:
+    import pandas as pd
+
     config = load_strategy(example_strategies / "rsi_single.yaml")
     rng = np.random.default_rng(3)
     n = 3000
@@ -123,6 +135,10 @@ def test_interior_nan_rows_are_dropped_with_their_lags(
     example_strategies: Path, monkeypatch
 ) -> None:
     """An indicator with NaN in the middle (not only its warm-up) keeps the rows around it."""
+    import pandas as pd
+
+    from ktrdr.features import build_symbol_features
+
     config = load_strategy(example_strategies / "rsi_single.yaml")
     import ktrdr.features.pipeline as pipeline
 

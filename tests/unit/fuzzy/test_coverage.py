@@ -6,19 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ktrdr.cli.main import main
 from ktrdr.config import parse_strategy
-from ktrdr.data import load_market_data
-from ktrdr.features import compute_indicators
-from ktrdr.fuzzy.coverage import (
-    ACTIVE_MEMBERSHIP,
-    MIN_INDICATOR_COVERAGE,
-    RARE_SET_SHARE,
-    fuzzy_coverage,
-)
 
 # sma sets written for KTRDR's close / SMA (~1.0); `units` is filled in per test.
 SMA_STRATEGY = """
@@ -42,6 +33,10 @@ fuzzy_sets:
 
 
 def _coverage(text: str, data_dir: Path):
+    from ktrdr.data import load_market_data
+    from ktrdr.features import compute_indicators
+    from ktrdr.fuzzy.coverage import fuzzy_coverage
+
     cfg = parse_strategy(text)
     td = cfg.training_data
     data = load_market_data(data_dir, td.symbols.resolved(), td.timeframes.resolved())
@@ -49,6 +44,8 @@ def _coverage(text: str, data_dir: Path):
 
 
 def test_ratio_sets_fed_a_percent_series_are_warned_about(sample_data_dir: Path) -> None:
+    from ktrdr.fuzzy.coverage import RARE_SET_SHARE
+
     report = _coverage(SMA_STRATEGY.replace("UNITS", ", units: percent"), sample_data_dir)
     text = "\n".join(report.warnings)
     assert "fuzzy set sma_20.below is active on" in text
@@ -61,6 +58,8 @@ def test_ratio_sets_fed_a_percent_series_are_warned_about(sample_data_dir: Path)
 
 
 def test_well_formed_strategy_has_no_warning(sample_data_dir: Path) -> None:
+    from ktrdr.fuzzy.coverage import MIN_INDICATOR_COVERAGE, RARE_SET_SHARE
+
     report = _coverage(SMA_STRATEGY.replace("UNITS", ""), sample_data_dir)
     assert report.warnings == []
     shares = {(r["indicator"], r["set"]): r["active_share"] for r in report.rows}
@@ -70,6 +69,10 @@ def test_well_formed_strategy_has_no_warning(sample_data_dir: Path) -> None:
 
 @pytest.mark.parametrize(("hits", "warned"), [(1, True), (3, False)])
 def test_rare_set_threshold(hits: int, warned: bool) -> None:
+    import pandas as pd
+
+    from ktrdr.fuzzy.coverage import fuzzy_coverage
+
     cfg = parse_strategy(SMA_STRATEGY.replace("UNITS", ""))
     values = np.full(100, 0.5)
     values[:hits] = 1.0  # inside "near" (membership 1): active on hits % of the bars
@@ -83,6 +86,10 @@ def test_rare_set_threshold(hits: int, warned: bool) -> None:
 
 
 def test_membership_at_threshold_is_not_active() -> None:
+    import pandas as pd
+
+    from ktrdr.fuzzy.coverage import ACTIVE_MEMBERSHIP, fuzzy_coverage
+
     cfg = parse_strategy(SMA_STRATEGY.replace("UNITS", ""))
     # near = [0.995, 1.0, 1.005]: membership exactly ACTIVE_MEMBERSHIP at this value
     edge = 0.995 + 0.005 * ACTIVE_MEMBERSHIP

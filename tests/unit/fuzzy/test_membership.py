@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import skfuzzy
 
 from ktrdr.fuzzy import check_fuzzy_params, membership
 
@@ -25,6 +24,8 @@ def _random_trapezoids(rng: np.random.Generator, count: int) -> list[list[float]
 
 
 def test_triangular_matches_skfuzzy_inside_support() -> None:
+    import skfuzzy
+
     rng = np.random.default_rng(RNG_SEED)
     for params in _random_triangles(rng, 40):
         a, _, c = params
@@ -35,6 +36,8 @@ def test_triangular_matches_skfuzzy_inside_support() -> None:
 
 
 def test_trapezoidal_matches_skfuzzy_inside_support() -> None:
+    import skfuzzy
+
     rng = np.random.default_rng(RNG_SEED + 1)
     for params in _random_trapezoids(rng, 40):
         a, _, _, d = params
@@ -45,6 +48,8 @@ def test_trapezoidal_matches_skfuzzy_inside_support() -> None:
 
 
 def test_gaussian_matches_skfuzzy_everywhere() -> None:
+    import skfuzzy
+
     rng = np.random.default_rng(RNG_SEED + 2)
     for _ in range(40):
         mean, sigma = rng.uniform(-50, 50), rng.uniform(0.1, 20)

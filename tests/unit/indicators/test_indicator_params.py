@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ktrdr.errors import StrategyConfigError
 from ktrdr.indicators import get_indicator, known_indicators
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 @pytest.fixture(scope="module")
 def ohlcv(sample_data_dir: Path) -> pd.DataFrame:
     """The bundled EURUSD 1h sample, read with plain pandas."""
+    import pandas as pd
+
     frame = pd.read_csv(sample_data_dir / "EURUSD_1h.csv")
     frame.index = pd.DatetimeIndex(
         pd.to_datetime(frame.pop("timestamp"), utc=True), name="timestamp"
@@ -81,6 +85,8 @@ def test_resolve_params_fills_defaults_maps_aliases_and_normalizes() -> None:
 
 
 def test_alias_parameter_gives_the_same_series(ohlcv: pd.DataFrame) -> None:
+    import pandas as pd
+
     bb = get_indicator("bbands")
     a = bb.compute(ohlcv, {"multiplier": 1.5})
     b = bb.compute(ohlcv, {"std_dev": 1.5})

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pytest
 
 from ktrdr.indicators import IndicatorSpec, compute_indicator, get_indicator, known_indicators
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @pytest.fixture(scope="module")
 def ohlcv(sample_data_dir: Path) -> pd.DataFrame:
     """The bundled EURUSD 1h sample, read with plain pandas."""
+    import pandas as pd
+
     frame = pd.read_csv(sample_data_dir / "EURUSD_1h.csv")
     frame.index = pd.DatetimeIndex(
         pd.to_datetime(frame.pop("timestamp"), utc=True), name="timestamp"
@@ -116,6 +120,8 @@ class _Declared:
 
 
 def test_compute_indicator_uses_params_and_names_series_by_id(ohlcv: pd.DataFrame) -> None:
+    import pandas as pd
+
     declared = _Declared("RSI", "rsi_fast", {"period": 7})
     series = compute_indicator(declared, ohlcv)  # type: ignore[arg-type]
     assert series.name == "rsi_fast"
@@ -124,6 +130,8 @@ def test_compute_indicator_uses_params_and_names_series_by_id(ohlcv: pd.DataFram
 
 
 def test_compute_indicator_with_real_indicator_config(ohlcv: pd.DataFrame) -> None:
+    import pandas as pd
+
     try:
         from ktrdr.config.strategy import IndicatorConfig
     except Exception as exc:  # the schema module belongs to another helper

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pytest
-import talib
 
 from ktrdr.errors import DataError
 from ktrdr.indicators import get_indicator, known_indicators
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @pytest.fixture(scope="module")
 def ohlcv(sample_data_dir: Path) -> pd.DataFrame:
     """The bundled EURUSD 1h sample, read with plain pandas."""
+    import pandas as pd
+
     frame = pd.read_csv(sample_data_dir / "EURUSD_1h.csv")
     frame.index = pd.DatetimeIndex(
         pd.to_datetime(frame.pop("timestamp"), utc=True), name="timestamp"
@@ -53,6 +57,8 @@ def test_series_is_scale_free(name: str, ohlcv: pd.DataFrame) -> None:
 
 
 def test_rsi_is_talib_rsi(ohlcv: pd.DataFrame) -> None:
+    import talib
+
     ours = get_indicator("rsi").compute(ohlcv, {"period": 9}).to_numpy()
     np.testing.assert_allclose(ours, talib.RSI(_col(ohlcv, "close"), 9), equal_nan=True)
 
@@ -74,6 +80,8 @@ def test_moving_average_distance_by_hand(ohlcv: pd.DataFrame) -> None:
 @pytest.mark.parametrize("name", ["sma", "ema", "wma", "dema", "tema", "trima", "kama"])
 def test_moving_averages_default_to_ktrdr_units(name: str, ohlcv: pd.DataFrame) -> None:
     """KTRDR's fuzzy sets for moving averages are written for close / MA, around 1.0."""
+    import talib
+
     close = _col(ohlcv, "close")
     function = getattr(talib, name.upper())
     expected = close / function(close, get_indicator(name).defaults["period"])
@@ -83,12 +91,16 @@ def test_moving_averages_default_to_ktrdr_units(name: str, ohlcv: pd.DataFrame) 
 
 
 def test_ohlc4_source(ohlcv: pd.DataFrame) -> None:
+    import talib
+
     ohlc4 = ohlcv[["open", "high", "low", "close"]].mean(axis=1).to_numpy()
     ours = get_indicator("roc").compute(ohlcv, {"period": 3, "source": "ohlc4"}).to_numpy()
     np.testing.assert_allclose(ours, talib.ROC(ohlc4, 3), equal_nan=True)
 
 
 def test_macd_lines_as_percent_of_price(ohlcv: pd.DataFrame) -> None:
+    import talib
+
     close = _col(ohlcv, "close")
     line, signal, hist = talib.MACD(close, 8, 21, 5)
     macd = get_indicator("macd")
@@ -113,6 +125,8 @@ def test_bbands_percent_b(ohlcv: pd.DataFrame) -> None:
 
 
 def test_bbands_flat_prices_sit_in_the_middle() -> None:
+    import pandas as pd
+
     index = pd.date_range("2024-01-01", periods=40, freq="h", tz="UTC", name="timestamp")
     flat = pd.DataFrame(
         {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 10.0}, index=index
@@ -123,6 +137,8 @@ def test_bbands_flat_prices_sit_in_the_middle() -> None:
 
 
 def test_atr_in_price_units_by_default_and_percent_on_request(ohlcv: pd.DataFrame) -> None:
+    import talib
+
     high, low, close = _col(ohlcv, "high"), _col(ohlcv, "low"), _col(ohlcv, "close")
     atr = talib.ATR(high, low, close, 10)
     ours = get_indicator("atr").compute(ohlcv, {"period": 10}).to_numpy()
@@ -134,6 +150,8 @@ def test_atr_in_price_units_by_default_and_percent_on_request(ohlcv: pd.DataFram
 
 
 def test_stoch_k_and_d(ohlcv: pd.DataFrame) -> None:
+    import talib
+
     high, low, close = _col(ohlcv, "high"), _col(ohlcv, "low"), _col(ohlcv, "close")
     sma = talib.MA_Type.SMA
     k, d = talib.STOCH(high, low, close, 9, 4, sma, 5, sma)

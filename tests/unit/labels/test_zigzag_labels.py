@@ -6,32 +6,38 @@ import itertools
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from ktrdr.labels import BUY, CLASS_NAMES, HOLD, SELL, zigzag_extremes, zigzag_labels
 from tests.support.timing import scaled
 
-B, H, S = BUY, HOLD, SELL
+B, H, S = 0, 1, 2  # BUY, HOLD, SELL (test_class_constants checks them)
 
 
 def test_class_constants() -> None:
+    from ktrdr.labels import BUY, CLASS_NAMES, HOLD, SELL
+
     assert (BUY, HOLD, SELL) == (0, 1, 2)
     assert CLASS_NAMES == ("BUY", "HOLD", "SELL")
 
 
 @pytest.mark.parametrize("lookahead", [0, 3, 100])
 def test_flat_series_is_all_hold(lookahead: int) -> None:
+    from ktrdr.labels import zigzag_labels
+
     labels = zigzag_labels(np.full(12, 1.2345), 0.02, lookahead)
     assert labels.tolist() == [H] * 12
 
 
 def test_threshold_not_reached_is_all_hold() -> None:
+    from ktrdr.labels import zigzag_labels
+
     close = [100, 101, 102, 103, 104, 105, 104, 103, 101, 100, 96]
     assert zigzag_labels(close, 0.10, 0).tolist() == [H] * len(close)  # type: ignore[arg-type]
 
 
 def test_single_swing_up_then_reversal() -> None:
+    from ktrdr.labels import zigzag_extremes, zigzag_labels
+
     close = np.array([100, 105, 110, 120, 115, 107], dtype=float)
     # Low at bar 0 (confirmed at 110 = +10 %), high at bar 3 (confirmed at 107 <= 108).
     assert zigzag_extremes(close, 0.10, 1).tolist() == [0, 3]
@@ -41,6 +47,8 @@ def test_single_swing_up_then_reversal() -> None:
 
 
 def test_single_swing_down_first() -> None:
+    from ktrdr.labels import zigzag_labels
+
     close = np.array([100, 95, 88, 90, 99, 97], dtype=float)
     assert zigzag_labels(close, 0.10, 2).tolist() == [H, S, H, H, H, H]
     # The running high at bar 4 has one bar after it: enough for lookahead 1.
@@ -48,6 +56,8 @@ def test_single_swing_down_first() -> None:
 
 
 def test_first_extreme_is_the_low_before_the_first_swing_not_bar_zero() -> None:
+    from ktrdr.labels import zigzag_extremes, zigzag_labels
+
     close = np.array([100, 99, 98, 101, 104, 101, 100], dtype=float)
     assert zigzag_extremes(close, 0.03, 0).tolist() == [2, 4, 6]
     assert zigzag_labels(close, 0.03, 0).tolist() == [H, H, H, B, H, S, H]
@@ -55,6 +65,8 @@ def test_first_extreme_is_the_low_before_the_first_swing_not_bar_zero() -> None:
 
 
 def test_equal_highs_the_first_one_is_the_extreme() -> None:
+    from ktrdr.labels import zigzag_extremes, zigzag_labels
+
     close = np.array([100, 110, 120, 115, 120, 105, 100], dtype=float)
     assert zigzag_extremes(close, 0.10, 0).tolist() == [0, 2, 6]
     assert zigzag_labels(close, 0.10, 0).tolist() == [H, B, H, S, S, S, H]
@@ -62,12 +74,16 @@ def test_equal_highs_the_first_one_is_the_extreme() -> None:
 
 
 def test_equal_lows_the_first_one_is_the_extreme() -> None:
+    from ktrdr.labels import zigzag_extremes, zigzag_labels
+
     close = np.array([120, 110, 100, 104, 100, 112, 115], dtype=float)
     assert zigzag_extremes(close, 0.10, 0).tolist() == [0, 2, 6]
     assert zigzag_labels(close, 0.10, 0).tolist() == [H, S, H, B, B, B, H]
 
 
 def test_several_swings_inner_segments_do_not_depend_on_lookahead() -> None:
+    from ktrdr.labels import zigzag_labels
+
     close = np.array([100, 106, 112, 104, 100, 103, 108, 110, 101], dtype=float)
     expected = [H, B, H, S, H, B, B, H, H]
     for lookahead in (0, 1, 5, 50):
@@ -75,6 +91,8 @@ def test_several_swings_inner_segments_do_not_depend_on_lookahead() -> None:
 
 
 def test_exact_threshold_move_counts() -> None:
+    from ktrdr.labels import zigzag_extremes, zigzag_labels
+
     close = np.array([100.0, 101.0, 102.0, 99.96, 99.0])
     # 102 * (1 - 0.02) = 99.96: exactly the threshold confirms the high at bar 2.
     assert zigzag_extremes(close, 0.02, 5).tolist() == [0, 2]
@@ -82,6 +100,10 @@ def test_exact_threshold_move_counts() -> None:
 
 
 def test_accepts_series_and_returns_int64_of_same_length() -> None:
+    import pandas as pd
+
+    from ktrdr.labels import zigzag_labels
+
     index = pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC")
     close = pd.Series([100, 105, 110, 120, 115, 107], index=index, dtype=float)
     labels = zigzag_labels(close, 0.10, 0)
@@ -93,6 +115,8 @@ def test_accepts_series_and_returns_int64_of_same_length() -> None:
 
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_tiny_inputs(n: int) -> None:
+    from ktrdr.labels import zigzag_labels
+
     assert zigzag_labels(np.linspace(100, 200, n), 0.02, 0).tolist() == [H] * n
 
 
@@ -112,6 +136,8 @@ def test_tiny_inputs(n: int) -> None:
 def test_invalid_arguments(
     close: list[float], threshold: float, lookahead: int, match: str
 ) -> None:
+    from ktrdr.labels import zigzag_labels
+
     with pytest.raises(ValueError, match=match):
         zigzag_labels(np.array(close), threshold, lookahead)
 
@@ -123,6 +149,8 @@ def _random_walk(n: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_random_walk_properties(seed: int) -> None:
+    from ktrdr.labels import BUY, HOLD, SELL, zigzag_extremes, zigzag_labels
+
     close = _random_walk(3000, seed)
     tau = 0.02
     ext = zigzag_extremes(close, tau, 0)
@@ -145,6 +173,8 @@ def test_random_walk_properties(seed: int) -> None:
 
 
 def test_two_hundred_thousand_bars_well_under_a_second() -> None:
+    from ktrdr.labels import BUY, HOLD, SELL, zigzag_labels
+
     close = _random_walk(200_000, 7)
     started = time.perf_counter()
     labels = zigzag_labels(close, 0.01, 20)

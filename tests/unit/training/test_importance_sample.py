@@ -2,36 +2,51 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from ktrdr.training.evaluation import permutation_importance
-from ktrdr.training.trainer import Tensors
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ktrdr.training.trainer import Tensors
 
 
-class Fixed(nn.Module):
+def fixed_model() -> nn.Module:
     """Feature 0 decides the class, feature 1 a little, feature 2 not at all."""
+    import torch
+    from torch import nn
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(3, 2)
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.tensor([[-4.0, -0.5, 0.0], [4.0, 0.5, 0.0]]))
-            self.linear.bias.zero_()
+    class Fixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+            with torch.no_grad():
+                self.linear.weight.copy_(torch.tensor([[-4.0, -0.5, 0.0], [4.0, 0.5, 0.0]]))
+                self.linear.bias.zero_()
 
-    def forward(self, x: torch.Tensor, symbol_idx: torch.Tensor) -> torch.Tensor:
-        return self.linear(x)
+        def forward(self, x: torch.Tensor, symbol_idx: torch.Tensor) -> torch.Tensor:
+            return self.linear(x)
+
+    return Fixed()
 
 
 def split(rows: int) -> tuple[nn.Module, Tensors]:
     """``rows`` test rows whose class is the sign of feature 0, and the fixed model."""
+    import torch
+
+    from ktrdr.training.trainer import Tensors
+
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(rows, 3, generator=gen)
     y = (x[:, 0] > 0).long()
-    return Fixed(), Tensors(x, y, torch.zeros(rows, dtype=torch.long))
+    return fixed_model(), Tensors(x, y, torch.zeros(rows, dtype=torch.long))
 
 
 def run(model: nn.Module, test: Tensors, **kwargs: int) -> list[dict[str, object]]:
+    from torch import nn
+
+    from ktrdr.training.evaluation import permutation_importance
+
     return permutation_importance(
         model, test, nn.CrossEntropyLoss(), ["a", "b", "noise"], seed=5, repeats=2, **kwargs
     )

@@ -4,20 +4,22 @@ exclusion of unconfirmed labels, and the trading metrics against a hand-computed
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from ktrdr.config.strategy import DataSplitConfig
-from ktrdr.labels import BUY, HOLD, SELL
-from ktrdr.training.dataset import Dataset
-from ktrdr.training.split import chronological_split
-from ktrdr.training.trading import trading_metrics
+
+if TYPE_CHECKING:
+    from ktrdr.training.dataset import Dataset
 
 
 def _dataset(starts: list[str], n: int, known_after: int = 0) -> Dataset:
     """Daily rows per symbol from each start; every label confirmed except the last 3 rows of
     each symbol; each label known ``known_after`` bars later."""
+    from ktrdr.training.dataset import Dataset
+
     xs, idx, ts, known, confirmed = [], [], [], [], []
     for i, start in enumerate(starts):
         times = np.datetime64(start, "ns") + np.arange(n) * np.timedelta64(1, "D")
@@ -55,6 +57,8 @@ def _check_calendar(ds: Dataset, split) -> None:
 
 
 def test_overlapping_histories_share_one_calendar():
+    from ktrdr.training.split import chronological_split
+
     ds = _dataset(["2020-01-01", "2020-01-11"], 100, known_after=2)
     split = chronological_split(ds, RATIOS)
     _check_calendar(ds, split)
@@ -66,6 +70,8 @@ def test_overlapping_histories_share_one_calendar():
 
 
 def test_disjoint_histories_put_the_later_symbol_in_the_test_period():
+    from ktrdr.training.split import chronological_split
+
     ds = _dataset(["2010-01-01", "2020-01-01"], 50)
     split = chronological_split(ds, DataSplitConfig(train=0.5, validation=0.2, test=0.3))
     _check_calendar(ds, split)
@@ -74,6 +80,8 @@ def test_disjoint_histories_put_the_later_symbol_in_the_test_period():
 
 
 def test_boundaries_given_as_dates():
+    from ktrdr.training.split import chronological_split
+
     ds = _dataset(["2020-01-01"], 100)
     cfg = DataSplitConfig(validation_start=date(2020, 2, 1), test_start=date(2020, 3, 1))
     split = chronological_split(ds, cfg)
@@ -83,6 +91,8 @@ def test_boundaries_given_as_dates():
 
 
 def test_purge_drops_rows_whose_labels_need_the_next_part():
+    from ktrdr.training.split import chronological_split
+
     loose = chronological_split(_dataset(["2020-01-01"], 200, known_after=0), RATIOS)
     tight = chronological_split(_dataset(["2020-01-01"], 200, known_after=5), RATIOS)
     assert loose.info["excluded"]["purged"] == 0
@@ -91,6 +101,8 @@ def test_purge_drops_rows_whose_labels_need_the_next_part():
 
 
 def test_embargo_drops_bars_after_each_boundary():
+    from ktrdr.training.split import chronological_split
+
     ds = _dataset(["2020-01-01"], 200)
     plain = chronological_split(ds, RATIOS)
     embargo = chronological_split(ds, RATIOS.model_copy(update={"embargo_bars": 4}))
@@ -103,6 +115,8 @@ def test_embargo_drops_bars_after_each_boundary():
 
 
 def test_unconfirmed_rows_are_never_trained_on_or_scored():
+    from ktrdr.training.split import chronological_split
+
     ds = _dataset(["2020-01-01"], 100)
     split = chronological_split(ds, RATIOS)
     last3 = np.arange(97, 100)
@@ -110,6 +124,9 @@ def test_unconfirmed_rows_are_never_trained_on_or_scored():
 
 
 def test_trading_metrics_match_a_hand_computed_example():
+    from ktrdr.labels import BUY, HOLD, SELL
+    from ktrdr.training.trading import trading_metrics
+
     # Returns of the next bar: +10%, -10%, +10%, +10%, -5%.
     next_return = np.array([0.10, -0.10, 0.10, 0.10, -0.05])
     times = np.datetime64("2021-01-01", "ns") + np.arange(5) * np.timedelta64(1, "D")
@@ -145,6 +162,9 @@ def test_trading_metrics_match_a_hand_computed_example():
 
 
 def test_a_model_no_better_than_a_baseline_is_reported_as_such():
+    from ktrdr.labels import BUY, SELL
+    from ktrdr.training.trading import trading_metrics
+
     next_return = np.full(10, 0.01)
     times = np.datetime64("2021-01-01", "ns") + np.arange(10) * np.timedelta64(1, "D")
     m = trading_metrics(["X"], np.zeros(10, np.int64), times, next_return, np.full(10, SELL), BUY)
