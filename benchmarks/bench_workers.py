@@ -1,11 +1,25 @@
 """Worker-process benchmarks (part of ``make bench``): ratios of A and B alternated in one run.
 
 1. One training in a warm worker (forked from the pool's ready forkserver) against the
-   in-process executor; and with a cold pool (a new pool per run: its forkserver starts with
-   the run, which waits for the imports) against the same.
+   in-process executor, by wall time and by CPU time (the worker's own, for its run and the
+   bundle archive, against this process's for the in-process run); and with a cold pool (a
+   new pool per run: its forkserver starts with the run, which waits for the imports)
+   against the same.
 2. Two trainings at once in worker processes (thread budget 1 each) against the same two one
    after the other.
 3. A worker training beside a busy process (a CPU burner) against the same worker alone.
+
+Both sides do the same work: the same strategy and data, every epoch trained (no early stop),
+the same torch thread count, and a progress callback that receives every event (a service
+always streams progress; in a worker each event crosses the pipe). The training is long
+enough to be representative (default 200 epochs: ~10 s on one thread here, ``--quick`` 100):
+a warm worker's fixed cost (fork and hand-off ~20 ms, then a fresh process's first touches
+of memory and per-process caches, the bundle archive and the result over the pipe: ~0.1 s
+of CPU in all, measured) is then about 1 %, as for real trainings of minutes, where a
+2-second run shows it as 5 %; a cold pool's start-up (~3-4 s of imports and torch's first
+optimizer step) is what a short run exaggerates most. On a machine shared with other work,
+two OpenMP threads per run make both wall and CPU figures noise-bound (spinning threads);
+``--threads 1`` gives stable ones.
 
 Every figure is the median of per-pair ratios, with their spread and count; lower is better.
 """
@@ -24,12 +38,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+import torch  # noqa: E402
 from conftest import TINY_STRATEGY_YAML  # noqa: E402
 from ratios import report  # noqa: E402
 
 from ktrdr.config import parse_strategy  # noqa: E402
+from ktrdr.config.strategy import StrategyConfig  # noqa: E402
 from ktrdr.training.executor import TrainingExecutor  # noqa: E402
-from ktrdr.worker import ProcessExecutor, SparePool, available_cpus  # noqa: E402
+from ktrdr.worker import ProcessExecutor, SparePool, WorkerOutcome, available_cpus  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 SETTLE_S = 1.0  # a warm pool needs no time between runs; let the last worker exit
@@ -41,6 +57,25 @@ def timed(work: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def cpu_timed(work: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) of ``work``."""
+    cpu, start = time.process_time(), time.perf_counter()
+    work()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def worker_run(worker: ProcessExecutor, config: StrategyConfig) -> tuple[float, WorkerOutcome]:
+    """(wall seconds, outcome) of ``worker.run``: the run, then the bundle decoded."""
+    start = time.perf_counter()
+    outcome = worker.run_outcome(config, count_events)
+    outcome.to_result()
+    return time.perf_counter() - start, outcome
+
+
+def count_events(event: object) -> None:
+    """A progress callback that receives every event, like a service's."""
+
+
 def burn() -> None:
     while True:
         pass
@@ -49,21 +84,33 @@ def burn() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="2 repeats, 20 epochs")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads of the single-run comparisons, both sides (default: every CPU); "
+        "1 keeps OpenMP's spinning threads out of the figures on a machine shared with others",
+    )
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 100 epochs")
     args, _ = parser.parse_known_args()
     if args.quick:
-        args.repeats, args.epochs = min(args.repeats, 2), min(args.epochs, 20)
+        args.repeats, args.epochs = min(args.repeats, 2), min(args.epochs, 100)
     # every epoch trained (no early stop), so each run does the same work
     yaml = TINY_STRATEGY_YAML.replace("epochs: 4", f"epochs: {args.epochs}").replace(
         "patience: 10", "patience: 100000"
     )
     config = parse_strategy(yaml)
     cpus = available_cpus()
-    print(f"{cpus} CPUs; tiny_rsi on EURUSD 1h, {args.epochs} epochs", flush=True)
+    threads = args.threads or cpus
+    torch.set_num_threads(threads)  # the in-process side trains on as many threads as a worker
+    print(
+        f"{cpus} CPUs; tiny_rsi on EURUSD 1h, {args.epochs} epochs, {threads} threads per run",
+        flush=True,
+    )
 
     in_process = TrainingExecutor(DATA, device="cpu")
-    full = SparePool(threads=cpus, spares=1)
+    full = SparePool(threads=threads, spares=1)
     half = SparePool(threads=max(1, cpus // 2), spares=2)
     worker = ProcessExecutor(DATA, device="cpu", pool=full)
     shared = ProcessExecutor(DATA, device="cpu", pool=half)
@@ -72,23 +119,25 @@ def main() -> int:
     try:
         worker.run(config)  # warm both sides (file cache, the forkserver's imports)
         in_process.run(config)
-        warm, cold = [], []
+        warm, warm_cpu, cold = [], [], []
         for _ in range(args.repeats):
             time.sleep(SETTLE_S)
-            b = timed(lambda: worker.run(config))
+            b, outcome = worker_run(worker, config)
             time.sleep(SETTLE_S)
-            a = timed(lambda: in_process.run(config))
+            a, a_cpu = cpu_timed(lambda: in_process.run(config, count_events))
             warm.append(b / a)
+            warm_cpu.append(outcome.cpu_s / a_cpu)
             time.sleep(SETTLE_S)
-            fresh = SparePool(threads=cpus, spares=1)  # a service's first run
+            fresh = SparePool(threads=threads, spares=1)  # a service's first run
             try:
                 first_run = ProcessExecutor(DATA, device="cpu", pool=fresh)
-                c = timed(functools.partial(first_run.run, config))
+                c = timed(functools.partial(first_run.run, config, count_events))
             finally:
                 fresh.close()
             time.sleep(SETTLE_S)
-            cold.append(c / timed(lambda: in_process.run(config)))
+            cold.append(c / timed(lambda: in_process.run(config, count_events)))
         report("worker process, warm pool (forked)", "in-process executor", warm, "<= 1.05")
+        report("warm worker's CPU time", "in-process CPU time", warm_cpu, "<= 1.05")
         report("worker process, cold pool (imports first)", "in-process executor", cold, "<= 1.1")
 
         ratios = []
@@ -98,8 +147,8 @@ def main() -> int:
             time.sleep(SETTLE_S)  # the spare started after the first run is ready
             one_by_one = first + timed(lambda: shared.run(config))
             time.sleep(SETTLE_S)
-            with ThreadPoolExecutor(2) as threads:
-                both = timed(lambda: list(threads.map(lambda _: shared.run(config), range(2))))
+            with ThreadPoolExecutor(2) as runners:
+                both = timed(lambda: list(runners.map(lambda _: shared.run(config), range(2))))
             ratios.append(both / one_by_one)
         report("two at once", "two in a row", ratios, "<= 0.6")
 

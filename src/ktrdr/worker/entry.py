@@ -8,6 +8,7 @@ as its deterministic archive bytes, so nothing but bytes and numbers crosses the
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,6 +58,7 @@ class WorkerOutcome:
     duration_s: float
     step_times: dict[str, float] = field(default_factory=dict)
     threads: int = 0  # torch's intra-op threads in the process that trained
+    cpu_s: float = 0.0  # CPU time (all threads) the process spent on the run, archive included
 
     def to_result(self) -> TrainingResult:
         """The library's ``TrainingResult`` (decodes the archive: imports torch)."""
@@ -83,6 +85,7 @@ def run_request(
 
     from ktrdr.training.executor import TrainingExecutor
 
+    cpu_start = time.process_time()
     executor = TrainingExecutor(
         request.data_dir,
         device=request.device,
@@ -90,12 +93,14 @@ def run_request(
         importance_repeats=request.importance_repeats,
     )
     result = executor.run(request.config, progress, cancel, strategy_yaml=request.strategy_yaml)
+    archive = result.bundle.to_archive_bytes()
     return WorkerOutcome(
-        archive=result.bundle.to_archive_bytes(),
+        archive=archive,
         metrics=result.metrics,
         summary=dict(result.summary),
         device=result.device,
         duration_s=result.duration_s,
         step_times=dict(result.step_times),
         threads=torch.get_num_threads(),
+        cpu_s=time.process_time() - cpu_start,
     )

@@ -1,0 +1,57 @@
+"""``classification_metrics`` (numpy only) gives scikit-learn's numbers, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ktrdr.labels import CLASS_NAMES
+from ktrdr.training.evaluation import CLASSES, classification_metrics
+
+metrics = pytest.importorskip("sklearn.metrics")
+
+
+def sklearn_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    p, r, f, s = metrics.precision_recall_fscore_support(
+        y_true, y_pred, labels=CLASSES, zero_division=0
+    )
+    out: dict = {
+        "accuracy": float((y_true == y_pred).mean()),
+        "per_class": {
+            name: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(s[i]),
+            }
+            for i, name in enumerate(CLASS_NAMES)
+        },
+        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=CLASSES).tolist(),
+    }
+    for average in ("macro", "weighted"):
+        pa, ra, fa, _ = metrics.precision_recall_fscore_support(
+            y_true, y_pred, labels=CLASSES, average=average, zero_division=0
+        )
+        out[average] = {"precision": float(pa), "recall": float(ra), "f1": float(fa)}
+    return out
+
+
+def test_same_numbers_as_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        size = int(rng.integers(1, 4 if trial % 5 == 0 else 300))
+        # some classes absent from the truth or the predictions (zero divisions)
+        truth = rng.choice(3, size=int(rng.integers(1, 4)), replace=False)
+        predicted = rng.choice(3, size=int(rng.integers(1, 4)), replace=False)
+        y_true = rng.choice(truth, size=size).astype(np.int64)
+        y_pred = rng.choice(predicted, size=size).astype(np.int64)
+        assert classification_metrics(y_true, y_pred) == sklearn_metrics(y_true, y_pred)
+
+
+def test_no_rows_gives_zeros() -> None:
+    empty = np.array([], dtype=np.int64)
+    out = classification_metrics(empty, empty)
+    assert out["accuracy"] == 0.0
+    assert out["macro"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert out["weighted"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert out["confusion_matrix"] == [[0, 0, 0]] * 3
