@@ -14,6 +14,7 @@ import pytest
 
 from ktrdr.backend.sweeps.runner import best_alias
 from ktrdr.backend.sweeps.store import SweepRecord
+from ktrdr.backend.sweeps.study import Studies
 from ktrdr.client import TrainingClient
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -456,3 +457,31 @@ async def test_list_sweeps_pages_through_every_sweep_once(backend):
         listed = await asyncio.to_thread(client.sweeps, limit=0)
         assert [s.sweep_id for s in listed] == sorted(ids, reverse=True)
         assert len(await asyncio.to_thread(client.sweeps, limit=4)) == 4
+
+
+async def test_a_grid_used_up_by_parallel_trials_ends_them_all_normally(tmp_path):
+    """Both trials of a two-point grid asked before either is told (parallelism 2): telling
+    the last one used to raise Optuna's "Study.stop is supposed to be invoked inside an
+    objective function" (GridSampler.after_trial), failing that trial's follow-up."""
+    request = pb.CreateSweepRequest(
+        strategy_name="tiny_rsi",
+        sampler=pb.SWEEP_SAMPLER_GRID,
+        n_trials=2,
+        parameters=[
+            pb.SweepParameter(path="model.training.epochs", choices=pb.Choices(values=["1", "2"]))
+        ],
+    )
+    studies = Studies(tmp_path / "studies.db")
+    try:
+        await studies.open("grid", request, create=True)
+        first = await studies.ask("grid", request)
+        second = await studies.ask("grid", request)
+        assert {first.params["model.training.epochs"], second.params["model.training.epochs"]} == {
+            "1",
+            "2",
+        }
+        await studies.tell("grid", first.number, "complete", 0.5)
+        await studies.tell("grid", second.number, "complete", 0.4)
+        assert await studies.running_numbers("grid") == []
+    finally:
+        studies.close()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ktrdr.labels import CLASS_NAMES
-from ktrdr.training.evaluation import CLASSES, classification_metrics
-
-metrics = pytest.importorskip("sklearn.metrics")
-
 
 def sklearn_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    from ktrdr.labels import CLASS_NAMES
+    from ktrdr.training.evaluation import CLASSES
+
+    metrics = pytest.importorskip("sklearn.metrics")  # imported here: collection stays light
     p, r, f, s = metrics.precision_recall_fscore_support(
         y_true, y_pred, labels=CLASSES, zero_division=0
     )
@@ -37,6 +36,8 @@ def sklearn_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 
 def test_same_numbers_as_sklearn() -> None:
+    from ktrdr.training.evaluation import classification_metrics
+
     rng = np.random.default_rng(0)
     for trial in range(300):
         size = int(rng.integers(1, 4 if trial % 5 == 0 else 300))
@@ -49,6 +50,8 @@ def test_same_numbers_as_sklearn() -> None:
 
 
 def test_no_rows_gives_zeros() -> None:
+    from ktrdr.training.evaluation import classification_metrics
+
     empty = np.array([], dtype=np.int64)
     out = classification_metrics(empty, empty)
     assert out["accuracy"] == 0.0

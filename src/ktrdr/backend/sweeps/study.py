@@ -33,6 +33,22 @@ def optuna_available() -> bool:
     return importlib.util.find_spec("optuna") is not None
 
 
+def _ask_and_tell_grid(optuna: Any) -> Any:
+    """Optuna's ``GridSampler`` for the ask-and-tell interface the sweeps use.
+
+    Its ``after_trial`` only calls ``study.stop()`` once the grid is used up, which Optuna
+    refuses outside ``study.optimize`` (RuntimeError "Study.stop is supposed to be invoked
+    inside an objective function or a callback"): with parallel trials, the trial told last
+    failed with it (the state is stored anyway). A sweep stops by counting its trials.
+    """
+
+    class AskAndTellGridSampler(optuna.samplers.GridSampler):  # type: ignore[misc,name-defined]
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return AskAndTellGridSampler
+
+
 @dataclass
 class AskedTrial:
     number: int
@@ -78,7 +94,7 @@ class Studies:
         if request.sampler == pb.SWEEP_SAMPLER_RANDOM:
             sampler = optuna.samplers.RandomSampler(seed=seed)
         elif request.sampler == pb.SWEEP_SAMPLER_GRID:
-            sampler = optuna.samplers.GridSampler(grid_space(request), seed=seed)
+            sampler = _ask_and_tell_grid(optuna)(grid_space(request), seed=seed)
         else:
             sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         if request.pruner == pb.SWEEP_PRUNER_NONE:
