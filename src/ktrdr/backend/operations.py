@@ -45,7 +45,7 @@ from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import apply_overrides_from_proto, simple_event
 from ktrdr.service.disk import disk_full_message, is_disk_full
 from ktrdr.service.execution import ExecutorRun, new_fanout
-from ktrdr.service.fanout import EventFanout
+from ktrdr.service.fanout import EventFanout, Subscription
 from ktrdr.storage import ModelStorage
 from ktrdr.training.device import resolve_device
 from ktrdr.training.progress import ProgressKind
@@ -347,16 +347,26 @@ class Operations:
         return await self.hosts.announced_bundle(record)
 
     # -- watching --------------------------------------------------------------------------
-    async def watch(self, operation_id: str) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
-        """The current state first, then live events until the terminal one."""
-        record = await self.get(operation_id)
+    def watch(self, operation_id: str) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
+        """The current state first, then live events until the terminal one.
+
+        An active operation is subscribed to here, before the caller's next ``await``: a
+        caller that watches an operation it has just created (a sweep's trial) misses none of
+        its events, however quickly it trains. (Subscribing after a database read let a
+        one-epoch trial finish first: its epoch metrics, the sweep's objective, were missed.)
+        """
         live = self._live.get(operation_id)
-        if live is None or record.finished:
-            record = await self.get(operation_id)  # it may have finished just now
-            if record.last_event is not None:
-                yield record.last_event, record.status
-            return
-        last, sub = live.fanout.subscribe()
+        if live is not None:
+            last, sub = live.fanout.subscribe()
+            return self._live_events(live, last, sub)
+        return self._stored_state(operation_id)
+
+    async def _live_events(
+        self,
+        live: LiveOperation,
+        last: common_pb2.ProgressEvent | None,
+        sub: Subscription[common_pb2.ProgressEvent],
+    ) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
         try:
             if last is not None:
                 yield last, status_after(last, live.status)
@@ -364,6 +374,13 @@ class Operations:
                 yield event, status_after(event, live.status)
         finally:
             sub.close()
+
+    async def _stored_state(
+        self, operation_id: str
+    ) -> AsyncIterator[tuple[common_pb2.ProgressEvent, int]]:
+        record = await self.get(operation_id)
+        if record.last_event is not None:
+            yield record.last_event, record.status
 
     # -- cancelling ------------------------------------------------------------------------
     async def check_may_act(self, operation_id: str, identity: Identity | None) -> OperationRecord:

@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import sqlite3
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 
 from ktrdr.backend.sweeps.runner import best_alias
-from ktrdr.backend.sweeps.store import SweepRecord
+from ktrdr.backend.sweeps.store import SweepRecord, SweepStore, TrialRecord
 from ktrdr.backend.sweeps.study import Studies
+from ktrdr.backend.tables import writes
 from ktrdr.client import TrainingClient
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -485,3 +488,39 @@ async def test_a_grid_used_up_by_parallel_trials_ends_them_all_normally(tmp_path
         assert await studies.running_numbers("grid") == []
     finally:
         studies.close()
+
+
+async def test_a_trial_that_trains_before_it_is_recorded_keeps_its_objective(
+    sweep_backend, monkeypatch
+):
+    """A one-epoch trial may finish while the sweep is still writing the trial's row; its
+    epoch metrics (``val_loss``, the objective) must not be missed by a follow-up that
+    subscribed after that write (seen beside a second suite: "objective 'val_loss' not in
+    the result"). The row write is slowed here so that every trial finishes first."""
+    sweep_backend.trainer.epoch_s = 0.0
+    written = SweepStore.put_trial.fn
+
+    def slow_put_trial(self: SweepStore, db: sqlite3.Connection, trial: TrialRecord) -> None:
+        if trial.operation_id and trial.status == pb.TRIAL_STATUS_RUNNING:
+            time.sleep(0.5)  # the recording of a started trial, not a synchronisation
+        written(self, db, trial)
+
+    monkeypatch.setattr(SweepStore, "put_trial", writes(slow_put_trial))
+    created = (
+        await sweep_backend.stub.CreateSweep(
+            pb.CreateSweepRequest(
+                strategy_name="tiny_rsi",
+                parameters=space(),
+                n_trials=2,
+                parallelism=1,
+                field_overrides=FAST,
+            )
+        )
+    ).sweep
+    done = (await watch_to_end(sweep_backend.stub, created.sweep_id))[-1].sweep
+    trials = (
+        await sweep_backend.stub.GetSweep(pb.GetSweepRequest(sweep_id=created.sweep_id))
+    ).sweep.trials
+    described = [(t.number, pb.TrialStatus.Name(t.status), t.error.message) for t in trials]
+    assert done.status == pb.SWEEP_STATUS_COMPLETED, described
+    assert done.trial_counts["COMPLETED"] == 2, described

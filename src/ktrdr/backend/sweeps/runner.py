@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -31,6 +31,9 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
 logger = logging.getLogger(__name__)
+
+# An operation's events with its status after each (``Operations.watch``).
+Watch = AsyncIterator[tuple[common_pb2.ProgressEvent, int]]
 
 # Consecutive failed trials (none completed in between) after which a sweep gives up.
 MAX_CONSECUTIVE_FAILURES = 5
@@ -215,6 +218,9 @@ class SweepRun:
                 await self._end(trial, pb.TRIAL_STATUS_FAILED, error=(exc.code.name, exc.message))
                 await self.studies.tell(self.record.id, trial.number, "fail")
                 return False
+        # Subscribed before the next await: a quick trial's epochs (its objective) are not
+        # missed while the trial is recorded.
+        watch = self.operations.watch(op.id)
         trial = trial.but(operation_id=op.id)
         await self.store.put_trial.aio(trial)
         logger.info("sweep %s trial %d: operation %s", self.record.id, trial.number, op.id)
@@ -222,16 +228,17 @@ class SweepRun:
         self.publish(
             event(pb.SWEEP_EVENT_KIND_TRIAL_STARTED, trial, f"trial {trial.number}: {values}")
         )
-        self._follow(trial, asked.handle)
+        self._follow(trial, asked.handle, watch)
         return True
 
-    def _follow(self, trial: TrialRecord, handle: Any) -> None:
+    def _follow(self, trial: TrialRecord, handle: Any, watch: Watch | None = None) -> None:
+        watch = watch if watch is not None else self.operations.watch(trial.operation_id)
         self._followers[trial.number] = asyncio.create_task(
-            self._watch(trial, handle), name=f"sweep-{self.record.id}-trial-{trial.number}"
+            self._watch(trial, handle, watch),
+            name=f"sweep-{self.record.id}-trial-{trial.number}",
         )
 
-    async def _watch(self, trial: TrialRecord, handle: Any) -> None:
-        watch = self.operations.watch(trial.operation_id)
+    async def _watch(self, trial: TrialRecord, handle: Any, watch: Watch) -> None:
         async with contextlib.aclosing(watch) as events:  # type: ignore[type-var]
             pruned_at, trial = await self._epochs(trial, handle, events)
         op = await self.operations.get(trial.operation_id)
