@@ -7,7 +7,6 @@ ended, so a failure can be set beside the logs.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from tests.chaos.schedule import (
     ROTATE_TOKEN,
     Fault,
 )
+from tests.support.disk import Filler
 from tests.support.processes import channel_to
 from tests.support.timing import scaled, wait_until
 
@@ -83,28 +83,6 @@ class DatabaseLock:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait(10)
-
-
-class Filler:
-    """Takes every free byte of a file system, and gives it back."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / "chaos-filler"
-
-    def fill(self) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            for size in (1 << 20, 1 << 12, 1):
-                try:
-                    while True:
-                        os.write(fd, b"\0" * size)
-                except OSError:
-                    pass  # ENOSPC: this size no longer fits
-        finally:
-            os.close(fd)
-
-    def free(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 class SlotHolder:
@@ -182,7 +160,7 @@ class FaultInjector(threading.Thread):
         if fault.kind == FILL_DISK:
             if not cluster.disk.mounted:
                 return f"SKIPPED: cannot mount a tmpfs here ({cluster.disk.why_not})"
-            filler = Filler(cluster.disk.path)
+            filler = Filler(cluster.disk.path, "chaos-filler")
             try:
                 filler.fill()
                 time.sleep(fault.duration_s)  # the fault's length

@@ -11,7 +11,6 @@ may not mount a tmpfs (needs root or CAP_SYS_ADMIN).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2
+from tests.support.disk import Filler
 from tests.support.processes import channel_to, start_backend
 from tests.support.timing import wait_until
 
@@ -45,29 +45,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-
-
-class Filler:
-    """Takes every free byte of a file system, and gives it back."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / "filler"
-
-    def fill(self) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            for size in (1 << 20, 1 << 12, 1):
-                try:
-                    while True:
-                        os.write(fd, b"\0" * size)
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC, exc
-        finally:
-            os.close(fd)
-        assert os.statvfs(self.path.parent).f_bavail == 0
-
-    def free(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def create(stub: backend_pb2_grpc.BackendStub, yaml_text: str) -> pb.Operation:
@@ -99,6 +76,7 @@ def test_full_disk_is_answered_and_nothing_stays_running(
         with channel_to(backend.address) as channel:
             stub = backend_pb2_grpc.BackendStub(channel)
             filler.fill()
+            assert os.statvfs(small_disk).f_bavail == 0  # full to the last block
             with pytest.raises(grpc.RpcError) as refused:
                 create(stub, tiny_strategy_yaml)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
