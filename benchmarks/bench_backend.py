@@ -19,21 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [
-    str(ROOT / "tests"),
-    str(ROOT / "tests" / "e2e"),
-    str(ROOT / "tests" / "unit" / "backend"),
-    str(ROOT / "benchmarks"),
-]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from backend_fakes import refused_address, start_hanging_server  # noqa: E402
-from conftest import TINY_STRATEGY_YAML  # noqa: E402
-from e2e_processes import channel_to, start_backend, start_host  # noqa: E402
 from ratios import collect  # noqa: E402
 
 from ktrdr.backend.mode_selector import ModeSelector  # noqa: E402
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2  # noqa: E402
+from tests.support.backend import refused_address, start_hanging_server  # noqa: E402
+from tests.support.processes import channel_to, start_backend, start_host  # noqa: E402
+from tests.support.strategies import TINY_STRATEGY_YAML  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 # Both services start a spare worker 2 s after a run and it imports for ~3 s: runs spaced like

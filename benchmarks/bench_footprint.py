@@ -19,16 +19,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from e2e_processes import (  # noqa: E402
+from ratios import collect  # noqa: E402
+
+from tests.support.processes import (  # noqa: E402
     ADMIN_TOKEN,
     Service,
     free_port,
     start_backend,
     start_host,
 )
-from ratios import collect  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 

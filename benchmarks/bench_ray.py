@@ -30,16 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from conftest import TINY_STRATEGY_YAML  # noqa: E402
-from e2e.e2e_processes import HOST_AUTH_TOKEN, Service, channel_to  # noqa: E402
-from integration.ray.ray_processes import start_ray_host  # noqa: E402
 from ratios import report  # noqa: E402
-from unit.host.receiving_backend import RunningBackend, start_backend  # noqa: E402
 
 from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc  # noqa: E402
 from ktrdr_host.local_cluster import LocalRayCluster  # noqa: E402
+from tests.integration.ray.ray_processes import start_ray_host  # noqa: E402
+from tests.support.processes import HOST_AUTH_TOKEN, Service, channel_to  # noqa: E402
+from tests.support.receiving_backend import RunningBackend, start_backend  # noqa: E402
+from tests.support.strategies import TINY_STRATEGY_YAML  # noqa: E402
 
 IN_FLIGHT = 2  # = the CPUs of either side
 # The threaded host starts a spare worker 2 s after its last run, which imports for ~3 s: a

@@ -31,14 +31,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from conftest import TINY_STRATEGY_YAML  # noqa: E402
-from e2e_processes import channel_to, start_backend  # noqa: E402
 from ratios import collect  # noqa: E402
 
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2  # noqa: E402
+from tests.support.processes import channel_to, start_backend  # noqa: E402
+from tests.support.strategies import TINY_STRATEGY_YAML  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 LOCAL = pb.EXECUTION_MODE_LOCAL

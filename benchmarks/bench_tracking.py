@@ -29,20 +29,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [
-    str(ROOT / "tests"),
-    str(ROOT / "tests" / "e2e"),
-    str(ROOT / "tests" / "unit" / "backend"),
-    str(ROOT / "benchmarks"),
-]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from backend_fakes import refused_address  # noqa: E402
-from conftest import TINY_STRATEGY_YAML  # noqa: E402
-from e2e_processes import Service, channel_to, start_backend  # noqa: E402
 from ratios import report  # noqa: E402
 
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2  # noqa: E402
+from tests.support.backend import refused_address  # noqa: E402
+from tests.support.processes import Service, channel_to, start_backend  # noqa: E402
+from tests.support.strategies import TINY_STRATEGY_YAML  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 URI_ENV = "KTRDR_BACKEND_MLFLOW_TRACKING_URI"

@@ -4,7 +4,8 @@
    in-process executor, by wall time and by CPU time (the worker's own, for its run and the
    bundle archive, against this process's for the in-process run); and with a cold pool (a
    new pool per run: its forkserver starts with the run, which waits for the imports)
-   against the same.
+   against the same; and the first run of a pool that preloaded (``worker_preload``: the
+   service started its forkserver at start and the first request came once it was ready).
 2. Two trainings at once in worker processes (thread budget 1 each) against the same two one
    after the other.
 3. A worker training beside a busy process (a CPU burner) against the same worker alone.
@@ -36,16 +37,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
-from conftest import TINY_STRATEGY_YAML  # noqa: E402
 from ratios import report  # noqa: E402
 
 from ktrdr.config import parse_strategy  # noqa: E402
 from ktrdr.config.strategy import StrategyConfig  # noqa: E402
 from ktrdr.training.executor import TrainingExecutor  # noqa: E402
 from ktrdr.worker import ProcessExecutor, SparePool, WorkerOutcome, available_cpus  # noqa: E402
+from tests.support.strategies import TINY_STRATEGY_YAML  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 SETTLE_S = 1.0  # a warm pool needs no time between runs; let the last worker exit
@@ -119,7 +120,7 @@ def main() -> int:
     try:
         worker.run(config)  # warm both sides (file cache, the forkserver's imports)
         in_process.run(config)
-        warm, warm_cpu, cold = [], [], []
+        warm, warm_cpu, cold, preloaded = [], [], [], []
         for _ in range(args.repeats):
             time.sleep(SETTLE_S)
             b, outcome = worker_run(worker, config)
@@ -136,9 +137,26 @@ def main() -> int:
                 fresh.close()
             time.sleep(SETTLE_S)
             cold.append(c / timed(lambda: in_process.run(config, count_events)))
+            time.sleep(SETTLE_S)
+            started = SparePool(threads=threads, spares=1)  # worker_preload at-start / auto
+            try:
+                started.preload()
+                started.wait_ready(600)  # the service waited for its first request meanwhile
+                first_run = ProcessExecutor(DATA, device="cpu", pool=started)
+                c = timed(functools.partial(first_run.run, config, count_events))
+            finally:
+                started.close()
+            time.sleep(SETTLE_S)
+            preloaded.append(c / timed(lambda: in_process.run(config, count_events)))
         report("worker process, warm pool (forked)", "in-process executor", warm, "<= 1.05")
         report("warm worker's CPU time", "in-process CPU time", warm_cpu, "<= 1.05")
         report("worker process, cold pool (imports first)", "in-process executor", cold, "<= 1.1")
+        report(
+            "first run of a service that preloaded (worker_preload)",
+            "in-process executor",
+            preloaded,
+            "<= 1.1",
+        )
 
         ratios = []
         for _ in range(args.repeats):

@@ -30,7 +30,7 @@ HOST_SERVICE = "ktrdr.training.v1.TrainingHost"
 class FakeHost(host_pb2_grpc.TrainingHostServicer):
     """A TrainingHost that reports the capabilities it is given and accepts sessions."""
 
-    device_type: int = host_pb2.DEVICE_TYPE_CPU
+    device_type: host_pb2.DeviceType = host_pb2.DEVICE_TYPE_CPU
     max_sessions: int = 1
     active_sessions: int = 0
     started: list[str] = field(default_factory=list)

@@ -95,8 +95,8 @@ class ReceivingBackend(pb_grpc.BackendServicer):
                 validate=validate_bundle,
             )
         except TransferError as error:
-            final = refusal_metadata(final=error.code in FINAL_CODES)
-            await context.abort(error.code, error.message, trailing_metadata=final)
+            trailer = refusal_metadata(final=error.code in FINAL_CODES)
+            await context.abort(error.code, error.message, trailing_metadata=trailer)
         session = received.header.session_id
         known = self.models.get(session)
         if known is not None:
