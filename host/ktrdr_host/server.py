@@ -115,6 +115,8 @@ async def start_host(
     if resent:
         logger.info("resending %d spooled model(s) from %s", resent, spool.directory)
     await health.set_serving(True)
+    if ray is None and executor_factory is None:  # sessions train in this host's workers
+        await _preload_workers(registry, settings)
     host = RunningHost(settings, server, health, registry, sender, device, port, auth.token, ray)
     if auth.token is not None and not settings.auth_token.get_secret_value():
         # the token lives in its file: a backend on this machine finds it by this port
@@ -132,6 +134,16 @@ async def start_host(
         spool.directory,
     )
     return host
+
+
+async def _preload_workers(registry: SessionRegistry, settings: HostSettings) -> None:
+    """The sessions' warm workers: imported now (``worker_preload`` auto or at-start), else
+    with the first session."""
+    if settings.preload_at_start(trains_by_default=True):
+        started = await asyncio.to_thread(registry.workers.preload)
+        logger.info("warm workers for sessions: %s", started)
+    else:
+        logger.info("warm workers for sessions start with the first one (worker_preload)")
 
 
 async def _scan_spool(registry: SessionRegistry, spool: Spool, settings: HostSettings) -> None:

@@ -166,6 +166,8 @@ class BackendApp:
         await sweeps.resume()
         await self.server.start()
         await self._health.set_serving(True)
+        if self.runner_factory is None:
+            await self._preload_workers(operations)
         logger.info(
             "backend serving on %s:%d (%s, %s; default mode %s, hosts %s, results to %s, data %s)",
             host,
@@ -178,6 +180,23 @@ class BackendApp:
             settings.data_dir,
         )
         return self.port
+
+    async def _preload_workers(self, operations: Operations) -> None:
+        """Local runs' warm workers: imported now where this backend trains locally by default
+        (``worker_preload``), else with the first local run."""
+        settings = self.settings
+        trains = settings.default_mode == "local" or (
+            settings.default_mode == "auto" and not settings.host_addresses
+        )
+        if settings.preload_at_start(trains):
+            started = await asyncio.to_thread(operations.workers.preload)
+            logger.info("warm workers for local runs: %s", started)
+        else:
+            logger.info(
+                "warm workers for local runs start with the first one (default mode %s; "
+                "KTRDR_BACKEND_WORKER_PRELOAD=at-start imports them now)",
+                settings.default_mode,
+            )
 
     async def stop(self) -> None:
         """NOT_SERVING, stop taking RPCs (grace period), stop local runs, close the store."""

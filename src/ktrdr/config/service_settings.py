@@ -6,7 +6,9 @@ environment prefix (``KTRDR_BACKEND_MAX_EPOCHS``, ``KTRDR_HOST_MAX_EPOCHS``, ...
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
 from ktrdr.config.limits import WorkLimits
@@ -35,6 +37,25 @@ class TrainingWorkSettings(BaseSettings):
     # Worker processes started ahead (imports done, torch warmed up) once no run has trained
     # for 2 s; 0 starts each worker when its run begins (PREFIX_WORKER_SPARES).
     worker_spares: int = Field(default=1, ge=0)
+    # When the warm-worker forkserver imports the training stack (PREFIX_WORKER_PRELOAD):
+    # "at-start" (with the service, so its first run does not wait ~2-4 s for torch's
+    # imports; ~0.4 GB resident while idle), "first-run" (with the first run that needs a
+    # worker), or "auto": at start where the service trains by default (a host outside Ray
+    # mode; a backend whose default mode is local, or auto without hosts), else first-run.
+    worker_preload: Literal["auto", "at-start", "first-run"] = "auto"
+
+    @field_validator("worker_preload", mode="before")
+    @classmethod
+    def _preload_words(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower().replace("_", "-")
+        return value
+
+    def preload_at_start(self, trains_by_default: bool) -> bool:
+        """Whether the warm-worker forkserver starts with the service (``worker_preload``)."""
+        if self.worker_preload == "auto":
+            return trains_by_default
+        return self.worker_preload == "at-start"
 
     @property
     def work_limits(self) -> WorkLimits:

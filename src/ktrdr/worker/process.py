@@ -238,6 +238,31 @@ class SparePool:
             while len(self._idle) < self.spares:
                 self._idle.append(WorkerProcess(self.threads))
 
+    def preload(self) -> str:
+        """Start the forkserver (or the spares) now, before any run; returns what started, for
+        the service's log. Its imports go on in the background."""
+        if not self.warm and not self.spares:
+            return "none (worker spares 0: each run starts a worker of its own)"
+        self.refill()
+        with self._lock:
+            server = self._server
+        if server is not None:
+            return f"forkserver pid {server.process.pid} importing the training stack"
+        return f"{len(self._idle)} spare worker(s) importing the training stack"
+
+    @property
+    def forkserver_pid(self) -> int | None:
+        """The running forkserver's pid (None: not started, or without one)."""
+        with self._lock:
+            server = self._server
+        return server.process.pid if server is not None and server.alive() else None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether the forkserver finished its imports within ``timeout`` (False: none)."""
+        with self._lock:
+            server = self._server
+        return server is not None and server.wait_ready(timeout)
+
     def close(self) -> None:
         """Stop the forkserver and every spare (running workers end with their runs)."""
         with self._lock:

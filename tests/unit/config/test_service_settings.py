@@ -25,3 +25,25 @@ def test_a_negative_worker_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KTRDR_BACKEND_WORKER_THREADS", "-1")
     with pytest.raises(ValueError, match="worker_threads"):
         BackendSettings()
+
+
+@pytest.mark.parametrize(
+    ("value", "trains", "at_start"),
+    [
+        ("auto", True, True),
+        ("auto", False, False),
+        ("AT_START", False, True),
+        ("first-run", True, False),
+    ],
+)
+def test_worker_preload_decides_when_the_forkserver_imports(
+    monkeypatch: pytest.MonkeyPatch, value: str, trains: bool, at_start: bool
+) -> None:
+    monkeypatch.setenv("KTRDR_HOST_WORKER_PRELOAD", value)
+    assert HostSettings().preload_at_start(trains_by_default=trains) is at_start
+
+
+def test_an_unknown_worker_preload_names_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KTRDR_BACKEND_WORKER_PRELOAD", "yes")
+    with pytest.raises(ValueError, match="'auto', 'at-start' or 'first-run'"):
+        BackendSettings()
