@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from google.protobuf.descriptor import EnumDescriptor, FileDescriptor
 
-from ktrdr.training.v1 import backend_pb2, common_pb2, host_pb2
+from ktrdr.training.v1 import backend_pb2, common_pb2, host_pb2, hosts_pb2
 
-FILES: list[FileDescriptor] = [common_pb2.DESCRIPTOR, host_pb2.DESCRIPTOR, backend_pb2.DESCRIPTOR]
+FILES: list[FileDescriptor] = [
+    common_pb2.DESCRIPTOR,
+    host_pb2.DESCRIPTOR,
+    hosts_pb2.DESCRIPTOR,
+    backend_pb2.DESCRIPTOR,
+]
 
 # (client streaming, server streaming) per RPC.
 EXPECTED = {
@@ -40,6 +45,9 @@ EXPECTED = {
         "GetSweep": (False, False),
         "ListSweeps": (False, False),
         "CancelSweep": (False, False),
+        "RegisterHost": (False, False),
+        "HostHeartbeat": (False, False),
+        "ListHosts": (False, False),
     },
 }
 

@@ -5,7 +5,8 @@
 - ``trainer``: a viewer who also starts trainings and sweeps and cancels the operations and
   sweeps it created. It also deletes, aliases and tags the models its own operations trained.
 - ``admin``: everything, including cancelling anyone's operations and UpdateTrainingConfig.
-- ``host``: a training host delivering models: SubmitResults only.
+- ``host``: a training host: delivers models (SubmitResults) and registers itself
+  (RegisterHost, HostHeartbeat).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ RULES: dict[str, frozenset[str]] = {
             "GetSweep",
             "ListSweeps",
             "WatchSweep",
+            "ListHosts",
         )
     },
     # a trainer only models its own token trained: checked by the servicer
@@ -48,6 +50,8 @@ RULES: dict[str, frozenset[str]] = {
     SERVICE + "CancelSweep": _TRAIN,  # a trainer only its own: checked by the servicer
     SERVICE + "UpdateTrainingConfig": _ADMIN,
     SERVICE + "SubmitResults": _DELIVER,
+    SERVICE + "RegisterHost": _DELIVER,
+    SERVICE + "HostHeartbeat": _DELIVER,
     **{method: _READ for method in REFLECTION_METHODS},
 }
 

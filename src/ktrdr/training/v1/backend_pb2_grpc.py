@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from ktrdr.training.v1 import backend_pb2 as ktrdr_dot_training_dot_v1_dot_backend__pb2
+from ktrdr.training.v1 import hosts_pb2 as ktrdr_dot_training_dot_v1_dot_hosts__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -139,6 +140,21 @@ class BackendStub:
                 '/ktrdr.training.v1.Backend/CancelSweep',
                 request_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepResponse.FromString,
+                _registered_method=True)
+        self.RegisterHost = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/RegisterHost',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.RegisterHostRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.RegisterHostResponse.FromString,
+                _registered_method=True)
+        self.HostHeartbeat = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/HostHeartbeat',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.HostHeartbeatRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.HostHeartbeatResponse.FromString,
+                _registered_method=True)
+        self.ListHosts = channel.unary_unary(
+                '/ktrdr.training.v1.Backend/ListHosts',
+                request_serializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.ListHostsRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.ListHostsResponse.FromString,
                 _registered_method=True)
 
 
@@ -318,6 +334,31 @@ class BackendServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterHost(self, request, context):
+        """A training host joins: the backend will dial `address` (on its allow-list) and place
+        work there while heartbeats arrive. The host-role token only: no token UNAUTHENTICATED,
+        another role PERMISSION_DENIED; another protocol version FAILED_PRECONDITION; more hosts
+        than KTRDR_BACKEND_MAX_REGISTERED_HOSTS RESOURCE_EXHAUSTED. The answer says how often to
+        heartbeat and which of the host's sessions to stop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HostHeartbeat(self, request, context):
+        """Keeps a registered host available; `known` false asks it to register again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHosts(self, request, context):
+        """Lists every host this backend may use, static and registered, with state and load.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BackendServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -425,6 +466,21 @@ def add_BackendServicer_to_server(servicer, server):
                     servicer.CancelSweep,
                     request_deserializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepRequest.FromString,
                     response_serializer=ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepResponse.SerializeToString,
+            ),
+            'RegisterHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterHost,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.RegisterHostRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.RegisterHostResponse.SerializeToString,
+            ),
+            'HostHeartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.HostHeartbeat,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.HostHeartbeatRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.HostHeartbeatResponse.SerializeToString,
+            ),
+            'ListHosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHosts,
+                    request_deserializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.ListHostsRequest.FromString,
+                    response_serializer=ktrdr_dot_training_dot_v1_dot_hosts__pb2.ListHostsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -995,6 +1051,87 @@ class Backend:
             '/ktrdr.training.v1.Backend/CancelSweep',
             ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepRequest.SerializeToString,
             ktrdr_dot_training_dot_v1_dot_backend__pb2.CancelSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/RegisterHost',
+            ktrdr_dot_training_dot_v1_dot_hosts__pb2.RegisterHostRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_hosts__pb2.RegisterHostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HostHeartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/HostHeartbeat',
+            ktrdr_dot_training_dot_v1_dot_hosts__pb2.HostHeartbeatRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_hosts__pb2.HostHeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.training.v1.Backend/ListHosts',
+            ktrdr_dot_training_dot_v1_dot_hosts__pb2.ListHostsRequest.SerializeToString,
+            ktrdr_dot_training_dot_v1_dot_hosts__pb2.ListHostsResponse.FromString,
             options,
             channel_credentials,
             insecure,
