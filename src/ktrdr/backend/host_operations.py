@@ -190,6 +190,20 @@ class HostOperations:
             if op.task is not None:
                 op.task.cancel()
 
+    async def host_lost(self, addresses: frozenset[str], kept: frozenset[str], cause: str) -> int:
+        """Operations followed on ``addresses`` (except the sessions in ``kept``) fail with
+        ``cause``: their host was removed from the registry or restarted without them.
+        Returns how many."""
+        ended = 0
+        for op_id, runner in list(self.runners.items()):
+            if runner.address not in addresses or op_id in kept or runner.op.finished:
+                continue
+            if await runner.op.finish_failed("UNAVAILABLE", cause):
+                ended += 1
+            if runner.op.task is not None:
+                runner.op.task.cancel()
+        return ended
+
     async def forget(self, operation_id: str) -> None:
         self.queue.leave(operation_id)
         self.ledger.release(operation_id)

@@ -9,7 +9,9 @@ order and places every operation that fits (``placement.choose``, booking the sl
 ledger at once), so the first in line gets the first slot it can use; one that needs a GPU
 does not hold back one behind it that can use a free CPU host.
 
-An operation whose hosts are all gone (none healthy) is decided by the request rule: with
+While no host is known at all and hosts may register themselves, operations wait (a host
+that registers wakes the queue). An operation whose hosts are all gone (none healthy) is
+decided by the request rule: with
 ``require_gpu`` it fails (FAILED_PRECONDITION), without it it falls back to a local run and
 says so. The queue is bounded (``limit``): ``check_room`` refuses with RESOURCE_EXHAUSTED.
 Queued operations live in the store as PENDING host operations without a host, so a
@@ -29,7 +31,12 @@ import grpc
 
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.live import LiveOperation
-from ktrdr.backend.mode_selector import ModeSelector, ModeUnavailable, misconfiguration_refusal
+from ktrdr.backend.mode_selector import (
+    NO_HOST_YET,
+    ModeSelector,
+    ModeUnavailable,
+    misconfiguration_refusal,
+)
 from ktrdr.backend.placement import choose, placed_reason
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
@@ -173,6 +180,11 @@ class HostQueue:
                 logger.exception("host queue: placing waiting operations failed")
 
     async def _round(self) -> None:
+        if self.selector.waits_for_registration():  # nothing to ask until a host registers
+            for entry in self._waiting:
+                entry.why = NO_HOST_YET
+            self._renumber()
+            return
         probes = await self.selector.probe_all()
         seen = "; ".join(p.describe() for p in probes)
         for entry in list(self._waiting):

@@ -16,7 +16,8 @@ Rules (``require_gpu`` always needs a GPU; a request never changes the default):
   (it stays PENDING in the host queue; it never trains locally because hosts are busy).
   No healthy host at all: with ``require_gpu`` FAILED_PRECONDITION naming each host and what
   its check saw, without it local (``fallback``), with the reason stored on the operation and
-  a warning logged.
+  a warning logged. No host known at all while hosts may register themselves (the
+  ``HostRegistry``): the request is queued until one registers.
 - auto: the least loaded healthy GPU host with a free slot while nothing waits in the host
   queue; otherwise FAILED_PRECONDITION with ``require_gpu``, local without it.
 """
@@ -33,6 +34,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.backend.execution.registry import HostRegistry
 from ktrdr.backend.placement import HostLedger, HostSlots, choose, placed_reason
 from ktrdr.security.channels import TokenSource, aio_channel
 from ktrdr.security.diagnose import BACKEND_TO_HOST, explain_unavailable
@@ -51,6 +53,7 @@ MODE_NAMES: dict[int, str] = {
 }
 MODES_BY_NAME = {name: mode for mode, name in MODE_NAMES.items()}
 _GPU_TYPES = (host_pb2.DEVICE_TYPE_CUDA, host_pb2.DEVICE_TYPE_MPS)
+NO_HOST_YET = "no host registered yet"
 
 
 class ModeUnavailable(Exception):
@@ -201,8 +204,11 @@ class ModeSelector:
         max_message_bytes: int = 8 << 20,
         connection: HostConnection | None = None,
         ledger: HostLedger | None = None,
+        registry: HostRegistry | None = None,
     ) -> None:
         self.host_addresses = list(host_addresses)
+        # Hosts that registered themselves (None: the static list only).
+        self.registry = registry
         self.timeout_s = timeout_s
         self.connection = connection or HostConnection(max_message_bytes)
         # What this backend placed on each host (shared with the host queue).
@@ -269,8 +275,19 @@ class ModeSelector:
             accepting=caps.accepting,
         )
 
+    def addresses(self) -> list[str]:
+        """The hosts placement may use now: static ones, then available registered ones."""
+        if self.registry is None:
+            return list(self.host_addresses)
+        return list(dict.fromkeys([*self.host_addresses, *self.registry.addresses()]))
+
+    def waits_for_registration(self) -> bool:
+        """No host is known, but one may register: host work waits instead of running here."""
+        registry = self.registry
+        return registry is not None and registry.waits_for_hosts() and not self.addresses()
+
     async def probe_all(self) -> tuple[HostProbe, ...]:
-        return tuple(await asyncio.gather(*(self.probe(a) for a in self.host_addresses)))
+        return tuple(await asyncio.gather(*(self.probe(a) for a in self.addresses())))
 
     def slots(self, probes: Sequence[HostProbe]) -> list[HostSlots]:
         return [p.slots(i, self.ledger) for i, p in enumerate(probes)]
@@ -295,7 +312,15 @@ class ModeSelector:
         origin = f"{name} (the default mode)" if default else name
         if requested == pb.EXECUTION_MODE_LOCAL:
             return self._local(f"{origin}: runs in the backend's process", require_gpu)
-        if not self.host_addresses:
+        if self.waits_for_registration() and requested == pb.EXECUTION_MODE_HOST:
+            return Selection(
+                pb.EXECUTION_MODE_HOST,
+                f"{origin}: queued, no training host has registered yet; it starts when one "
+                "registers (ktrdr host serve --backend ADDRESS)",
+                queued=True,
+                waits_for=NO_HOST_YET,
+            )
+        if not self.addresses():
             if require_gpu:
                 raise ModeUnavailable(
                     f"{origin} with require_gpu: no training host is configured "
@@ -361,6 +386,7 @@ __all__ = [
     "HOST_SERVICE",
     "MODES_BY_NAME",
     "MODE_NAMES",
+    "NO_HOST_YET",
     "HostConnection",
     "HostProbe",
     "ModeSelector",

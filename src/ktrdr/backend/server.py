@@ -12,6 +12,8 @@ import grpc
 from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
 from ktrdr.backend.auth.token_store import ADMIN_TOKEN_FILE, HOST_TOKEN_FILE
 from ktrdr.backend.database import Database
+from ktrdr.backend.execution.host_rpcs import lost_listener
+from ktrdr.backend.execution.registry import HostRegistry, Lost
 from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.operations import Operations, RunnerFactory
 from ktrdr.backend.registration import add_backend_servicer
@@ -49,6 +51,16 @@ class BackendApp:
         self.store = Store(self.database)
         self.storage = ModelStorage(settings.models_dir)
         self.tokens = TokenStore(self.database)
+        self.registry = HostRegistry(
+            settings.host_addresses,
+            heartbeat_interval_s=settings.host_heartbeat_interval_s,
+            heartbeat_timeout_s=settings.host_heartbeat_timeout_s,
+            removal_after_s=settings.host_removal_after_s,
+            max_hosts=settings.max_registered_hosts,
+            allowed_addresses=settings.allowed_host_addresses,
+            enabled=settings.host_registration,
+        )
+        self._registry_watch: asyncio.Task[None] | None = None
         self.selector = ModeSelector(
             settings.host_addresses,
             timeout_s=settings.health_check_timeout_s,
@@ -57,6 +69,7 @@ class BackendApp:
                 tls=settings.host_client_tls(),
                 token_for=settings.host_token_source,
             ),
+            registry=self.registry,
         )
         self.server: grpc.aio.Server | None = None
         self._health: Health | None = None
@@ -125,6 +138,9 @@ class BackendApp:
         )
         self.results = results
         self.sweeps = sweeps = Sweeps(operations)
+        hosts = operations.hosts
+        self.registry.on_available.append(lambda _host: hosts.queue.wake())
+        self.registry.on_lost.append(lost_listener(self._host_lost))
         servicer = BackendServicer(operations, results, sweeps)
         self.server, self._health = build_server(
             lambda server: add_backend_servicer(servicer, server),
@@ -165,17 +181,20 @@ class BackendApp:
         await operations.reconcile()
         await sweeps.resume()
         await self.server.start()
+        self._registry_watch = asyncio.create_task(self.registry.watch(), name="host-registry")
         await self._health.set_serving(True)
         if self.runner_factory is None:
             await self._preload_workers(operations)
         logger.info(
-            "backend serving on %s:%d (%s, %s; default mode %s, hosts %s, results to %s, data %s)",
+            "backend serving on %s:%d (%s, %s; default mode %s, hosts %s%s, results to %s, "
+            "data %s)",
             host,
             self.port,
             "TLS" if settings.server_tls().enabled else "plaintext",
             "token auth" if settings.auth_enabled else "NO auth",
             settings.default_mode,
             settings.host_addresses or "none",
+            " + registered" if settings.host_registration else "",
             operations.results_address,
             settings.data_dir,
         )
@@ -198,11 +217,21 @@ class BackendApp:
                 settings.default_mode,
             )
 
+    async def _host_lost(self, lost: Lost) -> None:
+        """A registered host was removed or restarted: its operations end with the cause."""
+        if self.operations is not None:
+            ended = await self.operations.hosts.host_lost(lost.addresses, lost.kept, lost.cause)
+            if ended:
+                logger.warning("%d operation(s) failed: %s", ended, lost.cause)
+
     async def stop(self) -> None:
         """NOT_SERVING, stop taking RPCs (grace period), stop local runs, close the store."""
         if self.server is not None and self._health is not None:
             await self._health.set_serving(False)
             await self.server.stop(self.settings.grace_s)
+        if self._registry_watch is not None:
+            self._registry_watch.cancel()
+            await asyncio.gather(self._registry_watch, return_exceptions=True)
         if self.sweeps is not None:  # first: a sweep must not see its trials stopped
             await self.sweeps.shutdown()
         if self.operations is not None:

@@ -13,6 +13,8 @@ from ktrdr.backend.conversions import (
     strategies_to_proto,
 )
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.execution.host_rpcs import HostRpcs
+from ktrdr.backend.execution.registry import HostRegistry
 from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.models import ModelCatalog, ModelRpcs, check_tags
 from ktrdr.backend.operations import Operations
@@ -31,10 +33,11 @@ logger = logging.getLogger(__name__)
 CONFIG_DEFAULT_MODE = "default_mode"
 
 
-class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
+class BackendServicer(ModelRpcs, SweepRpcs, HostRpcs, pb_grpc.BackendServicer):
     """Implements ``ktrdr.training.v1.Backend`` (the model RPCs: ``ktrdr.backend.models``;
-    the sweep RPCs: ``SweepRpcs``). Methods raise ``RequestError`` (or any exception): the
-    server's error boundary (``ktrdr.service.error_boundary``) answers the status."""
+    the sweep RPCs: ``SweepRpcs``; the host registry's: ``HostRpcs``). Methods raise
+    ``RequestError`` (or any exception): the server's error boundary
+    (``ktrdr.service.error_boundary``) answers the status."""
 
     def __init__(self, operations: Operations, results: ResultsIntake, sweeps: Sweeps) -> None:
         self.operations = operations
@@ -42,6 +45,11 @@ class BackendServicer(ModelRpcs, SweepRpcs, pb_grpc.BackendServicer):
         settings = operations.settings
         self.catalog = ModelCatalog(operations.store, settings.models_dir, settings.incoming_dir)
         self.sweeps = sweeps
+        selector = operations.selector
+        registry = selector.registry or HostRegistry(selector.host_addresses, enabled=False)
+        self.setup_host_rpcs(
+            registry, operations.store, selector, lambda: operations.results_address
+        )
 
     async def _operation(self, record: OperationRecord) -> pb.Operation:
         return await self.sweeps.annotate(self.operations.to_proto(record))

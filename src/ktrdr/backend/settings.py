@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ktrdr.config.service_settings import TrainingWorkSettings
@@ -111,6 +111,25 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     # While operations wait for a host, how often the hosts are asked again for free slots, s
     # (KTRDR_BACKEND_HOST_QUEUE_POLL_S); a training of this backend that ends asks at once.
     host_queue_poll_s: float = Field(default=2.0, gt=0)
+    # -- hosts that register themselves (RegisterHost; README "Hosts that register themselves") --
+    # Accept RegisterHost (KTRDR_BACKEND_HOST_REGISTRATION). While on and no host is known,
+    # host-mode work waits for one to register instead of running locally.
+    host_registration: bool = True
+    # How often registered hosts heartbeat, s (KTRDR_BACKEND_HOST_HEARTBEAT_INTERVAL_S).
+    host_heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    # A registered host without a heartbeat for this long is unavailable: no new work, s
+    # (KTRDR_BACKEND_HOST_HEARTBEAT_TIMEOUT_S; at least the interval).
+    host_heartbeat_timeout_s: float = Field(default=15.0, gt=0)
+    # ... and removed after this long, its operations failing with that cause, s
+    # (KTRDR_BACKEND_HOST_REMOVAL_AFTER_S; at least the timeout).
+    host_removal_after_s: float = Field(default=300.0, gt=0)
+    # Registered hosts at most; more are refused with RESOURCE_EXHAUSTED
+    # (KTRDR_BACKEND_MAX_REGISTERED_HOSTS).
+    max_registered_hosts: int = Field(default=64, ge=1)
+    # Addresses a host may register (the backend dials them with its host token):
+    # "host:port", "host", a network "10.0.0.0/8", or "*"; empty: loopback only
+    # (KTRDR_BACKEND_ALLOWED_HOST_ADDRESSES).
+    allowed_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Seconds a graceful stop waits for RPCs to finish (KTRDR_BACKEND_GRACE_S).
     grace_s: float = Field(default=5.0, ge=0)
     # MLflow tracking URI: every finished operation is logged there as a run ("": off).
@@ -135,7 +154,18 @@ class BackendSettings(ServerSecurity, TrainingWorkSettings):
     # every sweep slot (KTRDR_BACKEND_SWEEP_MAX_RUNNING_PER_USER).
     sweep_max_running_per_user: int = Field(default=2, ge=1)
 
-    @field_validator("host_addresses", mode="before")
+    @model_validator(mode="after")
+    def _check_heartbeats(self) -> BackendSettings:
+        if self.host_heartbeat_timeout_s < self.host_heartbeat_interval_s:
+            raise ValueError(
+                "host_heartbeat_timeout_s must not be below host_heartbeat_interval_s "
+                f"({self.host_heartbeat_timeout_s:g} < {self.host_heartbeat_interval_s:g})"
+            )
+        if self.host_removal_after_s < self.host_heartbeat_timeout_s:
+            raise ValueError("host_removal_after_s must not be below host_heartbeat_timeout_s")
+        return self
+
+    @field_validator("host_addresses", "allowed_host_addresses", mode="before")
     @classmethod
     def _split_addresses(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -107,11 +107,12 @@ async def test_default_mode_change_affects_later_requests(backend, tiny_strategy
         pb.EXECUTION_MODE_LOCAL,
         pb.EXECUTION_MODE_HOST,
     )
-    # no host configured: host mode falls back to local, and says the default was host
+    # no host known yet: host mode waits for one to register, and says the default was host
     op = (
         await stub.CreateTraining(pb.CreateTrainingRequest(strategy_yaml=tiny_strategy_yaml))
     ).operation
-    assert op.mode == pb.EXECUTION_MODE_LOCAL and op.mode_reason.startswith("host (the default")
+    assert op.mode == pb.EXECUTION_MODE_HOST and op.status == pb.OPERATION_STATUS_PENDING
+    assert op.mode_reason.startswith("host (the default mode): queued, no training host")
     await stub.CancelOperation(pb.CancelOperationRequest(operation_id=op.operation_id))
 
 
