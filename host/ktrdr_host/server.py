@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import grpc
 
 from ktrdr.security.local_records import announce, withdraw
-from ktrdr.security.tls import check_listen_security
+from ktrdr.security.tls import SecurityConfigError, check_listen_security, split_host
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.v1 import host_pb2_grpc
 from ktrdr_host.access import host_auth
 from ktrdr_host.cluster import RayMode
 from ktrdr_host.delivery import ResultSender
+from ktrdr_host.registration import BackendRegistration
 from ktrdr_host.servicer import SERVICE_NAME, TrainingHostServicer
 from ktrdr_host.sessions import ExecutorFactory, SessionRegistry
 from ktrdr_host.settings import HostSettings
@@ -53,6 +54,7 @@ class RunningHost:
     token: str | None = None  # what a caller (the backend) must present
     ray: RayMode | None = None  # set when sessions train on a Ray cluster
     scanner: asyncio.Task[None] | None = None  # picks up models put back into the spool
+    registration: BackendRegistration | None = None  # with KTRDR_HOST_BACKEND_ADDRESS
 
     @property
     def address(self) -> str:
@@ -64,6 +66,8 @@ class RunningHost:
         logger.info("shutting down: NOT_SERVING, no new sessions")
         await self.health.set_serving(False)
         self.registry.accepting = False
+        if self.registration is not None:  # no new work from the backend
+            await self.registration.stop()
         if self.scanner is not None:
             self.scanner.cancel()
             await asyncio.gather(self.scanner, return_exceptions=True)
@@ -93,6 +97,7 @@ async def start_host(
         service="host",
     )
     auth = host_auth(settings)
+    _check_advertise(settings)
     device = resolve_device(settings.device)  # DeviceError: the configured device is missing
     spool = await asyncio.to_thread(Spool, settings.spool_dir)
     sender = ResultSender(spool, settings)
@@ -124,6 +129,9 @@ async def start_host(
     host.scanner = asyncio.create_task(_scan_spool(registry, spool, settings), name="spool-scan")
     if ray is not None:
         ray.watch(health, lambda: registry.accepting)
+    if settings.backend_address:
+        host.registration = _registration(settings, registry, servicer, host.address)
+        host.registration.start()
     logger.info(
         "training host listening on %s (%s, %s; device %s, %s, spool %s)",
         host.address,
@@ -134,6 +142,27 @@ async def start_host(
         spool.directory,
     )
     return host
+
+
+def _registration(
+    settings: HostSettings,
+    registry: SessionRegistry,
+    servicer: TrainingHostServicer,
+    listen: str,
+) -> BackendRegistration:
+    """Registration with ``settings.backend_address``, advertising where the backend dials."""
+    advertise = settings.advertise_address or listen
+    return BackendRegistration(settings, registry, servicer.capabilities, advertise)
+
+
+def _check_advertise(settings: HostSettings) -> None:
+    """A host that registers must advertise an address the backend can dial."""
+    unspecified = split_host(settings.address) in ("0.0.0.0", "::", "")
+    if settings.backend_address and not settings.advertise_address and unspecified:
+        raise SecurityConfigError(
+            f"host: listening on {settings.address}, the backend cannot dial that "
+            "address; pass --advertise-address HOST:PORT (KTRDR_HOST_ADVERTISE_ADDRESS)"
+        )
 
 
 async def _preload_workers(registry: SessionRegistry, settings: HostSettings) -> None:

@@ -83,6 +83,10 @@ class TrainingHostServicer(host_pb2_grpc.TrainingHostServicer):
     async def GetCapabilities(
         self, request: host_pb2.GetCapabilitiesRequest, context: grpc.aio.ServicerContext
     ) -> host_pb2.GetCapabilitiesResponse:
+        return self.capabilities()
+
+    def capabilities(self) -> host_pb2.GetCapabilitiesResponse:
+        """What GetCapabilities answers now (also sent with RegisterHost)."""
         cluster = self.registry.cluster
         answer = describe_host(
             self.device,

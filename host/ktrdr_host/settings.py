@@ -121,6 +121,18 @@ class HostSettings(ServerSecurity, TrainingWorkSettings):
     backend_tls_key: Path | None = None
     backend_tls_server_name: str = ""
 
+    # -- joining a backend by itself (README "Hosts that register themselves") --
+    # The backend to register with, "host:port" (KTRDR_HOST_BACKEND_ADDRESS; ktrdr host serve
+    # --backend); empty: no registration (the backend lists this host with --host-address).
+    # Token and TLS: BACKEND_TOKEN* and BACKEND_TLS* above.
+    backend_address: str = ""
+    # The "host:port" the backend should dial (--advertise-address); empty: the listen
+    # address with its port resolved (required when listening on 0.0.0.0 or ::).
+    advertise_address: str = ""
+    # This host's stable id in the backend's registry; empty: the id created once and kept in
+    # host.id beside the spool directory.
+    host_id: str = Field(default="", pattern=r"^[A-Za-z0-9._:-]{0,128}$")
+
     @field_validator("allowed_results_targets", "allowed_client_identities", mode="before")
     @classmethod
     def _split_targets(cls, value: Any) -> Any:

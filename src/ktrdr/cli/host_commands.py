@@ -23,7 +23,8 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="run or query a training host (gRPC TrainingHost)",
         formatter_class=formatter,
         description="Run or query a training host.\n\nexamples:\n  ktrdr host serve --address "
-        "0.0.0.0:50051\n  ktrdr host capabilities --address gpu-box:50051",
+        "0.0.0.0:50051\n  ktrdr host serve --backend 127.0.0.1:50052\n  ktrdr host capabilities "
+        "--address gpu-box:50051",
     )
     hsub = host.add_subparsers(dest="host_command", metavar="COMMAND", required=True)
 
@@ -62,6 +63,22 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         default=None,
         metavar="HOST[:PORT]",
         help="a backend address this host may deliver to; repeat (default: loopback only)",
+    )
+    serve.add_argument(
+        "--backend",
+        default=None,
+        metavar="HOST:PORT",
+        help="register with this backend and heartbeat (default: $KTRDR_HOST_BACKEND_ADDRESS; "
+        "none: the backend lists this host with --host-address)",
+    )
+    serve.add_argument(
+        "--advertise-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="the address the backend should dial (default: the listen address, port resolved)",
+    )
+    serve.add_argument(
+        "--host-id", default=None, help="stable id in the backend's registry (default: host.id)"
     )
     add_server_security_options(serve, "KTRDR_HOST_")
     serve.set_defaults(handler=_serve)
@@ -106,6 +123,9 @@ def _serve(args: argparse.Namespace) -> int:
         "device": args.device,
         "ray_address": args.ray_address,
         "allowed_results_targets": args.allowed_results_target,
+        "backend_address": args.backend,
+        "advertise_address": args.advertise_address,
+        "host_id": args.host_id,
         **security_overrides(args),
     }
     try:
