@@ -134,6 +134,7 @@ def _optional_registrars() -> list[Callable[..., None]]:
         "ktrdr.cli.host_commands",
         "ktrdr.cli.backend_commands",
         "ktrdr.cli.client_commands",
+        "ktrdr.cli.hosts_commands",
         "ktrdr.cli.model_commands",
         "ktrdr.cli.sweep_commands",
         "ktrdr.cli.certs_commands",

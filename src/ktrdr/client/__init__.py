@@ -6,6 +6,7 @@ result = client.train("examples/strategies/rsi_single.yaml", mode="host")
 """
 
 from ktrdr.client.errors import KtrdrClientError, KtrdrServiceError, OperationFailedError
+from ktrdr.client.hosts import HostInfo
 from ktrdr.client.local_services import LocalServices
 from ktrdr.client.models import ModelDetails, ModelSpec, parse_model_ref
 from ktrdr.client.progress import ProgressDisplay
@@ -23,6 +24,7 @@ from ktrdr.client.training_client import (
 __all__ = [
     "BACKEND_ADDRESS_ENV",
     "DEFAULT_BACKEND_ADDRESS",
+    "HostInfo",
     "KtrdrClientError",
     "KtrdrServiceError",
     "LocalServices",

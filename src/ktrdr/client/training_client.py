@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ktrdr.client.connection import client_tls, resolve_token
 from ktrdr.client.errors import KtrdrClientError, service_error, translate_errors
+from ktrdr.client.hosts import HostCalls
 from ktrdr.client.interrupt import CtrlC
 from ktrdr.client.models import ModelCalls
 from ktrdr.client.progress import ProgressDisplay
@@ -118,12 +119,13 @@ class TrainingRun:
         return f"TrainingRun({op.operation_id!r}, status={op.status!r}, mode={op.mode!r})"
 
 
-class TrainingClient(ModelCalls, SweepCalls):
+class TrainingClient(ModelCalls, SweepCalls, HostCalls):
     """A synchronous client of the ``Backend`` service (safe in Jupyter's event loop).
 
     The model methods (``get_model``, ``download_model``, ``delete_model``, ``set_alias``,
     ``tag_model``, ``models``) come from ``ktrdr.client.models.ModelCalls``; the sweep calls
-    (``sweep``, ``create_sweep``, ``get_sweep``, ...) from ``SweepCalls``."""
+    (``sweep``, ``create_sweep``, ``get_sweep``, ...) from ``SweepCalls``; ``hosts()`` from
+    ``HostCalls``."""
 
     def __init__(
         self,
