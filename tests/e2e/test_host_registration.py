@@ -43,9 +43,11 @@ REGISTRY_ENV = {
 TRAINING_S = 480  # bound on a training's wall time on a loaded machine (scaled)
 
 
-def backend_for_hosts(work: Path, sample_data_dir: Path) -> Service:
+def backend_for_hosts(work: Path, sample_data_dir: Path, port: int | None = None) -> Service:
     """A backend with no --host-address whose default mode is host."""
-    return start_backend(work, sample_data_dir, [], default_mode="host", env=REGISTRY_ENV)
+    return start_backend(
+        work, sample_data_dir, [], port=port, default_mode="host", env=REGISTRY_ENV
+    )
 
 
 def host_for(work: Path, sample_data_dir: Path, backend: Service, host_id: str = "") -> Service:
@@ -178,6 +180,22 @@ def test_a_killed_host_turns_unavailable_its_operation_ends_and_it_registers_aga
             )
             [listed] = hosts_list(backend)
             assert (listed["host_id"], listed["state"]) == (host_id, "available")
+
+        # A backend restart forgets registrations: the next heartbeat is answered
+        # known=false and the host registers again.
+        port = int(backend.address.rsplit(":", 1)[1])
+        backend.stop()
+        backend = backend_for_hosts(tmp_path / "backend", sample_data_dir, port)
+        with channel_to(backend.address) as channel:
+            stub = backend_pb2_grpc.BackendStub(channel)
+            wait_until(
+                lambda: (
+                    (h := state_of(stub, host_id)) is not None
+                    and h.state == hosts_pb2.HOST_STATE_AVAILABLE
+                ),
+                30,
+                "the host to register with the restarted backend",
+            )
     finally:
         for service in (again, host, backend):
             if service is not None:
