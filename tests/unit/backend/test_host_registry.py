@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.execution.host_rpcs import HostRpcs
 from ktrdr.backend.execution.registry import (
     AVAILABLE,
     UNAVAILABLE,
@@ -17,8 +18,13 @@ from ktrdr.backend.execution.registry import (
     check_host_id,
     check_versions,
 )
+from ktrdr.backend.mode_selector import ModeSelector
+from ktrdr.backend.store import OperationRecord, Store, now_us
+from ktrdr.service.convert import simple_event
 from ktrdr.service.host_protocol import PROTOCOL_VERSION
-from ktrdr.training.v1 import host_pb2
+from ktrdr.training.progress import ProgressKind
+from ktrdr.training.v1 import backend_pb2 as pb
+from ktrdr.training.v1 import common_pb2, host_pb2, hosts_pb2
 
 
 class Clock:
@@ -188,3 +194,42 @@ def test_host_ids_are_bounded_and_plain():
     for bad in ("", "a b", "x" * 129, "naïve", "a/b"):
         with pytest.raises(RequestError):
             check_host_id(bad)
+
+
+def record(op_id: str) -> OperationRecord:
+    return OperationRecord(
+        id=op_id,
+        status=pb.OPERATION_STATUS_PENDING,
+        strategy_name="s",
+        strategy_yaml="name: s",
+        overrides=common_pb2.TrainingOverrides(),
+        requested_mode=0,
+        mode=pb.EXECUTION_MODE_HOST,
+        mode_reason="host: test",
+        host_address="127.0.0.1:6001",
+        require_gpu=False,
+        created_us=now_us(),
+        last_event=simple_event(ProgressKind.ACCEPTED, "accepted"),
+    )
+
+
+async def test_the_sessions_a_host_should_stop_are_those_ended_or_unknown_here(tmp_path):
+    store = Store(tmp_path / "b.db")
+    for op_id in ("running", "cancelled"):
+        await store.insert_operation.aio(record(op_id))
+    await store.mark_running.aio("running")
+    await store.finish.aio(
+        "cancelled", pb.OPERATION_STATUS_CANCELLED, simple_event(ProgressKind.CANCELLED, "x")
+    )
+    rpcs = HostRpcs()
+    rpcs.setup_host_rpcs(HostRegistry(), store, ModeSelector([]), lambda: "127.0.0.1:50052")
+    held = [
+        hosts_pb2.HeldSession(session_id=s, results_target="127.0.0.1:50052")
+        for s in ("running", "cancelled", "never-made-here")
+    ]
+    held.append(hosts_pb2.HeldSession(session_id="other", results_target="10.0.0.1:50052"))
+    stops = {s.session_id: s.reason for s in await rpcs._to_stop(held)}
+    assert stops == {
+        "cancelled": "operation is CANCELLED on the backend",
+        "never-made-here": "unknown to the backend",
+    }  # a running one stays; another backend's session is not judged here
