@@ -134,12 +134,13 @@ GET_SWEEP = (
     f"{B} ktrdr.training.v1.Backend/GetSweep"
 )
 LIST_SWEEPS = f".venv/bin/grpcurl -plaintext {AUTH} {B} ktrdr.training.v1.Backend/ListSweeps"
+LIST_HOSTS = f".venv/bin/grpcurl -plaintext {AUTH} {B} ktrdr.training.v1.Backend/ListHosts"
 
 EXAMPLES = [
     LIST, LIST_METHODS, DESCRIBE, HEALTH, HOST_HEALTH, CREATE_BY_NAME, CREATE_INLINE, WATCH,
     GET_OPERATION, GET_CONFIG, UPDATE_CONFIG, LIST_MODELS, LIST_STRATEGIES, CAPABILITIES,
     UNAUTHENTICATED, SET_ALIAS, GET_MODEL, SET_TAGS, LIST_MODELS_FILTERED, DOWNLOAD_MODEL,
-    DELETE_ALIAS, DELETE_MODEL, CREATE_SWEEP, GET_SWEEP, LIST_SWEEPS,
+    DELETE_ALIAS, DELETE_MODEL, CREATE_SWEEP, GET_SWEEP, LIST_SWEEPS, LIST_HOSTS,
 ]  # fmt: skip
 
 
@@ -245,6 +246,13 @@ def test_training_config(services: LocalServices) -> None:
     changed = json.loads(grpcurl(services, UPDATE_CONFIG))
     assert changed["previous_default_mode"] == "EXECUTION_MODE_AUTO"
     assert changed["default_mode"] == "EXECUTION_MODE_LOCAL"
+
+
+def test_list_hosts(services: LocalServices) -> None:
+    hosts = json.loads(grpcurl(services, LIST_HOSTS))["hosts"]
+    listed = next(h for h in hosts if h["address"] == services.host_address)
+    assert listed["state"] == "HOST_STATE_STATIC" and listed["joined"] == "HOST_JOIN_STATIC"
+    assert listed["max_sessions"] >= 1 and listed["detail"].startswith("SERVING")
 
 
 def test_host_capabilities(services: LocalServices) -> None:
