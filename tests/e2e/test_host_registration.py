@@ -119,6 +119,8 @@ def test_a_host_started_after_the_backend_trains_the_work_queued_before_it(
             )
             assert listed["joined"] == "registered" and listed["version"] == ktrdr.__version__
             assert listed["max_sessions"] == 1 and listed["device"] == "cpu"
+            config = stub.GetTrainingConfig(pb.GetTrainingConfigRequest(), timeout=scaled(10))
+            assert list(config.config.host_addresses) == [host.address]
     finally:
         if host is not None:
             host.stop()

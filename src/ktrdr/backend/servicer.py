@@ -148,5 +148,9 @@ class BackendServicer(ModelRpcs, SweepRpcs, HostRpcs, pb_grpc.BackendServicer):
         return await asyncio.to_thread(listing)
 
     def _config(self) -> pb.TrainingConfig:
+        """The configuration; ``host_addresses`` also lists the available registered hosts."""
         ops = self.operations
-        return config_to_proto(ops.settings, ops.default_mode, ops.results_address)
+        config = config_to_proto(ops.settings, ops.default_mode, ops.results_address)
+        listed = set(config.host_addresses)
+        config.host_addresses.extend(a for a in self.registry.addresses() if a not in listed)
+        return config
