@@ -38,6 +38,8 @@ EARLIEST_DATE = date(1900, 1, 1)
 LATEST_END_DATE = date(2100, 12, 31)
 TimeframeList = list[Timeframe]
 StrList = list[str]
+# The seed a training uses when the strategy names none: every run is reproducible.
+DEFAULT_SEED = 42
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
@@ -368,6 +370,11 @@ class StrategyConfig(_Lenient):
     risk_management: Any = None
     backtesting: Any = None
     nn_inputs: Any = None
+
+    @property
+    def training_seed(self) -> tuple[int, str]:
+        """The seed training uses and where it comes from ("strategy" or "default")."""
+        return (self.seed, "strategy") if self.seed is not None else (DEFAULT_SEED, "default")
 
     @property
     def active_indicators(self) -> list[IndicatorConfig]:
