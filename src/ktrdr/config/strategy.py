@@ -75,9 +75,13 @@ KTRDR_IGNORED: dict[str, tuple[str, ...]] = {
         "nn_inputs",
     ),
     "TrainingDataConfig": ("history_required",),
-    "ModelConfig": ("symbol_embedding_dim",),
+    "ModelConfig": ("symbol_embedding_dim", "input_size"),
     "ArchitectureConfig": ("output_activation",),
     "TrainingConfig": ("method", "fitness_metrics"),
+}
+# Why a KTRDR key does nothing here, where "ignored" alone would leave a reader guessing.
+KTRDR_REASONS: dict[str, str] = {
+    "input_size": "the input size is computed from the features here",
 }
 
 
@@ -299,6 +303,7 @@ class ModelConfig(_Lenient):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     training: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
     symbol_embedding_dim: Any = None  # KTRDR; the embedding size follows the symbol count
+    input_size: Any = None  # KTRDR; computed from the features (a stale count is no error)
 
 
 class LabelsConfig(_Lenient):
@@ -402,7 +407,8 @@ class StrategyConfig(_Lenient):
         for prefix, obj in places:
             for key in KTRDR_IGNORED.get(type(obj).__name__, ()):
                 if getattr(obj, key) is not None:
-                    out.append(f"{prefix}{key}: KTRDR key, not used by training; ignored")
+                    why = KTRDR_REASONS.get(key, "ignored")
+                    out.append(f"{prefix}{key}: KTRDR key, not used by training; {why}")
         return out
 
     @field_validator("name", "description", "version", "hypothesis", "scope", mode="before")
