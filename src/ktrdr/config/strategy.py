@@ -353,6 +353,9 @@ class EvaluationConfig(_Lenient):
 
     cost_bps: float = Field(default=5.0, ge=0)  # per unit of position change, in 1/10000
     allow_short: bool = True  # SELL goes short (else flat)
+    # equity_fraction: the whole equity in the position, re-invested every bar (compounding);
+    # fixed_units: units bought with the initial equity at the test period's first close.
+    position_sizing: Literal["equity_fraction", "fixed_units"] = "equity_fraction"
 
 
 class StrategyConfig(_Lenient):
