@@ -95,6 +95,12 @@ def trading_summary(trading: dict[str, Any]) -> str:
         f"  trading on the test period ({overall.get('bars', 0)} bars, "
         f"{trading.get('cost_bps', 0):g} bps per trade; {trading.get('position_rule', '')}):"
     ]
+    sizing = trading.get("position_sizing", "equity_fraction")  # older models: the only one
+    rule = trading.get("sizing_rule", "whole equity in the position, re-invested every bar")
+    lines.append(
+        f"  position sizing {sizing} ({rule}); costs {trading.get('cost_bps', 0):g} bps per "
+        "unit of position change, in every return"
+    )
     for name in ("strategy", "buy_and_hold", "majority", "flat"):
         row = overall.get(name)
         if not row:

@@ -62,7 +62,6 @@ from ktrdr.training.trainer import Tensors, Trainer, class_weights
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SEED = 42
 IMPORTANCE_REPEATS = 3
 PRICE_CONTEXT_WARMUP = 21
 
@@ -179,7 +178,7 @@ class _Run:
     def execute(self) -> TrainingResult:
         cfg = self.config
         started = time.perf_counter()
-        seed = cfg.seed if cfg.seed is not None else DEFAULT_SEED
+        seed, _ = cfg.training_seed
         device = resolve_device(self.ex.device_request)
         symbols = cfg.training_data.symbols.resolved()
         timeframes = cfg.training_data.timeframes.resolved()

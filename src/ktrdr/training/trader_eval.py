@@ -33,6 +33,7 @@ def trade_test_period(
         majority,
         cost_bps=cfg.evaluation.cost_bps,
         allow_short=cfg.evaluation.allow_short,
+        sizing=cfg.evaluation.position_sizing,
     )
 
 
