@@ -1,4 +1,5 @@
-"""Trading metrics on the test period: what trading the predicted signals would have returned.
+"""Trading metrics of a period (the test period; the validation period too): what trading the
+predicted signals would have returned.
 
 Position rule (one unit per symbol, decided at a bar's close, no look-ahead):
 
@@ -15,19 +16,24 @@ the symbols that have that bar): total ``return`` (compounded), annualised ``sha
 (mean / std of the per-bar returns times the square root of bars per year, counted from the
 period's own bars), ``max_drawdown`` (largest fall of the equity curve from its running peak,
 as a fraction), ``trades`` (holding periods of a non-zero position), ``hit_rate`` (share of
-trades whose compounded return after entry and exit costs is positive). The same numbers are
-computed for the baselines: ``buy_and_hold`` (always long), ``majority`` (always the most
-common training label) and ``flat`` (never in the market).
+trades whose compounded return after entry and exit costs is positive). The overall strategy
+also gets the moments of its per-bar returns that the deflated Sharpe ratio needs
+(``bar_sharpe``: mean / std per bar, not annualised; ``skewness``; ``kurtosis``, not excess;
+NaN when the returns do not vary). The same numbers are computed for the baselines:
+``buy_and_hold`` (always long), ``majority`` (always the most common training label) and
+``flat`` (never in the market).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ktrdr.labels import BUY, HOLD, SELL
+from ktrdr.research.selection import sharpe_sample
 
 BASELINES = ("buy_and_hold", "majority", "flat")
 EQUITY_POINTS = 400  # at most this many points of each equity curve go into the metadata
@@ -82,6 +88,16 @@ def performance(returns: np.ndarray, trades: list[float], years: float) -> dict[
         "max_drawdown": float(np.max(1.0 - equity / peak)) if len(equity) else 0.0,
         "trades": len(trades),
         "hit_rate": float(np.mean([t > 0 for t in trades])) if trades else 0.0,
+    }
+
+
+def return_moments(returns: np.ndarray) -> dict[str, float]:
+    """Per-bar Sharpe ratio, skewness and kurtosis (``ktrdr.research.selection``)."""
+    sample = sharpe_sample(np.asarray(returns, dtype=np.float64).tolist())
+    return {
+        "bar_sharpe": sample.sharpe,
+        "skewness": sample.skewness,
+        "kurtosis": sample.kurtosis,
     }
 
 
@@ -152,6 +168,7 @@ def trading_metrics(
         for name in rules
     }
     out["overall"]["bars"] = len(overall_times)
+    out["overall"]["strategy"].update(return_moments(overall["strategy"]))
     out["verdict"] = verdict(out["overall"])
     out["equity_curve"] = _curve(overall_times, overall)
     return out
@@ -203,4 +220,35 @@ def _curve(times: np.ndarray, returns: Mapping[str, np.ndarray]) -> dict[str, An
     }
 
 
-__all__ = ["BASELINES", "bar_returns", "performance", "positions", "trading_metrics", "verdict"]
+def validation_summary(metrics: dict[str, Any]) -> dict[str, float]:
+    """The validation period's trading numbers (``val_*``), for sweeps to select on and for
+    the deflated Sharpe ratio of a sweep's best trial; moments that are NaN (returns that do
+    not vary) are left out rather than reported as numbers."""
+    overall = metrics.get("validation_trading", {}).get("overall", {})
+    strategy = overall.get("strategy")
+    if strategy is None:
+        return {}
+    values = {
+        "val_bars": overall.get("bars", 0),
+        "val_return_strategy": strategy["return"],
+        "val_sharpe_strategy": strategy["sharpe"],
+        "val_max_drawdown_strategy": strategy["max_drawdown"],
+        "val_bar_sharpe_strategy": strategy.get("bar_sharpe", math.nan),
+        "val_skewness_strategy": strategy.get("skewness", math.nan),
+        "val_kurtosis_strategy": strategy.get("kurtosis", math.nan),
+    }
+    if "buy_and_hold" in overall:
+        values["val_return_buy_and_hold"] = overall["buy_and_hold"]["return"]
+    return {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
+
+
+__all__ = [
+    "BASELINES",
+    "bar_returns",
+    "performance",
+    "positions",
+    "return_moments",
+    "trading_metrics",
+    "validation_summary",
+    "verdict",
+]
