@@ -10,6 +10,7 @@ from torch import nn
 
 from ktrdr.labels import CLASS_NAMES
 from ktrdr.training.cancellation import CancellationToken
+from ktrdr.training.trading import validation_summary
 from ktrdr.training.trainer import Tensors, predict_logits
 
 CLASSES = list(range(len(CLASS_NAMES)))
@@ -189,6 +190,7 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         out["test_sharpe_strategy"] = float(overall["strategy"]["sharpe"])
         out["test_max_drawdown_strategy"] = float(overall["strategy"]["max_drawdown"])
         out["test_trades_strategy"] = float(overall["strategy"]["trades"])
+    out.update(validation_summary(metrics))
     training = metrics.get("training", {})
     for key in ("best_epoch", "epochs_run", "best_val_loss", "train_samples_per_s"):
         if training.get(key) is not None:

@@ -57,7 +57,7 @@ from ktrdr.training.progress import (
 )
 from ktrdr.training.result import TrainingResult
 from ktrdr.training.split import chronological_split
-from ktrdr.training.trader_eval import trade_test_period
+from ktrdr.training.trader_eval import trade_period, trade_test_period
 from ktrdr.training.trainer import Tensors, Trainer, class_weights
 
 logger = logging.getLogger(__name__)
@@ -264,6 +264,12 @@ class _Run:
                 dataset.y[split.train], dataset.y[split.test]
             )
             trading = trade_test_period(model, part(split.test_period), dataset, split, cfg)
+            # The validation period traded too: what a sweep may select on (and judge with the
+            # deflated Sharpe ratio) without touching the test period.
+            valid = split.validation_period
+            val_trading = (
+                trade_period(model, part(valid), dataset, split, cfg, valid) if len(valid) else None
+            )
         with self.step(10):
             importance = permutation_importance(
                 model,
@@ -296,6 +302,8 @@ class _Run:
                 "feature_importance": importance,
                 "trading": trading,
             }
+            if val_trading is not None:
+                metrics["validation_trading"] = val_trading
             metrics["summary"] = summary_metrics(metrics)
             bundle = self._package(
                 model,

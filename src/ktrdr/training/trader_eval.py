@@ -1,4 +1,5 @@
-"""Step 9's trading part: the model's signals over the whole test period, traded."""
+"""Step 9's trading part: the model's signals over the whole test period (and the validation
+period), traded."""
 
 from __future__ import annotations
 
@@ -20,7 +21,18 @@ def trade_test_period(
     model: nn.Module, rows: Tensors, dataset: Dataset, split: Split, cfg: StrategyConfig
 ) -> dict[str, Any]:
     """Trading metrics of every bar in the test period (confirmed labels or not)."""
-    period = split.test_period
+    return trade_period(model, rows, dataset, split, cfg, split.test_period)
+
+
+def trade_period(
+    model: nn.Module,
+    rows: Tensors,
+    dataset: Dataset,
+    split: Split,
+    cfg: StrategyConfig,
+    period: np.ndarray,
+) -> dict[str, Any]:
+    """Trading metrics of the bars ``period`` (row indices; ``rows`` their tensors)."""
     with torch.no_grad():
         predicted = predict_logits(model, rows).argmax(dim=1).cpu().numpy()
     majority = int(np.bincount(dataset.y[split.train], minlength=len(CLASS_NAMES)).argmax())
@@ -37,4 +49,4 @@ def trade_test_period(
     )
 
 
-__all__ = ["trade_test_period"]
+__all__ = ["trade_period", "trade_test_period"]

@@ -1,4 +1,5 @@
-"""Trading metrics on the test period: what trading the predicted signals would have returned.
+"""Trading metrics of a period (the test period; the validation period too): what trading the
+predicted signals would have returned.
 
 Position rule (decided at a bar's close, no look-ahead):
 
@@ -33,19 +34,23 @@ the symbols' equity curves, each held at its last value after its last bar). Tot
 the square root of bars per year, counted from the period's own bars), ``max_drawdown``
 (largest fall of the equity curve from its running peak, as a fraction), ``trades`` (holding
 periods of a non-zero position), ``hit_rate`` (share of trades whose return after entry and
-exit costs is positive). The same numbers are computed for the baselines: ``buy_and_hold``
-(always long), ``majority`` (always the most common training label) and ``flat`` (never in the
-market).
+exit costs is positive). The overall strategy also gets the moments of its per-bar returns
+that the deflated Sharpe ratio needs (``bar_sharpe``: mean / std per bar, not annualised;
+``skewness``; ``kurtosis``, not excess; NaN when the returns do not vary). The same numbers are
+computed for the baselines: ``buy_and_hold`` (always long), ``majority`` (always the most
+common training label) and ``flat`` (never in the market).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ktrdr.labels import BUY, HOLD, SELL
+from ktrdr.research.selection import sharpe_sample
 
 BASELINES = ("buy_and_hold", "majority", "flat")
 # evaluation.position_sizing -> how the summary names it.
@@ -130,6 +135,16 @@ def performance(returns: np.ndarray, trades: list[float], years: float) -> dict[
     }
 
 
+def return_moments(returns: np.ndarray) -> dict[str, float]:
+    """Per-bar Sharpe ratio, skewness and kurtosis (``ktrdr.research.selection``)."""
+    sample = sharpe_sample(np.asarray(returns, dtype=np.float64).tolist())
+    return {
+        "bar_sharpe": sample.sharpe,
+        "skewness": sample.skewness,
+        "kurtosis": sample.kurtosis,
+    }
+
+
 def _years(times: np.ndarray) -> float:
     if len(times) < 2:
         return 0.0
@@ -202,6 +217,7 @@ def trading_metrics(
         for name in rules
     }
     out["overall"]["bars"] = len(overall_times)
+    out["overall"]["strategy"].update(return_moments(overall["strategy"]))
     out["verdict"] = verdict(out["overall"])
     out["equity_curve"] = _curve(overall_times, overall)
     return out
@@ -265,6 +281,28 @@ def _curve(times: np.ndarray, returns: Mapping[str, np.ndarray]) -> dict[str, An
     }
 
 
+def validation_summary(metrics: dict[str, Any]) -> dict[str, float]:
+    """The validation period's trading numbers (``val_*``), for sweeps to select on and for
+    the deflated Sharpe ratio of a sweep's best trial; moments that are NaN (returns that do
+    not vary) are left out rather than reported as numbers."""
+    overall = metrics.get("validation_trading", {}).get("overall", {})
+    strategy = overall.get("strategy")
+    if strategy is None:
+        return {}
+    values = {
+        "val_bars": overall.get("bars", 0),
+        "val_return_strategy": strategy["return"],
+        "val_sharpe_strategy": strategy["sharpe"],
+        "val_max_drawdown_strategy": strategy["max_drawdown"],
+        "val_bar_sharpe_strategy": strategy.get("bar_sharpe", math.nan),
+        "val_skewness_strategy": strategy.get("skewness", math.nan),
+        "val_kurtosis_strategy": strategy.get("kurtosis", math.nan),
+    }
+    if "buy_and_hold" in overall:
+        values["val_return_buy_and_hold"] = overall["buy_and_hold"]["return"]
+    return {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
+
+
 __all__ = [
     "BASELINES",
     "SIZINGS",
@@ -272,6 +310,8 @@ __all__ = [
     "equity_returns",
     "performance",
     "positions",
+    "return_moments",
     "trading_metrics",
+    "validation_summary",
     "verdict",
 ]
