@@ -20,9 +20,16 @@ def trade_test_period(
     model: nn.Module, rows: Tensors, dataset: Dataset, split: Split, cfg: StrategyConfig
 ) -> dict[str, Any]:
     """Trading metrics of every bar in the test period (confirmed labels or not)."""
-    period = split.test_period
     with torch.no_grad():
         predicted = predict_logits(model, rows).argmax(dim=1).cpu().numpy()
+    return trade_signals(predicted, dataset, split, cfg)
+
+
+def trade_signals(
+    predicted: np.ndarray, dataset: Dataset, split: Split, cfg: StrategyConfig
+) -> dict[str, Any]:
+    """Trading metrics of any signal rule over the test period's rows (in their order)."""
+    period = split.test_period
     majority = int(np.bincount(dataset.y[split.train], minlength=len(CLASS_NAMES)).argmax())
     return trading_metrics(
         dataset.symbols,
@@ -36,4 +43,4 @@ def trade_test_period(
     )
 
 
-__all__ = ["trade_test_period"]
+__all__ = ["trade_signals", "trade_test_period"]
