@@ -29,12 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ktrdr.labels import BUY, CLASS_NAMES, HOLD, SELL
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOGISTIC_L2 = 1e-3
 LOGISTIC_MAX_ITER = 2000
@@ -173,7 +175,9 @@ def persistence_for_rows(
         signals = persistence_signals(close.to_numpy(dtype=np.float64), threshold)
         times = close.index.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
         at = np.searchsorted(times, timestamps[rows])
-        if np.any(at >= len(times)) or np.any(times[np.minimum(at, len(times) - 1)] != timestamps[rows]):
+        if np.any(at >= len(times)) or np.any(
+            times[np.minimum(at, len(times) - 1)] != timestamps[rows]
+        ):
             raise ValueError(f"{symbol}: dataset rows without a bar in the close series")
         out[rows] = signals[at]
     return out

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ktrdr.config.strategy import StrategyConfig
 from ktrdr.labels import BUY, HOLD
@@ -41,8 +40,10 @@ from ktrdr.training.baselines import (
 from ktrdr.training.dataset import Dataset
 from ktrdr.training.portfolio import portfolio_series
 from ktrdr.training.split import Split
-from ktrdr.training.trader_eval import trade_signals
 from ktrdr.training.trading import BASELINES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ACCURACY_BASELINES = ("majority", "logistic", "persistence")
 TRADING_BASELINES = (*BASELINES, "logistic", "persistence")
@@ -84,6 +85,9 @@ def compare(
     seed: int,
 ) -> dict[str, Any]:
     """``baselines``, ``uncertainty`` and ``verdict`` (see the module docstring)."""
+    # Here rather than at the top: the verdict and the caveat rule need no PyTorch.
+    from ktrdr.training.trader_eval import trade_signals
+
     n_symbols = len(dataset.symbols)
     design = logistic_design(x_scaled, dataset.symbol_idx, n_symbols)
     logistic = fit_logistic(design[split.train], dataset.y[split.train], seed=seed)
