@@ -1,5 +1,5 @@
-"""Step 9's trading part: the model's signals over the whole test period (and the validation
-period), traded."""
+"""Step 9's trading part: the model's signals over a period (the whole test period; the
+validation period for sweeps), traded."""
 
 from __future__ import annotations
 
@@ -35,6 +35,19 @@ def trade_period(
     """Trading metrics of the bars ``period`` (row indices; ``rows`` their tensors)."""
     with torch.no_grad():
         predicted = predict_logits(model, rows).argmax(dim=1).cpu().numpy()
+    return trade_signals(predicted, dataset, split, cfg, period)
+
+
+def trade_signals(
+    predicted: np.ndarray,
+    dataset: Dataset,
+    split: Split,
+    cfg: StrategyConfig,
+    period: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Trading metrics of any signal rule over ``period``'s rows (default: the test period),
+    in their order."""
+    period = split.test_period if period is None else period
     majority = int(np.bincount(dataset.y[split.train], minlength=len(CLASS_NAMES)).argmax())
     return trading_metrics(
         dataset.symbols,
@@ -49,4 +62,4 @@ def trade_period(
     )
 
 
-__all__ = ["trade_period", "trade_test_period"]
+__all__ = ["trade_period", "trade_signals", "trade_test_period"]
