@@ -61,6 +61,9 @@ def test_models_commands_from_another_machine(services, elsewhere, tiny_strategy
 
     listed = json.loads(ktrdr(services, elsewhere, "models", "list", "--json").stdout)
     mine = [m for m in listed if m["strategy"] == S]
+    edges = [m["test_metrics"]["val_accuracy_edge"] for m in mine]
+    assert edges == sorted(edges, reverse=True)  # the default order: best validation edge
+    mine.sort(key=lambda m: m["version"])
     assert [m["version"] for m in mine] == [1, 2]
     assert mine[0]["tags"] == ["baseline"] and mine[1]["tags"] == []
     assert (mine[0]["seed"], mine[0]["mode"], mine[0]["device"]) == (3, "local", "cpu")

@@ -36,12 +36,16 @@ class SavedModel:
     size: int
 
 
+HELD_OUT_PREFIXES = ("test_", "val_")
+
+
 def test_metrics(metrics: dict[str, object]) -> dict[str, float]:
-    """The test-split numbers of a metrics summary, for the model registry."""
+    """The held-out numbers of a metrics summary for the model registry: the test split's
+    ("test_*") and the validation split's ("val_*", what ``models list`` sorts by default)."""
     return {
         k: float(v)  # type: ignore[arg-type]
         for k, v in metrics.items()
-        if k.startswith("test_") and isinstance(v, int | float)
+        if k.startswith(HELD_OUT_PREFIXES) and isinstance(v, int | float)
     }
 
 

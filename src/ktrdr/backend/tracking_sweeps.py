@@ -2,11 +2,16 @@
 
 The parent run carries the sweep's search space and budget as parameters (``space.<path>`` =
 ``float [0.001, 0.1] log``, ``n_trials``, ``parallelism``), its settings as tags (objective,
-direction, sampler, pruner, seed) and the strategy as an artifact. When the sweep ends it gets
-its status (FINISHED, KILLED for a cancelled sweep, FAILED), the best trial as ``best_value``
-/ ``best_trial`` metrics and ``best.<path>`` parameters, and the objective of every completed
-trial as the metric ``objective`` with the trial number as step. A trial's run points at it
-with MLflow's ``mlflow.parentRunId`` tag, which is how MLflow's UI nests runs.
+direction, sampler, pruner, seed, ``ktrdr.selected_on_test``: "true" when the objective is a
+test-period metric, whose best test numbers are then in-sample) and the strategy as an
+artifact. When the sweep ends it gets its status (FINISHED, KILLED for a cancelled sweep,
+FAILED), the best trial as ``best_value`` / ``best_trial`` metrics and ``best.<path>``
+parameters, the best trial's deflated Sharpe ratio as the metric ``deflated_sharpe`` (with
+``deflated_sharpe.expected_max_sharpe`` and ``.n_trials``; the tag
+``ktrdr.deflated_sharpe`` says in words what it means, or why there is none), and the
+objective of every completed trial as the metric ``objective`` with the trial number as step.
+A trial's run points at it with MLflow's ``mlflow.parentRunId`` tag, which is how MLflow's UI
+nests runs.
 
 The parent is found by its ``ktrdr.sweep_id`` tag before one is created (by the sweep's own
 spool entries or by the first trial logged, whichever comes first after an outage), so it
@@ -113,6 +118,7 @@ def sweep_tags(record: SweepRecord) -> dict[str, str]:
         "ktrdr.pruner": _enum("SweepPruner", r.pruner, "SWEEP_PRUNER_"),
         "ktrdr.seed": str(r.seed) if r.HasField("seed") else "",
         "ktrdr.mode": _enum("ExecutionMode", r.execution_mode, "EXECUTION_MODE_"),
+        "ktrdr.selected_on_test": "true" if record.selected_on_test else "false",
     }
 
 
@@ -174,6 +180,7 @@ def finish_parent(client: Any, run_id: str, record: SweepRecord, trials: list[Tr
     from mlflow.entities import Metric, Param, RunTag
 
     from ktrdr.backend.sweeps.convert import best_trial
+    from ktrdr.backend.sweeps.selection_bias import sweep_deflated_sharpe
 
     status, run_status = _STATUS.get(record.status, ("unknown", "FINISHED"))
     end_ms = (record.finished_us or record.created_us) // 1000
@@ -202,6 +209,15 @@ def finish_parent(client: Any, run_id: str, record: SweepRecord, trials: list[Tr
             if len(path) <= 245
         ]
         tags.append(RunTag("ktrdr.best_operation_id", best.operation_id))
+    dsr = sweep_deflated_sharpe(record, trials, best)
+    if dsr is not None:
+        tags.append(RunTag("ktrdr.deflated_sharpe", dsr.describe()[:5000]))
+        if dsr.probability is not None:
+            metrics.append(Metric("deflated_sharpe", dsr.probability, end_ms, 0))
+            metrics.append(
+                Metric("deflated_sharpe.expected_max_sharpe", dsr.expected_max_sharpe, end_ms, 0)
+            )
+        metrics.append(Metric("deflated_sharpe.n_trials", float(dsr.n_trials), end_ms, 0))
     for i in range(0, max(len(params), len(metrics), 1), 100):
         client.log_batch(
             run_id,

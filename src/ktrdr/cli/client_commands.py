@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ktrdr.cli.summary import number, run_summary, trading_summary
+from ktrdr.cli.summary import comparison_summary, number, run_summary, trading_summary
 from ktrdr.client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
@@ -559,6 +559,9 @@ def print_model_metadata(
         f"created     {metadata.get('created_at')}   device {device}   seed {metadata.get('seed')}"
     )
     print(f"epochs      {len(history)}")
+    leading = comparison_summary(metadata.get("metrics", {}))
+    for line in leading:
+        print(line.removeprefix("  "))
     if test:
         print(
             f"test        accuracy {test.get('accuracy', 0):.4f}   loss {test.get('loss', 0):.4f}"
@@ -572,7 +575,7 @@ def print_model_metadata(
                 ["class", *columns],
                 [[name, *(_cell(row.get(c)) for c in columns)] for name, row in per_class.items()],
             )
-    if trading:
+    if trading and not leading:
         print(trading_summary(trading))
     for warning in coverage_warnings:
         print(f"coverage warning: {warning}")

@@ -41,6 +41,7 @@ class SweepBoard:
     direction: str = ""
     prune_metric: str = ""
     n_trials: int = 0
+    selected_on_test: bool = False
     trials: dict[int, TrialInfo] = field(default_factory=dict)
     best: int | None = None
     last_message: str = ""
@@ -54,6 +55,7 @@ class SweepBoard:
                 pb.ObjectiveDirection.Name(s.direction).removeprefix("OBJECTIVE_DIRECTION_").lower()
             )
             self.prune_metric, self.n_trials = s.prune_metric, s.n_trials
+            self.selected_on_test = s.selected_on_test
             for t in s.trials:
                 self.trials[t.number] = TrialInfo.from_proto(t)
             if s.HasField("best_trial"):
@@ -75,6 +77,10 @@ class SweepBoard:
         if best is not None and best.value is not None:
             head += f"; best #{best.number} {self.objective} = {number(best.value)}"
         out = [head]
+        if self.selected_on_test:
+            out.append(
+                f"SELECTED ON TEST ({self.objective}): the best trial's test numbers are in-sample"
+            )
         if self.last_message:
             out.append(f"last: {self.last_message}")
         metric = self.prune_metric or "metric"

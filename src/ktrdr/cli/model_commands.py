@@ -22,7 +22,14 @@ from ktrdr.cli.client_commands import (
 from ktrdr.client import ModelInfo
 from ktrdr.client.records import read_model_metadata
 
-KEY_METRICS = ("test_accuracy", "test_loss")
+KEY_METRICS = ("val_accuracy_edge", "test_accuracy", "test_return_edge", "test_edge")
+# The default order: validation accuracy minus the best baseline's on the same rows. The
+# validation split is held out from fitting while the test split stays for a final check
+# (ranking by a test metric and taking the top is selecting on the test split); and an edge
+# over the baselines is comparable across label settings where raw accuracy is not (the
+# class shares, and with them the accuracy a trivial rule gets, move with the threshold).
+DEFAULT_SORT = "val_accuracy_edge"
+NO_SORT = "none"
 
 
 def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
@@ -34,7 +41,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         description="List, show, download, delete, alias and tag stored models, from any\n"
         "machine that reaches the backend. MODEL: STRATEGY (latest version),\n"
         "STRATEGY:VERSION or STRATEGY@ALIAS.\n\nexamples:\n"
-        "  ktrdr models list --sort test_accuracy\n"
+        "  ktrdr models list                       # best val_accuracy_edge first\n"
         "  ktrdr models show rsi_single --plot training.png\n"
         "  ktrdr models alias rsi_single:3 production\n"
         "  ktrdr models download rsi_single@production --out ./model",
@@ -63,9 +70,13 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--tag", default="", help="only versions with this tag")
     p.add_argument(
         "--sort",
-        default="",
+        default=DEFAULT_SORT,
         metavar="METRIC",
-        help="order by a test metric, best first (highest; lowest for *_loss)",
+        help=f"order by a stored metric, best first (highest; lowest for *_loss); default "
+        f"{DEFAULT_SORT}: validation accuracy minus the best baseline's (majority, logistic "
+        f"regression, trend persistence) on the same rows, so ranking never selects on the "
+        f"test split; versions without the metric come last. '{NO_SORT}': by strategy, then "
+        "version",
     )
     p.add_argument("--reverse", action="store_true", help="reverse the --sort order")
     p.add_argument("--limit", type=int, default=0, help="at most this many")
@@ -125,6 +136,8 @@ def _metric(m: ModelInfo, name: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.sort == NO_SORT:
+        args.sort = ""
     descending = None
     if args.sort and args.reverse:
         descending = args.sort.endswith("loss")

@@ -27,7 +27,10 @@ def run_summary(
     lines = [f"\n{strategy}: trained on {device or '?'} {where} in {duration_s:.1f} s"]
     if placement:
         lines.append(f"  {placement}")
-    test = (metadata or {}).get("metrics", {}).get("test")
+    all_metrics = (metadata or {}).get("metrics", {})
+    test = all_metrics.get("test")
+    leading = comparison_summary(all_metrics)
+    lines += leading
     if test:
         lines += [
             f"  test rows      {test.get('rows', '?')}",
@@ -44,15 +47,18 @@ def run_summary(
                 f"  {name:<5} precision {row['precision']:.3f} recall {row['recall']:.3f} "
                 f"f1 {row['f1']:.3f} support {row['support']}"
             )
-        lines.append(
-            f"  majority-class accuracy {test.get('majority_accuracy', 0.0):.4f} (baseline)"
-        )
+        if not leading:
+            lines.append(
+                f"  majority-class accuracy {test.get('majority_accuracy', 0.0):.4f} "
+                "(the naive floor, not a baseline that means much)"
+            )
     else:
         lines += [
             f"  {name:<22} {number(value)}" for name, value in sorted((metrics or {}).items())
         ]
+    if metadata is not None and not leading:
+        lines.append(trading_summary(all_metrics.get("trading", {})))
     if metadata is not None:
-        lines.append(trading_summary(metadata.get("metrics", {}).get("trading", {})))
         stopped = early_stop_summary(metadata)
         if stopped:
             lines.append(stopped)
@@ -95,6 +101,12 @@ def trading_summary(trading: dict[str, Any]) -> str:
         f"  trading on the test period ({overall.get('bars', 0)} bars, "
         f"{trading.get('cost_bps', 0):g} bps per trade; {trading.get('position_rule', '')}):"
     ]
+    sizing = trading.get("position_sizing", "equity_fraction")  # older models: the only one
+    rule = trading.get("sizing_rule", "whole equity in the position, re-invested every bar")
+    lines.append(
+        f"  position sizing {sizing} ({rule}); costs {trading.get('cost_bps', 0):g} bps per "
+        "unit of position change, in every return"
+    )
     for name in ("strategy", "buy_and_hold", "majority", "flat"):
         row = overall.get(name)
         if not row:
@@ -108,4 +120,73 @@ def trading_summary(trading: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["early_stop_summary", "number", "run_summary", "trading_summary"]
+TRADING_ROWS = {  # the rules of the trading table, in order, as they are labelled
+    "strategy": "strategy",
+    "buy_and_hold": "buy_and_hold",
+    "logistic": "logistic",
+    "persistence": "persistence",
+    "majority": "majority (naive floor)",
+    "flat": "flat",
+}
+
+
+def _interval(row: dict[str, Any] | None, fmt: str) -> str:
+    if not row:
+        return ""
+    return f" [{row['low']:{fmt}}, {row['high']:{fmt}}]"
+
+
+def comparison_summary(metrics: dict[str, Any]) -> list[str]:
+    """The verdict, then the test period traded by the model and every baseline with the
+    model's 95 % intervals, then accuracy against the baselines; empty for a model trained
+    before baselines were recorded (its summary keeps the old layout)."""
+    found, trading = metrics.get("verdict"), metrics.get("trading") or {}
+    uncertainty, baselines = metrics.get("uncertainty") or {}, metrics.get("baselines") or {}
+    overall = {**trading.get("overall", {}), **baselines.get("trading", {})}
+    if not found or "strategy" not in overall:
+        return []
+    intervals = uncertainty.get("trading", {})
+    period = uncertainty.get("short_period", {})
+    days = f", {period['days']:.0f} days" if "days" in period else ""
+    lines = [
+        f"  verdict: {found['text']}",
+        f"  trading on the test period ({overall.get('bars', 0)} bars{days}, "
+        f"{trading.get('cost_bps', 0):g} bps per trade; {trading.get('position_rule', '')}):",
+    ]
+    for name, label in TRADING_ROWS.items():
+        row = overall.get(name)
+        if not row:
+            continue
+        mine = name == "strategy"
+        lines.append(
+            f"    {label:<22} return {row['return']:+8.2%}"
+            + (_interval(intervals.get("strategy_return"), "+.2%") if mine else "")
+            + f"  sharpe {row['sharpe']:6.2f}"
+            + (_interval(intervals.get("strategy_sharpe"), "+.2f") if mine else "")
+            + f"  max drawdown {row['max_drawdown']:6.2%}  trades {row['trades']:4d}"
+        )
+        if mine and period.get("caveat"):
+            lines.append(f"      sharpe caveat: {period['text']}")
+    accuracy = uncertainty.get("accuracy", {})
+    test = baselines.get("test", {})
+    if test and "model" in accuracy:
+        others = ", ".join(
+            f"{name} {test[name]:.4f}" + (" (naive floor)" if name == "majority" else "")
+            for name in ("logistic", "persistence", "majority")
+            if name in test
+        )
+        lines += [
+            f"  test accuracy {test['model']:.4f}{_interval(accuracy['model'], '.4f')} on "
+            f"{test['rows']} rows; baselines on the same rows: {others}",
+            f"  {found['accuracy_text']}",
+        ]
+    if intervals:
+        lines.append(
+            f"  intervals: 95% {intervals.get('method', '')}, blocks of "
+            f"{accuracy.get('block_length', '?')} rows / {intervals.get('block_length', '?')} "
+            f"bars, {intervals.get('resamples', '?')} resamples"
+        )
+    return lines
+
+
+__all__ = ["comparison_summary", "early_stop_summary", "number", "run_summary", "trading_summary"]

@@ -68,7 +68,19 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("--trials", type=int, default=0, help="number of trials (grid: 0 = all)")
     p.add_argument("--parallel", type=int, default=1, help="trials training at once (1)")
-    p.add_argument("--objective", default="val_loss", metavar="METRIC[:min|max]", help="(val_loss)")
+    p.add_argument(
+        "--objective",
+        default="val_loss",
+        metavar="METRIC[:min|max]",
+        help="a validation metric, e.g. val_loss (the default), val_accuracy, "
+        "val_sharpe_strategy:max; a test metric (test_*) needs --allow-test-objective",
+    )
+    p.add_argument(
+        "--allow-test-objective",
+        action="store_true",
+        help="allow an objective on a test metric (test_*): the sweep and its models are "
+        "marked selected-on-test, since the best trial's test numbers are then in-sample",
+    )
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="tpe")
     p.add_argument("--pruner", choices=sorted(PRUNERS), default="median")
     p.add_argument("--prune-metric", default="", help="epoch metric the pruner watches")
@@ -107,6 +119,13 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.set_defaults(handler=_handles_errors(_list))
 
 
+_IN_SAMPLE = (
+    "warning: selected on the test metric {objective}: the best trial's test numbers are "
+    "in-sample, not an estimate of how it does on new data (the sweep and its models are "
+    "marked selected-on-test)"
+)
+
+
 def _plain_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--plain",
@@ -132,7 +151,10 @@ def _create(args: argparse.Namespace) -> int:
         prune_metric=args.prune_metric,
         startup_trials=args.startup_trials,
         warmup_epochs=args.warmup_epochs,
+        allow_test_objective=args.allow_test_objective,
     )
+    if sweep.selected_on_test:
+        print(_IN_SAMPLE.format(objective=sweep.objective), file=sys.stderr)
     _explain_parallelism(client, sweep, args.mode)
     if not args.watch:
         if args.json:
@@ -234,7 +256,8 @@ def _list(args: argparse.Namespace) -> int:
                 s.strategy,
                 f"{sum(s.trial_counts.get(k, 0) for k in ('completed', 'pruned', 'failed'))}"
                 f"/{s.n_trials}",
-                f"{s.objective}:{s.direction[:3]}",
+                f"{s.objective}:{s.direction[:3]}"
+                + (" (selected on test)" if s.selected_on_test else ""),
                 f"{short_value(s.best.value)} (#{s.best.number})"
                 if s.best and s.best.value is not None
                 else "-",
@@ -248,6 +271,8 @@ def _list(args: argparse.Namespace) -> int:
 def _sweep_dict(sweep: SweepInfo) -> dict[str, Any]:
     out = {k: v for k, v in sweep.__dict__.items() if k != "proto"}
     out["best"] = sweep.best.row() if sweep.best else None
+    dsr = sweep.deflated_sharpe
+    out["deflated_sharpe"] = dict(dsr.__dict__) if dsr is not None else None
     out["trials"] = [t.row() for t in sweep.trials]
     return out
 
@@ -262,8 +287,12 @@ def _print_sweep(sweep: SweepInfo, *, as_json: bool) -> None:
         f"objective {sweep.direction} {sweep.objective}; sampler {sweep.sampler}, "
         f"pruner {sweep.pruner}, seed {sweep.seed}"
     )
+    if sweep.selected_on_test:
+        print(_IN_SAMPLE.format(objective=sweep.objective))
     if sweep.error:
         print(f"error: {sweep.error}")
+    if sweep.deflated_sharpe is not None:
+        print(sweep.deflated_sharpe.description)
     if sweep.best is not None and sweep.best.value is not None:
         best = sweep.best.params
         labels = short_labels(list(best))

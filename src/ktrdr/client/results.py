@@ -179,23 +179,41 @@ def per_class_frame(metadata: dict[str, Any]) -> pd.DataFrame:
 
 
 TRADING_COLUMNS = ("return", "sharpe", "max_drawdown", "trades", "hit_rate")
+TRADING_RULES = ("strategy", "buy_and_hold", "logistic", "persistence", "majority", "flat")
 
 
 def trading_frame(metadata: dict[str, Any]) -> pd.DataFrame:
     """Overall trading metrics of the test period: one row for the strategy and one per
-    baseline (buy_and_hold, majority, flat); the verdict is in ``frame.attrs["verdict"]``."""
+    baseline (buy_and_hold, logistic, persistence, majority, flat; the majority class is the
+    naive floor), with the strategy's 95 % interval (``low``/``high`` of return and Sharpe).
+    ``frame.attrs``: ``verdict`` (edge or no edge over the best baseline, with the numbers),
+    ``accuracy`` (the model's accuracy against the best accuracy baseline) and
+    ``sharpe_caveat`` (set when the test period is too short for an annualised figure)."""
     pd = require_module("pandas", "trading_frame()", instead="the model's metadata has them")
 
-    trading = metadata.get("metrics", {}).get("trading", {})
-    overall = trading.get("overall", {})
+    metrics = metadata.get("metrics", {})
+    trading = metrics.get("trading", {})
+    overall = {**trading.get("overall", {}), **metrics.get("baselines", {}).get("trading", {})}
     rows = {
         name: {column: overall[name].get(column) for column in TRADING_COLUMNS}
-        for name in ("strategy", "buy_and_hold", "majority", "flat")
+        for name in TRADING_RULES
         if isinstance(overall.get(name), dict)
     }
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(TRADING_COLUMNS))
+    intervals = metrics.get("uncertainty", {}).get("trading", {})
+    for column, key in (("return", "strategy_return"), ("sharpe", "strategy_sharpe")):
+        if key in intervals and "strategy" in rows:
+            rows["strategy"][f"{column}_low"] = intervals[key]["low"]
+            rows["strategy"][f"{column}_high"] = intervals[key]["high"]
+    columns = list(TRADING_COLUMNS)
+    if intervals:
+        columns += ["return_low", "return_high", "sharpe_low", "sharpe_high"]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     table = table.rename_axis("rule")
-    table.attrs["verdict"] = trading.get("verdict", {}).get("text", "")
+    found = metrics.get("verdict") or trading.get("verdict", {})
+    table.attrs["verdict"] = found.get("text", "")
+    table.attrs["accuracy"] = found.get("accuracy_text", "")
+    short = metrics.get("uncertainty", {}).get("short_period", {})
+    table.attrs["sharpe_caveat"] = short.get("text", "")
     return table
 
 

@@ -142,8 +142,41 @@ class TrialInfo:
 
 
 @dataclass(frozen=True)
+class DeflatedSharpeInfo:
+    """The deflated Sharpe ratio of a sweep's best trial (Bailey & López de Prado, 2014):
+    the probability that its validation Sharpe ratio is real given the number of trials;
+    ``probability`` is None when it cannot be computed (``reason`` says why)."""
+
+    probability: float | None
+    reason: str
+    n_trials: int
+    trial_number: int
+    sharpe: float  # the best trial's, per validation bar
+    expected_max_sharpe: float  # what the best of n_trials trials without skill would reach
+    observations: int  # validation bars
+    description: str  # one line for people
+
+    @classmethod
+    def from_proto(cls, d: backend_pb2.DeflatedSharpe) -> DeflatedSharpeInfo:
+        return cls(
+            probability=d.probability if d.HasField("probability") else None,
+            reason=d.reason,
+            n_trials=d.n_trials,
+            trial_number=d.trial_number,
+            sharpe=d.sharpe,
+            expected_max_sharpe=d.expected_max_sharpe,
+            observations=d.observations,
+            description=d.description,
+        )
+
+    def __str__(self) -> str:
+        return self.description
+
+
+@dataclass(frozen=True)
 class SweepInfo:
-    """One sweep as the backend reports it."""
+    """One sweep as the backend reports it. ``selected_on_test``: its objective is a
+    test-period metric, so the best trial's test numbers are in-sample."""
 
     sweep_id: str
     status: str
@@ -160,6 +193,8 @@ class SweepInfo:
     best: TrialInfo | None
     error: str
     trials: list[TrialInfo] = field(default_factory=list)
+    selected_on_test: bool = False
+    deflated_sharpe: DeflatedSharpeInfo | None = None
     proto: backend_pb2.Sweep | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -180,6 +215,10 @@ class SweepInfo:
             best=TrialInfo.from_proto(s.best_trial) if s.HasField("best_trial") else None,
             error=s.error.message if s.HasField("error") else "",
             trials=[TrialInfo.from_proto(t) for t in s.trials],
+            selected_on_test=s.selected_on_test,
+            deflated_sharpe=DeflatedSharpeInfo.from_proto(s.deflated_sharpe)
+            if s.HasField("deflated_sharpe")
+            else None,
             proto=s,
         )
 
@@ -223,8 +262,11 @@ class SweepCalls:
         prune_metric: str = "",
         startup_trials: int | None = None,
         warmup_epochs: int | None = None,
+        allow_test_objective: bool = False,
     ) -> SweepInfo:
-        """Start a sweep; it runs on the backend whether or not this client stays."""
+        """Start a sweep; it runs on the backend whether or not this client stays. An
+        objective on a test-period metric (``test_*``) is refused unless
+        ``allow_test_objective``; the sweep and its models are then marked selected-on-test."""
         from ktrdr.client.records import mode_to_proto
         from ktrdr.client.training_client import field_overrides_to_proto, strategy_source
 
@@ -249,6 +291,7 @@ class SweepCalls:
             require_gpu=require_gpu,
             field_overrides=field_overrides_to_proto(fields, set_fields),
             prune_metric=prune_metric,
+            allow_test_objective=allow_test_objective,
             **strategy_source(strategy),  # type: ignore[arg-type]
         )
         if seed is not None:
@@ -341,6 +384,7 @@ class SweepCalls:
 
 
 __all__ = [
+    "DeflatedSharpeInfo",
     "SweepCalls",
     "SweepInfo",
     "TrialInfo",

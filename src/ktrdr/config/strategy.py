@@ -38,6 +38,8 @@ EARLIEST_DATE = date(1900, 1, 1)
 LATEST_END_DATE = date(2100, 12, 31)
 TimeframeList = list[Timeframe]
 StrList = list[str]
+# The seed a training uses when the strategy names none: every run is reproducible.
+DEFAULT_SEED = 42
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
@@ -73,9 +75,13 @@ KTRDR_IGNORED: dict[str, tuple[str, ...]] = {
         "nn_inputs",
     ),
     "TrainingDataConfig": ("history_required",),
-    "ModelConfig": ("symbol_embedding_dim",),
+    "ModelConfig": ("symbol_embedding_dim", "input_size"),
     "ArchitectureConfig": ("output_activation",),
     "TrainingConfig": ("method", "fitness_metrics"),
+}
+# Why a KTRDR key does nothing here, where "ignored" alone would leave a reader guessing.
+KTRDR_REASONS: dict[str, str] = {
+    "input_size": "the input size is computed from the features here",
 }
 
 
@@ -297,6 +303,7 @@ class ModelConfig(_Lenient):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     training: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
     symbol_embedding_dim: Any = None  # KTRDR; the embedding size follows the symbol count
+    input_size: Any = None  # KTRDR; computed from the features (a stale count is no error)
 
 
 class LabelsConfig(_Lenient):
@@ -346,6 +353,9 @@ class EvaluationConfig(_Lenient):
 
     cost_bps: float = Field(default=5.0, ge=0)  # per unit of position change, in 1/10000
     allow_short: bool = True  # SELL goes short (else flat)
+    # equity_fraction: the whole equity in the position, re-invested every bar (compounding);
+    # fixed_units: units bought with the initial equity at the test period's first close.
+    position_sizing: Literal["equity_fraction", "fixed_units"] = "equity_fraction"
 
 
 class StrategyConfig(_Lenient):
@@ -368,6 +378,11 @@ class StrategyConfig(_Lenient):
     risk_management: Any = None
     backtesting: Any = None
     nn_inputs: Any = None
+
+    @property
+    def training_seed(self) -> tuple[int, str]:
+        """The seed training uses and where it comes from ("strategy" or "default")."""
+        return (self.seed, "strategy") if self.seed is not None else (DEFAULT_SEED, "default")
 
     @property
     def active_indicators(self) -> list[IndicatorConfig]:
@@ -395,7 +410,8 @@ class StrategyConfig(_Lenient):
         for prefix, obj in places:
             for key in KTRDR_IGNORED.get(type(obj).__name__, ()):
                 if getattr(obj, key) is not None:
-                    out.append(f"{prefix}{key}: KTRDR key, not used by training; ignored")
+                    why = KTRDR_REASONS.get(key, "ignored")
+                    out.append(f"{prefix}{key}: KTRDR key, not used by training; {why}")
         return out
 
     @field_validator("name", "description", "version", "hypothesis", "scope", mode="before")

@@ -43,9 +43,17 @@ def strategy_summary(cfg: StrategyConfig) -> str:
         f"lookahead {labels.label_lookahead}",
         f"Split:      train {split.train:g} / validation {split.validation:g} / "
         f"test {split.test:g}",
-        f"Seed:       {cfg.seed if cfg.seed is not None else 'none (not reproducible)'}",
+        f"Seed:       {seed_line(cfg)}",
     ]
     return "\n".join(lines)
 
 
-__all__ = ["strategy_summary"]
+def seed_line(cfg: StrategyConfig) -> str:
+    """The seed training will use, and where it comes from."""
+    seed, source = cfg.training_seed
+    if source == "strategy":
+        return f"{seed} (from the strategy's seed; runs are reproducible)"
+    return f"{seed} (the default: the strategy sets no seed; runs are reproducible)"
+
+
+__all__ = ["seed_line", "strategy_summary"]

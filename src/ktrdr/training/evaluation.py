@@ -10,6 +10,8 @@ from torch import nn
 
 from ktrdr.labels import CLASS_NAMES
 from ktrdr.training.cancellation import CancellationToken
+from ktrdr.training.comparison import summary_numbers
+from ktrdr.training.trading import validation_summary
 from ktrdr.training.trainer import Tensors, predict_logits
 
 CLASSES = list(range(len(CLASS_NAMES)))
@@ -21,7 +23,8 @@ def label_distribution(y: np.ndarray) -> dict[str, int]:
 
 
 def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:
-    """Test accuracy of always predicting the most common training label (the baseline)."""
+    """Test accuracy of always predicting the most common training label (the naive floor:
+    see :mod:`ktrdr.training.baselines` for baselines that mean something)."""
     if not len(y_test) or not len(y_train):
         return 0.0
     majority = int(np.bincount(y_train, minlength=len(CLASS_NAMES)).argmax())
@@ -189,6 +192,8 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         out["test_sharpe_strategy"] = float(overall["strategy"]["sharpe"])
         out["test_max_drawdown_strategy"] = float(overall["strategy"]["max_drawdown"])
         out["test_trades_strategy"] = float(overall["strategy"]["trades"])
+    out.update(validation_summary(metrics))
+    out.update(summary_numbers(metrics))
     training = metrics.get("training", {})
     for key in ("best_epoch", "epochs_run", "best_val_loss", "train_samples_per_s"):
         if training.get(key) is not None:

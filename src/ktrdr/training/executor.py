@@ -37,6 +37,7 @@ from ktrdr.storage.bundle import (
     ModelBundle,
 )
 from ktrdr.training.cancellation import CancellationToken
+from ktrdr.training.comparison import ModelSignals, compare
 from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.evaluation import (
@@ -57,12 +58,11 @@ from ktrdr.training.progress import (
 )
 from ktrdr.training.result import TrainingResult
 from ktrdr.training.split import chronological_split
-from ktrdr.training.trader_eval import trade_test_period
-from ktrdr.training.trainer import Tensors, Trainer, class_weights
+from ktrdr.training.trader_eval import trade_period, trade_signals
+from ktrdr.training.trainer import Tensors, Trainer, class_weights, predict_logits
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SEED = 42
 IMPORTANCE_REPEATS = 3
 PRICE_CONTEXT_WARMUP = 21
 
@@ -94,6 +94,11 @@ def warmup_bars(config: StrategyConfig) -> int:
     )
     context = PRICE_CONTEXT_WARMUP if config.model.features.include_price_context else 0
     return max(indicator_warmup, context) + config.model.features.lookback_periods + 1
+
+
+def _predicted(model: torch.nn.Module, rows: Tensors) -> np.ndarray:
+    with torch.no_grad():
+        return np.asarray(predict_logits(model, rows).argmax(dim=1).cpu().numpy())
 
 
 class TrainingExecutor:
@@ -179,7 +184,7 @@ class _Run:
     def execute(self) -> TrainingResult:
         cfg = self.config
         started = time.perf_counter()
-        seed = cfg.seed if cfg.seed is not None else DEFAULT_SEED
+        seed, _ = cfg.training_seed
         device = resolve_device(self.ex.device_request)
         symbols = cfg.training_data.symbols.resolved()
         timeframes = cfg.training_data.timeframes.resolved()
@@ -264,7 +269,30 @@ class _Run:
             test_metrics["majority_accuracy"] = majority_accuracy(
                 dataset.y[split.train], dataset.y[split.test]
             )
-            trading = trade_test_period(model, part(split.test_period), dataset, split, cfg)
+            signals = ModelSignals(
+                *(
+                    _predicted(model, part(rows))
+                    for rows in (split.validation, split.test, split.test_period)
+                )
+            )
+            trading = trade_signals(signals.test_period, dataset, split, cfg)
+            # The validation period traded too: what a sweep may select on (and judge with the
+            # deflated Sharpe ratio) without touching the test period.
+            valid = split.validation_period
+            val_trading = (
+                trade_period(model, part(valid), dataset, split, cfg, valid) if len(valid) else None
+            )
+            base_tf = cfg.training_data.timeframes.base()
+            comparison = compare(
+                dataset,
+                split,
+                x,
+                {symbol: data[symbol][base_tf]["close"] for symbol in symbols},
+                cfg,
+                signals,
+                trading,
+                seed=seed,
+            )
         with self.step(10):
             importance = permutation_importance(
                 model,
@@ -296,7 +324,10 @@ class _Run:
                 },
                 "feature_importance": importance,
                 "trading": trading,
+                **comparison,
             }
+            if val_trading is not None:
+                metrics["validation_trading"] = val_trading
             metrics["summary"] = summary_metrics(metrics)
             bundle = self._package(
                 model,

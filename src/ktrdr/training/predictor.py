@@ -21,6 +21,7 @@ from ktrdr.storage.bundle import SCALER_MEAN, SCALER_SCALE, ModelBundle
 from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
 from ktrdr.training.device import resolve_device
 from ktrdr.training.evaluation import evaluate, majority_accuracy
+from ktrdr.training.sample_periods import sample_periods_line
 from ktrdr.training.split import chronological_split
 from ktrdr.training.trainer import Tensors, class_weights, predict_logits
 
@@ -86,8 +87,9 @@ class Predictor:
         ``allow_mismatch`` (then returned as warnings), plus how many bars overlap training.
 
         Checked: the symbol is one the model was trained on; the bars' spacing is the base
-        timeframe's; prices are positive and finite. The overlap line counts the bars inside
-        the training data's period for that symbol (their signals are in-sample).
+        timeframe's; prices are positive and finite. The last line counts the bars per part of
+        the training data (:mod:`ktrdr.training.sample_periods`): only the train part is
+        in-sample, the test period is out-of-sample.
         """
         from ktrdr.data.timeframes import timeframe_to_timedelta
 
@@ -113,14 +115,9 @@ class Predictor:
                 )
         if problems and not allow_mismatch:
             raise DataError("; ".join(problems) + " (use --allow-mismatch to score anyway)")
-        span = self.bundle.metadata.get("data", {}).get(symbol.upper(), {}).get(base)
-        if span:
-            first, last = pd.Timestamp(span["first"]), pd.Timestamp(span["last"])
-            inside = int(((bars.index >= first) & (bars.index <= last)).sum())
-            problems.append(
-                f"{inside} of {len(bars)} bars fall inside the training data's period "
-                f"({first:%Y-%m-%d} .. {last:%Y-%m-%d}); their signals are in-sample"
-            )
+        periods = sample_periods_line(bars.index, self.bundle.metadata, symbol, base)
+        if periods:
+            problems.append(periods)
         return problems
 
     def complete_timeframes(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

@@ -17,7 +17,9 @@ Rows used for training and for every metric are only those whose label is confir
   (default 0), for features that average over past bars.
 
 The test *period* (every row at or after ``test_start``, confirmed or not) is what the trading
-metrics trade; only its confirmed, unpurged rows are scored for accuracy.
+metrics trade; only its confirmed, unpurged rows are scored for accuracy. The validation
+*period* (every row from ``validation_start`` to ``test_start``) is traded the same way, so a
+sweep can select on, and judge, trading results that are not the test period's.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Split:
     validation: np.ndarray
     test: np.ndarray
     test_period: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    validation_period: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     info: dict[str, Any] = field(default_factory=dict)  # boundaries and row counts (metadata)
 
 
@@ -130,6 +133,7 @@ def chronological_split(dataset: Dataset, split: DataSplitConfig) -> Split:
         rows["validation"],
         rows["test"],
         test_period=np.flatnonzero(part == 2),
+        validation_period=np.flatnonzero(part == 1),
         info=info,
     )
 

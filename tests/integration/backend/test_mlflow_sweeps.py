@@ -109,6 +109,12 @@ def check_runs(uri: str, sweep: pb.Sweep) -> None:
     for path, value in best.params.items():
         assert parent[f"params.best.{path.replace('[', '.').replace(']', '')}"] == value
     assert parent["tags.ktrdr.best_operation_id"] == best.operation_id
+    # selected on a validation metric; the deflated Sharpe ratio of the best trial, in words too
+    assert parent["tags.ktrdr.selected_on_test"] == "false"
+    assert sweep.deflated_sharpe.HasField("probability")
+    assert parent["metrics.deflated_sharpe"] == pytest.approx(sweep.deflated_sharpe.probability)
+    assert parent["metrics.deflated_sharpe.n_trials"] == sweep.deflated_sharpe.n_trials
+    assert parent["tags.ktrdr.deflated_sharpe"] == sweep.deflated_sharpe.description
     children = mlflow.search_runs(
         experiment_names=["ktrdr"], filter_string=f"tags.`{PARENT_TAG}` = '{parent['run_id']}'"
     )

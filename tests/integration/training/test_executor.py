@@ -27,6 +27,12 @@ def test_run_produces_complete_bundle(tiny_result):
     assert np.array(test["confusion_matrix"]).sum() == test["rows"]
     assert set(test["per_class"]) == {"BUY", "HOLD", "SELL"}
     assert {"macro", "weighted", "per_symbol", "loss"} <= set(test)
+    # the validation period is traded too, and summarised for sweeps (val_*, not test_*)
+    validation = tiny_result.metrics["validation_trading"]["overall"]
+    assert validation["bars"] > 0 and {"bar_sharpe", "skewness"} <= set(validation["strategy"])
+    summary = tiny_result.summary
+    assert summary["val_bars"] == validation["bars"]
+    assert summary["val_return_strategy"] == validation["strategy"]["return"]
     importance = tiny_result.metrics["feature_importance"]
     assert [r["rank"] for r in importance] == list(range(1, len(meta["feature_names"]) + 1))
     assert {r["feature"] for r in importance} == set(meta["feature_names"])

@@ -40,6 +40,8 @@ def test_predict_new_bars(tiny_result, tmp_path: Path, sample_data_dir: Path):
 def test_predict_refuses_other_symbols_and_timeframes(
     tiny_result, tmp_path: Path, sample_data_dir: Path
 ):
+    import pandas as pd
+
     from ktrdr.data import read_ohlcv_file
     from ktrdr.training.predictor import Predictor
 
@@ -53,10 +55,11 @@ def test_predict_refuses_other_symbols_and_timeframes(
     eurusd = read_ohlcv_file(sample_data_dir / "EURUSD_1h.csv")
     lines = predictor.check_data("EURUSD", eurusd.iloc[-300:])
     span = tiny_result.bundle.metadata["data"]["EURUSD"]["1h"]
-    inside = int((eurusd.iloc[-300:].index <= span["last"]).sum())
+    test_start = tiny_result.bundle.metadata["split"]["boundaries"]["test_start"]
+    assert eurusd.index[-300] >= pd.Timestamp(test_start)  # the last 300 bars: test period
+    assert span["last"][:10] == f"{eurusd.index[-1]:%Y-%m-%d}"
     assert lines == [
-        f"{inside} of 300 bars fall inside the training data's period "
-        f"({span['first'][:10]} .. {span['last'][:10]}); their signals are in-sample"
+        f"300 bars: 300 out-of-sample (test period, {test_start[:10]} .. {span['last'][:10]})"
     ]
     bad = eurusd.iloc[-50:].copy()
     bad.iloc[10, bad.columns.get_loc("close")] = 0.0

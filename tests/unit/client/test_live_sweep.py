@@ -99,3 +99,15 @@ def test_epochs_redraw_at_most_every_interval_and_ends_at_once():
 def test_a_live_table_only_on_a_terminal_that_can_draw_one(monkeypatch, stream, term, plain, live):
     monkeypatch.setenv("TERM", term)
     assert wants_live_table(stream, plain=plain) is live
+
+
+def test_a_sweep_selected_on_test_says_so_under_its_head():
+    board = SweepBoard("s1")
+    board.update(snapshot(trial(0)))
+    assert not any("SELECTED ON TEST" in line for line in board.lines())
+    marked = snapshot(trial(0))
+    marked.sweep.objective, marked.sweep.selected_on_test = "test_accuracy", True
+    board.update(marked)
+    assert board.lines()[1] == (
+        "SELECTED ON TEST (test_accuracy): the best trial's test numbers are in-sample"
+    )

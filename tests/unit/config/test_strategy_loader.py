@@ -104,6 +104,30 @@ def test_summary_fits_one_screen_and_names_the_essentials(valid_dict: dict[str, 
         assert expected.lower() in summary.lower()
 
 
+@pytest.mark.parametrize(
+    ("seed", "expected"),
+    [
+        (7, "Seed:       7 (from the strategy's seed; runs are reproducible)"),
+        (None, "Seed:       42 (the default: the strategy sets no seed; runs are reproducible)"),
+    ],
+)
+def test_validate_prints_the_seed_training_will_use(
+    tmp_path, valid_dict: dict[str, Any], capsys, seed, expected
+):
+    import yaml
+
+    if seed is None:
+        del valid_dict["seed"]
+    cfg = strategy_from_dict(valid_dict)
+    assert cfg.training_seed == ((7, "strategy") if seed else (42, "default"))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(valid_dict))
+    assert validate_command(path) == 0
+    out = capsys.readouterr().out
+    assert expected in out.splitlines()
+    assert "not reproducible" not in out
+
+
 def test_validate_command_valid(tmp_path, valid_yaml, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(valid_yaml)

@@ -130,3 +130,27 @@ def test_ktrdr_form_trains_in_ktrdr_units(sample_data_dir):
     assert result.bundle.metadata["notices"] == cfg.notices()
     trading = result.metrics["trading"]
     assert set(trading["overall"]) >= {"strategy", "buy_and_hold", "majority", "flat"}
+
+
+def test_ktrdr_model_input_size_is_a_notice_not_an_error(tmp_path, capsys):
+    """KTRDR's ``universal_zero_shot_model.yaml`` states ``model.input_size``; here the input
+    size follows the features, so the key is shown as unused, like the other KTRDR keys."""
+    from ktrdr.config.cli import validate_command
+
+    text = KTRDR_FORM.replace(
+        "  symbol_embedding_dim: 8\n", "  symbol_embedding_dim: 8\n  input_size: 36\n"
+    )
+    assert "input_size: 36" in text
+    notice = (
+        "model.input_size: KTRDR key, not used by training; the input size is computed from "
+        "the features here"
+    )
+    assert notice in parse_strategy(text).notices()
+    path = tmp_path / "universal_zero_shot_model.yaml"
+    path.write_text(text)
+    assert validate_command(path) == 0
+    assert f"notice: {notice}" in capsys.readouterr().out.splitlines()
+    # still strict beside it: a misspelling of the KTRDR key is an error, not a notice
+    with pytest.raises(StrategyConfigError) as err:
+        parse_strategy(text.replace("input_size: 36", "input_sise: 36"))
+    assert "model.input_sise: unknown key; did you mean `input_size`?" in err.value.errors

@@ -67,20 +67,63 @@ def test_timestamp_from_an_unnamed_first_column(write_file):
     assert read_ohlcv_file(path).index[0] == pd.Timestamp("2020-01-01 05:00", tz="UTC")
 
 
-def test_aware_times_are_converted_to_utc(write_file):
+def test_aware_times_with_different_offsets_are_each_converted_to_utc(write_file):
     import pandas as pd
 
     from ktrdr.data import read_ohlcv_file
 
     path = write_file(
         "X_1h.csv",
-        HEADER + "2020-01-01T10:00:00+02:00,1,2,0.5,1.5,10\n2020-01-01 09:00:00,1,2,0.5,1.5,10\n",
+        HEADER
+        + "2020-01-01T10:00:00+02:00,1,2,0.5,1.5,10\n"
+        + "2020-01-01 18:00:00+09:00,1,2,0.5,1.5,10\n"
+        + "2020-01-01 10:00:00Z,1,2,0.5,1.5,10\n",
     )
     df = read_ohlcv_file(path)
     assert list(df.index) == [
         pd.Timestamp("2020-01-01 08:00", tz="UTC"),
         pd.Timestamp("2020-01-01 09:00", tz="UTC"),
+        pd.Timestamp("2020-01-01 10:00", tz="UTC"),
     ]
+
+
+MIXED_ZONES = (
+    "2020-01-01 08:00:00,1,2,0.5,1.5,10\n"
+    "2020-01-01 09:00:00,1,2,0.5,1.5,10\n"
+    "2020-01-01 19:00:00+09:00,1,2,0.5,1.5,10\n"
+)
+MIXED_ZONES_ERROR = (
+    "the timestamp column mixes times without a time zone (row 1: '2020-01-01 08:00:00', "
+    "2 rows) and times with one (row 3: '2020-01-01 19:00:00+09:00', 1 rows); naive times "
+    "would be read as UTC and shifted against the others. Write every timestamp with its "
+    "offset (or all in UTC without one)"
+)
+
+
+def test_naive_beside_zoned_times_is_refused_naming_file_rows_and_values(write_file):
+    from ktrdr.data import read_ohlcv_file
+
+    path = write_file("X_1h.csv", HEADER + MIXED_ZONES)
+    with pytest.raises(DataError) as err:
+        read_ohlcv_file(path)  # once read as 10:00 UTC, sorted between the naive rows
+    assert str(err.value) == f"{path}: {MIXED_ZONES_ERROR}"
+
+
+def test_naive_beside_zoned_times_is_refused_in_parquet_too(tmp_path):
+    import pandas as pd
+
+    from ktrdr.data import read_ohlcv_file
+
+    rows = [line.split(",") for line in MIXED_ZONES.splitlines()]
+    frame = pd.DataFrame(rows, columns=HEADER.strip().split(","))
+    frame[["open", "high", "low", "close", "volume"]] = frame[
+        ["open", "high", "low", "close", "volume"]
+    ].astype(float)
+    path = tmp_path / "X_1h.parquet"
+    frame.to_parquet(path, index=False)  # timestamps as text: the only way to mix in Parquet
+    with pytest.raises(DataError) as err:
+        read_ohlcv_file(path)
+    assert str(err.value) == f"{path}: {MIXED_ZONES_ERROR}"
 
 
 def test_rows_are_sorted_and_duplicates_dropped_with_a_warning(write_file, caplog):

@@ -83,7 +83,14 @@ def test_a_byte_order_mark_reads_the_same_both_ways(
         ("2020-01-01,1,2,0.5,nan,1\n", "row 1: non-numeric value 'nan' in column 'close'"),
         ("2020-01-01,1,2,0.5,,1\n", "row 1: missing value in column 'close'"),
         ("2020-01-01,0,2,0.5,1,1\n", "row 1: non-positive price"),
-        ("2020-01-01 00:00:00+02:00,1,2,0.5,1,1\n2020-01-01,1,2,3,1,1\n", "row 2: high < low"),
+        (
+            "2020-01-01 00:00:00+02:00,1,2,0.5,1,1\n2020-01-02 00:00:00+02:00,1,2,3,1,1\n",
+            "row 2: high < low",
+        ),
+        (
+            "2020-01-01 00:00:00+02:00,1,2,0.5,1,1\n2020-01-02,1,2,0.5,1,1\n",
+            "mixes times without a time zone (row 2: '2020-01-02', 1 rows)",
+        ),
         ("01/02/2020,1,2,0.5,1,1\n02/03/2020,1,2,0.5,1,1\n", "ambiguous date '01/02/2020'"),
     ],
 )

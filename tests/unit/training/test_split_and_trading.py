@@ -174,3 +174,48 @@ def test_a_model_no_better_than_a_baseline_is_reported_as_such():
         ["X"], np.zeros(10, np.int64), times, next_return, np.full(10, SELL), BUY, allow_short=False
     )
     assert flat["per_symbol"]["X"]["strategy"]["trades"] == 0
+
+
+def test_the_validation_period_is_every_bar_between_the_boundaries():
+    from ktrdr.training.split import chronological_split
+
+    ds = _dataset(["2020-01-01"], 100, known_after=2)
+    split = chronological_split(ds, RATIOS)
+    ts = ds.timestamps
+    period = split.validation_period
+    assert set(split.validation) < set(period)  # purged rows are still traded
+    assert ts[period].min() == ts[split.validation].min()
+    assert ts[period].max() < ts[split.test_period].min()
+    assert len(period) + len(split.test_period) + (ts < ts[period].min()).sum() == len(ts)
+
+
+def test_the_overall_strategy_carries_the_moments_of_its_bar_returns():
+    """The hand example's per-bar returns 0.09, 0.08, -0.10, 0.08, -0.06: the deflated
+    Sharpe ratio's inputs, and the ``val_*`` summary of a validation period."""
+    from ktrdr.labels import BUY, HOLD, SELL
+    from ktrdr.research.selection import sharpe_sample
+    from ktrdr.training.trading import trading_metrics, validation_summary
+
+    next_return = np.array([0.10, -0.10, 0.10, 0.10, -0.05])
+    times = np.datetime64("2021-01-01", "ns") + np.arange(5) * np.timedelta64(1, "D")
+    signals = np.array([BUY, SELL, HOLD, BUY, HOLD])
+    m = trading_metrics(
+        ["X"], np.zeros(5, np.int64), times, next_return, signals, BUY, cost_bps=100
+    )
+    expected = np.array([0.09, 0.08, -0.10, 0.08, -0.06])
+    strategy = m["overall"]["strategy"]
+    assert strategy["bar_sharpe"] == pytest.approx(expected.mean() / expected.std(ddof=1))
+    d = expected - expected.mean()
+    assert strategy["skewness"] == pytest.approx((d**3).mean() / (d**2).mean() ** 1.5)
+    assert strategy["kurtosis"] == pytest.approx((d**4).mean() / (d**2).mean() ** 2)
+    assert strategy["bar_sharpe"] == pytest.approx(sharpe_sample(list(expected)).sharpe)
+    summary = validation_summary({"validation_trading": m})
+    assert summary["val_bars"] == 5
+    assert summary["val_bar_sharpe_strategy"] == strategy["bar_sharpe"]
+    assert summary["val_return_strategy"] == strategy["return"]
+    assert summary["val_kurtosis_strategy"] == strategy["kurtosis"]
+    assert validation_summary({}) == {}
+    # a strategy that never trades: no moments, and no NaN passed off as a number
+    flat = trading_metrics(["X"], np.zeros(5, np.int64), times, next_return, np.full(5, HOLD), BUY)
+    summary = validation_summary({"validation_trading": flat})
+    assert "val_bar_sharpe_strategy" not in summary and summary["val_bars"] == 5

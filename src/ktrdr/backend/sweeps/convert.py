@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ktrdr.backend.conversions import us_to_timestamp
+from ktrdr.backend.sweeps.selection_bias import deflated_sharpe_to_proto, sweep_deflated_sharpe
 from ktrdr.backend.sweeps.store import SweepRecord, TrialRecord
 from ktrdr.training.v1 import backend_pb2 as pb
 
@@ -59,6 +60,7 @@ def sweep_to_proto(
         owner=record.owner,
         created_time=us_to_timestamp(record.created_us),
         prune_metric=r.prune_metric,
+        selected_on_test=record.selected_on_test,
     )
     if record.finished_us:
         message.finished_time.CopyFrom(us_to_timestamp(record.finished_us))
@@ -72,6 +74,9 @@ def sweep_to_proto(
     best = best_trial(record, trials)
     if best is not None:
         message.best_trial.CopyFrom(trial_to_proto(best))
+        dsr = sweep_deflated_sharpe(record, trials, best)
+        if dsr is not None:
+            message.deflated_sharpe.CopyFrom(deflated_sharpe_to_proto(dsr, best.number))
     return message
 
 

@@ -18,6 +18,7 @@ from ktrdr.backend.store import now_us
 from ktrdr.backend.strategies import resolve_strategy
 from ktrdr.backend.sweeps.convert import sweep_to_proto
 from ktrdr.backend.sweeps.runner import SweepRun, event
+from ktrdr.backend.sweeps.selection_bias import selected_on_test
 from ktrdr.backend.sweeps.space import SweepBounds, normalise, sample_values
 from ktrdr.backend.sweeps.store import SweepRecord, SweepStore
 from ktrdr.backend.sweeps.study import OptunaMissing, Studies, optuna_available
@@ -132,16 +133,20 @@ class Sweeps:
             owner=identity.name if identity is not None else "",
             owner_role=identity.role if identity is not None else "",
             created_us=now_us(),
+            selected_on_test=selected_on_test(normal),
         )
         await self.store.insert_sweep.aio(record)
         self._tell(record.id, finished=False)
         logger.info(
-            "sweep %s: %s, %d trials x %d over %s",
+            "sweep %s: %s, %d trials x %d over %s%s",
             record.id,
             config.name,
             normal.n_trials,
             normal.parallelism,
             ", ".join(p.path for p in normal.parameters),
+            f"; selected on the test metric {normal.objective} (allowed, marked)"
+            if record.selected_on_test
+            else "",
         )
         self._start(record, resume=False)
         return record

@@ -24,6 +24,7 @@ from ktrdr.backend.models.registry import ModelRegistry
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.store import now_us
 from ktrdr.backend.sweeps.convert import best_trial, trial_to_proto
+from ktrdr.backend.sweeps.selection_bias import trial_tags
 from ktrdr.backend.sweeps.store import TRIAL_COUNTED, SweepRecord, SweepStore, TrialRecord
 from ktrdr.backend.sweeps.study import Studies
 from ktrdr.security.interceptor import _CURRENT, Identity
@@ -223,6 +224,11 @@ class SweepRun:
         watch = self.operations.watch(op.id)
         trial = trial.but(operation_id=op.id)
         await self.store.put_trial.aio(trial)
+        # Copied to the model when it is registered (as CreateTraining's tags), so a trial
+        # that ends across a restart still gets them; _tag_model covers a model registered
+        # before this write.
+        registry = ModelRegistry(self.operations.store)
+        await registry.set_operation_tags.aio(op.id, trial_tags(self.record))
         logger.info("sweep %s trial %d: operation %s", self.record.id, trial.number, op.id)
         values = ", ".join(f"{p}={v}" for p, v in trial.params.items())
         self.publish(
@@ -260,6 +266,7 @@ class SweepRun:
                 await self.studies.tell(self.record.id, trial.number, "fail")
                 return
             trial = trial.but(metrics=metrics, value=value)
+            await self._tag_model(trial)
             await self._end(trial, pb.TRIAL_STATUS_COMPLETED)
             await self.studies.tell(self.record.id, trial.number, "complete", value)
             await self._maybe_best()
@@ -308,6 +315,23 @@ class SweepRun:
         )
         name = pb.TrialStatus.Name(status).removeprefix("TRIAL_STATUS_").lower()
         self.publish(event(kind, trial, f"trial {trial.number} {name}"))
+
+    async def _tag_model(self, trial: TrialRecord) -> None:
+        """The trial's model carries its sweep (and the mark of a test-period objective)."""
+        record = await self.operations.store.get_operation.aio(trial.operation_id)
+        if record is None or record.model_version is None:
+            return  # not registered yet (a host's delivery): the operation's tags follow it
+        try:
+            await ModelRegistry(self.operations.store).change_tags.aio(
+                record.strategy_name, record.model_version, trial_tags(self.record), []
+            )
+        except RequestError as exc:
+            logger.warning(
+                "sweep %s trial %d: cannot tag its model: %s",
+                self.record.id,
+                trial.number,
+                exc.message,
+            )
 
     async def _maybe_best(self) -> None:
         best = best_trial(self.record, await self.store.trials.aio(self.record.id))

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.sweeps.selection_bias import check_objective
 from ktrdr.config.field_overrides import load_value, parse_field_path
 from ktrdr.echo import short_repr
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -160,6 +161,7 @@ def normalise(request: pb.CreateSweepRequest, bounds: SweepBounds) -> pb.CreateS
     out.objective = out.objective or DEFAULT_OBJECTIVE
     if len(out.objective) > MAX_METRIC_CHARS or len(out.prune_metric) > MAX_METRIC_CHARS:
         raise _bad(f"objective, prune_metric: at most {MAX_METRIC_CHARS} characters")
+    check_objective(out)
     if out.direction not in (0, pb.OBJECTIVE_DIRECTION_MINIMIZE, pb.OBJECTIVE_DIRECTION_MAXIMIZE):
         raise _bad(f"direction: {out.direction} is not MINIMIZE or MAXIMIZE (or unset)")
     out.direction = out.direction or default_direction(out.objective)  # type: ignore[assignment]

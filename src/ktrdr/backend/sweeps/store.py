@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ktrdr.backend.database import Database
+from ktrdr.backend.sweeps.selection_bias import reads_test_period
 from ktrdr.backend.tables import Tables, reads, writes
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
     owner_role TEXT NOT NULL,
     created_us INTEGER NOT NULL,
     finished_us INTEGER,
-    error BLOB
+    error BLOB,
+    selected_on_test INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sweeps_by_time ON sweeps (created_us DESC, id DESC);
 CREATE TABLE IF NOT EXISTS sweep_trials (
@@ -74,6 +76,8 @@ class SweepRecord:
     created_us: int
     finished_us: int | None = None
     error: common_pb2.ErrorDetail | None = None
+    # Its objective is a test-period metric: the best trial's test numbers are in-sample.
+    selected_on_test: bool = False
 
     @property
     def finished(self) -> bool:
@@ -124,6 +128,7 @@ def _sweep(row: sqlite3.Row) -> SweepRecord:
         created_us=row["created_us"],
         finished_us=row["finished_us"],
         error=_error(row["error"]),
+        selected_on_test=bool(row["selected_on_test"]),
     )
 
 
@@ -145,7 +150,23 @@ def _trial(row: sqlite3.Row) -> TrialRecord:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
+    """The tables; a database from before ``sweeps.selected_on_test`` gets the column, set
+    for the sweeps that already optimised a test-period metric (accepted before the rule)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(sweeps)")}
     db.executescript(_SCHEMA)
+    if present and "selected_on_test" not in present:
+        db.execute("BEGIN IMMEDIATE")  # the column and its values together, or neither
+        try:
+            db.execute("ALTER TABLE sweeps ADD COLUMN selected_on_test INTEGER NOT NULL DEFAULT 0")
+            for sweep_id, data in db.execute("SELECT id, request FROM sweeps").fetchall():
+                request = pb.CreateSweepRequest()
+                request.ParseFromString(data)
+                if reads_test_period(request.objective):
+                    db.execute("UPDATE sweeps SET selected_on_test = 1 WHERE id = ?", (sweep_id,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
 
 class SweepStore(Tables):
@@ -160,7 +181,7 @@ class SweepStore(Tables):
     def insert_sweep(self, db: sqlite3.Connection, record: SweepRecord) -> None:
         db.execute(
             "INSERT INTO sweeps (id, status, strategy_name, request, owner, owner_role, "
-            "created_us) VALUES (?,?,?,?,?,?,?)",
+            "created_us, selected_on_test) VALUES (?,?,?,?,?,?,?,?)",
             (
                 record.id,
                 record.status,
@@ -169,6 +190,7 @@ class SweepStore(Tables):
                 record.owner,
                 record.owner_role,
                 record.created_us,
+                int(record.selected_on_test),
             ),
         )
 

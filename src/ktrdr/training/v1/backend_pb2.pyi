@@ -731,7 +731,7 @@ class SweepParameter(_message.Message):
     def __init__(self, path: _Optional[str] = ..., float_range: _Optional[_Union[FloatRange, _Mapping]] = ..., int_range: _Optional[_Union[IntRange, _Mapping]] = ..., choices: _Optional[_Union[Choices, _Mapping]] = ...) -> None: ...
 
 class CreateSweepRequest(_message.Message):
-    __slots__ = ("strategy_yaml", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "require_gpu", "field_overrides", "prune_metric", "pruner_startup_trials", "pruner_warmup_epochs")
+    __slots__ = ("strategy_yaml", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "require_gpu", "field_overrides", "prune_metric", "pruner_startup_trials", "pruner_warmup_epochs", "allow_test_objective")
     STRATEGY_YAML_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -748,6 +748,7 @@ class CreateSweepRequest(_message.Message):
     PRUNE_METRIC_FIELD_NUMBER: _ClassVar[int]
     PRUNER_STARTUP_TRIALS_FIELD_NUMBER: _ClassVar[int]
     PRUNER_WARMUP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_TEST_OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     strategy_yaml: str
     strategy_name: str
     parameters: _containers.RepeatedCompositeFieldContainer[SweepParameter]
@@ -764,7 +765,8 @@ class CreateSweepRequest(_message.Message):
     prune_metric: str
     pruner_startup_trials: int
     pruner_warmup_epochs: int
-    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ..., field_overrides: _Optional[_Iterable[_Union[_common_pb2.FieldOverride, _Mapping]]] = ..., prune_metric: _Optional[str] = ..., pruner_startup_trials: _Optional[int] = ..., pruner_warmup_epochs: _Optional[int] = ...) -> None: ...
+    allow_test_objective: bool
+    def __init__(self, strategy_yaml: _Optional[str] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., require_gpu: _Optional[bool] = ..., field_overrides: _Optional[_Iterable[_Union[_common_pb2.FieldOverride, _Mapping]]] = ..., prune_metric: _Optional[str] = ..., pruner_startup_trials: _Optional[int] = ..., pruner_warmup_epochs: _Optional[int] = ..., allow_test_objective: _Optional[bool] = ...) -> None: ...
 
 class CreateSweepResponse(_message.Message):
     __slots__ = ("sweep",)
@@ -813,7 +815,7 @@ class SweepTrial(_message.Message):
     def __init__(self, number: _Optional[int] = ..., status: _Optional[_Union[TrialStatus, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., operation_id: _Optional[str] = ..., pruned_at_epoch: _Optional[int] = ..., last_epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
 
 class Sweep(_message.Message):
-    __slots__ = ("sweep_id", "status", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "owner", "created_time", "finished_time", "trials", "best_trial", "trial_counts", "prune_metric", "error")
+    __slots__ = ("sweep_id", "status", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "owner", "created_time", "finished_time", "trials", "best_trial", "trial_counts", "prune_metric", "error", "selected_on_test", "deflated_sharpe")
     class TrialCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -841,6 +843,8 @@ class Sweep(_message.Message):
     TRIAL_COUNTS_FIELD_NUMBER: _ClassVar[int]
     PRUNE_METRIC_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_ON_TEST_FIELD_NUMBER: _ClassVar[int]
+    DEFLATED_SHARPE_FIELD_NUMBER: _ClassVar[int]
     sweep_id: str
     status: SweepStatus
     strategy_name: str
@@ -861,7 +865,29 @@ class Sweep(_message.Message):
     trial_counts: _containers.ScalarMap[str, int]
     prune_metric: str
     error: _common_pb2.ErrorDetail
-    def __init__(self, sweep_id: _Optional[str] = ..., status: _Optional[_Union[SweepStatus, str]] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[SweepTrial, _Mapping]]] = ..., best_trial: _Optional[_Union[SweepTrial, _Mapping]] = ..., trial_counts: _Optional[_Mapping[str, int]] = ..., prune_metric: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
+    selected_on_test: bool
+    deflated_sharpe: DeflatedSharpe
+    def __init__(self, sweep_id: _Optional[str] = ..., status: _Optional[_Union[SweepStatus, str]] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[SweepTrial, _Mapping]]] = ..., best_trial: _Optional[_Union[SweepTrial, _Mapping]] = ..., trial_counts: _Optional[_Mapping[str, int]] = ..., prune_metric: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., selected_on_test: _Optional[bool] = ..., deflated_sharpe: _Optional[_Union[DeflatedSharpe, _Mapping]] = ...) -> None: ...
+
+class DeflatedSharpe(_message.Message):
+    __slots__ = ("probability", "reason", "n_trials", "trial_number", "sharpe", "expected_max_sharpe", "observations", "description")
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    N_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SHARPE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_MAX_SHARPE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    probability: float
+    reason: str
+    n_trials: int
+    trial_number: int
+    sharpe: float
+    expected_max_sharpe: float
+    observations: int
+    description: str
+    def __init__(self, probability: _Optional[float] = ..., reason: _Optional[str] = ..., n_trials: _Optional[int] = ..., trial_number: _Optional[int] = ..., sharpe: _Optional[float] = ..., expected_max_sharpe: _Optional[float] = ..., observations: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
 class SweepEvent(_message.Message):
     __slots__ = ("kind", "trial", "epoch", "metrics", "sweep", "message", "timestamp")
