@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# The metrics every EPOCH event carries (val_* only when there is a validation split): what a
+# sweep's pruner can watch.
+EPOCH_METRICS = ("train_loss", "train_accuracy", "learning_rate", "val_loss", "val_accuracy")
+
 logger = logging.getLogger(__name__)
 
 

@@ -133,3 +133,31 @@ def test_the_deflated_sharpe_ratio_counts_compared_trials_and_says_why_it_is_mis
     alone = [trial(0, val_bar_sharpe_strategy=0.02, **STATS), trial(1, pb.TRIAL_STATUS_PRUNED)]
     dsr = sweep_deflated_sharpe(record(), alone, alone[0])
     assert dsr is not None and dsr.probability is None and "at least 2 trials" in dsr.reason
+
+
+def _request(**fields) -> pb.CreateSweepRequest:
+    return pb.CreateSweepRequest(
+        strategy_name="tiny_rsi",
+        parameters=[
+            pb.SweepParameter(
+                path="model.training.learning_rate", float_range=pb.FloatRange(low=1e-3, high=1e-2)
+            )
+        ],
+        n_trials=2,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("metric", ["test_accuracy", "val_sharpe_strategy", "loss"])
+def test_a_prune_metric_no_epoch_reports_is_refused(metric: str) -> None:
+    """The pruner reads EPOCH events' metrics: any other metric would never prune."""
+    from ktrdr.backend.sweeps.space import SweepBounds, normalise
+
+    bounds = SweepBounds(max_trials=10, max_parallelism=2)
+    with pytest.raises(RequestError) as caught:
+        normalise(_request(prune_metric=metric), bounds)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "never act" in caught.value.message and "val_loss" in caught.value.message
+    quiet = normalise(_request(prune_metric=metric, pruner=pb.SWEEP_PRUNER_NONE), bounds)
+    assert quiet.prune_metric == metric
+    assert normalise(_request(), bounds).prune_metric == "val_loss"

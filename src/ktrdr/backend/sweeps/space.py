@@ -18,6 +18,7 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.sweeps.selection_bias import check_objective
 from ktrdr.config.field_overrides import load_value, parse_field_path
 from ktrdr.echo import short_repr
+from ktrdr.training.progress import EPOCH_METRICS
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 
@@ -173,6 +174,12 @@ def normalise(request: pb.CreateSweepRequest, bounds: SweepBounds) -> pb.CreateS
     if out.pruner not in (0, *pb.SweepPruner.values()):
         raise _bad(f"pruner: {out.pruner} is not MEDIAN or NONE (or unset)")
     out.pruner = out.pruner or pb.SWEEP_PRUNER_MEDIAN  # type: ignore[assignment]
+    if out.pruner == pb.SWEEP_PRUNER_MEDIAN and out.prune_metric not in EPOCH_METRICS:
+        raise _bad(
+            f"prune_metric {short_repr(out.prune_metric)} is not reported at each epoch, so "
+            f"the pruner would never act; use one of {', '.join(EPOCH_METRICS)}, or pruner "
+            "NONE"
+        )
     if not out.HasField("pruner_startup_trials"):
         out.pruner_startup_trials = DEFAULT_STARTUP_TRIALS
     if not out.HasField("pruner_warmup_epochs"):
