@@ -12,24 +12,26 @@ operation id, a token, a path or a strategy name.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
 import grpc.aio
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ktrdr import __version__
 from ktrdr.security.tls import SecurityConfigError, is_loopback_address
@@ -67,22 +69,14 @@ def _code_name(code: Any) -> str:
 class GrpcServerMetrics(grpc.aio.ServerInterceptor):
     """The outermost interceptor: counts every call by method and status code, and times it.
 
-    It sees the status other interceptors and the error boundary answered (an abort's code)."""
+    It sees the status other interceptors and the error boundary answered (an abort's code).
+    The counts are plain integers kept on the server's event loop (no lock per call: every
+    call ends on that one thread) and turned into Prometheus families at each scrape.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.handled = Counter(
-            "ktrdr_grpc_server_handled_total",
-            "RPCs completed on the server, by method and status code.",
-            ["grpc_service", "grpc_method", "grpc_code"],
-            registry=registry,
-        )
-        self.seconds = Histogram(
-            "ktrdr_grpc_server_handling_seconds",
-            "Time from a call's start to its status, by method (streams: their whole life).",
-            ["grpc_service", "grpc_method"],
-            buckets=RPC_BUCKETS,
-            registry=registry,
-        )
+        self._methods: dict[str, _MethodCalls] = {}
+        registry.register(_RpcCollector(self._methods))
 
     async def intercept_service(
         self,
@@ -90,68 +84,119 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
+        full_method = handler_call_details.method
         if handler is None:  # unknown method: grpc answers UNIMPLEMENTED (name not a label)
-            self.handled.labels("unknown", "unknown", "UNIMPLEMENTED").inc()
+            full_method = "unknown/unknown"
+        calls = self._methods.get(full_method)
+        if calls is None:  # once per registered method
+            service, _, method = full_method.lstrip("/").rpartition("/")
+            calls = self._methods[full_method] = _MethodCalls(service, method)
+        if handler is None:
+            calls.done(time.perf_counter(), "UNIMPLEMENTED")
             return handler
         kind = ("stream" if handler.request_streaming else "unary") + "_"
         kind += "stream" if handler.response_streaming else "unary"
         behavior = getattr(handler, kind)
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        wrapped = self._wrap(behavior, service, method) if behavior is not None else None
+        wrapped = _wrap(behavior, calls.done) if behavior is not None else None
         if wrapped is None:
             return handler
         return handler._replace(**{kind: wrapped})  # type: ignore[attr-defined, no-any-return]
 
-    def _wrap(
-        self, behavior: Callable[..., Any], service: str, method: str
-    ) -> Callable[..., Any] | None:
-        timer = self.seconds.labels(service, method)
-        handled = self.handled
 
-        def done(started: float, code: str) -> None:
-            timer.observe(time.perf_counter() - started)
-            handled.labels(service, method, code).inc()
+class _MethodCalls:
+    """One method's calls: counts by code, and the histogram's buckets, sum and count."""
 
-        if inspect.isasyncgenfunction(behavior):
+    def __init__(self, service: str, method: str) -> None:
+        self.service, self.method = service, method
+        self.codes: dict[str, int] = {}
+        self.buckets = [0] * (len(RPC_BUCKETS) + 1)  # the last: above the largest bound
+        self.seconds = 0.0
 
-            async def generate(
-                request: Any, context: grpc.aio.ServicerContext
-            ) -> AsyncIterator[Any]:
-                started, code = time.perf_counter(), "UNKNOWN"
-                try:
-                    async with contextlib.aclosing(behavior(request, context)) as responses:
-                        async for response in responses:
-                            yield response
-                    code = _code_name(context.code())
-                except grpc.aio.AbortError:
-                    code = _code_name(context.code())
-                    raise
-                except (asyncio.CancelledError, GeneratorExit):
-                    code = "CANCELLED"
-                    raise
-                finally:
-                    done(started, code)
+    def done(self, started: float, code: str) -> None:
+        elapsed = time.perf_counter() - started
+        self.buckets[bisect.bisect_left(RPC_BUCKETS, elapsed)] += 1
+        self.seconds += elapsed
+        self.codes[code] = self.codes.get(code, 0) + 1
 
-            return generate
-        if inspect.iscoroutinefunction(behavior):
 
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started, code = time.perf_counter(), "UNKNOWN"
-                try:
-                    response = await behavior(request, context)
-                    code = _code_name(context.code())
-                    return response
-                except grpc.aio.AbortError:
-                    code = _code_name(context.code())
-                    raise
-                except asyncio.CancelledError:
-                    code = "CANCELLED"
-                    raise
-                finally:
-                    done(started, code)
+class _RpcCollector(Collector):
+    """The calls as ``ktrdr_grpc_server_handled_total`` and ``..._handling_seconds``, read
+    from prometheus_client's HTTP thread (copies taken first)."""
 
-            return call
-        return None
+    def __init__(self, methods: dict[str, _MethodCalls]) -> None:
+        self.methods = methods
+
+    def collect(self) -> Iterator[Metric]:
+        handled = CounterMetricFamily(
+            "ktrdr_grpc_server_handled",
+            "RPCs completed on the server, by method and status code.",
+            labels=["grpc_service", "grpc_method", "grpc_code"],
+        )
+        seconds = HistogramMetricFamily(
+            "ktrdr_grpc_server_handling_seconds",
+            "Time from a call's start to its status, by method (streams: their whole life).",
+            labels=["grpc_service", "grpc_method"],
+        )
+        for calls in list(self.methods.values()):
+            labels = [calls.service, calls.method]
+            for code, count in list(calls.codes.items()):
+                handled.add_metric([*labels, code], count)
+            counts, total = list(calls.buckets), calls.seconds
+            cumulative, running = [], 0
+            for bound, count in zip([*RPC_BUCKETS, float("inf")], counts, strict=True):
+                running += count
+                cumulative.append((floatToGoString(bound), running))
+            seconds.add_metric(labels, cumulative, total)
+        yield handled
+        yield seconds
+
+
+def _wrap(behavior: Callable[..., Any], done: Callable[[float, str], None]) -> Any:
+    """``behavior`` timed, with its status code counted (None: not an async behavior)."""
+    # The code flags directly: ``inspect``'s checks unwrap partials and methods, and this
+    # runs on every call (the behaviors here are plain functions the other interceptors made).
+    code = getattr(behavior, "__code__", None)
+    flags = code.co_flags if code is not None else 0
+    if flags & inspect.CO_ASYNC_GENERATOR or (
+        code is None and inspect.isasyncgenfunction(behavior)
+    ):
+
+        async def generate(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started, code = time.perf_counter(), "UNKNOWN"
+            try:
+                async with contextlib.aclosing(behavior(request, context)) as responses:
+                    async for response in responses:
+                        yield response
+                code = _code_name(context.code())
+            except grpc.aio.AbortError:
+                code = _code_name(context.code())
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                code = "CANCELLED"
+                raise
+            finally:
+                done(started, code)
+
+        return generate
+    if flags & inspect.CO_COROUTINE or (code is None and inspect.iscoroutinefunction(behavior)):
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started, code = time.perf_counter(), "UNKNOWN"
+            try:
+                response = await behavior(request, context)
+                code = _code_name(context.code())
+                return response
+            except grpc.aio.AbortError:
+                code = _code_name(context.code())
+                raise
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            finally:
+                done(started, code)
+
+        return call
+    return None
 
 
 class MetricsEndpoint:
