@@ -41,6 +41,13 @@ logger = logging.getLogger(__name__)
 # RPC latency buckets, seconds: unary calls take milliseconds, streams up to hours.
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600)
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+# The handler's field holding the behavior, by (request streaming, response streaming).
+_KINDS = {
+    (False, False): "unary_unary",
+    (False, True): "unary_stream",
+    (True, False): "stream_unary",
+    (True, True): "stream_stream",
+}
 
 
 def new_registry(service: str) -> CollectorRegistry:
@@ -94,8 +101,7 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):
         if handler is None:
             calls.done(time.perf_counter(), "UNIMPLEMENTED")
             return handler
-        kind = ("stream" if handler.request_streaming else "unary") + "_"
-        kind += "stream" if handler.response_streaming else "unary"
+        kind = _KINDS[handler.request_streaming, handler.response_streaming]
         behavior = getattr(handler, kind)
         wrapped = _wrap(behavior, calls.done) if behavior is not None else None
         if wrapped is None:
