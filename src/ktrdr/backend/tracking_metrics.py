@@ -192,11 +192,17 @@ class _CurrentState(Collector):
             "Training hosts this backend knows (--host-address).",
             value=len(selector.host_addresses),
         )
+        checked = list(dict(selector.last_health).values())
         yield GaugeMetricFamily(
             "ktrdr_hosts_available",
             "Hosts that answered SERVING with their capabilities at their last health check "
-            "(checked when work is placed or queued).",
-            value=sum(1 for healthy in dict(selector.last_health).values() if healthy),
+            "(checked when work is placed or queued; a host not checked yet is in neither).",
+            value=sum(1 for healthy in checked if healthy),
+        )
+        yield GaugeMetricFamily(
+            "ktrdr_hosts_unavailable",
+            "Hosts whose last health check failed (unreachable, NOT_SERVING, no capabilities).",
+            value=sum(1 for healthy in checked if not healthy),
         )
         yield GaugeMetricFamily(
             "ktrdr_sweeps_running",

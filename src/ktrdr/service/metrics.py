@@ -27,6 +27,7 @@ from prometheus_client import (
     Gauge,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     start_http_server,
 )
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -52,6 +53,9 @@ _KINDS = {
 
 def new_registry(service: str) -> CollectorRegistry:
     """A service's registry with the process metrics and ``ktrdr_build_info``."""
+    # No ``*_created`` series beside every counter and histogram (a timestamp per label set
+    # that doubles a scrape and that Prometheus does not need); process-wide, for exposition.
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
