@@ -25,6 +25,7 @@ BENCHMARKS = [
     "bench_sweep.py",
     "bench_tracking.py",
     "bench_listing.py",
+    "bench_metrics.py",
 ]
 
 

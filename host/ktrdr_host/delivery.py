@@ -42,6 +42,7 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from typing import Any
 
 import grpc
 
+from ktrdr.log_format import set_operation_id
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.diagnose import HOST_TO_BACKEND, explain_token, explain_unavailable
 from ktrdr.service.convert import timestamp_to_proto
@@ -56,6 +58,7 @@ from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
 from ktrdr.transfer import grpc_options, iter_submit_requests, send_results
 from ktrdr.transfer.refusals import read_refusal
+from ktrdr_host.events import NO_EVENTS, HostEvents
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool, SpoolEntry
 
@@ -157,6 +160,7 @@ class ResultSender:
         self.settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.states: dict[str, DeliveryState] = {}
+        self.events: HostEvents = NO_EVENTS  # the metrics' view of each attempt
 
     def submit(self, entry: SpoolEntry, state: DeliveryState | None = None) -> DeliveryState:
         """Start delivering ``entry`` in the background; returns its live state."""
@@ -189,13 +193,16 @@ class ResultSender:
 
     # -- one model ---------------------------------------------------------------------------
     async def _deliver(self, entry: SpoolEntry, state: DeliveryState) -> None:
+        set_operation_id(entry.session_id)  # this task's log lines carry it
         while True:
             state.attempts += 1
             state.last_attempt_time = datetime.now(UTC)
             state.next_attempt_time = None
+            started = time.perf_counter()
             try:
                 response = await self._attempt(entry)
             except grpc.aio.AioRpcError as exc:
+                seconds = time.perf_counter() - started
                 answer = Answer.of(exc)
                 if answer.code is grpc.StatusCode.INTERNAL and answer.detail == _CORE_WRITE_ERROR:
                     answer = await self._probe(entry, answer)
@@ -203,18 +210,24 @@ class ResultSender:
                 if answer.code is grpc.StatusCode.DATA_LOSS and not await asyncio.to_thread(
                     self.spool.verify, entry
                 ):
+                    self.events.upload_attempt("failed", 0, seconds)
                     await self._fail(entry, state, f"{answer.text}; the spooled archive is damaged")
                     return
                 if answer.final:
+                    self.events.upload_attempt("failed", 0, seconds)
                     await self._fail(
                         entry, state, f"refused by {entry.results_target}: {answer.text}"
                     )
                     return
+                self.events.upload_attempt("retry", 0, seconds)
                 self._schedule_retry(entry, state, answer)
             except OSError as exc:  # the spooled archive cannot be read
+                self.events.upload_attempt("failed", 0, time.perf_counter() - started)
                 await self._fail(entry, state, f"cannot read the spooled archive: {exc}")
                 return
             else:
+                sent = 0 if response.duplicate else entry.size_bytes
+                self.events.upload_attempt("delivered", sent, time.perf_counter() - started)
                 await self._delivered(entry, state, response)
                 return
             assert state.next_attempt_time is not None

@@ -18,6 +18,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -34,6 +35,10 @@ from ktrdr_host.servicer import SERVICE_NAME, TrainingHostServicer
 from ktrdr_host.sessions import ExecutorFactory, SessionRegistry
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool
+
+if TYPE_CHECKING:  # imported when metrics are on (prometheus_client)
+    from ktrdr.service.metrics import MetricsEndpoint
+    from ktrdr_host.metrics import HostMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,7 @@ class RunningHost:
     ray: RayMode | None = None  # set when sessions train on a Ray cluster
     scanner: asyncio.Task[None] | None = None  # picks up models put back into the spool
     registration: BackendRegistration | None = None  # with KTRDR_HOST_BACKEND_ADDRESS
+    metrics: MetricsEndpoint | None = None  # the /metrics endpoint, when configured
 
     @property
     def address(self) -> str:
@@ -80,6 +86,8 @@ class RunningHost:
                 await self.ray.stop()
             await self.server.stop(grace=SERVER_STOP_GRACE_S)
             withdraw(self.address)
+            if self.metrics is not None:  # last: a scrape sees the stop's transitions
+                await asyncio.to_thread(self.metrics.stop)
         logger.info("host stopped")
 
 
@@ -106,14 +114,26 @@ async def start_host(
         settings, spool, sender, executor_factory, ray.cluster if ray is not None else None
     )
     servicer = TrainingHostServicer(registry, device)
+    metrics = _metrics(settings, registry, sender)
     server, health = build_server(
         lambda s: host_pb2_grpc.add_TrainingHostServicer_to_server(servicer, s),
         [SERVICE_NAME],
         service="host",
         max_message_bytes=settings.max_message_bytes,
         interceptors=[auth.interceptor] if auth.interceptor is not None else [],
+        observe=metrics.grpc if metrics is not None else None,
     )
     port = bind(server, settings.address, settings.server_tls(), prefix="KTRDR_HOST_")
+    endpoint = None
+    if metrics is not None:
+        from ktrdr.service.metrics import MetricsEndpoint
+
+        endpoint = MetricsEndpoint(metrics.registry, "host")
+        endpoint.start(
+            settings.metrics_address,
+            allow_remote=settings.metrics_allow_remote,
+            prefix="KTRDR_HOST_",
+        )
     settings.log_paths("host")
     await server.start()
     resent = registry.restore(await asyncio.to_thread(spool.entries))
@@ -123,6 +143,7 @@ async def start_host(
     if ray is None and executor_factory is None:  # sessions train in this host's workers
         await _preload_workers(registry, settings)
     host = RunningHost(settings, server, health, registry, sender, device, port, auth.token, ray)
+    host.metrics = endpoint
     if auth.token is not None and not settings.auth_token.get_secret_value():
         # the token lives in its file: a backend on this machine finds it by this port
         announce(host.address, "host", {"auth": settings.token_file})
@@ -173,6 +194,20 @@ async def _preload_workers(registry: SessionRegistry, settings: HostSettings) ->
         logger.info("warm workers for sessions: %s", started)
     else:
         logger.info("warm workers for sessions start with the first one (worker_preload)")
+
+
+def _metrics(
+    settings: HostSettings, registry: SessionRegistry, sender: ResultSender
+) -> HostMetrics | None:
+    """The host's metrics, fed by the sessions and deliveries (None when not configured)."""
+    if not settings.metrics_address:
+        return None
+    from ktrdr_host.metrics import HostMetrics
+
+    metrics = HostMetrics()
+    registry.events = sender.events = metrics
+    metrics.watch(registry, settings.max_sessions)
+    return metrics
 
 
 async def _scan_spool(registry: SessionRegistry, spool: Spool, settings: HostSettings) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from ktrdr.errors import TrainingCancelled
+from ktrdr.log_format import set_operation_id
 from ktrdr.service.convert import error_to_proto, simple_event, timestamp_to_proto
 from ktrdr.service.execution import ExecutorRun, new_fanout
 from ktrdr.training.progress import ProgressKind
@@ -26,6 +27,7 @@ from ktrdr.training.result import TrainingResult
 from ktrdr.training.v1 import common_pb2, host_pb2
 from ktrdr.worker import ProcessExecutor, SparePool, TrainingRunner, thread_budget
 from ktrdr_host.delivery import DeliveryState, ResultSender, summarize_bundle
+from ktrdr_host.events import NO_EVENTS, HostEvents
 from ktrdr_host.settings import HostSettings
 from ktrdr_host.spool import Spool, SpoolEntry
 from ktrdr_host.validation import RequestRefused, SessionSpec
@@ -80,6 +82,7 @@ class Session:
         self.done = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.node = ""  # the Ray node it trains on (Ray mode)
+        self.events: HostEvents = NO_EVENTS  # the metrics' view of its outcome
         self._sequence = 0
 
     # -- views ---------------------------------------------------------------------------
@@ -164,10 +167,13 @@ class Session:
 
     async def _main(self, spool: Spool, sender: ResultSender) -> None:
         assert self.run is not None
+        set_operation_id(self.session_id)  # the backend's operation id: on every log line
+        outcome = "failed"
         try:
             try:
                 result = await self.run.run()
             except TrainingCancelled as exc:
+                outcome = "cancelled"
                 self._finish_unsuccessfully(common_pb2.PROGRESS_KIND_CANCELLED, error_to_proto(exc))
                 return
             except Exception as exc:
@@ -188,9 +194,11 @@ class Session:
                 )
                 return
             self._complete(entry, DeliveryState())
+            outcome = "completed"
             assert self.delivery is not None
             sender.submit(entry, self.delivery)
         finally:
+            self.events.session_finished(outcome)
             self.done.set()
 
     def _spool_result(self, spool: Spool, result: TrainingResult) -> SpoolEntry:
@@ -304,6 +312,7 @@ class SessionRegistry:
             cluster.executor if cluster is not None else self._default_executor
         )
         self.accepting = True
+        self.events: HostEvents = NO_EVENTS  # the metrics' view of sessions
         self._sessions: dict[str, Session] = {}
         # Sessions train in worker processes, each with a share of this machine's CPUs.
         self.workers = SparePool(
@@ -371,7 +380,10 @@ class SessionRegistry:
             fanout=session.fanout,
             strategy_yaml=spec.strategy_yaml,
             heartbeat_s=self.settings.heartbeat_interval_s,
+            observe=self.events.run_observer(),
         )
+        session.events = self.events
+        self.events.session_started()
         self._sessions[spec.session_id] = session
         logger.info(
             "session %s: training %s on %s, results to %s",
@@ -433,7 +445,8 @@ class SessionRegistry:
 
     @property
     def active_sessions(self) -> list[Session]:
-        return [s for s in self._sessions.values() if s.active]
+        # copied in one step first: the metrics read this from their HTTP thread
+        return [s for s in list(self._sessions.values()) if s.active]
 
     @property
     def active_count(self) -> int:

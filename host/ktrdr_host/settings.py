@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from ktrdr.config.service_settings import TrainingWorkSettings
+from ktrdr.config.service_settings import OperabilitySettings, TrainingWorkSettings
 from ktrdr.security.local_records import announced_token_file
 from ktrdr.security.settings import ServerSecurity, token_source
 from ktrdr.security.tls import ClientTLS
@@ -23,7 +23,7 @@ from ktrdr.transfer import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MESSAGE_BYTES
 DEFAULT_BACKEND_TOKEN_FILE = Path(".ktrdr/backend/host.token")
 
 
-class HostSettings(ServerSecurity, TrainingWorkSettings):
+class HostSettings(ServerSecurity, TrainingWorkSettings, OperabilitySettings):
     """Where the host listens, what it trains on, how it delivers and how it stops."""
 
     model_config = SettingsConfigDict(

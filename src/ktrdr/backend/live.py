@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store
+from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
 from ktrdr.service.convert import is_droppable, is_terminal, simple_event
 from ktrdr.service.disk import is_disk_full
 from ktrdr.service.execution import new_fanout
@@ -92,6 +93,7 @@ class LiveOperation:
         self.done = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.submit_attempts = 0
+        self.events: BackendEvents = NO_EVENTS  # the metrics' view of its transitions
         # Set once a terminal write is under way (the first attempt, then its retries).
         self._terminal: asyncio.Task[None] | bool | None = None
         self._recorder = asyncio.create_task(self._record_progress(), name=f"record-{self.id}")
@@ -115,6 +117,7 @@ class LiveOperation:
             return self.status == pb.OPERATION_STATUS_RUNNING
         if await self.store.mark_running.aio(self.id):
             self.status = pb.OPERATION_STATUS_RUNNING
+            self.events.operation_running(self.record.mode, self.record.created_us)
             return True
         return False
 
@@ -277,6 +280,7 @@ class LiveOperation:
     def _finished(self, status: int, event: common_pb2.ProgressEvent) -> None:
         self.status = status
         self.done.set()
+        self.events.operation_finished(self.record.mode, status, self.record.created_us)
         self.fanout.publish(event)
 
     async def _record_progress(self) -> None:

@@ -214,6 +214,8 @@ class ModeSelector:
         # What this backend placed on each host (shared with the host queue).
         self.ledger = ledger or HostLedger()
         self._warned: dict[str, str] = {}  # the TLS problem last logged per host
+        # Each host's last health check (healthy or not), for the metrics.
+        self.last_health: dict[str, bool] = {}
 
     async def probe(self, address: str) -> HostProbe:
         """Health check, then capabilities, both within ``timeout_s`` in all."""
@@ -228,6 +230,7 @@ class ModeSelector:
 
         def done(healthy: bool, detail: str, **kw: Any) -> HostProbe:
             elapsed = time.monotonic() - start
+            self.last_health[address] = healthy
             return HostProbe(address, healthy, detail, elapsed_s=elapsed, ledger_mark=mark, **kw)
 
         channel = self.connection.channel(address)

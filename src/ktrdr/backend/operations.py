@@ -37,9 +37,11 @@ from ktrdr.backend.mode_selector import (
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.backend.strategies import resolve_strategy
+from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
 from ktrdr.config import parse_strategy
 from ktrdr.config.strategy import StrategyConfig
 from ktrdr.errors import DeviceError
+from ktrdr.log_format import operation_context, set_operation_id
 from ktrdr.security.interceptor import Identity, current_identity
 from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import apply_overrides_from_proto, simple_event
@@ -62,6 +64,10 @@ logger = logging.getLogger(__name__)
 
 CANCEL_WAIT_S = 3.0
 STATUS_NAMES = pb.OperationStatus
+_STATE_NAMES = {
+    value: name.removeprefix("OPERATION_STATUS_").lower()
+    for name, value in pb.OperationStatus.items()
+}
 
 
 class Operations:
@@ -93,6 +99,8 @@ class Operations:
             settings.worker_spares,
         )
         self._live: dict[str, LiveOperation] = {}
+        # The metrics' view of the lifecycle (a no-op unless metrics are on).
+        self.events: BackendEvents = NO_EVENTS
         # Called with the id of each operation that finished (tracking); must not block.
         self.finished_listeners: list[Callable[[str], None]] = []
         self._runs: dict[str, ExecutorRun] = {}
@@ -108,6 +116,12 @@ class Operations:
     # -- lookups ---------------------------------------------------------------------------
     def live(self, operation_id: str) -> LiveOperation | None:
         return self._live.get(operation_id)
+
+    def live_states(self) -> list[tuple[str, str]]:
+        """(mode, status) of every active operation, e.g. ("host", "pending"); safe from
+        another thread (a copy taken in one step)."""
+        ops = list(self._live.values())
+        return [(MODE_NAMES.get(op.record.mode, "unknown"), _STATE_NAMES[op.status]) for op in ops]
 
     async def get(self, operation_id: str) -> OperationRecord:
         record = await self.store.get_operation.aio(operation_id)
@@ -207,7 +221,9 @@ class Operations:
                     disk_full_message("the backend cannot record a new operation"),
                 ) from None
             raise
-        logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
+        self.events.operation_created(record.mode)
+        with operation_context(record.id):
+            logger.info("operation %s: %s, %s", record.id, config.name, selection.reason)
         if record.is_host:
             self._start_host(
                 record, reattach=False, upload_credential=credential, why=selection.waits_for
@@ -303,8 +319,10 @@ class Operations:
 
     def _launch(self, op: LiveOperation, work: object) -> None:
         self._live[op.id] = op
+        op.events = self.events
 
         async def guarded() -> None:
+            set_operation_id(op.id)  # this task's log lines (and its threads') carry it
             try:
                 await work  # type: ignore[misc]
             except asyncio.CancelledError:
@@ -454,6 +472,9 @@ class Operations:
                 event.error.CopyFrom(error)
                 finish = self.store.finish.aio
                 if await finish(record.id, pb.OPERATION_STATUS_FAILED, event, error=error):
+                    self.events.operation_finished(
+                        record.mode, pb.OPERATION_STATUS_FAILED, record.created_us
+                    )
                     self._announce_finished(record.id)
                 logger.warning("operation %s: %s", record.id, message)
 

@@ -30,6 +30,7 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.live import LiveOperation
 from ktrdr.backend.local_runner import completed_event, test_metrics
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us
+from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
 from ktrdr.errors import BundleError, StorageError
 from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import redact_paths, timestamp_to_proto
@@ -147,6 +148,7 @@ class ResultsIntake:
         self.idle_timeout_s = idle_timeout_s
         self.deadline_s = deadline_s
         self.active = 0  # streams being received now
+        self.events: BackendEvents = NO_EVENTS  # the metrics' view of each stream
         self._locks: dict[str, asyncio.Lock] = {}
         incoming_dir.mkdir(parents=True, exist_ok=True)
         for stale in incoming_dir.glob(".submit-*"):  # left by a crash mid-transfer
@@ -160,20 +162,26 @@ class ResultsIntake:
         raw = aiter(requests)
         if self.active >= self.max_concurrent:
             await drain(raw, REFUSED_DRAIN_BYTES)
+            self.events.upload_finished("refused", 0, 0.0)
             raise UploadsBusy(
                 f"{self.active} uploads are being received (limit {self.max_concurrent}, "
                 "KTRDR_BACKEND_MAX_CONCURRENT_UPLOADS); retry shortly"
             )
         self.active += 1
         iterator = _bounded(raw, self.idle_timeout_s, self.deadline_s)
+        started, outcome, size = time.perf_counter(), "refused", 0
         try:
-            return await self._receive(iterator)
+            response = await self._receive(iterator)
+            outcome = "duplicate" if response.duplicate else "stored"
+            size = 0 if response.duplicate else response.raw_size_bytes
+            return response
         except RequestError as exc:
             if exc.code != grpc.StatusCode.DEADLINE_EXCEEDED:
                 await self._drain(iterator)
             raise
         finally:
             self.active -= 1
+            self.events.upload_finished(outcome, size, time.perf_counter() - started)
 
     async def _drain(self, iterator: AsyncIterator[SubmitRequest]) -> None:
         """Discard the rest of a refused stream (bounded, and by the stream's deadlines)."""

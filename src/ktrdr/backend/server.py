@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -30,6 +31,10 @@ from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2
+
+if TYPE_CHECKING:  # imported when metrics are on (prometheus_client)
+    from ktrdr.backend.tracking_metrics import BackendMetrics
+    from ktrdr.service.metrics import MetricsEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +83,9 @@ class BackendApp:
         self.results: ResultsIntake | None = None
         self.sweeps: Sweeps | None = None
         self.tracker: MlflowTracker | None = None
+        # Prometheus metrics and their endpoint: None unless METRICS_ADDRESS is set.
+        self.metrics: BackendMetrics | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
         self._announced = ""
 
     async def start(self) -> int:
@@ -142,16 +150,31 @@ class BackendApp:
         self.registry.on_available.append(lambda _host: hosts.queue.wake())
         self.registry.on_lost.append(lost_listener(self._host_lost))
         servicer = BackendServicer(operations, results, sweeps)
+        if settings.metrics_address:
+            from ktrdr.backend.tracking_metrics import BackendMetrics
+            from ktrdr.service.metrics import MetricsEndpoint
+
+            self.metrics = metrics = BackendMetrics()
+            operations.events = results.events = servicer.events = metrics
+            metrics.watch(operations, sweeps)
         self.server, self._health = build_server(
             lambda server: add_backend_servicer(servicer, server),
             [SERVICE_NAME],
             service="backend",
             max_message_bytes=settings.max_message_bytes,
             interceptors=interceptors,
+            observe=self.metrics.grpc if self.metrics is not None else None,
         )
         self.port = bind(
             self.server, settings.address, settings.server_tls(), prefix="KTRDR_BACKEND_"
         )
+        if self.metrics is not None:
+            self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, "backend")
+            self.metrics_endpoint.start(
+                settings.metrics_address,
+                allow_remote=settings.metrics_allow_remote,
+                prefix="KTRDR_BACKEND_",
+            )
         if settings.auth_enabled:  # after the bind: a start that cannot serve creates nothing
             written = await asyncio.to_thread(
                 bootstrap_local_tokens, self.tokens, settings.data_dir
@@ -241,6 +264,8 @@ class BackendApp:
         await asyncio.to_thread(self.database.close)  # after the writes queued before
         if self._announced:
             withdraw(self._announced)
+        if self.metrics_endpoint is not None:  # last: a scrape sees the stop's transitions
+            await asyncio.to_thread(self.metrics_endpoint.stop)
 
 
 async def serve(settings: BackendSettings) -> None:

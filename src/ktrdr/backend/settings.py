@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from ktrdr.config.service_settings import TrainingWorkSettings
+from ktrdr.config.service_settings import OperabilitySettings, TrainingWorkSettings
 from ktrdr.security.local_records import announced_token_file
 from ktrdr.security.settings import ServerSecurity, token_source
 from ktrdr.security.tls import ClientTLS
@@ -26,7 +26,7 @@ DEFAULT_HOST_TOKEN_FILE = Path(".ktrdr-host/auth.token")
 _HOST_TOKEN = "token presented to host"
 
 
-class BackendSettings(ServerSecurity, TrainingWorkSettings):
+class BackendSettings(ServerSecurity, TrainingWorkSettings, OperabilitySettings):
     """Where the backend listens, keeps its data, finds hosts, and how it chooses a mode."""
 
     model_config = SettingsConfigDict(

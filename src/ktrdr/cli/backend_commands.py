@@ -48,6 +48,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="default execution mode (default: TRAINING_DEFAULT_MODE or auto)",
     )
     add_server_security_options(serve, "KTRDR_BACKEND_")
+    add_operability_options(serve, "KTRDR_BACKEND_")
     serve.set_defaults(handler=_serve)
 
     tokens = bsub.add_parser(
@@ -113,6 +114,46 @@ def add_server_security_options(parser: argparse.ArgumentParser, prefix: str) ->
     )
 
 
+def add_operability_options(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """Metrics endpoint and log format of a server (README "Operations")."""
+    parser.add_argument(
+        "--metrics-address",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464 "
+        f"({prefix}METRICS_ADDRESS; default: off)",
+    )
+    parser.add_argument(
+        "--metrics-allow-remote",
+        action="store_const",
+        const=True,
+        default=None,
+        help="allow a non-loopback --metrics-address (no TLS, no auth on it)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help=f"log lines as text or one JSON object per line ({prefix}LOG_FORMAT; default text)",
+    )
+
+
+def operability_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "metrics_address": args.metrics_address,
+        "metrics_allow_remote": args.metrics_allow_remote,
+        "log_format": args.log_format,
+    }
+
+
+def configure_service_logging(log_format: str) -> None:
+    """JSON lines from here on when asked (text keeps the CLI's setup)."""
+    if log_format == "json":
+        from ktrdr.log_format import configure
+
+        configure("json")
+
+
 def security_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "tls_cert": args.tls_cert,
@@ -135,6 +176,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {
         **security_overrides(args),
+        **operability_overrides(args),
         "address": args.address,
         "host_addresses": args.host_address,
         "results_address": args.results_address,
@@ -151,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         print(f"error: invalid backend settings: {problems}", file=sys.stderr)
         return 2
+    configure_service_logging(settings.log_format)
     if args.verbose <= 0:  # a server reports what it does
         logging.getLogger("ktrdr").setLevel(logging.INFO)
     from ktrdr.backend.database import DatabaseBusy, WalRefused

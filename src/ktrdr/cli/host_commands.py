@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.cli import spool_commands
-from ktrdr.cli.backend_commands import add_server_security_options, security_overrides
+from ktrdr.cli.backend_commands import (
+    add_operability_options,
+    add_server_security_options,
+    configure_service_logging,
+    operability_overrides,
+    security_overrides,
+)
 from ktrdr.cli.client_commands import add_tls_options, tls_from_args
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -81,6 +87,7 @@ def register(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--host-id", default=None, help="stable id in the backend's registry (default: host.id)"
     )
     add_server_security_options(serve, "KTRDR_HOST_")
+    add_operability_options(serve, "KTRDR_HOST_")
     serve.set_defaults(handler=_serve)
 
     caps = hsub.add_parser(
@@ -127,18 +134,28 @@ def _serve(args: argparse.Namespace) -> int:
         "advertise_address": args.advertise_address,
         "host_id": args.host_id,
         **security_overrides(args),
+        **operability_overrides(args),
     }
     try:
         settings = HostSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         print(f"error: invalid host settings:\n{exc}", file=sys.stderr)
         return 2
+    configure_service_logging(settings.log_format)
 
     running: list[RunningHost] = []
 
     def ready(host: RunningHost) -> None:
         running.append(host)
-        print(f"ktrdr host listening on {host.address}", flush=True)
+        line = f"ktrdr host listening on {host.address}"
+        if settings.log_format == "json":  # every line this process writes is JSON
+            import json
+            from datetime import UTC, datetime
+
+            now = datetime.now(UTC).isoformat(timespec="milliseconds")
+            fields = {"time": now, "level": "INFO", "logger": "ktrdr.cli", "message": line}
+            line = json.dumps({**fields, "address": host.address})
+        print(line, flush=True)
 
     from ktrdr.service.parent_watch import watch_parent_from_env
 

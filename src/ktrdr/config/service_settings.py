@@ -70,4 +70,34 @@ class TrainingWorkSettings(BaseSettings):
         )
 
 
-__all__ = ["TrainingWorkSettings"]
+class OperabilitySettings(BaseSettings):
+    """What a service tells its operators: Prometheus metrics and the log format
+    (README "Operations")."""
+
+    # HOST:PORT of the Prometheus /metrics HTTP endpoint (PREFIX_METRICS_ADDRESS, e.g.
+    # 127.0.0.1:9464; port 0 picks a free one); empty: no endpoint, no metrics kept.
+    metrics_address: str = ""
+    # The endpoint has neither TLS nor authentication: a non-loopback METRICS_ADDRESS is
+    # refused unless this is true (PREFIX_METRICS_ALLOW_REMOTE).
+    metrics_allow_remote: bool = False
+    # Log lines as text, or one JSON object per line (PREFIX_LOG_FORMAT).
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_address", mode="before")
+    @classmethod
+    def _check_metrics_address(cls, value: object) -> object:
+        if not isinstance(value, str) or not value.strip():
+            return "" if isinstance(value, str) else value
+        text = value.strip()
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"metrics_address {value!r}: expected HOST:PORT, port 0..65535")
+        return text
+
+
+__all__ = ["OperabilitySettings", "TrainingWorkSettings"]

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ktrdr.service.convert import (
@@ -59,12 +60,16 @@ class ExecutorRun:
         fanout: EventFanout[common_pb2.ProgressEvent],
         strategy_yaml: str | None = None,
         heartbeat_s: float = HEARTBEAT_INTERVAL_S,
+        observe: Callable[[ProgressEvent], None] | None = None,
     ) -> None:
+        """``observe``: sees each of the library's events first, in the training's thread
+        (the host's metrics count epochs there); it must be quick and must not raise."""
         self.executor = executor
         self.config = config
         self.fanout = fanout
         self.strategy_yaml = strategy_yaml
         self.heartbeat_s = heartbeat_s
+        self.observe = observe
         self.token = CancellationToken()
         self._sequence = 0
         self._lock = threading.Lock()
@@ -92,6 +97,8 @@ class ExecutorRun:
         return event
 
     def _on_progress(self, event: ProgressEvent) -> None:  # worker thread
+        if self.observe is not None:
+            self.observe(event)
         self.publish(event_to_proto(event))
 
     async def _heartbeats(self) -> None:

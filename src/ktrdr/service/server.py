@@ -58,20 +58,27 @@ def build_server(
     service: str,
     max_message_bytes: int,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    observe: grpc.aio.ServerInterceptor | None = None,
 ) -> tuple[grpc.aio.Server, Health]:
     """A ``grpc.aio`` server with the services, health and reflection registered.
 
-    Undecodable requests are answered INVALID_ARGUMENT (outermost interceptor, so also for
-    calls the other interceptors refuse). Next comes the one error boundary of every method
-    (``ErrorBoundary``; ``service``, e.g. "backend", names whose log an INTERNAL answer points
-    to), around the other interceptors and the servicer. SO_REUSEPORT is off: gRPC turns it
-    on by default, which lets a second server bind a port that is already served and take
-    half of its connections.
+    ``observe`` (the RPC metrics, when on) is the outermost interceptor: it sees every call
+    and the status it ends with. Undecodable requests are answered INVALID_ARGUMENT (next
+    interceptor, so also for calls the other interceptors refuse). Next comes the one error
+    boundary of every method (``ErrorBoundary``; ``service``, e.g. "backend", names whose log
+    an INTERNAL answer points to), around the other interceptors and the servicer.
+    SO_REUSEPORT is off: gRPC turns it on by default, which lets a second server bind a port
+    that is already served and take half of its connections.
     """
     options = [*grpc_options(max_message_bytes), ("grpc.so_reuseport", 0), *SERVER_BOUNDS]
     server = grpc.aio.server(
         options=options,
-        interceptors=[RejectUndecodable(), ErrorBoundary(service), *interceptors],
+        interceptors=[
+            *([observe] if observe is not None else []),
+            RejectUndecodable(),
+            ErrorBoundary(service),
+            *interceptors,
+        ],
     )
     register(server)
     health_ = Health(full_service_names)

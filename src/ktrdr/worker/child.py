@@ -27,6 +27,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ktrdr.log_format import formatter, inherited_format
 from ktrdr.worker.budget import apply_torch_threads, set_thread_environment
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,12 @@ def prepare(threads: int, log_level: int, *, warm_threads: int | None = None) ->
     """
     set_thread_environment(threads)  # before numpy/torch load their thread pools
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the service's to handle
-    logging.basicConfig(level=log_level, format="%(levelname)s worker %(process)d %(message)s")
+    # The service's format (KTRDR_LOG_FORMAT): a worker writes to the service's stderr.
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        formatter(inherited_format(), "%(levelname)s worker %(process)d %(message)s")
+    )
+    logging.basicConfig(level=log_level, handlers=[handler])
     apply_torch_threads(threads)
     if warm_threads is not None:
         import torch

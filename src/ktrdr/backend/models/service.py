@@ -19,6 +19,7 @@ from ktrdr.backend.auth.roles import may_act_on_any_operation
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.models.catalog import ModelCatalog, strategy_field
 from ktrdr.backend.models.registry import ModelRow, check_alias, check_tags, invalid
+from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
 from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -64,6 +65,7 @@ class ModelRpcs:
 
     catalog: ModelCatalog
     downloads_in_progress: int = 0
+    events: BackendEvents = NO_EVENTS  # the metrics' view of each download
 
     async def GetModel(
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
@@ -177,6 +179,7 @@ class ModelRpcs:
             )
         self.downloads_in_progress += 1
         archive: Path | None = None
+        sent, outcome = 0, "incomplete"
         try:
             archive = await asyncio.to_thread(self.catalog.archive, row)
             size = archive.stat().st_size
@@ -194,9 +197,13 @@ class ModelRpcs:
                 chunk_size=request.chunk_size_bytes or DEFAULT_CHUNK_SIZE,
             )
             async for message in _in_thread(responses):
+                sent += len(message.chunk.data)
                 yield message
+            outcome = "complete"
         finally:
             self.downloads_in_progress -= 1
+            if sent or outcome == "complete":
+                self.events.download_finished(outcome, sent)
             if archive is not None:
                 archive.unlink(missing_ok=True)
 

@@ -32,6 +32,13 @@ WATCH_QUEUE = 256
 CANCEL_WAIT_S = 10.0
 
 
+_TRIAL_KINDS = (
+    pb.SWEEP_EVENT_KIND_TRIAL_STARTED,
+    pb.SWEEP_EVENT_KIND_TRIAL_PRUNED,
+    pb.SWEEP_EVENT_KIND_TRIAL_FINISHED,
+)
+
+
 def sweep_not_found(sweep_id: str) -> RequestError:
     return RequestError(
         grpc.StatusCode.NOT_FOUND,
@@ -156,6 +163,12 @@ class Sweeps:
 
         def publish(e: pb.SweepEvent) -> None:
             watchers.publish(e)
+            if e.kind in _TRIAL_KINDS:
+                self.operations.events.trial_changed(
+                    "started"
+                    if e.kind == pb.SWEEP_EVENT_KIND_TRIAL_STARTED
+                    else pb.TrialStatus.Name(e.trial.status).removeprefix("TRIAL_STATUS_").lower()
+                )
             if e.kind == pb.SWEEP_EVENT_KIND_SWEEP_FINISHED:
                 self._tell(record.id, finished=True)
 
@@ -170,6 +183,11 @@ class Sweeps:
                 self._watchers.pop(record.id, None)
 
         run.task = asyncio.create_task(guarded(), name=f"sweep-{record.id}")
+
+    @property
+    def running_count(self) -> int:
+        """Sweeps running in this process now."""
+        return len(self._runs)
 
     def _tell(self, sweep_id: str, *, finished: bool) -> None:
         for listener in self.listeners:
