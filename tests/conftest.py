@@ -20,6 +20,10 @@ import pytest
 
 from tests.support.timing import time_scale
 
+# Fixtures that tests of more than one tier use; these modules import the project only inside
+# their fixtures (collecting stays light: tests/integration/test_collection.py).
+pytest_plugins = ["tests.support.host_fixtures", "tests.support.model_metadata"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA_DIR = REPO_ROOT / "data" / "samples"
 EXAMPLE_STRATEGIES = REPO_ROOT / "examples" / "strategies"
