@@ -18,28 +18,35 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --disable-pip-version-check -e '.[training,mlflow,ray,sweeps,dev]'
 	@touch $(STAMP)
 
-# The tiers (README "Tests"): unit (one process, no child processes: seconds), integration
-# (real processes and trainings), e2e (the services as users start them). `make test` runs
-# all three, one after the other. Unit and integration tests spread over XDIST pytest-xdist
-# workers (whole files per worker for integration); the e2e tier runs in one process: its
-# services and trainings keep a core busy, and two workers made it slower here (6m28s
-# against 6m08s). E2E_XDIST='-n 2 --dist loadfile' spreads it too (each worker then starts
-# its own session services).
+# The tiers (README "Tests"), one folder each: unit (tests/unit: in-process: no ports, no
+# servers, no child processes, no real-time waits; its conftest fails a test that starts one),
+# integration (tests/integration: real servers, processes and trainings), e2e (tests/e2e: the
+# services as users start them). `make test` runs all three, one after the other. The -m
+# selections repeat what the folders give (tests/conftest.py marks by folder).
+# The unit tier spreads over UNIT_XDIST workers: measured on this 2-core machine (wall of the
+# pytest command, median [min..max] of 3-5 alternating runs), near quiet (load 1-1.5): -n 2
+# 12.4 s [11.9..12.9], one process 15.5 s [14.2..15.7]; beside other helpers' runs (load 5-7):
+# -n 2 37 s [29..70], one process 25 s [20..43]. Each worker collects the tier (~1.5 s) and
+# imports torch, pandas, optuna (~3 s): UNIT_XDIST= (one process) on a busy machine.
+# Integration tests spread over XDIST pytest-xdist workers, whole files per worker. The e2e
+# tier runs in one process: its services and trainings keep a core busy, and two workers made
+# it slower here (6m28s against 6m08s). E2E_XDIST='-n 2 --dist loadfile' spreads it too (each
+# worker then starts its own session services).
 # KTRDR_TEST_TIME_SCALE=3 (say) stretches every deadline on a slow or loaded machine.
-# XDIST= runs the unit tier in one process: ~7 s less CPU (each worker collects the tier,
-# ~2.7 s, and its tests import torch and pandas, ~3 s), more wall time on a loaded machine.
 # Test files go to /dev/shm when it is a tmpfs (tests/conftest.py; KTRDR_TEST_TMPFS=0: not).
+UNIT_XDIST ?= -n 2
 XDIST ?= -n 2
 E2E_XDIST ?=
 
 test: test-unit test-integration test-e2e
 
 test-unit: setup
-	$(PY) -m pytest -q $(XDIST) -m "not integration and not e2e and not chaos" tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(UNIT_XDIST) -m "not integration and not e2e and not chaos" tests/unit \
+		$(PYTEST_ARGS)
 
 test-integration: setup
-	$(PY) -m pytest -q $(XDIST) --dist loadfile -m "integration and not e2e" \
-		tests/unit tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) --dist loadfile -m "integration and not e2e" tests/integration \
+		$(PYTEST_ARGS)
 
 test-e2e: setup
 	$(PY) -m pytest -q $(E2E_XDIST) -m e2e tests/e2e $(PYTEST_ARGS)

@@ -1,12 +1,15 @@
 """Fixtures shared by every test folder, and the tiers.
 
-The folder a test lives in is its tier: ``tests/unit`` (one process, no child processes,
-no training stack unless the test is about the trainer), ``tests/integration`` (real
-processes, real training) and ``tests/e2e`` (the services as users start them). Tests under
-``tests/integration`` and ``tests/e2e`` get the ``integration`` and ``e2e`` markers here, so
-``-m "not integration and not e2e"`` selects the unit tier. ``tests/chaos`` (the chaos soak,
-``make chaos``) gets ``chaos`` and is in no tier. The per-test timeout scales with
-``KTRDR_TEST_TIME_SCALE`` (``tests/support/timing.py``).
+The folder a test lives in is its tier: ``tests/unit`` (one process: no ports, no servers,
+no child processes, no real-time waits, no training stack unless the test is about the
+trainer; ``tests/unit/conftest.py`` fails a test that starts a gRPC server or a process),
+``tests/integration`` (real servers, processes and trainings) and ``tests/e2e`` (the services
+as users start them). Tests under ``tests/integration`` and ``tests/e2e`` get the
+``integration`` and ``e2e`` markers here, so ``-m "not integration and not e2e"`` selects the
+unit tier. ``tests/chaos`` (the chaos soak, ``make chaos``) gets ``chaos`` and is in no tier.
+Fixtures that tests of more than one tier use are plugins in ``tests/support``
+(``pytest_plugins`` below); helpers of one tier live in that tier's conftest. The per-test
+timeout scales with ``KTRDR_TEST_TIME_SCALE`` (``tests/support/timing.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ import pytest
 
 from tests.support.strategies import TINY_STRATEGY_YAML
 from tests.support.timing import time_scale
+
+# Fixtures that tests of more than one tier use; these modules import the project only inside
+# their fixtures (collecting stays light: tests/integration/test_collection.py).
+pytest_plugins = ["tests.support.host_fixtures", "tests.support.model_metadata"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA_DIR = REPO_ROOT / "data" / "samples"

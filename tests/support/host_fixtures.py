@@ -1,21 +1,27 @@
-"""The host's shared fixtures (settings for a fast host, one trained bundle), used by the
-host tests of every tier: ``from tests.support.host_fixtures import host_settings, ...``."""
+"""Shared fixtures of the host, backend and security tests of every tier: settings for a fast
+host, one fake-trained result and its bundle. A plugin (``pytest_plugins`` in
+``tests/conftest.py``): it imports the project only inside the fixtures."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ktrdr.config import parse_strategy
-from ktrdr.training.result import TrainingResult
-from ktrdr_host.settings import HostSettings
-from tests.support.fake_training import FakeTrainer
+if TYPE_CHECKING:
+    from ktrdr.storage import ModelBundle
+    from ktrdr.training.result import TrainingResult
+    from ktrdr_host.settings import HostSettings
 
 
 @pytest.fixture(scope="session")
 def tiny_result(tiny_strategy_yaml: str) -> TrainingResult:
-    """A training result of the tiny strategy as the executor shapes it (no torch)."""
+    """A training result of the tiny strategy as the executor shapes it (``FakeTrainer``: no
+    torch). ``tests/integration/training`` has its own: a real training."""
+    from ktrdr.config import parse_strategy
+    from tests.support.fake_training import FakeTrainer
+
     config = parse_strategy(tiny_strategy_yaml)
     return FakeTrainer(epoch_s=0).run(config, strategy_yaml=tiny_strategy_yaml)
 
@@ -23,6 +29,8 @@ def tiny_result(tiny_strategy_yaml: str) -> TrainingResult:
 @pytest.fixture
 def host_settings(tmp_path: Path, sample_data_dir: Path) -> HostSettings:
     """A host on a free loopback port, CPU, quick heartbeats and quick delivery retries."""
+    from ktrdr_host.settings import HostSettings
+
     return HostSettings(
         address="127.0.0.1:0",
         data_dir=sample_data_dir,
@@ -36,3 +44,9 @@ def host_settings(tmp_path: Path, sample_data_dir: Path) -> HostSettings:
         shutdown_grace_s=5,
         cancel_wait_s=2,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_result: TrainingResult) -> ModelBundle:
+    """The bundle of ``tiny_result``: the tiny strategy's model as a training makes it."""
+    return tiny_result.bundle

@@ -172,7 +172,6 @@ def _train(args: argparse.Namespace) -> int:
     from ktrdr.config.field_overrides import parse_assignment
     from ktrdr.config.settings import LibrarySettings
     from ktrdr.storage import ModelStorage
-    from ktrdr.training.executor import TrainingExecutor
 
     settings = LibrarySettings()
     path = Path(args.strategy)
@@ -189,6 +188,8 @@ def _train(args: argparse.Namespace) -> int:
         end_date=args.end,
         seed=args.seed,
     )
+    from ktrdr.training.executor import TrainingExecutor  # torch: only once the strategy is good
+
     executor = TrainingExecutor(
         args.data_dir or settings.data_dir, device=args.device or settings.device
     )

@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.host.host_processes import HostProcess, HostProcesses
-from tests.support.host_fixtures import host_settings, tiny_result
-
-__all__ = ["host_settings", "tiny_result"]
 
 
 @pytest.fixture

@@ -5,28 +5,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us
+from ktrdr.backend.store import ModelRecord, Store, now_us
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
-
-
-def record(op_id: str, strategy: str = "s", created: int | None = None) -> OperationRecord:
-    return OperationRecord(
-        id=op_id,
-        status=pb.OPERATION_STATUS_PENDING,
-        strategy_name=strategy,
-        strategy_yaml="name: s",
-        overrides=common_pb2.TrainingOverrides(symbols=["EURUSD"], seed=3),
-        requested_mode=0,
-        mode=pb.EXECUTION_MODE_LOCAL,
-        mode_reason="local: test",
-        host_address="",
-        require_gpu=False,
-        created_us=created if created is not None else now_us(),
-        last_event=simple_event(ProgressKind.ACCEPTED, "accepted"),
-    )
+from tests.support.database import record
 
 
 def model(op_id: str, version: int, strategy: str = "s") -> ModelRecord:

@@ -41,13 +41,3 @@ def test_objectives_take_an_optional_direction() -> None:
     assert parse_objective("val_loss:min") == ("val_loss", 1)
     with pytest.raises(KtrdrClientError):
         parse_objective("val_loss:up")
-
-
-@pytest.mark.integration  # a child interpreter
-def test_the_client_imports_no_optuna() -> None:
-    import subprocess
-    import sys
-
-    code = "import sys, ktrdr.client, ktrdr.cli.sweep_commands; print('optuna' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

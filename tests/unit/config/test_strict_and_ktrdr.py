@@ -1,5 +1,6 @@
-"""Strict keys, KTRDR-form strategies (fuzzy-less indicators, `source` on stoch/adx, KTRDR
-keys training does not use, list-form fuzzy sets) and KTRDR units for moving averages."""
+"""Strict keys and KTRDR-form strategies (fuzzy-less indicators, `source` on stoch/adx, KTRDR
+keys training does not use, list-form fuzzy sets). A KTRDR-form strategy trained in KTRDR
+units: ``tests/integration/config/test_strict_and_ktrdr.py``."""
 
 from __future__ import annotations
 
@@ -7,64 +8,7 @@ import pytest
 
 from ktrdr.config import parse_strategy
 from ktrdr.errors import StrategyConfigError
-
-KTRDR_FORM = """
-name: trend_momentum
-description: KTRDR v2 form
-version: '2.0'
-hypothesis: trend plus momentum
-scope: symbol_specific
-training_data:
-  symbols: {mode: single, symbol: EURUSD}
-  timeframes: {mode: single, timeframe: 1h}
-  history_required: 200
-  start_date: 2017-04-19
-  end_date: 2018-02-07
-deployment:
-  target_symbols: {mode: training_only}
-  target_timeframes: {mode: single, timeframe: 1h}
-indicators:
-  - {name: rsi, feature_id: rsi_14, period: 14, source: close}
-  - {name: macd, fast_period: 12, slow_period: 26, signal_period: 9, source: close}
-  - {name: stoch, k_period: 14, d_period: 3, source: close}
-  - {name: adx, period: 14, source: close}
-  - {name: sma, feature_id: sma_20, period: 20}
-fuzzy_sets:
-  rsi_14:
-    oversold: {type: triangular, parameters: [0, 20, 35]}
-    neutral: [30, 50, 70]
-    overbought: {type: trapezoidal, parameters: [65, 80, 100, 100]}
-  adx:
-    weak: {type: triangular, parameters: [0, 15, 30]}
-    strong: {type: gaussian, parameters: [50, 15]}
-  sma_20:
-    below: {type: triangular, parameters: [0.97, 0.99, 1.0]}
-    near: [0.995, 1.0, 1.005]
-    above: {type: triangular, parameters: [1.0, 1.01, 1.03]}
-model:
-  type: mlp
-  architecture: {hidden_layers: [16, 8], activation: relu, output_activation: softmax, dropout: 0.2}
-  features: {include_price_context: false, lookback_periods: 1, scale_features: true}
-  training:
-    learning_rate: 0.001
-    batch_size: 32
-    epochs: 2
-    optimizer: adam
-    early_stopping: {enabled: true, patience: 5, min_delta: 0.001}
-  symbol_embedding_dim: 8
-decisions:
-  output_format: classification
-  confidence_threshold: 0.6
-  position_awareness: true
-  filters: {min_signal_separation: 4, volume_filter: false}
-training:
-  method: supervised
-  labels: {source: zigzag, zigzag_threshold: 0.01, label_lookahead: 0}
-  data_split: {train: 0.7, validation: 0.15, test: 0.15}
-orchestrator: {max_position_size: 1}
-risk_management: {position_sizing: fixed_fraction, risk_per_trade: 0.02}
-backtesting: {start_date: 2018-01-01, initial_capital: 100000}
-"""
+from tests.support.ktrdr_form import KTRDR_FORM
 
 
 def test_ktrdr_form_validates_with_notices():
@@ -116,20 +60,6 @@ def test_misspelled_keys_are_errors_with_the_nearest_key(path, yaml_key, expecte
     with pytest.raises(StrategyConfigError) as err:
         parse_strategy(text)
     assert expected in err.value.errors
-
-
-@pytest.mark.integration  # a real training
-def test_ktrdr_form_trains_in_ktrdr_units(sample_data_dir):
-    from ktrdr.training.executor import TrainingExecutor
-
-    cfg = parse_strategy(KTRDR_FORM.replace("start_date: 2017-04-19", "start_date: 2017-10-01"))
-    result = TrainingExecutor(sample_data_dir, device="cpu", importance_repeats=1).run(cfg)
-    names = result.bundle.metadata["feature_names"]
-    assert not any(n.startswith(("macd", "stoch")) for n in names)  # fuzzy-less: not computed
-    assert "sma_20_near" in names
-    assert result.bundle.metadata["notices"] == cfg.notices()
-    trading = result.metrics["trading"]
-    assert set(trading["overall"]) >= {"strategy", "buy_and_hold", "majority", "flat"}
 
 
 def test_ktrdr_model_input_size_is_a_notice_not_an_error(tmp_path, capsys):

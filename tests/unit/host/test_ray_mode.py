@@ -1,10 +1,9 @@
-"""Ray mode's pieces that need no cluster: settings, the cluster's description, admission,
-the relay's bound, and that nothing imports Ray unless Ray mode is on."""
+"""Ray mode's pieces that need no cluster: settings, the cluster's description, admission and
+the relay's bound (that nothing imports Ray unless Ray mode is on, in child interpreters:
+``tests/integration/host/test_ray_mode.py``)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import deque
 
 import grpc
@@ -106,36 +105,6 @@ def test_relay_drops_batch_events_first() -> None:
     assert [e.kind for e in queue] == [ProgressKind.STEP_STARTED, ProgressKind.EPOCH]
     _drop_one(queue)
     assert [e.kind for e in queue] == [ProgressKind.EPOCH]
-
-
-@pytest.mark.integration  # a child interpreter
-def test_the_host_imports_and_refuses_ray_mode_clearly_without_ray() -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['ray'] = None  # as if Ray were not installed\n"
-        "import ktrdr.cli.main, ktrdr.client, ktrdr_host.server, ktrdr_host.sessions\n"
-        "from ktrdr_host.cluster import RayCluster, RayUnavailable\n"
-        "from ktrdr_host.settings import HostSettings\n"
-        "try:\n"
-        "    RayCluster(HostSettings(ray_address='auto')).connect()\n"
-        "except RayUnavailable as exc:\n"
-        "    print(exc)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'ktrdr[training,ray]'" in result.stdout
-
-
-@pytest.mark.integration  # a child interpreter
-def test_ray_is_not_loaded_by_the_host_or_clients() -> None:
-    code = (
-        "import sys\n"
-        "import ktrdr.cli.main, ktrdr.client, ktrdr_host.server\n"
-        "print('ray' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
 
 
 def test_a_dead_worker_after_its_retries_fails_naming_the_node(

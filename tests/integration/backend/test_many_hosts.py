@@ -34,8 +34,6 @@ from ktrdr_host.server import RunningHost, start_host
 from ktrdr_host.settings import HostSettings
 from tests.support.backend import Backend, refused_address, start_backend, stop_backend
 
-pytestmark = pytest.mark.integration
-
 HOST = pb.EXECUTION_MODE_HOST
 PENDING, RUNNING = pb.OPERATION_STATUS_PENDING, pb.OPERATION_STATUS_RUNNING
 COMPLETED = pb.OPERATION_STATUS_COMPLETED

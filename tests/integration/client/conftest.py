@@ -1,4 +1,5 @@
-"""A fake Backend servicer on an in-process gRPC server, for client and CLI unit tests."""
+"""A fake Backend servicer on an in-process gRPC server on loopback, for the client and CLI
+tests (``fake_backend``)."""
 
 from __future__ import annotations
 
@@ -16,57 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ktrdr.service.convert import timestamp_to_proto
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc, common_pb2
-
-
-def sample_trading() -> dict[str, Any]:
-    """Real trading metrics of a made-up test period (60 hourly bars, alternating signals)."""
-    import numpy as np
-
-    from ktrdr.training.trading import trading_metrics
-
-    n = 60
-    times = np.datetime64("2024-01-01T00", "ns") + np.arange(n) * np.timedelta64(1, "h")
-    returns = 0.002 * np.sin(np.arange(n) / 3.0)
-    signals = np.array([0, 1, 2] * (n // 3))
-    return trading_metrics(["EURUSD"], np.zeros(n, int), times, returns, signals, 1)
-
-
-def sample_metadata(epochs: int = 3) -> dict[str, Any]:
-    return {
-        "strategy_name": "fake_rsi",
-        "symbols": ["EURUSD"],
-        "timeframes": ["1h"],
-        "device": {"type": "cpu", "name": "CPU"},
-        "seed": 7,
-        "created_at": "2024-01-01T00:00:00+00:00",
-        "labels": {"class_names": ["BUY", "HOLD", "SELL"]},
-        "history": [
-            {
-                "epoch": e,
-                "train_loss": 1.0 / e,
-                "train_accuracy": 0.5 + 0.05 * e,
-                "val_loss": 1.1 / e,
-                "val_accuracy": 0.45 + 0.05 * e,
-                "learning_rate": 0.01,
-                "duration_s": 0.1,
-            }
-            for e in range(1, epochs + 1)
-        ],
-        "metrics": {
-            "test": {
-                "accuracy": 0.6,
-                "loss": 0.8,
-                "rows": 100,
-                "confusion_matrix": [[30, 2, 8], [5, 10, 5], [10, 10, 20]],
-                "per_class": {
-                    n: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 10}
-                    for n in ("BUY", "HOLD", "SELL")
-                },
-            },
-            "trading": sample_trading(),
-        },
-        "fuzzy_coverage": {"warnings": ["fuzzy set rsi.oversold is active on 0.50% of bars"]},
-    }
+from tests.support.model_metadata import sample_metadata
 
 
 class FakeBackend(backend_pb2_grpc.BackendServicer):
@@ -333,8 +284,3 @@ def fake_backend(tmp_path: Path) -> Iterator[tuple[str, FakeBackend]]:
     finally:
         servicer.hold.set()
         server.stop(grace=None)
-
-
-@pytest.fixture
-def metadata() -> dict[str, Any]:
-    return sample_metadata()

@@ -1,4 +1,5 @@
-"""Fixtures of the backend tests (helpers live in ``tests.support.backend``)."""
+"""Fixtures of the backend tests that start servers: a fake host, and backends on loopback
+(helpers live in ``tests.support.backend``; ``tiny_bundle`` in ``tests.support.host_fixtures``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ktrdr.storage import ModelBundle
 from tests.support.backend import RunningHost, start_backend, start_fake_host, stop_backend
-from tests.support.fake_training import FakeTrainer
 
 
 @pytest.fixture
@@ -41,12 +40,3 @@ async def host_backend(
     b.fake = fake_host.fake
     yield b
     await stop_backend(b)
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tiny_strategy_yaml) -> ModelBundle:
-    """A bundle of the tiny strategy as a training makes it (``FakeTrainer``: no torch)."""
-    from ktrdr.config import parse_strategy
-
-    config = parse_strategy(tiny_strategy_yaml)
-    return FakeTrainer(epoch_s=0).run(config, strategy_yaml=tiny_strategy_yaml).bundle

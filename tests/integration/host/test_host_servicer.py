@@ -2,7 +2,8 @@
 
 Real trainings of the tiny strategy where the behaviour depends on the executor (event order,
 cancel timing, delivery); a ``QuietExecutor`` that reports one step and then stays silent
-where a session only needs to exist (capacity, duplicates, heartbeats, shutdown).
+where a session only needs to exist (capacity, duplicates, heartbeats, shutdown). The host
+trains its sessions in real worker processes (no stand-in runner on the host yet).
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ from tests.support.timing import scaled
 
 K = common_pb2
 TERMINAL = {K.PROGRESS_KIND_COMPLETED, K.PROGRESS_KIND_FAILED, K.PROGRESS_KIND_CANCELLED}
-
-# The host trains its sessions in real worker processes (no stand-in runner on the host yet).
-pytestmark = pytest.mark.integration
 
 
 class QuietExecutor:

@@ -1,0 +1,66 @@
+"""A trained model's metadata as the backend stores it (made-up numbers, real trading metrics),
+for the client, storage and transfer tests of every tier: ``sample_metadata()``, and the
+``metadata`` fixture. A plugin (``pytest_plugins`` in ``tests/conftest.py``): it imports the
+project only inside the functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def sample_trading() -> dict[str, Any]:
+    """Real trading metrics of a made-up test period (60 hourly bars, alternating signals)."""
+    import numpy as np
+
+    from ktrdr.training.trading import trading_metrics
+
+    n = 60
+    times = np.datetime64("2024-01-01T00", "ns") + np.arange(n) * np.timedelta64(1, "h")
+    returns = 0.002 * np.sin(np.arange(n) / 3.0)
+    signals = np.array([0, 1, 2] * (n // 3))
+    return trading_metrics(["EURUSD"], np.zeros(n, int), times, returns, signals, 1)
+
+
+def sample_metadata(epochs: int = 3) -> dict[str, Any]:
+    return {
+        "strategy_name": "fake_rsi",
+        "symbols": ["EURUSD"],
+        "timeframes": ["1h"],
+        "device": {"type": "cpu", "name": "CPU"},
+        "seed": 7,
+        "created_at": "2024-01-01T00:00:00+00:00",
+        "labels": {"class_names": ["BUY", "HOLD", "SELL"]},
+        "history": [
+            {
+                "epoch": e,
+                "train_loss": 1.0 / e,
+                "train_accuracy": 0.5 + 0.05 * e,
+                "val_loss": 1.1 / e,
+                "val_accuracy": 0.45 + 0.05 * e,
+                "learning_rate": 0.01,
+                "duration_s": 0.1,
+            }
+            for e in range(1, epochs + 1)
+        ],
+        "metrics": {
+            "test": {
+                "accuracy": 0.6,
+                "loss": 0.8,
+                "rows": 100,
+                "confusion_matrix": [[30, 2, 8], [5, 10, 5], [10, 10, 20]],
+                "per_class": {
+                    n: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 10}
+                    for n in ("BUY", "HOLD", "SELL")
+                },
+            },
+            "trading": sample_trading(),
+        },
+        "fuzzy_coverage": {"warnings": ["fuzzy set rsi.oversold is active on 0.50% of bars"]},
+    }
+
+
+@pytest.fixture
+def metadata() -> dict[str, Any]:
+    return sample_metadata()
