@@ -49,7 +49,6 @@ from ratios import report  # noqa: E402
 
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2  # noqa: E402
-from tests.conftest import TINY_STRATEGY_YAML  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     Service,
     channel_to,
@@ -57,6 +56,7 @@ from tests.support.processes import (  # noqa: E402
     start_backend,
     start_host,
 )
+from tests.support.strategies import TINY_STRATEGY_YAML  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 TARGET = "<= 1.03"
@@ -132,7 +132,7 @@ async def bench_unary(
             await app.stop()
 
 
-def train_once(stub: backend_pb2_grpc.BackendStub, yaml_text: str, mode: int) -> float:
+def train_once(stub: backend_pb2_grpc.BackendStub, yaml_text: str, mode: pb.ExecutionMode) -> float:
     """Seconds from CreateTraining to COMPLETED seen by a WatchOperation client."""
     start = time.perf_counter()
     request = pb.CreateTrainingRequest(
