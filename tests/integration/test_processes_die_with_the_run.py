@@ -98,7 +98,12 @@ def test_services_stop_when_their_starter_stops(
         pids = [int(p) for p in (work / "pids").read_text().split()]
         assert pids and all(alive(pid) for pid in pids)
         starter_process.send_signal(sig)
-        starter_process.wait(scaled(60))
+        try:
+            starter_process.wait(scaled(120))
+        except subprocess.TimeoutExpired:
+            log.flush()
+            tail = (tmp_path / "starter.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"the starter did not exit within {scaled(120):g} s of {sig.name}:\n{tail}")
         wait_until(
             lambda: not any(alive(pid) for pid in pids),
             60,
