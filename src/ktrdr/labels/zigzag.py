@@ -10,10 +10,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-logger = logging.getLogger(__name__)
+from ktrdr.labels.classes import BUY, HOLD, SELL
 
-BUY, HOLD, SELL = 0, 1, 2
-CLASS_NAMES: tuple[str, str, str] = ("BUY", "HOLD", "SELL")
+logger = logging.getLogger(__name__)
 
 
 def zigzag_extremes(close: np.ndarray, threshold: float, lookahead: int) -> np.ndarray:

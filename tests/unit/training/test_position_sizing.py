@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ktrdr.labels import BUY, HOLD, SELL
+from ktrdr.labels.classes import BUY, HOLD, SELL
 
 NEXT_RETURN = np.array([0.10, -0.05, 0.02, 0.04, 0.01])
 SIGNALS = np.array([BUY, HOLD, SELL, HOLD, BUY])

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pandas as pd
-
-from ktrdr.training.sample_periods import sample_periods_line
+from typing import TYPE_CHECKING
 
 # A real bundle's record: data 2017-04-19 09:00 .. 2018-02-07 15:00, validation from
 # 2017-11-09 14:00, test from 2017-12-22 14:00 (EURUSD 1h).
@@ -17,7 +14,21 @@ METADATA = json.loads(
 )
 
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def sample_periods_line(*args: object) -> str | None:
+    """``ktrdr.training.sample_periods.sample_periods_line``, imported when a test runs (it
+    imports pandas, which collecting the tests must not)."""
+    from ktrdr.training.sample_periods import sample_periods_line as line
+
+    return line(*args)  # type: ignore[arg-type]
+
+
 def hours(start: str, count: int) -> pd.DatetimeIndex:
+    import pandas as pd
+
     return pd.date_range(start, periods=count, freq="h", tz="UTC")
 
 
