@@ -21,6 +21,7 @@ from ktrdr.cli.client_commands import (
 )
 from ktrdr.client import ModelInfo
 from ktrdr.client.records import read_model_metadata
+from ktrdr.metric_order import lower_is_better
 
 KEY_METRICS = ("val_accuracy_edge", "test_accuracy", "test_return_edge", "test_edge")
 # The default order: validation accuracy minus the best baseline's on the same rows. The
@@ -140,7 +141,7 @@ def _list(args: argparse.Namespace) -> int:
         args.sort = ""
     descending = None
     if args.sort and args.reverse:
-        descending = args.sort.endswith("loss")
+        descending = lower_is_better(args.sort)
     models = _client(args).models(
         args.strategy,
         alias=args.alias,

@@ -24,6 +24,7 @@ import grpc
 
 from ktrdr.client.errors import KtrdrClientError, service_error
 from ktrdr.client.records import ModelInfo, ModelRef, models_from_proto
+from ktrdr.metric_order import lower_is_better
 from ktrdr.training.v1 import backend_pb2, backend_pb2_grpc
 from ktrdr.transfer.download import receive_download
 from ktrdr.transfer.errors import TransferError
@@ -177,9 +178,9 @@ class ModelCalls:
         limit: int = 0,
     ) -> list[ModelInfo]:
         """Stored model versions (by strategy, then version; or by the ``sort`` metric,
-        highest first unless ``descending=False``; a ``*_loss`` metric lowest first)."""
+        highest first unless ``descending=False``; a loss or drawdown lowest first)."""
         if descending is None:
-            descending = bool(sort) and not sort.endswith("loss")
+            descending = bool(sort) and not lower_is_better(sort)
         out: list[ModelInfo] = []
         token = ""
         while True:

@@ -161,3 +161,22 @@ def test_a_prune_metric_no_epoch_reports_is_refused(metric: str) -> None:
     quiet = normalise(_request(prune_metric=metric, pruner=pb.SWEEP_PRUNER_NONE), bounds)
     assert quiet.prune_metric == metric
     assert normalise(_request(), bounds).prune_metric == "val_loss"
+
+
+@pytest.mark.parametrize(
+    ("objective", "minimised"),
+    [
+        ("val_loss", True),
+        ("best_val_loss", True),
+        ("val_max_drawdown_strategy", True),
+        ("val_accuracy", False),
+        ("val_sharpe_strategy", False),
+    ],
+)
+def test_without_a_direction_losses_and_drawdowns_are_minimised(
+    objective: str, minimised: bool
+) -> None:
+    from ktrdr.backend.sweeps.space import default_direction
+
+    expected = pb.OBJECTIVE_DIRECTION_MINIMIZE if minimised else pb.OBJECTIVE_DIRECTION_MAXIMIZE
+    assert default_direction(objective) == expected

@@ -18,6 +18,7 @@ from ktrdr.backend.errors import RequestError
 from ktrdr.backend.sweeps.selection_bias import check_objective
 from ktrdr.config.field_overrides import load_value, parse_field_path
 from ktrdr.echo import short_repr
+from ktrdr.metric_order import lower_is_better
 from ktrdr.training.progress import EPOCH_METRICS
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -59,9 +60,10 @@ def format_value(value: Any) -> str:
 
 
 def default_direction(objective: str) -> int:
+    """Minimise losses and drawdowns, maximise the rest (``ktrdr.metric_order``)."""
     return (
         pb.OBJECTIVE_DIRECTION_MINIMIZE
-        if objective.endswith("loss")
+        if lower_is_better(objective)
         else pb.OBJECTIVE_DIRECTION_MAXIMIZE
     )
 
