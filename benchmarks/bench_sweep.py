@@ -39,6 +39,7 @@ from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2  # noqa: E402
 from tests.support.processes import channel_to, start_backend  # noqa: E402
 from tests.support.strategies import TINY_STRATEGY_YAML  # noqa: E402
+from tests.support.sweeps import space  # noqa: E402
 
 DATA = ROOT / "data" / "samples"
 LOCAL = pb.EXECUTION_MODE_LOCAL
@@ -46,21 +47,6 @@ SEED = 11
 DEADLINE_S = 600.0
 
 Params = list[dict[str, str]]
-
-
-def space() -> list[pb.SweepParameter]:
-    return [
-        pb.SweepParameter(
-            path="model.training.learning_rate",
-            float_range=pb.FloatRange(low=1e-3, high=1e-1, log=True),
-        ),
-        pb.SweepParameter(
-            path="model.architecture.hidden_layers[0]", int_range=pb.IntRange(low=4, high=16)
-        ),
-        pb.SweepParameter(
-            path="model.architecture.activation", choices=pb.Choices(values=["relu", "tanh"])
-        ),
-    ]
 
 
 def epochs_override(epochs: int) -> list[common_pb2.FieldOverride]:

@@ -51,12 +51,10 @@ def backend_for_hosts(work: Path, sample_data_dir: Path, port: int | None = None
 
 
 def host_for(work: Path, sample_data_dir: Path, backend: Service, host_id: str = "") -> Service:
-    """``ktrdr host serve`` that registers with ``backend`` (its id from host.id unless
-    ``host_id``)."""
-    env = {"KTRDR_HOST_BACKEND_ADDRESS": backend.address}
-    if host_id:
-        env["KTRDR_HOST_HOST_ID"] = host_id
-    return start_host(work, sample_data_dir, env=env)
+    """``ktrdr host serve --backend ADDRESS`` as the README writes it (its id from host.id
+    unless ``host_id``: ``--host-id``)."""
+    flags = ["--backend", backend.address, *(["--host-id", host_id] if host_id else [])]
+    return start_host(work, sample_data_dir, flags=flags)
 
 
 def hosts_list(backend: Service) -> list[dict]:

@@ -120,12 +120,18 @@ def _spawn(
 
 
 def start_host(
-    work: Path, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None
+    work: Path,
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    flags: list[str] | None = None,
 ) -> Service:
+    """``ktrdr host serve`` on a free loopback port; ``flags`` are more command-line options."""
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
     args = ["host", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
-    args += ["--spool-dir", str(work / "spool"), "--device", "cpu"]
+    args += ["--spool-dir", str(work / "spool"), "--device", "cpu", *(flags or [])]
     defaults = {
         "KTRDR_HOST_DELIVERY_MAX_BACKOFF_S": "1",
         "KTRDR_HOST_DELIVERY_INITIAL_BACKOFF_S": "0.5",

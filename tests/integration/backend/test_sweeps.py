@@ -23,25 +23,11 @@ from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from tests.support.backend import start_backend, stop_backend
 from tests.support.needs import needs
+from tests.support.sweeps import space
 
 pytestmark = needs("optuna")
 
 FAST = [common_pb2.FieldOverride(path="model.training.epochs", value="1")]
-
-
-def space() -> list[pb.SweepParameter]:
-    return [
-        pb.SweepParameter(
-            path="model.training.learning_rate",
-            float_range=pb.FloatRange(low=1e-3, high=1e-1, log=True),
-        ),
-        pb.SweepParameter(
-            path="model.architecture.hidden_layers[0]", int_range=pb.IntRange(low=4, high=16)
-        ),
-        pb.SweepParameter(
-            path="model.architecture.activation", choices=pb.Choices(values=["relu", "tanh"])
-        ),
-    ]
 
 
 @pytest.fixture
