@@ -13,9 +13,7 @@ the rest of the grace period.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +23,7 @@ import grpc
 from ktrdr.security.local_records import announce, withdraw
 from ktrdr.security.tls import SecurityConfigError, check_listen_security, split_host
 from ktrdr.service.server import Health, bind, build_server
+from ktrdr.service.stopping import install_stop_signals
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.v1 import host_pb2_grpc
 from ktrdr_host.access import host_auth
@@ -229,7 +228,9 @@ async def serve(
 ) -> None:
     """Run the host until SIGTERM or SIGINT, then drain and stop."""
     stop, force = asyncio.Event(), asyncio.Event()
-    _install_signal_handlers(stop, force)
+    install_stop_signals(
+        stop, force, draining="draining", forcing="cancelling running sessions now"
+    )
     host = await start_host(settings)
     try:
         if on_ready is not None:
@@ -237,22 +238,6 @@ async def serve(
         await stop.wait()
     finally:
         await host.shutdown(force)
-
-
-def _install_signal_handlers(stop: asyncio.Event, force: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            logger.warning("second %s: cancelling running sessions now", signal.strsignal(signum))
-            force.set()
-        else:
-            logger.info("%s received: draining", signal.strsignal(signum))
-            stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. not main thread
-            loop.add_signal_handler(signum, on_signal, signum)
 
 
 __all__ = ["RunningHost", "serve", "start_host"]

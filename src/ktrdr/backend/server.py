@@ -1,11 +1,17 @@
-"""``serve(settings)``: the backend's gRPC server, from start to graceful stop."""
+"""The backend from start to stop: ``BackendApp`` and ``serve(settings)``.
+
+Construction opens the database and wires every part to the others (operations, results
+intake, sweeps, servicer, metrics, the MLflow tracker, the host registry's listeners), so a
+started backend and a constructed one have the same shape. ``start`` binds, takes over the
+operations of a previous run and serves. Stop (first SIGTERM/SIGINT): NOT_SERVING, running
+calls get ``grace_s`` to finish, sweeps pause, local runs end, the store closes. A second
+signal cuts the grace period short: running calls are cancelled at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from typing import TYPE_CHECKING
 
 import grpc
@@ -24,11 +30,12 @@ from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
 from ktrdr.backend.stream_bounds import backend_stream_guard
 from ktrdr.backend.sweeps import Sweeps
-from ktrdr.backend.tracking.mlflow_runs import MlflowTracker, start_tracker
+from ktrdr.backend.tracking.mlflow_runs import MlflowTracker, make_tracker
 from ktrdr.security.interceptor import AuthInterceptor
 from ktrdr.security.local_records import announce, withdraw
 from ktrdr.security.tls import check_listen_security
 from ktrdr.service.server import Health, bind, build_server
+from ktrdr.service.stopping import install_stop_signals, stop_server
 from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2
 
@@ -79,14 +86,60 @@ class BackendApp:
         self.server: grpc.aio.Server | None = None
         self._health: Health | None = None
         self.port = 0
-        self.operations: Operations | None = None
-        self.results: ResultsIntake | None = None
-        self.sweeps: Sweeps | None = None
-        self.tracker: MlflowTracker | None = None
+        self.operations = operations = Operations(
+            settings,
+            self.store,
+            self.storage,
+            self.selector,
+            results_address=settings.results_address,  # the bound address when unset
+            default_mode=MODES_BY_NAME[settings.default_mode],
+            runner_factory=runner_factory,
+        )
+        self.results = results = ResultsIntake(
+            self.store,
+            self.storage,
+            incoming_dir=settings.incoming_dir,
+            max_bundle_bytes=settings.max_bundle_bytes,
+            live=operations.live,
+            announced=operations.announced_bundle,
+            max_concurrent=settings.max_concurrent_uploads,
+            idle_timeout_s=settings.upload_idle_timeout_s,
+            deadline_s=settings.upload_deadline_s,
+        )
+        self.sweeps = sweeps = Sweeps(operations)
+        self.servicer = BackendServicer(operations, results, sweeps)
+        self.registry.on_available.append(lambda _host: operations.hosts.queue.wake())
+        self.registry.on_lost.append(lost_listener(self._host_lost))
         # Prometheus metrics and their endpoint: None unless METRICS_ADDRESS is set.
         self.metrics: BackendMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
+        # MLflow: None unless a tracking URI is set; its thread starts with the backend.
+        self.tracker: MlflowTracker | None = None
+        try:  # both import an optional package; the database's writer thread must not stay
+            if settings.metrics_address:
+                self._wire_metrics()
+            if settings.mlflow_tracking_uri:
+                self._wire_tracker()
+        except BaseException:
+            self.database.close()
+            raise
         self._announced = ""
+
+    def _wire_metrics(self) -> None:
+        from ktrdr.backend.tracking.metrics import BackendMetrics
+        from ktrdr.service.metrics import MetricsEndpoint
+
+        self.metrics = metrics = BackendMetrics()
+        self.operations.events = self.results.events = self.servicer.events = metrics
+        metrics.watch(self.operations, self.sweeps)
+        self.metrics_endpoint = MetricsEndpoint(metrics.registry, "backend")
+
+    def _wire_tracker(self) -> None:
+        self.tracker = tracker = make_tracker(self.settings, self.store)
+        tracker.trial_of = self.sweeps.store.trial_of_operation
+        tracker.parents.store = self.sweeps.store
+        self.sweeps.listeners.append(tracker.sweep_changed)
+        self.operations.finished_listeners.append(tracker.operation_finished)
 
     async def start(self) -> int:
         """Bind, take over operations of a previous run, start serving; returns the port."""
@@ -124,39 +177,7 @@ class BackendApp:
         interceptors.append(
             backend_stream_guard(settings, self.tokens.resolve if settings.auth_enabled else None)
         )
-        self.operations = operations = Operations(
-            settings,
-            self.store,
-            self.storage,
-            self.selector,
-            results_address=settings.results_address,
-            default_mode=MODES_BY_NAME[settings.default_mode],
-            runner_factory=self.runner_factory,
-        )
-        results = ResultsIntake(
-            self.store,
-            self.storage,
-            incoming_dir=settings.incoming_dir,
-            max_bundle_bytes=settings.max_bundle_bytes,
-            live=operations.live,
-            announced=operations.announced_bundle,
-            max_concurrent=settings.max_concurrent_uploads,
-            idle_timeout_s=settings.upload_idle_timeout_s,
-            deadline_s=settings.upload_deadline_s,
-        )
-        self.results = results
-        self.sweeps = sweeps = Sweeps(operations)
-        hosts = operations.hosts
-        self.registry.on_available.append(lambda _host: hosts.queue.wake())
-        self.registry.on_lost.append(lost_listener(self._host_lost))
-        servicer = BackendServicer(operations, results, sweeps)
-        if settings.metrics_address:
-            from ktrdr.backend.tracking.metrics import BackendMetrics
-            from ktrdr.service.metrics import MetricsEndpoint
-
-            self.metrics = metrics = BackendMetrics()
-            operations.events = results.events = servicer.events = metrics
-            metrics.watch(operations, sweeps)
+        operations, servicer = self.operations, self.servicer
         self.server, self._health = build_server(
             lambda server: add_backend_servicer(servicer, server),
             [SERVICE_NAME],
@@ -168,8 +189,7 @@ class BackendApp:
         self.port = bind(
             self.server, settings.address, settings.server_tls(), prefix="KTRDR_BACKEND_"
         )
-        if self.metrics is not None:
-            self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, "backend")
+        if self.metrics_endpoint is not None:
             self.metrics_endpoint.start(
                 settings.metrics_address,
                 allow_remote=settings.metrics_allow_remote,
@@ -195,14 +215,10 @@ class BackendApp:
             )
         # Hosts send results to the listen address unless told otherwise (port 0 resolved).
         operations.results_address = settings.results_address or f"{host}:{self.port}"
-        if settings.mlflow_tracking_uri:
-            self.tracker = start_tracker(settings, self.store)
-            self.tracker.trial_of = sweeps.store.trial_of_operation
-            self.tracker.parents.store = sweeps.store
-            sweeps.listeners.append(self.tracker.sweep_changed)
-            operations.finished_listeners.append(self.tracker.operation_finished)
+        if self.tracker is not None:
+            self.tracker.start()
         await operations.reconcile()
-        await sweeps.resume()
+        await self.sweeps.resume()
         await self.server.start()
         self._registry_watch = asyncio.create_task(self.registry.watch(), name="host-registry")
         await self._health.set_serving(True)
@@ -247,20 +263,20 @@ class BackendApp:
             if ended:
                 logger.warning("%d operation(s) failed: %s", ended, lost.cause)
 
-    async def stop(self) -> None:
-        """NOT_SERVING, stop taking RPCs (grace period), stop local runs, close the store."""
+    async def stop(self, force: asyncio.Event | None = None) -> None:
+        """NOT_SERVING, stop taking RPCs (grace period, cut short when ``force`` is set),
+        stop local runs, close the store."""
         if self.server is not None and self._health is not None:
             await self._health.set_serving(False)
-            await self.server.stop(self.settings.grace_s)
+            await stop_server(self.server, self.settings.grace_s, force)
         if self._registry_watch is not None:
             self._registry_watch.cancel()
             await asyncio.gather(self._registry_watch, return_exceptions=True)
-        if self.sweeps is not None:  # first: a sweep must not see its trials stopped
-            await self.sweeps.shutdown()
-        if self.operations is not None:
-            await self.operations.shutdown()
+        await self.sweeps.shutdown()  # first: a sweep must not see its trials stopped
+        await self.operations.shutdown()
         if self.tracker is not None:  # before the store it reads from
-            await asyncio.to_thread(self.tracker.close)
+            timeout_s = 1.0 if force is not None and force.is_set() else 30.0
+            await asyncio.to_thread(self.tracker.close, timeout_s)
         await asyncio.to_thread(self.database.close)  # after the writes queued before
         if self._announced:
             withdraw(self._announced)
@@ -269,16 +285,18 @@ class BackendApp:
 
 
 async def serve(settings: BackendSettings) -> None:
-    """Run the backend until SIGINT or SIGTERM, then stop gracefully."""
+    """Run the backend until SIGINT or SIGTERM, then stop gracefully (a second one: at once)."""
+    stop, force = asyncio.Event(), asyncio.Event()
+    install_stop_signals(
+        stop,
+        force,
+        draining=f"stopping: no new work, {settings.grace_s:.0f} s grace for running calls "
+        "(a second signal stops now)",
+        forcing="cancelling running calls now",
+    )
     app = BackendApp(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
         await stop.wait()
-        logger.info("stopping: no new work, %.0f s grace for running calls", settings.grace_s)
     finally:
-        await app.stop()
+        await app.stop(force)

@@ -84,8 +84,9 @@ class TrackingUnavailable(RuntimeError):
     """MLflow tracking is asked for but cannot work here (the backend refuses to start)."""
 
 
-def start_tracker(settings: BackendSettings, store: Store) -> MlflowTracker:
-    """The tracker for ``settings.mlflow_tracking_uri``; TrackingUnavailable without MLflow."""
+def make_tracker(settings: BackendSettings, store: Store) -> MlflowTracker:
+    """The tracker for ``settings.mlflow_tracking_uri`` (its thread starts with ``start``);
+    TrackingUnavailable without MLflow."""
     try:
         import mlflow  # noqa: F401
     except ImportError:
@@ -154,6 +155,9 @@ class MlflowTracker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mlflow-tracker", daemon=True)
+
+    def start(self) -> None:
+        """Start logging what waits in the spool and what finishes from now on."""
         self._thread.start()
 
     # -- what the backend calls ------------------------------------------------------------
@@ -189,6 +193,8 @@ class MlflowTracker:
         """Stop the thread (it finishes the run it is logging; what waits stays spooled)."""
         self._stop.set()
         self._wake.set()
+        if not self._thread.is_alive():  # never started
+            return
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             logger.warning("mlflow: the tracker is still in a call to %s", self.tracking_uri)
@@ -399,4 +405,4 @@ def _strategy_fields(record: OperationRecord) -> dict[str, Any]:
     return data
 
 
-__all__ = ["OPERATION_TAG", "MlflowTracker", "TrackingUnavailable", "flatten", "start_tracker"]
+__all__ = ["OPERATION_TAG", "MlflowTracker", "TrackingUnavailable", "flatten", "make_tracker"]
