@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from ratios import collect  # noqa: E402
 
-from ktrdr.backend.mode_selector import ModeSelector  # noqa: E402
+from ktrdr.backend.execution.mode_selector import ModeSelector  # noqa: E402
 from ktrdr.training.v1 import backend_pb2 as pb  # noqa: E402
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2  # noqa: E402
 from tests.support.backend import refused_address, start_hanging_server  # noqa: E402

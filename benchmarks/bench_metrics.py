@@ -191,7 +191,7 @@ def hook_cost_us(repeats: int = 2000) -> float:
     """Microseconds of metrics work for one host training as the services do it (created,
     running, 10 epochs, a SubmitResults received, a session and an upload counted; the RPCs
     apart, ``interceptor_cost_us``), in a loop: a bound on what "on" adds, beside the ratios."""
-    from ktrdr.backend.tracking_metrics import BackendMetrics
+    from ktrdr.backend.tracking.metrics import BackendMetrics
     from ktrdr.training.progress import ProgressEvent, ProgressKind
     from ktrdr_host.metrics import HostMetrics
 

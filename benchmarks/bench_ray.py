@@ -2,7 +2,7 @@
 
 (a) ``ktrdr host serve`` training in its own worker processes, two sessions at once with one
 thread each; (b) ``ktrdr host serve --ray-address`` on a local two-node cluster (127.0.0.2
-and 127.0.0.3, one CPU each; see ``ktrdr_host.local_cluster``). Both deliver to the same
+and 127.0.0.3, one CPU each; see ``ktrdr_host.ray.local_cluster``). Both deliver to the same
 small receiving backend. Alternated in one run, each round measures:
 
 - a batch of N short trainings, two in flight at a time, StartTraining to COMPLETED (the
@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from ratios import report  # noqa: E402
 
 from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc  # noqa: E402
-from ktrdr_host.local_cluster import LocalRayCluster  # noqa: E402
+from ktrdr_host.ray.local_cluster import LocalRayCluster  # noqa: E402
 from tests.integration.ray.ray_processes import start_ray_host  # noqa: E402
 from tests.support.processes import HOST_AUTH_TOKEN, Service, channel_to  # noqa: E402
 from tests.support.receiving_backend import RunningBackend, start_backend  # noqa: E402
@@ -117,7 +117,7 @@ def measure_relay(cluster: LocalRayCluster, calls: int = 300) -> float:
     os.environ.update({k: v for k, v in env.items() if k.startswith("RAY_") or k == "HOME"})
     import ray
 
-    from ktrdr_host.ray_task import ProgressRelay
+    from ktrdr_host.ray.task import ProgressRelay
 
     ray.init(
         address=cluster.address,

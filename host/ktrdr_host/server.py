@@ -28,8 +28,8 @@ from ktrdr.service.server import Health, bind, build_server
 from ktrdr.training.device import DeviceInfo, resolve_device
 from ktrdr.training.v1 import host_pb2_grpc
 from ktrdr_host.access import host_auth
-from ktrdr_host.cluster import RayMode
 from ktrdr_host.delivery import ResultSender
+from ktrdr_host.ray.cluster import RayMode
 from ktrdr_host.registration import BackendRegistration
 from ktrdr_host.servicer import SERVICE_NAME, TrainingHostServicer
 from ktrdr_host.sessions import ExecutorFactory, SessionRegistry

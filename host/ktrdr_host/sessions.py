@@ -33,7 +33,7 @@ from ktrdr_host.spool import Spool, SpoolEntry
 from ktrdr_host.validation import RequestRefused, SessionSpec
 
 if TYPE_CHECKING:
-    from ktrdr_host.cluster import RayCluster
+    from ktrdr_host.ray.cluster import RayCluster
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,12 @@ training library in-process (``LocalRunner``) or drives a training host (``HostR
 receives models from hosts with ``SubmitResults`` (``ResultsIntake``).
 """
 
-from ktrdr.backend.mode_selector import HostProbe, ModeSelector, ModeUnavailable, Selection
+from ktrdr.backend.execution.mode_selector import (
+    HostProbe,
+    ModeSelector,
+    ModeUnavailable,
+    Selection,
+)
 from ktrdr.backend.server import BackendApp, serve
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store
-from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
+from ktrdr.backend.tracking.events import NO_EVENTS, BackendEvents
 from ktrdr.service.convert import is_droppable, is_terminal, simple_event
 from ktrdr.service.disk import is_disk_full
 from ktrdr.service.execution import new_fanout

@@ -25,19 +25,19 @@ from ktrdr.backend.auth.roles import may_act_on_any_operation
 from ktrdr.backend.conversions import operation_to_proto
 from ktrdr.backend.database import DatabaseBusy
 from ktrdr.backend.errors import RequestError, not_found
-from ktrdr.backend.host_operations import HostOperations
-from ktrdr.backend.live import LiveOperation, status_after
-from ktrdr.backend.local_runner import LocalRunner
-from ktrdr.backend.mode_selector import (
+from ktrdr.backend.execution.host_operations import HostOperations
+from ktrdr.backend.execution.local_runner import LocalRunner
+from ktrdr.backend.execution.mode_selector import (
     MODE_NAMES,
     ModeSelector,
     ModeUnavailable,
     Selection,
 )
+from ktrdr.backend.live import LiveOperation, status_after
 from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.backend.strategies import resolve_strategy
-from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
+from ktrdr.backend.tracking.events import NO_EVENTS, BackendEvents
 from ktrdr.config import parse_strategy
 from ktrdr.config.strategy import StrategyConfig
 from ktrdr.errors import DeviceError

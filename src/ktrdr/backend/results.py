@@ -27,10 +27,10 @@ import grpc
 
 from ktrdr.backend.conversions import model_reference, store_relative
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.execution.local_runner import completed_event, test_metrics
 from ktrdr.backend.live import LiveOperation
-from ktrdr.backend.local_runner import completed_event, test_metrics
 from ktrdr.backend.store import ModelRecord, OperationRecord, Store, now_us
-from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
+from ktrdr.backend.tracking.events import NO_EVENTS, BackendEvents
 from ktrdr.errors import BundleError, StorageError
 from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import redact_paths, timestamp_to_proto

@@ -14,8 +14,8 @@ from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_token
 from ktrdr.backend.auth.token_store import ADMIN_TOKEN_FILE, HOST_TOKEN_FILE
 from ktrdr.backend.database import Database
 from ktrdr.backend.execution.host_rpcs import lost_listener
+from ktrdr.backend.execution.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.execution.registry import HostRegistry, Lost
-from ktrdr.backend.mode_selector import MODES_BY_NAME, HostConnection, ModeSelector
 from ktrdr.backend.operations import Operations, RunnerFactory
 from ktrdr.backend.registration import add_backend_servicer
 from ktrdr.backend.results import ResultsIntake
@@ -24,7 +24,7 @@ from ktrdr.backend.settings import BackendSettings
 from ktrdr.backend.store import Store
 from ktrdr.backend.stream_bounds import backend_stream_guard
 from ktrdr.backend.sweeps import Sweeps
-from ktrdr.backend.tracking import MlflowTracker, start_tracker
+from ktrdr.backend.tracking.mlflow_runs import MlflowTracker, start_tracker
 from ktrdr.security.interceptor import AuthInterceptor
 from ktrdr.security.local_records import announce, withdraw
 from ktrdr.security.tls import check_listen_security
@@ -33,7 +33,7 @@ from ktrdr.storage import ModelStorage
 from ktrdr.training.v1 import backend_pb2
 
 if TYPE_CHECKING:  # imported when metrics are on (prometheus_client)
-    from ktrdr.backend.tracking_metrics import BackendMetrics
+    from ktrdr.backend.tracking.metrics import BackendMetrics
     from ktrdr.service.metrics import MetricsEndpoint
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class BackendApp:
         self.registry.on_lost.append(lost_listener(self._host_lost))
         servicer = BackendServicer(operations, results, sweeps)
         if settings.metrics_address:
-            from ktrdr.backend.tracking_metrics import BackendMetrics
+            from ktrdr.backend.tracking.metrics import BackendMetrics
             from ktrdr.service.metrics import MetricsEndpoint
 
             self.metrics = metrics = BackendMetrics()

@@ -14,8 +14,8 @@ from ktrdr.backend.conversions import (
 )
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.execution.host_rpcs import HostRpcs
+from ktrdr.backend.execution.mode_selector import MODE_NAMES
 from ktrdr.backend.execution.registry import HostRegistry
-from ktrdr.backend.mode_selector import MODE_NAMES
 from ktrdr.backend.models import ModelCatalog, ModelRpcs, check_tags
 from ktrdr.backend.operations import Operations
 from ktrdr.backend.paging import owner_filter, page_size, page_token, parse_page_token

@@ -197,7 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.verbose <= 0:  # a server reports what it does
         logging.getLogger("ktrdr").setLevel(logging.INFO)
     from ktrdr.backend.database import DatabaseBusy, WalRefused
-    from ktrdr.backend.tracking import TrackingUnavailable
+    from ktrdr.backend.tracking.mlflow_runs import TrackingUnavailable
     from ktrdr.service.parent_watch import watch_parent_from_env
 
     watch_parent_from_env()

@@ -116,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ktrdr.security.tls import SecurityConfigError
-    from ktrdr_host.cluster import RayUnavailable
+    from ktrdr_host.ray.cluster import RayUnavailable
     from ktrdr_host.server import RunningHost, serve
     from ktrdr_host.settings import HostSettings
 

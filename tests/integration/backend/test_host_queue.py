@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 
-from ktrdr.backend.host_operations import MAX_HOST_REFUSALS
+from ktrdr.backend.execution.host_operations import MAX_HOST_REFUSALS
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2, host_pb2
 from tests.support.backend import FakeHost, start_backend, start_fake_host, stop_backend

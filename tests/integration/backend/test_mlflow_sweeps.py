@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ktrdr.backend.tracking_sweeps import PARENT_TAG, SWEEP_TAG, space_spec
+from ktrdr.backend.tracking.sweeps import PARENT_TAG, SWEEP_TAG, space_spec
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
 from tests.support.backend import start_backend, stop_backend

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ktrdr.backend.tracking import OPERATION_TAG, flatten, mlflow_key
+from ktrdr.backend.tracking.mlflow_runs import OPERATION_TAG, flatten, mlflow_key
 from ktrdr.training.v1 import backend_pb2 as pb
 from tests.support.backend import start_backend, stop_backend
 from tests.support.needs import needs
@@ -153,7 +153,7 @@ def test_model_files_are_found_from_any_recorded_form_or_warned_about(tmp_path, 
     import logging
 
     from ktrdr.backend.store import OperationRecord
-    from ktrdr.backend.tracking import MlflowTracker
+    from ktrdr.backend.tracking.mlflow_runs import MlflowTracker
     from ktrdr.training.v1 import common_pb2
 
     models = tmp_path / "models"
@@ -176,6 +176,6 @@ def test_model_files_are_found_from_any_recorded_form_or_warned_about(tmp_path, 
         str(models / "tiny_rsi" / "EURUSD_1h_v1"),
     ):
         assert tracker._model_metadata(record(recorded)) == {"seed": 7}
-    with caplog.at_level(logging.WARNING, logger="ktrdr.backend.tracking"):
+    with caplog.at_level(logging.WARNING, logger="ktrdr.backend.tracking.mlflow_runs"):
         assert tracker._model_metadata(record("tiny_rsi/EURUSD_1h_v2")) is None
     assert "op-1" in caplog.text and "no model and no plot" in caplog.text

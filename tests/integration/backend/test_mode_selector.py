@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ktrdr.backend.mode_selector import ModeSelector, ModeUnavailable
+from ktrdr.backend.execution.mode_selector import ModeSelector, ModeUnavailable
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import host_pb2
 from tests.support.backend import FakeHost, refused_address, start_fake_host, start_hanging_server

@@ -13,7 +13,7 @@ def test_the_host_imports_and_refuses_ray_mode_clearly_without_ray() -> None:
         "import sys\n"
         "sys.modules['ray'] = None  # as if Ray were not installed\n"
         "import ktrdr.cli.main, ktrdr.client, ktrdr_host.server, ktrdr_host.sessions\n"
-        "from ktrdr_host.cluster import RayCluster, RayUnavailable\n"
+        "from ktrdr_host.ray.cluster import RayCluster, RayUnavailable\n"
         "from ktrdr_host.settings import HostSettings\n"
         "try:\n"
         "    RayCluster(HostSettings(ray_address='auto')).connect()\n"

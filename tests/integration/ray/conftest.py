@@ -2,7 +2,7 @@
 
 The cluster (head 127.0.0.2 and one node 127.0.0.3, one CPU each) is started once per test
 session by ``ray start --block`` processes and stopped by their process ids; see
-``ktrdr_host.local_cluster`` for what keeps Ray on loopback. Skipped when Ray is not
+``ktrdr_host.ray.local_cluster`` for what keeps Ray on loopback. Skipped when Ray is not
 installed (the ``ray`` extra).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ktrdr_host.local_cluster import LocalRayCluster
+from ktrdr_host.ray.local_cluster import LocalRayCluster
 from tests.integration.ray.ray_processes import (
     FAST_NODE_DEATH,
     SAMPLE_DATA,

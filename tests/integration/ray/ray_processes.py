@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from ktrdr.service.parent_watch import parent_environment
-from ktrdr_host.local_cluster import LocalRayCluster
+from ktrdr_host.ray.local_cluster import LocalRayCluster
 from tests.support.processes import HOST_AUTH_TOKEN, HOST_ROLE_TOKEN, Service, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

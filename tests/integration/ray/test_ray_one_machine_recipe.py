@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ktrdr_host.local_cluster import free_port
+from ktrdr_host.ray.local_cluster import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -310,7 +310,7 @@ async def main(tmp, data):
     print(sorted({host.port, backend.app.port}))
     print(backend.app.metrics, backend.app.metrics_endpoint, host.metrics)
     print(sorted(m for m in sys.modules if m.startswith(("prometheus", "ktrdr.service.metrics",
-          "ktrdr.backend.tracking_metrics", "ktrdr_host.metrics"))))
+          "ktrdr.backend.tracking.metrics", "ktrdr_host.metrics"))))
     await stop_backend(backend)
     await host.shutdown()
 

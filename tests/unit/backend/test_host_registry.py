@@ -9,6 +9,7 @@ import pytest
 
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.execution.host_rpcs import HostRpcs
+from ktrdr.backend.execution.mode_selector import ModeSelector
 from ktrdr.backend.execution.registry import (
     AVAILABLE,
     UNAVAILABLE,
@@ -18,7 +19,6 @@ from ktrdr.backend.execution.registry import (
     check_host_id,
     check_versions,
 )
-from ktrdr.backend.mode_selector import ModeSelector
 from ktrdr.backend.store import OperationRecord, Store, now_us
 from ktrdr.service.convert import simple_event
 from ktrdr.service.host_protocol import PROTOCOL_VERSION

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ktrdr.backend.placement import HostLedger, HostSlots, choose, placed_reason, rank
+from ktrdr.backend.execution.placement import HostLedger, HostSlots, choose, placed_reason, rank
 
 
 def host(

@@ -19,7 +19,7 @@ from ktrdr.backend.sweeps.selection_bias import (
     trial_tags,
 )
 from ktrdr.backend.sweeps.store import SweepRecord, SweepStore, TrialRecord
-from ktrdr.backend.tracking_sweeps import sweep_tags
+from ktrdr.backend.tracking.sweeps import sweep_tags
 from ktrdr.training.v1 import backend_pb2 as pb
 
 # The sweeps table as the first release created it (before selected_on_test).

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from ktrdr.training.progress import ProgressEvent, ProgressKind
-from ktrdr_host.cluster import ClusterView, RayCluster, nodes_from_ray
+from ktrdr_host.ray.cluster import ClusterView, RayCluster, nodes_from_ray
 from ktrdr_host.settings import HostSettings
 
 NODES = [
@@ -92,7 +92,7 @@ def test_admission_follows_the_cluster() -> None:
 
 def test_relay_drops_batch_events_first() -> None:
     pytest.importorskip("ray", reason="Ray is not installed")
-    from ktrdr_host.ray_task import _drop_one
+    from ktrdr_host.ray.task import _drop_one
 
     queue = deque(
         [
@@ -112,7 +112,7 @@ def test_a_dead_worker_after_its_retries_fails_naming_the_node(
 ) -> None:
     ray = pytest.importorskip("ray", reason="Ray is not installed")
     from ktrdr.errors import WorkerDied
-    from ktrdr_host.ray_executor import RayExecutor
+    from ktrdr_host.ray.executor import RayExecutor
 
     def dead(ref: object, timeout: float | None = None) -> None:
         raise ray.exceptions.WorkerCrashedError()

@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 import ktrdr
 from ktrdr.backend.errors import RequestError
+from ktrdr.backend.execution.mode_selector import ModeSelector
 from ktrdr.backend.execution.registry import (
     AVAILABLE,
     HostRegistry,
@@ -29,7 +30,6 @@ from ktrdr.backend.execution.registry import (
     check_text,
     check_versions,
 )
-from ktrdr.backend.mode_selector import ModeSelector
 from ktrdr.backend.store import Store
 from ktrdr.service.host_protocol import MAX_HELD_SESSIONS, PROTOCOL_VERSION
 from ktrdr.training.v1 import backend_pb2 as pb

@@ -19,7 +19,7 @@ from ktrdr.backend.auth.roles import may_act_on_any_operation
 from ktrdr.backend.errors import RequestError
 from ktrdr.backend.models.catalog import ModelCatalog, strategy_field
 from ktrdr.backend.models.registry import ModelRow, check_alias, check_tags, invalid
-from ktrdr.backend.tracking_events import NO_EVENTS, BackendEvents
+from ktrdr.backend.tracking.events import NO_EVENTS, BackendEvents
 from ktrdr.security.interceptor import current_identity
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2

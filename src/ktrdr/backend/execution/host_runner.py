@@ -19,8 +19,8 @@ from typing import Any
 
 import grpc
 
+from ktrdr.backend.execution.mode_selector import HostConnection
 from ktrdr.backend.live import LiveOperation
-from ktrdr.backend.mode_selector import HostConnection
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb

@@ -23,10 +23,10 @@ from typing import Any
 
 import grpc
 
-from ktrdr.backend.host_queue import HostQueue, Placement, Waiting
-from ktrdr.backend.host_runner import HostFull, HostRunner
+from ktrdr.backend.execution.host_queue import HostQueue, Placement, Waiting
+from ktrdr.backend.execution.host_runner import HostFull, HostRunner
+from ktrdr.backend.execution.mode_selector import MODE_NAMES, ModeSelector, ModeUnavailable
 from ktrdr.backend.live import LiveOperation
-from ktrdr.backend.mode_selector import MODE_NAMES, ModeSelector, ModeUnavailable
 from ktrdr.backend.store import OperationRecord, Store
 from ktrdr.security.tokens import hash_token
 from ktrdr.service.convert import simple_event

@@ -13,7 +13,7 @@ logs it; while the tracking store is unreachable the thread retries with backoff
 warning saying how many runs wait, and the runs appear once it is back. A run is found by its
 ``ktrdr.operation_id`` tag before one is created, so nothing is logged twice.
 
-A sweep is a parent run and its trials' runs are its children (tracking_sweeps.py): the
+A sweep is a parent run and its trials' runs are its children (``tracking/sweeps.py``): the
 sweep's start and end are spool entries too (``sweep-<id>.json``, ``sweep-<id>.end.json``),
 and a trial whose parent run does not exist yet creates it first.
 """
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ktrdr.backend.tracking_sweeps import PARENT_TAG, ParentRuns
+from ktrdr.backend.tracking.sweeps import PARENT_TAG, ParentRuns
 from ktrdr.training.v1 import backend_pb2 as pb
 
 if TYPE_CHECKING:

@@ -34,8 +34,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr.backend.execution.placement import HostLedger, HostSlots, choose, placed_reason
 from ktrdr.backend.execution.registry import HostRegistry
-from ktrdr.backend.placement import HostLedger, HostSlots, choose, placed_reason
 from ktrdr.security.channels import TokenSource, aio_channel
 from ktrdr.security.diagnose import BACKEND_TO_HOST, explain_unavailable
 from ktrdr.security.tls import ClientTLS

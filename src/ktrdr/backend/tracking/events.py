@@ -2,7 +2,7 @@
 
 ``Operations``, ``LiveOperation``, ``ResultsIntake``, the model downloads and the sweeps call
 these methods at their transitions; ``BackendEvents`` does nothing (metrics off: a method call
-per transition, nothing kept). ``ktrdr.backend.tracking_metrics.BackendMetrics`` overrides them
+per transition, nothing kept). ``ktrdr.backend.tracking.metrics.BackendMetrics`` overrides them
 with Prometheus counters and histograms. Counts of what is active now are not kept here: the
 metrics read them from the operations themselves when scraped, so they cannot drift.
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ktrdr.training.cancellation import CancellationToken
     from ktrdr.training.executor import TrainingResult
     from ktrdr.training.progress import ProgressCallback
-    from ktrdr_host.cluster import RayCluster
+    from ktrdr_host.ray.cluster import RayCluster
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _remote_task() -> Any:
     if _REMOTE is None:
         import ray
 
-        from ktrdr_host.ray_task import train_on_node
+        from ktrdr_host.ray.task import train_on_node
 
         _REMOTE = ray.remote(train_on_node)
     return _REMOTE

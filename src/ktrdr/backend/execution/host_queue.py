@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 import grpc
 
 from ktrdr.backend.errors import RequestError
-from ktrdr.backend.live import LiveOperation
-from ktrdr.backend.mode_selector import (
+from ktrdr.backend.execution.mode_selector import (
     NO_HOST_YET,
     ModeSelector,
     ModeUnavailable,
     misconfiguration_refusal,
 )
-from ktrdr.backend.placement import choose, placed_reason
+from ktrdr.backend.execution.placement import choose, placed_reason
+from ktrdr.backend.live import LiveOperation
 from ktrdr.service.convert import simple_event
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb

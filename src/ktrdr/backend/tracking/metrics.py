@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ktrdr.backend.mode_selector import MODE_NAMES
-from ktrdr.backend.tracking_events import BackendEvents
+from ktrdr.backend.execution.mode_selector import MODE_NAMES
+from ktrdr.backend.tracking.events import BackendEvents
 from ktrdr.service.metrics import GrpcServerMetrics, new_registry
 from ktrdr.training.v1 import backend_pb2 as pb
 

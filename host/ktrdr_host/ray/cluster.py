@@ -31,7 +31,7 @@ from ktrdr.training.v1 import host_pb2
 
 if TYPE_CHECKING:
     from ktrdr.service.server import Health
-    from ktrdr_host.ray_executor import RayExecutor
+    from ktrdr_host.ray.executor import RayExecutor
     from ktrdr_host.settings import HostSettings
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class RayCluster:
                 "KTRDR_HOST_RAY_ADDRESS is set but Ray is not installed; "
                 "install the extra: pip install 'ktrdr[training,ray]'"
             ) from exc
-        from ktrdr_host.ray_task import ProgressRelay
+        from ktrdr_host.ray.task import ProgressRelay
 
         # The driver's core worker ends its process once the cluster has been gone this long
         # (Ray's default: 60 s); the host should outlive a cluster outage, its spool delivers
@@ -283,7 +283,7 @@ class RayCluster:
 
     # -- executors -----------------------------------------------------------------------
     def executor(self, device: str) -> RayExecutor:
-        from ktrdr_host.ray_executor import RayExecutor
+        from ktrdr_host.ray.executor import RayExecutor
 
         return RayExecutor(self, device)
 
