@@ -156,3 +156,15 @@ def test_absent_is_the_single_split_and_overrides_set_it() -> None:
     sets = [("evaluation.walk_forward.folds", 4), ("evaluation.walk_forward.window", "rolling")]
     _, config = parse_strategy_with_fields(TINY_STRATEGY_YAML, sets)
     assert config.evaluation.walk_forward == WalkForwardConfig(folds=4, window="rolling")
+
+
+def test_strategy_validate_says_whether_there_are_folds() -> None:
+    from ktrdr.config.summary import strategy_summary
+
+    _, config = parse_strategy_with_fields(TINY_STRATEGY_YAML, [])
+    assert "Walk-forward: none (one split" in strategy_summary(config)
+    sets = [("evaluation.walk_forward", {"folds": 3, "window": "rolling", "test_bars": 50})]
+    _, config = parse_strategy_with_fields(TINY_STRATEGY_YAML, sets)
+    assert "Walk-forward: 3 folds, rolling window, test_bars 50, before the test period" in (
+        strategy_summary(config)
+    )
