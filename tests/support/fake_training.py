@@ -34,7 +34,7 @@ from ktrdr.config.strategy import StrategyConfig
 from ktrdr.errors import TrainingCancelled
 from ktrdr.storage.bundle import METADATA_FILE, WEIGHTS_FILE, ModelBundle
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.folds import walk_forward_summary
+from ktrdr.training.fold_metrics import walk_forward_summary
 from ktrdr.training.progress import STEP_NAMES, TOTAL_STEPS, ProgressCallback, ProgressEvent
 from ktrdr.training.progress import ProgressKind as K
 from ktrdr.training.result import TrainingResult

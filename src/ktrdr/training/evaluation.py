@@ -11,7 +11,7 @@ from torch import nn
 from ktrdr.labels import CLASS_NAMES
 from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.comparison import summary_numbers
-from ktrdr.training.folds import walk_forward_summary
+from ktrdr.training.fold_metrics import walk_forward_summary
 from ktrdr.training.trading import validation_summary
 from ktrdr.training.trainer import Tensors, predict_logits
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 
-import pandas as pd
 import pytest
 
 from ktrdr.errors import DataError
@@ -17,6 +16,8 @@ WALK_FORWARD = {"walk_forward": {"folds": 3, "window": "rolling", "embargo_bars"
 
 
 def test_walk_forward_trains_one_model_per_fold(make_strategy, run_training, tiny_result):
+    import pandas as pd
+
     events: list[ProgressEvent] = []
     result = run_training(make_strategy(evaluation=WALK_FORWARD), progress=events.append)
     wf = result.metrics["walk_forward"]

@@ -10,7 +10,7 @@ import pytest
 
 from ktrdr.cli.summary import run_summary
 from ktrdr.client.results import folds_frame, oos_equity_frame
-from ktrdr.training.folds import walk_forward_summary
+from ktrdr.training.fold_metrics import walk_forward_summary
 from tests.support.model_metadata import sample_walk_forward
 
 

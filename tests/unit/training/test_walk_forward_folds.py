@@ -4,6 +4,7 @@ the embargo; and the walk-forward block's config errors."""
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -11,19 +12,25 @@ import pytest
 from ktrdr.config import parse_strategy_with_fields
 from ktrdr.config.strategy import DataSplitConfig, WalkForwardConfig
 from ktrdr.errors import DataError, StrategyConfigError
-from ktrdr.training.dataset import Dataset
-from ktrdr.training.folds import FoldBounds, fold_bounds, fold_splits
 from tests.support.strategies import TINY_STRATEGY_YAML
+
+if TYPE_CHECKING:  # pandas and numpy load in the tests, not while the suite is collected
+    from ktrdr.training.dataset import Dataset
+    from ktrdr.training.folds import FoldBounds
 
 DAY = np.timedelta64(1, "D")
 START = np.datetime64("2024-01-01", "ns")
 
 
 def _bounds(*folds: tuple[int, int, int, int]) -> list[FoldBounds]:
+    from ktrdr.training.folds import FoldBounds
+
     return [FoldBounds(i + 1, *f) for i, f in enumerate(folds)]
 
 
 def test_expanding_folds_tile_the_period_before_the_test_split() -> None:
+    from ktrdr.training.folds import fold_bounds
+
     # 12 bars, 3 folds: test_bars 12 // 4 = 3, the first test starts at bar 12 - 9 = 3;
     # a quarter of each training window (0.2 / (0.6 + 0.2)) is validation: floor(3/4)=0,
     # floor(6/4)=1, floor(9/4)=2 bars.
@@ -32,6 +39,8 @@ def test_expanding_folds_tile_the_period_before_the_test_split() -> None:
 
 
 def test_rolling_folds_keep_their_window_length() -> None:
+    from ktrdr.training.folds import fold_bounds
+
     wf = WalkForwardConfig(folds=3, window="rolling", train_bars=4, test_bars=2)
     # first test at 12 - 3*2 = 6; windows [2,6), [4,8), [6,10), one validation bar each
     got = fold_bounds(12, wf, 0.25)
@@ -59,6 +68,8 @@ def test_rolling_folds_keep_their_window_length() -> None:
     ],
 )
 def test_too_few_bars_is_one_error_naming_the_numbers(wf: WalkForwardConfig, needs: str) -> None:
+    from ktrdr.training.folds import fold_bounds
+
     with pytest.raises(DataError, match=needs):
         fold_bounds(12, wf, 0.25)
 
@@ -66,6 +77,8 @@ def test_too_few_bars_is_one_error_naming_the_numbers(wf: WalkForwardConfig, nee
 def _series(n: int, known_after: dict[int, int]) -> Dataset:
     """One symbol, daily rows from 2024-01-01; every label known at its own bar except rows in
     ``known_after`` (row -> bars later)."""
+    from ktrdr.training.dataset import Dataset
+
     times = START + np.arange(n) * DAY
     known = times + np.array([known_after.get(i, 0) for i in range(n)]) * DAY
     return Dataset(
@@ -86,6 +99,8 @@ SPLIT = DataSplitConfig(train=0.6, validation=0.2, test=0.2, test_start=date(202
 
 
 def test_rows_are_purged_where_their_label_reaches_the_next_part() -> None:
+    from ktrdr.training.folds import fold_splits
+
     # Row 4's label needs row 6's price: in fold 2 (train 0-4, validation 5, test 6-8) it
     # would see the validation part, so it is purged; in fold 3 (train 0-6) it is not.
     ds = _series(16, {4: 2})
@@ -113,6 +128,8 @@ def test_rows_are_purged_where_their_label_reaches_the_next_part() -> None:
 
 
 def test_embargo_drops_rows_after_each_boundary() -> None:
+    from ktrdr.training.folds import fold_splits
+
     ds = _series(16, {})
     wf = WalkForwardConfig(folds=3, window="rolling", train_bars=4, test_bars=2, embargo_bars=1)
     f1, f2, f3 = fold_splits(ds, SPLIT, wf)
@@ -126,6 +143,8 @@ def test_embargo_drops_rows_after_each_boundary() -> None:
 
 
 def test_a_fold_without_usable_test_rows_is_an_error() -> None:
+    from ktrdr.training.folds import fold_splits
+
     ds = _series(16, {})
     wf = WalkForwardConfig(folds=3, window="rolling", train_bars=4, test_bars=1, embargo_bars=1)
     with pytest.raises(DataError, match=r"fold 1/3 has too few usable rows .*test 0"):

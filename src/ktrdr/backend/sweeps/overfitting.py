@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ktrdr.research.overfitting import backtest_overfitting
-from ktrdr.training.folds import FOLD_RETURN
+from ktrdr.training.fold_metrics import FOLD_RETURN
 from ktrdr.training.v1 import backend_pb2 as pb
 
 if TYPE_CHECKING:
