@@ -34,9 +34,11 @@ from ktrdr.config.strategy import StrategyConfig
 from ktrdr.errors import TrainingCancelled
 from ktrdr.storage.bundle import METADATA_FILE, WEIGHTS_FILE, ModelBundle
 from ktrdr.training.cancellation import CancellationToken
+from ktrdr.training.fold_metrics import walk_forward_summary
 from ktrdr.training.progress import STEP_NAMES, TOTAL_STEPS, ProgressCallback, ProgressEvent
 from ktrdr.training.progress import ProgressKind as K
 from ktrdr.training.result import TrainingResult
+from tests.support.model_metadata import sample_walk_forward
 from tests.support.timing import scaled
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "bundles" / "tiny_rsi" / METADATA_FILE
@@ -87,6 +89,12 @@ def validation_statistics(best_val_loss: float) -> dict[str, float]:
         "val_skewness_strategy": -0.5,
         "val_kurtosis_strategy": 4.0,
     }
+
+
+def fold_return(best_val_loss: float, fold: int) -> float:
+    """A made-up walk-forward fold return: noise that differs per fold and per trial, plus a
+    little for a better validation loss."""
+    return 0.02 * math.sin(1.7 * fold + 10.0 * best_val_loss) - 0.05 * (best_val_loss - 0.6)
 
 
 @dataclass
@@ -205,6 +213,11 @@ class FakeTrainer:
             best_epoch=float(len(history)),
             **validation_statistics(best_val),
         )
+        walk_forward = cfg.evaluation.walk_forward
+        if walk_forward is not None:
+            returns = tuple(fold_return(best_val, k) for k in range(1, walk_forward.folds + 1))
+            meta["metrics"]["walk_forward"] = sample_walk_forward(returns)
+            summary.update(walk_forward_summary(meta["metrics"]))
         meta["metrics"]["summary"] = summary
         meta["metrics"]["test"]["loss"] = summary["test_loss"]
         meta.update(

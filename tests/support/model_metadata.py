@@ -23,6 +23,57 @@ def sample_trading() -> dict[str, Any]:
     return trading_metrics(["EURUSD"], np.zeros(n, int), times, returns, signals, 1)
 
 
+def sample_walk_forward(returns: tuple[float, ...] = (0.02, -0.01, 0.03)) -> dict[str, Any]:
+    """``metrics.walk_forward`` of a model with one fold per return (made-up fold rows, a real
+    stitched trading run)."""
+    import statistics
+
+    rows = [
+        {
+            "fold": k,
+            "train_start": "2024-01-01T00:00:00+00:00",
+            "validation_start": f"2024-0{k + 1}-20T00:00:00+00:00",
+            "test_start": f"2024-0{k + 2}-01T00:00:00+00:00",
+            "test_end": f"2024-0{k + 2}-28T00:00:00+00:00",
+            "bars": {"train": 100 * k, "validation": 20, "test": 50},
+            "rows": {"train": 95 * k, "validation": 18, "test": 47},
+            "excluded": {"purged": 2, "embargoed": 0},
+            "accuracy": 0.5 + 0.01 * k,
+            "majority_accuracy": 0.4,
+            "return": r,
+            "sharpe": 10 * r,
+            "max_drawdown": 0.05,
+            "trades": 7,
+            "return_buy_and_hold": 0.0,
+            "beats_baselines": r > 0,
+            "best_baseline": "buy_and_hold",
+            "best_epoch": 2,
+            "epochs_run": 3,
+        }
+        for k, r in enumerate(returns, start=1)
+    ]
+
+    def stats(name: str) -> dict[str, float]:
+        values = [float(r[name]) for r in rows]
+        return {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values),
+            "min": min(values),
+            "max": max(values),
+        }
+
+    return {
+        "window": "expanding",
+        "config": {"folds": len(rows), "window": "expanding", "embargo_bars": 0},
+        "folds": rows,
+        "aggregate": {
+            name: stats(name) for name in ("accuracy", "return", "sharpe", "max_drawdown")
+        },
+        "folds_beating_baselines": sum(1 for r in rows if r["beats_baselines"]),
+        "stitched": sample_trading(),
+    }
+
+
 def sample_metadata(epochs: int = 3) -> dict[str, Any]:
     return {
         "strategy_name": "fake_rsi",

@@ -17,7 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ktrdr.cli.summary import comparison_summary, number, run_summary, trading_summary
+from ktrdr.cli.summary import (
+    comparison_summary,
+    number,
+    run_summary,
+    trading_summary,
+    walk_forward_summary,
+)
 from ktrdr.client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
@@ -531,6 +537,7 @@ def print_model_metadata(
                 "seed": metadata.get("seed"),
                 "test": {k: v for k, v in test.items() if k != "per_symbol"},
                 "trading": {k: v for k, v in trading.items() if k != "equity_curve"},
+                "walk_forward": metadata.get("metrics", {}).get("walk_forward"),
                 "coverage_warnings": coverage_warnings,
                 "history": history,
                 "plot": str(args.plot) if args.plot else None,
@@ -577,6 +584,8 @@ def print_model_metadata(
             )
     if trading and not leading:
         print(trading_summary(trading))
+    for line in walk_forward_summary(metadata.get("metrics", {})):
+        print(line.removeprefix("  "))
     for warning in coverage_warnings:
         print(f"coverage warning: {warning}")
     if args.plot:

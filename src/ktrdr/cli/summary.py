@@ -58,6 +58,7 @@ def run_summary(
         ]
     if metadata is not None and not leading:
         lines.append(trading_summary(all_metrics.get("trading", {})))
+    lines += walk_forward_summary(all_metrics)
     if metadata is not None:
         stopped = early_stop_summary(metadata)
         if stopped:
@@ -189,4 +190,61 @@ def comparison_summary(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["comparison_summary", "early_stop_summary", "number", "run_summary", "trading_summary"]
+def walk_forward_summary(metrics: dict[str, Any]) -> list[str]:
+    """The walk-forward fold table, the folds' mean and spread and the stitched out-of-sample
+    run (``ktrdr train``, models show); empty without walk-forward folds."""
+    wf = metrics.get("walk_forward")
+    if not wf:
+        return []
+    folds = wf.get("folds", [])
+    config = wf.get("config", {})
+    lines = [
+        f"  walk-forward: {len(folds)} folds, {wf.get('window', '?')} window, embargo "
+        f"{config.get('embargo_bars', 0)} bars; every fold before the test period (its models "
+        "are evaluation only; the saved model is the single-split one above)",
+        f"    {'fold':<4} {'train from':<10} {'test from':<10} {'test to':<10} {'bars':>6} "
+        f"{'accuracy':>8} {'return':>8} {'sharpe':>7} {'drawdown':>8}  vs baselines",
+    ]
+    for row in folds:
+        verdict = "beats" if row.get("beats_baselines") else f"no edge ({row.get('best_baseline')})"
+        lines.append(
+            f"    {row['fold']:<4} {str(row['train_start'])[:10]:<10} "
+            f"{str(row['test_start'])[:10]:<10} {str(row['test_end'])[:10]:<10} "
+            f"{row['bars']['test']:>6} {row['accuracy']:>8.4f} {row['return']:>+8.2%} "
+            f"{row['sharpe']:>7.2f} {row['max_drawdown']:>8.2%}  {verdict}"
+        )
+    agg = wf.get("aggregate", {})
+    if agg:
+        lines.append(
+            "    mean +- std: "
+            + "  ".join(
+                f"{name} {agg[name]['mean']:{fmt}} +- {agg[name]['std']:{fmt.lstrip('+')}}"
+                for name, fmt in (
+                    ("accuracy", ".4f"),
+                    ("return", "+.2%"),
+                    ("sharpe", "+.2f"),
+                    ("max_drawdown", ".2%"),
+                )
+                if name in agg
+            )
+        )
+    overall = wf.get("stitched", {}).get("overall", {})
+    if "strategy" in overall:
+        mine, hold = overall["strategy"], overall.get("buy_and_hold", {})
+        lines.append(
+            f"    stitched out-of-sample ({overall.get('bars', 0)} bars): return "
+            f"{mine['return']:+.2%}  sharpe {mine['sharpe']:.2f}  max drawdown "
+            f"{mine['max_drawdown']:.2%}; buy and hold {hold.get('return', float('nan')):+.2%}; "
+            f"folds beating every baseline: {wf.get('folds_beating_baselines', 0)}/{len(folds)}"
+        )
+    return lines
+
+
+__all__ = [
+    "comparison_summary",
+    "early_stop_summary",
+    "number",
+    "run_summary",
+    "trading_summary",
+    "walk_forward_summary",
+]

@@ -273,6 +273,8 @@ def _sweep_dict(sweep: SweepInfo) -> dict[str, Any]:
     out["best"] = sweep.best.row() if sweep.best else None
     dsr = sweep.deflated_sharpe
     out["deflated_sharpe"] = dict(dsr.__dict__) if dsr is not None else None
+    pbo = sweep.backtest_overfitting
+    out["backtest_overfitting"] = dict(pbo.__dict__) if pbo is not None else None
     out["trials"] = [t.row() for t in sweep.trials]
     return out
 
@@ -293,6 +295,8 @@ def _print_sweep(sweep: SweepInfo, *, as_json: bool) -> None:
         print(f"error: {sweep.error}")
     if sweep.deflated_sharpe is not None:
         print(sweep.deflated_sharpe.description)
+    if sweep.backtest_overfitting is not None:
+        print(sweep.backtest_overfitting.description)
     if sweep.best is not None and sweep.best.value is not None:
         best = sweep.best.params
         labels = short_labels(list(best))

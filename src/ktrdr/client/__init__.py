@@ -12,7 +12,13 @@ from ktrdr.client.models import ModelDetails, ModelSpec, parse_model_ref
 from ktrdr.client.progress import ProgressDisplay
 from ktrdr.client.records import ModelInfo, ModelRef, OperationInfo, StrategyInfo, frame
 from ktrdr.client.results import TrainingResult
-from ktrdr.client.sweeps import DeflatedSharpeInfo, SweepInfo, TrialInfo, trials_table
+from ktrdr.client.sweeps import (
+    BacktestOverfittingInfo,
+    DeflatedSharpeInfo,
+    SweepInfo,
+    TrialInfo,
+    trials_table,
+)
 from ktrdr.client.training_client import (
     BACKEND_ADDRESS_ENV,
     DEFAULT_BACKEND_ADDRESS,
@@ -24,6 +30,7 @@ from ktrdr.client.training_client import (
 __all__ = [
     "BACKEND_ADDRESS_ENV",
     "DEFAULT_BACKEND_ADDRESS",
+    "BacktestOverfittingInfo",
     "DeflatedSharpeInfo",
     "HostInfo",
     "KtrdrClientError",

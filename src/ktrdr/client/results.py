@@ -160,6 +160,16 @@ class TrainingResult:
             return None
         return trading_frame(meta)
 
+    def folds_frame(self) -> pd.DataFrame | None:
+        """The walk-forward folds, one row each (None without folds or metadata)."""
+        meta = self.metadata()
+        return folds_frame(meta) if meta else None
+
+    def oos_equity_frame(self) -> pd.DataFrame | None:
+        """The walk-forward folds' test periods traded in order (None without folds)."""
+        meta = self.metadata()
+        return oos_equity_frame(meta) if meta else None
+
     def __repr__(self) -> str:
         where = f", model={self.model.path!r}" if self.model else ""
         acc = self.metrics.get("test_accuracy")
@@ -217,10 +227,71 @@ def trading_frame(metadata: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
+FOLD_COLUMNS = (
+    "train_start",
+    "validation_start",
+    "test_start",
+    "test_end",
+    "train_bars",
+    "test_bars",
+    "accuracy",
+    "majority_accuracy",
+    "return",
+    "sharpe",
+    "max_drawdown",
+    "trades",
+    "return_buy_and_hold",
+    "beats_baselines",
+    "best_baseline",
+)
+
+
+def folds_frame(metadata: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per walk-forward fold (index ``fold``), or None for a model without folds.
+    ``frame.attrs["aggregate"]``: mean, std, min and max of accuracy, return, Sharpe and
+    max drawdown over the folds; ``attrs["stitched"]``: the out-of-sample run's numbers."""
+    wf = metadata.get("metrics", {}).get("walk_forward")
+    if not wf:
+        return None
+    pd = require_module("pandas", "folds_frame()", instead="the model's metadata has them")
+    rows = [
+        {
+            **{k: row.get(k) for k in FOLD_COLUMNS},
+            "train_bars": row["bars"]["train"] + row["bars"]["validation"],
+            "test_bars": row["bars"]["test"],
+        }
+        for row in wf["folds"]
+    ]
+    table = pd.DataFrame(rows, index=[row["fold"] for row in wf["folds"]], columns=FOLD_COLUMNS)
+    table = table.rename_axis("fold")
+    table.attrs["aggregate"] = wf.get("aggregate", {})
+    stitched = wf.get("stitched", {})
+    table.attrs["stitched"] = {
+        k: v for k, v in stitched.get("overall", {}).items() if isinstance(v, dict)
+    }
+    table.attrs["verdict"] = stitched.get("verdict", {}).get("text", "")
+    return table
+
+
+def oos_equity_frame(metadata: dict[str, Any]) -> pd.DataFrame | None:
+    """The stitched out-of-sample equity (1.0 at the first fold's test; strategy and
+    buy-and-hold columns, indexed by time), or None for a model without folds."""
+    wf = metadata.get("metrics", {}).get("walk_forward")
+    if not wf:
+        return None
+    pd = require_module("pandas", "oos_equity_frame()", instead="the model's metadata has it")
+    curve = wf["stitched"]["equity_curve"]
+    index = pd.to_datetime(curve["times"]).rename("time")
+    return pd.DataFrame({k: curve[k] for k in ("strategy", "buy_and_hold")}, index=index)
+
+
 __all__ = [
+    "FOLD_COLUMNS",
     "HISTORY_COLUMNS",
     "TRADING_COLUMNS",
     "TrainingResult",
+    "folds_frame",
+    "oos_equity_frame",
     "per_class_frame",
     "trading_frame",
 ]

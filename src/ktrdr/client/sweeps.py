@@ -174,6 +174,36 @@ class DeflatedSharpeInfo:
 
 
 @dataclass(frozen=True)
+class BacktestOverfittingInfo:
+    """The probability of backtest overfitting of a sweep (Bailey et al., 2015), by
+    combinatorially symmetric cross-validation over its trials' walk-forward folds;
+    ``probability`` is None when it cannot be computed (``reason`` says why, e.g. no folds)."""
+
+    probability: float | None
+    reason: str
+    n_trials: int
+    n_folds: int
+    combinations: int  # in-sample/out-of-sample fold splits evaluated
+    metric: str  # the per-fold number compared
+    description: str  # one line for people
+
+    @classmethod
+    def from_proto(cls, d: backend_pb2.BacktestOverfitting) -> BacktestOverfittingInfo:
+        return cls(
+            probability=d.probability if d.HasField("probability") else None,
+            reason=d.reason,
+            n_trials=d.n_trials,
+            n_folds=d.n_folds,
+            combinations=d.combinations,
+            metric=d.metric,
+            description=d.description,
+        )
+
+    def __str__(self) -> str:
+        return self.description
+
+
+@dataclass(frozen=True)
 class SweepInfo:
     """One sweep as the backend reports it. ``selected_on_test``: its objective is a
     test-period metric, so the best trial's test numbers are in-sample."""
@@ -195,6 +225,7 @@ class SweepInfo:
     trials: list[TrialInfo] = field(default_factory=list)
     selected_on_test: bool = False
     deflated_sharpe: DeflatedSharpeInfo | None = None
+    backtest_overfitting: BacktestOverfittingInfo | None = None
     proto: backend_pb2.Sweep | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -218,6 +249,9 @@ class SweepInfo:
             selected_on_test=s.selected_on_test,
             deflated_sharpe=DeflatedSharpeInfo.from_proto(s.deflated_sharpe)
             if s.HasField("deflated_sharpe")
+            else None,
+            backtest_overfitting=BacktestOverfittingInfo.from_proto(s.backtest_overfitting)
+            if s.HasField("backtest_overfitting")
             else None,
             proto=s,
         )
@@ -384,6 +418,7 @@ class SweepCalls:
 
 
 __all__ = [
+    "BacktestOverfittingInfo",
     "DeflatedSharpeInfo",
     "SweepCalls",
     "SweepInfo",

@@ -348,14 +348,43 @@ class TrainingConfig(_Lenient):
     fitness_metrics: Any = None  # KTRDR; not used
 
 
+class WalkForwardConfig(_Lenient):
+    """Walk-forward folds over the period before the test split (see
+    :mod:`ktrdr.training.folds`). Bars count the distinct base bar times of every symbol."""
+
+    folds: int = Field(ge=2, le=50)  # models trained, one per fold
+    # expanding: every fold trains from the first bar; rolling: on the train_bars before its test
+    window: Literal["expanding", "rolling"] = "expanding"
+    # rolling only: bars in each fold's training window (its validation part included);
+    # default: what the first fold has before its test
+    train_bars: PositiveInt | None = None
+    # bars in each fold's test; default: the period before the test split in folds + 1 parts
+    test_bars: PositiveInt | None = None
+    # rows per symbol dropped at the start of each fold's validation and test, on top of the
+    # exact label purge (a row whose label needs a price of the next part is always dropped)
+    embargo_bars: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _train_bars_rolling(self) -> WalkForwardConfig:
+        if self.train_bars is not None and self.window != "rolling":
+            raise ValueError(
+                "train_bars is the length of a rolling window; an expanding window trains from "
+                "the first bar (set window: rolling, or remove train_bars)"
+            )
+        return self
+
+
 class EvaluationConfig(_Lenient):
-    """Trading metrics on the test period (see :mod:`ktrdr.training.trading`)."""
+    """Trading metrics on the test period (see :mod:`ktrdr.training.trading`), and the
+    optional walk-forward folds before it."""
 
     cost_bps: float = Field(default=5.0, ge=0)  # per unit of position change, in 1/10000
     allow_short: bool = True  # SELL goes short (else flat)
     # equity_fraction: the whole equity in the position, re-invested every bar (compounding);
     # fixed_units: units bought with the initial equity at the test period's first close.
     position_sizing: Literal["equity_fraction", "fixed_units"] = "equity_fraction"
+    # absent: one train/validation/test split (KTRDR's behaviour)
+    walk_forward: WalkForwardConfig | None = None
 
 
 class StrategyConfig(_Lenient):

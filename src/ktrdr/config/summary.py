@@ -43,9 +43,27 @@ def strategy_summary(cfg: StrategyConfig) -> str:
         f"lookahead {labels.label_lookahead}",
         f"Split:      train {split.train:g} / validation {split.validation:g} / "
         f"test {split.test:g}",
+        f"Walk-forward: {walk_forward_line(cfg)}",
         f"Seed:       {seed_line(cfg)}",
     ]
     return "\n".join(lines)
+
+
+def walk_forward_line(cfg: StrategyConfig) -> str:
+    """The walk-forward folds the strategy asks for, or that it has none."""
+    wf = cfg.evaluation.walk_forward
+    if wf is None:
+        return "none (one split; evaluation.walk_forward.folds adds folds)"
+    sizes = [
+        f"train_bars {wf.train_bars}" if wf.train_bars is not None else "",
+        f"test_bars {wf.test_bars}" if wf.test_bars is not None else "",
+        f"embargo {wf.embargo_bars} bars" if wf.embargo_bars else "",
+    ]
+    extra = ", ".join(s for s in sizes if s)
+    return (
+        f"{wf.folds} folds, {wf.window} window{', ' + extra if extra else ''}, before the "
+        "test period (one model each, evaluation only)"
+    )
 
 
 def seed_line(cfg: StrategyConfig) -> str:
@@ -56,4 +74,4 @@ def seed_line(cfg: StrategyConfig) -> str:
     return f"{seed} (the default: the strategy sets no seed; runs are reproducible)"
 
 
-__all__ = ["seed_line", "strategy_summary"]
+__all__ = ["seed_line", "strategy_summary", "walk_forward_line"]

@@ -5,6 +5,7 @@ from ktrdr.plots.training import (
     plot_confusion_matrix,
     plot_equity,
     plot_loss,
+    plot_walk_forward_equity,
     save_training_plot,
     training_figure,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_equity",
     "plot_loss",
+    "plot_walk_forward_equity",
     "save_training_plot",
     "training_figure",
 ]

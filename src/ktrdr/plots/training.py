@@ -1,5 +1,6 @@
 """Training curves (loss and accuracy per epoch, train and validation), the confusion matrix
-and the test period's equity curve (strategy vs buy-and-hold), drawn from a model's
+the test period's equity curve (strategy vs buy-and-hold) and the walk-forward folds'
+out-of-sample one, drawn from a model's
 ``metadata.json``.
 
 Figures are built with ``matplotlib.figure.Figure`` and rendered by the Agg canvas, so
@@ -98,7 +99,18 @@ def plot_confusion_matrix(ax: Axes, metadata: dict[str, Any]) -> None:
 def plot_equity(ax: Axes, metadata: dict[str, Any]) -> None:
     """Equity (1.0 at the start, costs included) of the strategy's signals traded over the
     test period, against buy-and-hold and staying flat (``metrics.trading.equity_curve``)."""
-    trading = metadata.get("metrics", {}).get("trading", {})
+    _equity(ax, metadata.get("metrics", {}).get("trading", {}), "Test period equity")
+
+
+def plot_walk_forward_equity(ax: Axes, metadata: dict[str, Any]) -> None:
+    """The walk-forward folds' test periods traded in order as one out-of-sample run
+    (``metrics.walk_forward.stitched``), against buy-and-hold and staying flat."""
+    wf = metadata.get("metrics", {}).get("walk_forward") or {}
+    folds = len(wf.get("folds", []))
+    _equity(ax, wf.get("stitched", {}), f"Walk-forward out-of-sample equity ({folds} folds)")
+
+
+def _equity(ax: Axes, trading: dict[str, Any], title: str) -> None:
     curve = trading.get("equity_curve") or {}
     times = curve.get("times") or []
     if not times:
@@ -119,7 +131,7 @@ def plot_equity(ax: Axes, metadata: dict[str, Any]) -> None:
     verdict = trading.get("verdict", {})
     beats = verdict.get("beats_baselines")
     suffix = "" if beats is None else (": beats baselines" if beats else ": no better")
-    ax.set_title(f"Test period equity{suffix}")
+    ax.set_title(f"{title}{suffix}")
     ax.set_ylabel("equity")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -128,13 +140,18 @@ def plot_equity(ax: Axes, metadata: dict[str, Any]) -> None:
 
 
 def training_figure(metadata: dict[str, Any]) -> Figure:
-    """One figure: loss, accuracy, confusion matrix and test equity side by side."""
-    figure = Figure(figsize=(20, 4.6), layout="constrained")
-    loss_ax, acc_ax, cm_ax, equity_ax = figure.subplots(1, 4)
-    plot_loss(loss_ax, metadata)
-    plot_accuracy(acc_ax, metadata)
-    plot_confusion_matrix(cm_ax, metadata)
-    plot_equity(equity_ax, metadata)
+    """One figure: loss, accuracy, confusion matrix and test equity side by side (and the
+    walk-forward out-of-sample equity when the model has folds)."""
+    walk_forward = bool(metadata.get("metrics", {}).get("walk_forward"))
+    panels = 5 if walk_forward else 4
+    figure = Figure(figsize=(5 * panels, 4.6), layout="constrained")
+    axes = figure.subplots(1, panels)
+    plot_loss(axes[0], metadata)
+    plot_accuracy(axes[1], metadata)
+    plot_confusion_matrix(axes[2], metadata)
+    plot_equity(axes[3], metadata)
+    if walk_forward:
+        plot_walk_forward_equity(axes[4], metadata)
     name = metadata.get("strategy_name", "model")
     combo = "/".join(
         [",".join(metadata.get("symbols", [])), ",".join(metadata.get("timeframes", []))]
@@ -162,6 +179,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_equity",
     "plot_loss",
+    "plot_walk_forward_equity",
     "save_training_plot",
     "training_figure",
 ]

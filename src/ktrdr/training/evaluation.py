@@ -11,6 +11,7 @@ from torch import nn
 from ktrdr.labels import CLASS_NAMES
 from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.comparison import summary_numbers
+from ktrdr.training.fold_metrics import walk_forward_summary
 from ktrdr.training.trading import validation_summary
 from ktrdr.training.trainer import Tensors, predict_logits
 
@@ -193,6 +194,7 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         out["test_max_drawdown_strategy"] = float(overall["strategy"]["max_drawdown"])
         out["test_trades_strategy"] = float(overall["strategy"]["trades"])
     out.update(validation_summary(metrics))
+    out.update(walk_forward_summary(metrics))
     out.update(summary_numbers(metrics))
     training = metrics.get("training", {})
     for key in ("best_epoch", "epochs_run", "best_val_loss", "train_samples_per_s"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from ktrdr.features import assemble_features, compute_indicators, compute_member
 from ktrdr.fuzzy.coverage import fuzzy_coverage
 from ktrdr.indicators import get_indicator
 from ktrdr.labels import CLASS_NAMES
-from ktrdr.models import MLPClassifier, MLPSpec, embedding_dim_for
+from ktrdr.models import MLPClassifier, MLPSpec
 from ktrdr.storage.bundle import (
     FORMAT_VERSION,
     MODEL_PREFIX,
@@ -47,6 +46,12 @@ from ktrdr.training.evaluation import (
     permutation_importance,
     summary_metrics,
 )
+from ktrdr.training.fitting import (
+    ScaledRows,
+    build_model,
+    build_trainer,
+    predicted,
+)
 from ktrdr.training.progress import (
     STEP_NAMES,
     ProgressCallback,
@@ -59,7 +64,7 @@ from ktrdr.training.progress import (
 from ktrdr.training.result import TrainingResult
 from ktrdr.training.split import chronological_split
 from ktrdr.training.trader_eval import trade_period, trade_signals
-from ktrdr.training.trainer import Tensors, Trainer, class_weights, predict_logits
+from ktrdr.training.walk_forward import run_walk_forward
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +85,6 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
 def warmup_bars(config: StrategyConfig) -> int:
     """Bars a series needs before the first complete feature row."""
     indicator_warmup = max(
@@ -94,11 +93,6 @@ def warmup_bars(config: StrategyConfig) -> int:
     )
     context = PRICE_CONTEXT_WARMUP if config.model.features.include_price_context else 0
     return max(indicator_warmup, context) + config.model.features.lookback_periods + 1
-
-
-def _predicted(model: torch.nn.Module, rows: Tensors) -> np.ndarray:
-    with torch.no_grad():
-        return np.asarray(predict_logits(model, rows).argmax(dim=1).cpu().numpy())
 
 
 class TrainingExecutor:
@@ -228,40 +222,13 @@ class _Run:
                 split.info["rows"],
                 split.info["excluded"],
             )
-            scaler = Scaler.fit(dataset.x[split.train], cfg.model.features.scale_features)
-            x = scaler.transform(dataset.x)
-
-            def part(rows: np.ndarray) -> Tensors:
-                return Tensors.from_numpy(
-                    x[rows], dataset.y[rows], dataset.symbol_idx[rows], device.device
-                )
-
+            scaled = ScaledRows(cfg, dataset, split, device.device)
+            scaler, x, part = scaled.scaler, scaled.x, scaled.part
             train, val, test = part(split.train), part(split.validation), part(split.test)
         with self.step(7):
-            seed_everything(seed)
-            arch = cfg.model.architecture
-            spec = MLPSpec(
-                n_features=len(dataset.feature_names),
-                hidden_layers=tuple(arch.hidden_layers),
-                activation=arch.activation,
-                dropout=arch.dropout,
-                n_symbols=len(symbols),
-                embedding_dim=embedding_dim_for(len(symbols)),
-            )
-            model = MLPClassifier(spec).to(device.device)
-            weights = (
-                class_weights(dataset.y[split.train])
-                if cfg.model.training.class_weights == "balanced"
-                else None
-            )
-            trainer = Trainer(
-                model,
-                cfg.model.training,
-                seed=seed,
-                reporter=self.reporter,
-                cancel=self.cancel,
-                loss_weights=weights,
-            )
+            model, spec = build_model(cfg, dataset, device.device, seed)
+            y_train = dataset.y[split.train]
+            trainer = build_trainer(cfg, model, y_train, seed, self.reporter, self.cancel)
         with self.step(8):
             outcome = trainer.fit(train, val if len(val) else None)
         with self.step(9):
@@ -271,7 +238,7 @@ class _Run:
             )
             signals = ModelSignals(
                 *(
-                    _predicted(model, part(rows))
+                    predicted(model, part(rows))
                     for rows in (split.validation, split.test, split.test_period)
                 )
             )
@@ -292,6 +259,14 @@ class _Run:
                 signals,
                 trading,
                 seed=seed,
+            )
+            wf = cfg.evaluation.walk_forward
+            walk_forward = (
+                run_walk_forward(
+                    cfg, wf, dataset, device.device, seed, self.reporter, self.cancel, step=9
+                )
+                if wf is not None
+                else None
             )
         with self.step(10):
             importance = permutation_importance(
@@ -328,6 +303,8 @@ class _Run:
             }
             if val_trading is not None:
                 metrics["validation_trading"] = val_trading
+            if walk_forward is not None:
+                metrics["walk_forward"] = walk_forward
             metrics["summary"] = summary_metrics(metrics)
             bundle = self._package(
                 model,

@@ -72,24 +72,58 @@ def split_boundaries(dataset: Dataset, split: DataSplitConfig) -> tuple[np.datet
     return times[n_train], times[n_train + n_val]
 
 
-def chronological_split(dataset: Dataset, split: DataSplitConfig) -> Split:
-    """Step 6: the calendar split, with unconfirmed rows excluded and the purge/embargo."""
-    val_start, test_start = split_boundaries(dataset, split)
+@dataclass(frozen=True)
+class Parts:
+    """Each row's part (0 train, 1 validation, 2 test, -1 outside the window) and why a row
+    of its part is left out."""
+
+    part: np.ndarray
+    crosses: np.ndarray  # the label needs a price at or after the next part's start (purged)
+    embargoed: np.ndarray
+
+    def usable(self, dataset: Dataset) -> np.ndarray:
+        return dataset.confirmed & ~self.crosses & ~self.embargoed & (self.part >= 0)
+
+
+def partition(
+    dataset: Dataset,
+    val_start: np.datetime64,
+    test_start: np.datetime64,
+    embargo_bars: int,
+    *,
+    start: np.datetime64 | None = None,
+    end: np.datetime64 | None = None,
+) -> Parts:
+    """Rows in ``[start, val_start)`` train, ``[val_start, test_start)`` validation,
+    ``[test_start, end)`` test (an open end when ``start``/``end`` is None), with the purge at
+    both boundaries and the embargo after them."""
     ts, known = dataset.timestamps, dataset.known_at
     part = np.where(ts >= test_start, 2, np.where(ts >= val_start, 1, 0))
-    # The start of the part after each row's part (NaT for the test part: nothing follows).
+    if start is not None:
+        part = np.where(ts < start, -1, part)
+    if end is not None:
+        part = np.where(ts >= end, -1, part)
+    # The start of the part after each row's part (the test part has none: nothing follows).
     next_start = np.where(part == 0, val_start, test_start)
     if val_start == test_start:
         next_start = np.full(len(ts), test_start)
-    crosses = (part < 2) & ~np.isnat(known) & (known >= next_start)
+    crosses = (part >= 0) & (part < 2) & ~np.isnat(known) & (known >= next_start)
     embargoed = np.zeros(len(ts), dtype=bool)
-    if split.embargo_bars > 0:
+    if embargo_bars > 0:
         for i in range(len(dataset.symbols)):
             own = np.flatnonzero(dataset.symbol_idx == i)
             for boundary in {val_start, test_start}:
-                after = own[ts[own] >= boundary][: split.embargo_bars]
+                after = own[ts[own] >= boundary][:embargo_bars]
                 embargoed[after] = True
-    usable = dataset.confirmed & ~crosses & ~embargoed
+    return Parts(part, crosses, embargoed)
+
+
+def chronological_split(dataset: Dataset, split: DataSplitConfig) -> Split:
+    """Step 6: the calendar split, with unconfirmed rows excluded and the purge/embargo."""
+    val_start, test_start = split_boundaries(dataset, split)
+    parts = partition(dataset, val_start, test_start, split.embargo_bars)
+    part, crosses, embargoed = parts.part, parts.crosses, parts.embargoed
+    usable = parts.usable(dataset)
     rows = {name: np.flatnonzero(usable & (part == k)) for k, name in enumerate(PARTS)}
     if (
         len(rows["train"]) < 1
@@ -142,4 +176,4 @@ def _iso(value: np.datetime64) -> str:
     return pd.Timestamp(value).tz_localize("UTC").isoformat()
 
 
-__all__ = ["PARTS", "Split", "chronological_split", "split_boundaries"]
+__all__ = ["PARTS", "Parts", "Split", "chronological_split", "partition", "split_boundaries"]

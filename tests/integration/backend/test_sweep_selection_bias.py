@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from ktrdr.backend.sweeps.selection_bias import SELECTED_ON_TEST_TAG
+from ktrdr.research.overfitting import backtest_overfitting
 from ktrdr.research.selection import SharpeSample, deflated_sharpe
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -214,3 +215,33 @@ async def test_the_cli_flag_the_refusal_and_the_client_argument(backend, capsys)
             assert str(done.deflated_sharpe).startswith("deflated Sharpe ratio")
 
     await asyncio.to_thread(with_the_client)
+
+
+WALK_FORWARD = [*FAST, common_pb2.FieldOverride(path="evaluation.walk_forward.folds", value="4")]
+
+
+async def test_get_sweep_reports_pbo_over_the_trials_walk_forward_folds(backend):
+    # a walk-forward objective reads no test period: accepted, not marked
+    sweep = await run_to_end(
+        backend,
+        request(
+            field_overrides=WALK_FORWARD,
+            objective="wf_mean_return",
+            direction=pb.OBJECTIVE_DIRECTION_MAXIMIZE,
+        ),
+    )
+    assert sweep.status == pb.SWEEP_STATUS_COMPLETED, sweep
+    assert not sweep.selected_on_test
+    pbo = sweep.backtest_overfitting
+    matrix = [[t.metrics[f"wf_fold_return_{k}"] for t in sweep.trials] for k in range(1, 5)]
+    expected = backtest_overfitting(matrix, 4, metric=statistics.fmean)
+    assert pbo.HasField("probability") and pbo.probability == pytest.approx(expected.probability)
+    assert (pbo.n_trials, pbo.n_folds, pbo.combinations) == (3, 4, 6)
+    assert pbo.description.startswith("probability of backtest overfitting")
+
+
+async def test_without_folds_pbo_says_it_is_unavailable(backend):
+    sweep = await run_to_end(backend, request())
+    pbo = sweep.backtest_overfitting
+    assert sweep.HasField("backtest_overfitting") and not pbo.HasField("probability")
+    assert "no walk-forward folds" in pbo.reason

@@ -36,16 +36,20 @@ class SavedModel:
     size: int
 
 
-HELD_OUT_PREFIXES = ("test_", "val_")
+HELD_OUT_PREFIXES = ("test_", "val_", "wf_")
+PER_FOLD_PREFIX = "wf_fold_"  # each fold's number: in the result, not in the registry
 
 
 def test_metrics(metrics: dict[str, object]) -> dict[str, float]:
     """The held-out numbers of a metrics summary for the model registry: the test split's
-    ("test_*") and the validation split's ("val_*", what ``models list`` sorts by default)."""
+    ("test_*"), the validation split's ("val_*", what ``models list`` sorts by default) and
+    the walk-forward folds' aggregates ("wf_*")."""
     return {
         k: float(v)  # type: ignore[arg-type]
         for k, v in metrics.items()
-        if k.startswith(HELD_OUT_PREFIXES) and isinstance(v, int | float)
+        if k.startswith(HELD_OUT_PREFIXES)
+        and not k.startswith(PER_FOLD_PREFIX)
+        and isinstance(v, int | float)
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ktrdr.backend.conversions import us_to_timestamp
+from ktrdr.backend.sweeps.overfitting import overfitting_to_proto, sweep_overfitting
 from ktrdr.backend.sweeps.selection_bias import deflated_sharpe_to_proto, sweep_deflated_sharpe
 from ktrdr.backend.sweeps.store import SweepRecord, TrialRecord
 from ktrdr.training.v1 import backend_pb2 as pb
@@ -77,6 +78,9 @@ def sweep_to_proto(
         dsr = sweep_deflated_sharpe(record, trials, best)
         if dsr is not None:
             message.deflated_sharpe.CopyFrom(deflated_sharpe_to_proto(dsr, best.number))
+        pbo = sweep_overfitting(trials)
+        if pbo is not None:
+            message.backtest_overfitting.CopyFrom(overfitting_to_proto(pbo))
     return message
 
 

@@ -8,7 +8,9 @@ artifact. When the sweep ends it gets its status (FINISHED, KILLED for a cancell
 FAILED), the best trial as ``best_value`` / ``best_trial`` metrics and ``best.<path>``
 parameters, the best trial's deflated Sharpe ratio as the metric ``deflated_sharpe`` (with
 ``deflated_sharpe.expected_max_sharpe`` and ``.n_trials``; the tag
-``ktrdr.deflated_sharpe`` says in words what it means, or why there is none), and the
+``ktrdr.deflated_sharpe`` says in words what it means, or why there is none), the probability
+of backtest overfitting over the trials' walk-forward folds as ``backtest_overfitting`` (the
+tag ``ktrdr.backtest_overfitting`` says what it means, or why there is none), and the
 objective of every completed trial as the metric ``objective`` with the trial number as step.
 A trial's run points at it with MLflow's ``mlflow.parentRunId`` tag, which is how MLflow's UI
 nests runs.
@@ -180,6 +182,7 @@ def finish_parent(client: Any, run_id: str, record: SweepRecord, trials: list[Tr
     from mlflow.entities import Metric, Param, RunTag
 
     from ktrdr.backend.sweeps.convert import best_trial
+    from ktrdr.backend.sweeps.overfitting import sweep_overfitting
     from ktrdr.backend.sweeps.selection_bias import sweep_deflated_sharpe
 
     status, run_status = _STATUS.get(record.status, ("unknown", "FINISHED"))
@@ -218,6 +221,12 @@ def finish_parent(client: Any, run_id: str, record: SweepRecord, trials: list[Tr
                 Metric("deflated_sharpe.expected_max_sharpe", dsr.expected_max_sharpe, end_ms, 0)
             )
         metrics.append(Metric("deflated_sharpe.n_trials", float(dsr.n_trials), end_ms, 0))
+    pbo = sweep_overfitting(trials)
+    if pbo is not None:
+        tags.append(RunTag("ktrdr.backtest_overfitting", pbo.describe()[:5000]))
+        if pbo.probability is not None:
+            metrics.append(Metric("backtest_overfitting", pbo.probability, end_ms, 0))
+            metrics.append(Metric("backtest_overfitting.n_folds", float(pbo.n_folds), end_ms, 0))
     for i in range(0, max(len(params), len(metrics), 1), 100):
         client.log_batch(
             run_id,

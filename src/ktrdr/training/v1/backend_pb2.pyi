@@ -815,7 +815,7 @@ class SweepTrial(_message.Message):
     def __init__(self, number: _Optional[int] = ..., status: _Optional[_Union[TrialStatus, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., operation_id: _Optional[str] = ..., pruned_at_epoch: _Optional[int] = ..., last_epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., started_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
 
 class Sweep(_message.Message):
-    __slots__ = ("sweep_id", "status", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "owner", "created_time", "finished_time", "trials", "best_trial", "trial_counts", "prune_metric", "error", "selected_on_test", "deflated_sharpe")
+    __slots__ = ("sweep_id", "status", "strategy_name", "parameters", "objective", "direction", "n_trials", "parallelism", "sampler", "pruner", "seed", "execution_mode", "owner", "created_time", "finished_time", "trials", "best_trial", "trial_counts", "prune_metric", "error", "selected_on_test", "deflated_sharpe", "backtest_overfitting")
     class TrialCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -845,6 +845,7 @@ class Sweep(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SELECTED_ON_TEST_FIELD_NUMBER: _ClassVar[int]
     DEFLATED_SHARPE_FIELD_NUMBER: _ClassVar[int]
+    BACKTEST_OVERFITTING_FIELD_NUMBER: _ClassVar[int]
     sweep_id: str
     status: SweepStatus
     strategy_name: str
@@ -867,7 +868,26 @@ class Sweep(_message.Message):
     error: _common_pb2.ErrorDetail
     selected_on_test: bool
     deflated_sharpe: DeflatedSharpe
-    def __init__(self, sweep_id: _Optional[str] = ..., status: _Optional[_Union[SweepStatus, str]] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[SweepTrial, _Mapping]]] = ..., best_trial: _Optional[_Union[SweepTrial, _Mapping]] = ..., trial_counts: _Optional[_Mapping[str, int]] = ..., prune_metric: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., selected_on_test: _Optional[bool] = ..., deflated_sharpe: _Optional[_Union[DeflatedSharpe, _Mapping]] = ...) -> None: ...
+    backtest_overfitting: BacktestOverfitting
+    def __init__(self, sweep_id: _Optional[str] = ..., status: _Optional[_Union[SweepStatus, str]] = ..., strategy_name: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[SweepParameter, _Mapping]]] = ..., objective: _Optional[str] = ..., direction: _Optional[_Union[ObjectiveDirection, str]] = ..., n_trials: _Optional[int] = ..., parallelism: _Optional[int] = ..., sampler: _Optional[_Union[SweepSampler, str]] = ..., pruner: _Optional[_Union[SweepPruner, str]] = ..., seed: _Optional[int] = ..., execution_mode: _Optional[_Union[ExecutionMode, str]] = ..., owner: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[SweepTrial, _Mapping]]] = ..., best_trial: _Optional[_Union[SweepTrial, _Mapping]] = ..., trial_counts: _Optional[_Mapping[str, int]] = ..., prune_metric: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., selected_on_test: _Optional[bool] = ..., deflated_sharpe: _Optional[_Union[DeflatedSharpe, _Mapping]] = ..., backtest_overfitting: _Optional[_Union[BacktestOverfitting, _Mapping]] = ...) -> None: ...
+
+class BacktestOverfitting(_message.Message):
+    __slots__ = ("probability", "reason", "n_trials", "n_folds", "combinations", "metric", "description")
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    N_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    N_FOLDS_FIELD_NUMBER: _ClassVar[int]
+    COMBINATIONS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    probability: float
+    reason: str
+    n_trials: int
+    n_folds: int
+    combinations: int
+    metric: str
+    description: str
+    def __init__(self, probability: _Optional[float] = ..., reason: _Optional[str] = ..., n_trials: _Optional[int] = ..., n_folds: _Optional[int] = ..., combinations: _Optional[int] = ..., metric: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class DeflatedSharpe(_message.Message):
     __slots__ = ("probability", "reason", "n_trials", "trial_number", "sharpe", "expected_max_sharpe", "observations", "description")
