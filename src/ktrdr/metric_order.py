@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-# Better lower: losses, and drawdowns (the trading metrics' max_drawdown is a positive
-# fraction of the peak). Every other metric is better higher.
-LOWER_IS_BETTER = ("loss", "drawdown")
+# Better lower: losses, drawdowns (the trading metrics' max_drawdown is a positive fraction of
+# the peak) and spreads over walk-forward folds (wf_std_return: steadier is better). Every other
+# metric is better higher.
+LOWER_IS_BETTER = ("loss", "drawdown", "_std_")
 
 
 def lower_is_better(metric: str) -> bool:

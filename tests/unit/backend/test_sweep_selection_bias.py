@@ -169,11 +169,13 @@ def test_a_prune_metric_no_epoch_reports_is_refused(metric: str) -> None:
         ("val_loss", True),
         ("best_val_loss", True),
         ("val_max_drawdown_strategy", True),
+        ("wf_std_return", True),
+        ("wf_mean_return", False),
         ("val_accuracy", False),
         ("val_sharpe_strategy", False),
     ],
 )
-def test_without_a_direction_losses_and_drawdowns_are_minimised(
+def test_without_a_direction_losses_drawdowns_and_fold_spreads_are_minimised(
     objective: str, minimised: bool
 ) -> None:
     from ktrdr.backend.sweeps.space import default_direction
