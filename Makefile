@@ -9,9 +9,8 @@ PYTEST_ARGS ?=
 .PHONY: setup test test-unit test-integration test-e2e chaos chaos-short quality lint format protos proto-breaking demo bench mlflow-ui clean
 
 # Creates .venv and installs the project with the training library, the services, MLflow
-# tracking, Ray (the host's optional Ray mode), sweeps (Optuna), tracing (OpenTelemetry) and the
-# dev tools; a no-op
-# while pyproject.toml is unchanged.
+# tracking, Ray (the host's optional Ray mode), sweeps (Optuna), tracing (OpenTelemetry) and
+# the dev tools; a no-op while pyproject.toml is unchanged.
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
