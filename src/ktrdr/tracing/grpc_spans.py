@@ -27,6 +27,16 @@ from ktrdr.tracing.otel import PROPAGATOR, end_span, tracer
 
 UNTRACED = ("/grpc.health.v1.Health/", "/ktrdr.training.v1.Backend/HostHeartbeat")
 CONTEXT_KEYS = ("traceparent", "tracestate")
+# Calls that start or finish an operation's work: a trace of their own even when the caller
+# sends no context. Any other call gets a server span only under a caller's traceparent.
+ROOTS = frozenset(
+    {
+        "/ktrdr.training.v1.Backend/CreateTraining",
+        "/ktrdr.training.v1.Backend/CreateSweep",
+        "/ktrdr.training.v1.Backend/SubmitResults",
+        "/ktrdr.training.v1.TrainingHost/StartTraining",
+    }
+)
 _KINDS = {
     (False, False): "unary_unary",
     (False, True): "unary_stream",
@@ -56,8 +66,9 @@ def _incoming(metadata: Any) -> dict[str, str]:
 
 # -- server ------------------------------------------------------------------------------
 class ServerSpans(grpc.aio.ServerInterceptor):
-    """A SERVER span per call, current while the servicer runs (so what it starts, tasks
-    included, is under it). A ``traceparent`` that does not parse starts a new trace."""
+    """A SERVER span per call that carries a trace context or starts work (``ROOTS``),
+    current while the servicer runs (so what it starts, tasks included, is under it). A
+    ``traceparent`` that does not parse starts a new trace."""
 
     async def intercept_service(
         self,
@@ -73,6 +84,8 @@ class ServerSpans(grpc.aio.ServerInterceptor):
         if behavior is None:
             return handler
         parent = _incoming(handler_call_details.invocation_metadata)
+        if not parent and method not in ROOTS:  # an untraced caller's read: no trace of its own
+            return handler
         wrapped = _wrap(behavior, method, parent)
         return handler._replace(**{kind: wrapped})  # type: ignore[attr-defined, no-any-return]
 

@@ -212,3 +212,42 @@ def test_json_lines_carry_the_current_span(spans: InMemorySpanExporter):
     assert inside["trace_id"] == format(context.trace_id, "032x")
     assert inside["span_id"] == format(context.span_id, "016x")
     assert "trace_id" not in outside and "span_id" not in outside
+
+
+class _Details:
+    def __init__(self, method: str, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.method = method
+        self.invocation_metadata = metadata
+
+
+@pytest.mark.parametrize(
+    ("method", "metadata", "traced"),
+    [
+        ("/ktrdr.training.v1.Backend/GetOperation", (), False),  # an untraced caller's read
+        ("/ktrdr.training.v1.Backend/GetOperation", (("traceparent", VALID),), True),
+        ("/ktrdr.training.v1.Backend/CreateTraining", (), True),  # starts work: always
+        ("/ktrdr.training.v1.TrainingHost/StartTraining", (), True),
+        ("/grpc.health.v1.Health/Check", (("traceparent", VALID),), False),
+        ("/ktrdr.training.v1.Backend/HostHeartbeat", (("traceparent", VALID),), False),
+    ],
+)
+def test_which_calls_get_a_server_span(
+    spans: InMemorySpanExporter, method: str, metadata: tuple[tuple[str, str], ...], traced: bool
+):
+    async def behavior(request: Any, context: Any) -> str:
+        return "answer"
+
+    handler = grpc.unary_unary_rpc_method_handler(behavior)
+
+    async def continuation(_: Any) -> grpc.RpcMethodHandler:
+        return handler
+
+    async def call() -> Any:
+        wrapped = await grpc_spans.ServerSpans().intercept_service(
+            continuation,
+            _Details(method, metadata),  # type: ignore[arg-type]
+        )
+        return await wrapped.unary_unary(None, _Context())
+
+    assert asyncio.run(call()) == "answer"
+    assert [s.name for s in spans.get_finished_spans()] == ([method] if traced else [])
