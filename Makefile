@@ -9,13 +9,13 @@ PYTEST_ARGS ?=
 .PHONY: setup test test-unit test-integration test-e2e chaos chaos-short quality lint format protos proto-breaking demo bench mlflow-ui clean
 
 # Creates .venv and installs the project with the training library, the services, MLflow
-# tracking, Ray (the host's optional Ray mode), sweeps (Optuna) and the dev tools; a no-op
-# while pyproject.toml is unchanged.
+# tracking, Ray (the host's optional Ray mode), sweeps (Optuna), tracing (OpenTelemetry) and
+# the dev tools; a no-op while pyproject.toml is unchanged.
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -e '.[training,mlflow,ray,sweeps,dev]'
+	$(PIP) install --quiet --disable-pip-version-check -e '.[training,mlflow,ray,sweeps,tracing,dev]'
 	@touch $(STAMP)
 
 # The tiers (README "Tests"), one folder each: unit (tests/unit: in-process: no ports, no

@@ -26,6 +26,7 @@ BENCHMARKS = [
     "bench_tracking.py",
     "bench_listing.py",
     "bench_metrics.py",
+    "bench_tracing.py",
 ]
 
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import grpc
 
+from ktrdr import tracing
 from ktrdr.log_format import set_operation_id
 from ktrdr.security.channels import aio_channel
 from ktrdr.security.diagnose import HOST_TO_BACKEND, explain_token, explain_unavailable
@@ -194,6 +195,12 @@ class ResultSender:
     # -- one model ---------------------------------------------------------------------------
     async def _deliver(self, entry: SpoolEntry, state: DeliveryState) -> None:
         set_operation_id(entry.session_id)  # this task's log lines carry it
+        # Under the session's span (the task started in it); a model resent after a restart
+        # starts a trace of its own.
+        with tracing.span("deliver results", {"ktrdr.operation_id": entry.session_id}):
+            await self._attempts(entry, state)
+
+    async def _attempts(self, entry: SpoolEntry, state: DeliveryState) -> None:
         while True:
             state.attempts += 1
             state.last_attempt_time = datetime.now(UTC)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from ktrdr import tracing
 from ktrdr.security.local_records import announce, withdraw
 from ktrdr.security.tls import SecurityConfigError, check_listen_security, split_host
 from ktrdr.service.server import Health, bind, build_server
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # imported when metrics are on (prometheus_client)
 
 logger = logging.getLogger(__name__)
 
+HOST_SERVICE = "ktrdr-host"  # the spans' service name unless OTEL_SERVICE_NAME
 SERVER_STOP_GRACE_S = 2.0  # lets finished streams flush their last events
 
 
@@ -87,6 +89,7 @@ class RunningHost:
             withdraw(self.address)
             if self.metrics is not None:  # last: a scrape sees the stop's transitions
                 await asyncio.to_thread(self.metrics.stop)
+            await asyncio.to_thread(tracing.flush)
         logger.info("host stopped")
 
 
@@ -94,6 +97,7 @@ async def start_host(
     settings: HostSettings, *, executor_factory: ExecutorFactory | None = None
 ) -> RunningHost:
     """Start serving on ``settings.address`` and resend the spool; returns the running host."""
+    tracing.start(HOST_SERVICE)  # when the OTEL_* variables say so; before servers, channels
     settings = settings.absolute()  # every path once, from the working dir (logged)
     check_listen_security(
         settings.address,
@@ -238,6 +242,7 @@ async def serve(
         await stop.wait()
     finally:
         await host.shutdown(force)
+        tracing.shutdown()
 
 
 __all__ = ["RunningHost", "serve", "start_host"]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from ktrdr import tracing
 from ktrdr.errors import TrainingCancelled
 from ktrdr.log_format import set_operation_id
 from ktrdr.service.convert import error_to_proto, simple_event, timestamp_to_proto
@@ -166,8 +167,14 @@ class Session:
         )
 
     async def _main(self, spool: Spool, sender: ResultSender) -> None:
-        assert self.run is not None
         set_operation_id(self.session_id)  # the backend's operation id: on every log line
+        # The session's life as a span under the StartTraining call (the task started in
+        # it): the worker's spans and the delivery's go under it.
+        with tracing.span("session", {"ktrdr.operation_id": self.session_id}):
+            await self._train(spool, sender)
+
+    async def _train(self, spool: Spool, sender: ResultSender) -> None:
+        assert self.run is not None
         outcome = "failed"
         try:
             try:

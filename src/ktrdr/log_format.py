@@ -4,8 +4,8 @@
 one JSON object: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, ``exception``
 (the traceback, when there is one) and ``operation_id`` while an operation's work runs
 (``operation_context``; the backend's operation id is also the host's session id, so one id
-follows a training across both services). ``trace_id`` and ``span_id`` are reserved for trace
-context and written only when a record carries them.
+follows a training across both services). ``trace_id`` and ``span_id``: the current span's
+while tracing is on (``ktrdr.tracing`` installs the lookup), or those a record carries.
 
 The format travels to worker processes in ``KTRDR_LOG_FORMAT``: a worker's lines go to the
 service's stderr and must be the same format. Standard library only (workers import it).
@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -32,6 +32,14 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TRACE_FIELDS = ("trace_id", "span_id")
 
 _operation_id: contextvars.ContextVar[str] = contextvars.ContextVar("operation_id", default="")
+# The current span's (trace id, span id), set by ktrdr.tracing while tracing is on.
+_trace_ids: Callable[[], tuple[str, str]] | None = None
+
+
+def set_trace_ids(lookup: Callable[[], tuple[str, str]] | None) -> None:
+    """Where JSON lines find the current trace and span ids (None: nowhere)."""
+    global _trace_ids
+    _trace_ids = lookup
 
 
 def current_operation_id() -> str:
@@ -67,8 +75,9 @@ class JsonFormatter(logging.Formatter):
         operation_id = getattr(record, "operation_id", "") or _operation_id.get()
         if operation_id:
             entry["operation_id"] = operation_id
-        for name in TRACE_FIELDS:
-            value = getattr(record, name, "")
+        ids = _trace_ids() if _trace_ids is not None else ("", "")
+        for name, current in zip(TRACE_FIELDS, ids, strict=True):
+            value = getattr(record, name, "") or current
             if value:
                 entry[name] = value
         if record.exc_info:
@@ -122,4 +131,5 @@ __all__ = [
     "inherited_format",
     "operation_context",
     "set_operation_id",
+    "set_trace_ids",
 ]

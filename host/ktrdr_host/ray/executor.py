@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ktrdr import tracing
 from ktrdr.errors import DataError, TrainingCancelled, WorkerDied
 from ktrdr.training.progress import ProgressEvent, ProgressKind
 from ktrdr.worker.entry import WorkerOutcome, WorkerRequest
@@ -109,6 +110,7 @@ class RayExecutor:
             device=self.device_request,
             strategy_yaml=strategy_yaml,
             max_batch_events_per_s=settings.max_batch_events_per_s,
+            **tracing.for_worker(),  # the worker's spans join this trace
         )
         cpus = settings.ray_cpus_per_session
         gpus = settings.ray_gpus_per_session if self.device_request.startswith("cuda") else 0

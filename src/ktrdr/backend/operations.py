@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 
+from ktrdr import tracing
 from ktrdr.backend.auth.roles import may_act_on_any_operation
 from ktrdr.backend.conversions import operation_to_proto
 from ktrdr.backend.database import DatabaseBusy
@@ -321,10 +322,18 @@ class Operations:
         self._live[op.id] = op
         op.events = self.events
 
+        # The operation's life as a span, under the CreateTraining call that started it (a
+        # new trace for one taken over at start): the host's and worker's spans go under it.
+        span = tracing.span(
+            "operation",
+            {"ktrdr.operation_id": op.id, "ktrdr.mode": "host" if op.record.is_host else "local"},
+        )
+
         async def guarded() -> None:
             set_operation_id(op.id)  # this task's log lines (and its threads') carry it
             try:
-                await work  # type: ignore[misc]
+                with span:
+                    await work  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from ktrdr import tracing
 from ktrdr.backend.auth import TokenStore, backend_policy, bootstrap_local_tokens
 from ktrdr.backend.auth.token_store import ADMIN_TOKEN_FILE, HOST_TOKEN_FILE
 from ktrdr.backend.database import Database
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # imported when metrics are on (prometheus_client)
 
 logger = logging.getLogger(__name__)
 
+BACKEND_SERVICE = "ktrdr-backend"  # the spans' service name unless OTEL_SERVICE_NAME
 SERVICE_NAME = backend_pb2.DESCRIPTOR.services_by_name["Backend"].full_name
 
 
@@ -55,6 +57,8 @@ class BackendApp:
         self, settings: BackendSettings, *, runner_factory: RunnerFactory | None = None
     ) -> None:
         """``runner_factory`` replaces the worker processes of local runs (tests)."""
+        # Traces when the OTEL_* variables configure them (before any server or channel).
+        tracing.start(BACKEND_SERVICE)
         # Every path once, from the working directory at start (logged).
         self.settings = settings = settings.absolute()
         self.runner_factory = runner_factory
@@ -282,6 +286,7 @@ class BackendApp:
             withdraw(self._announced)
         if self.metrics_endpoint is not None:  # last: a scrape sees the stop's transitions
             await asyncio.to_thread(self.metrics_endpoint.stop)
+        await asyncio.to_thread(tracing.flush)
 
 
 async def serve(settings: BackendSettings) -> None:
@@ -300,3 +305,4 @@ async def serve(settings: BackendSettings) -> None:
         await stop.wait()
     finally:
         await app.stop(force)
+        tracing.shutdown()

@@ -173,6 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ktrdr.backend import BackendSettings, serve
     from ktrdr.security.tls import SecurityConfigError
+    from ktrdr.tracing import TracingConfigError
 
     overrides = {
         **security_overrides(args),
@@ -203,7 +204,14 @@ def _serve(args: argparse.Namespace) -> int:
     watch_parent_from_env()
     try:
         asyncio.run(serve(settings))
-    except (SecurityConfigError, TrackingUnavailable, OSError, WalRefused, DatabaseBusy) as exc:
+    except (
+        SecurityConfigError,
+        TracingConfigError,
+        TrackingUnavailable,
+        OSError,
+        WalRefused,
+        DatabaseBusy,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -8,6 +8,7 @@ The backend address comes from ``--backend`` or ``$KTRDR_BACKEND_ADDRESS`` (defa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ktrdr import tracing
 from ktrdr.cli.summary import (
     comparison_summary,
     number,
@@ -340,8 +342,10 @@ def _train_remote(args: argparse.Namespace) -> int:
 
     # Ctrl-C from here on sets a flag (and cancels the stream being watched) instead of
     # raising wherever the main thread is; it works even if SIGINT was inherited ignored.
-    with CtrlC() as ctrl_c:
+    with CtrlC() as ctrl_c, contextlib.ExitStack() as traced:
         client = _client(args)
+        # With tracing on (OTEL_* variables), this command is the root of the trace.
+        traced.enter_context(tracing.span("train", {"ktrdr.backend": client.address}))
         log.info("asking %s to create a training operation", client.address)
         if ctrl_c.interrupted:
             print("\ninterrupted: no operation was created", file=sys.stderr)

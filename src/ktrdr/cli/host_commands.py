@@ -116,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ktrdr.security.tls import SecurityConfigError
+    from ktrdr.tracing import TracingConfigError
     from ktrdr_host.ray.cluster import RayUnavailable
     from ktrdr_host.server import RunningHost, serve
     from ktrdr_host.settings import HostSettings
@@ -162,7 +163,7 @@ def _serve(args: argparse.Namespace) -> int:
     watch_parent_from_env()
     try:
         asyncio.run(serve(settings, on_ready=ready))
-    except (SecurityConfigError, RayUnavailable, OSError) as exc:
+    except (SecurityConfigError, TracingConfigError, RayUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if running and running[0].ray is not None and running[0].ray.abandoned:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -21,6 +22,7 @@ from typing import Any, Literal, overload
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ktrdr import tracing
 from ktrdr.client.connection import client_tls, resolve_token
 from ktrdr.client.errors import KtrdrClientError, service_error, translate_errors
 from ktrdr.client.hosts import HostCalls
@@ -48,6 +50,18 @@ BACKEND_ADDRESS_ENV = "KTRDR_BACKEND_ADDRESS"
 BACKEND_SERVICE = "ktrdr.training.v1.Backend"
 
 EventCallback = Callable[[common_pb2.ProgressEvent], None]
+
+
+CLIENT_SERVICE = "ktrdr-client"  # the spans' service name unless OTEL_SERVICE_NAME
+
+
+def _start_tracing() -> None:
+    """Traces from this process when the OTEL_* variables configure them; a setup this
+    client cannot export with is said once, and the client works without traces."""
+    try:
+        tracing.start(CLIENT_SERVICE, announce=False)
+    except tracing.TracingConfigError as exc:
+        warnings.warn(f"traces are off: {exc}", RuntimeWarning, stacklevel=3)
 
 
 def default_backend_address() -> str:
@@ -140,6 +154,7 @@ class TrainingClient(ModelCalls, SweepCalls, HostCalls):
         ``tls``: ``ClientTLS`` (default from ``$KTRDR_TLS_*``: plaintext unless set)."""
         self.address = address or default_backend_address()
         self.timeout_s = timeout_s
+        _start_tracing()
         self._own_channel = channel is None
         # The channel's TLS settings (None for a channel given by the caller: unknown), for
         # naming the cause of a failed connection.
@@ -310,29 +325,34 @@ class TrainingClient(ModelCalls, SweepCalls, HostCalls):
         ``wait=False`` returns a ``TrainingRun`` at once. Interrupting the wait
         (KeyboardInterrupt) asks the backend to cancel the operation, then re-raises.
         """
-        operation = self.create_training(
-            strategy,
-            symbols=symbols,
-            timeframes=timeframes,
-            start=start,
-            end=end,
-            mode=mode,
-            require_gpu=require_gpu,
-            seed=seed,
-            device=device,
-            tags=tags,
-            fields=fields,
-            set_fields=set_fields,
-        )
-        run = TrainingRun(self, operation)
-        if not wait:
-            return run
-        try:
-            return self.watch(operation.operation_id, progress=progress, check=check)
-        except KeyboardInterrupt:
-            with contextlib.suppress(KtrdrClientError):
-                self.cancel(operation.operation_id, reason="interrupted in the client")
-            raise
+        # With tracing on, the call is the root of the operation's trace (or continues the
+        # caller's current span).
+        with tracing.span("train", {"ktrdr.backend": self.address}) as span:
+            operation = self.create_training(
+                strategy,
+                symbols=symbols,
+                timeframes=timeframes,
+                start=start,
+                end=end,
+                mode=mode,
+                require_gpu=require_gpu,
+                seed=seed,
+                device=device,
+                tags=tags,
+                fields=fields,
+                set_fields=set_fields,
+            )
+            if span is not None:
+                span.set_attribute("ktrdr.operation_id", operation.operation_id)
+            run = TrainingRun(self, operation)
+            if not wait:
+                return run
+            try:
+                return self.watch(operation.operation_id, progress=progress, check=check)
+            except KeyboardInterrupt:
+                with contextlib.suppress(KtrdrClientError):
+                    self.cancel(operation.operation_id, reason="interrupted in the client")
+                raise
 
     def events(
         self,

@@ -1,7 +1,8 @@
 """Every channel the project opens: TLS or plaintext, with a bearer token when there is one.
 
 The token travels as ``authorization: Bearer TOKEN`` metadata, added to each call by a client
-interceptor (call credentials would need TLS, and a loopback setup may run without it).
+interceptor (call credentials would need TLS, and a loopback setup may run without it). With
+tracing on (``ktrdr.tracing``), each call also gets a client span and ``traceparent``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from ktrdr import tracing
 from ktrdr.security.tls import ClientTLS
 
 Options = Sequence[tuple[str, Any]]
@@ -83,6 +85,10 @@ def sync_channel(
         channel = grpc.secure_channel(address, tls.credentials("KTRDR_"), options=merged)
     else:
         channel = grpc.insecure_channel(address, options=merged)
+    if tracing.active():  # a client span per call; its traceparent goes in the metadata
+        from ktrdr.tracing import grpc_spans
+
+        channel = grpc_spans.traced_channel(channel)
     if token is None:
         return channel
     source = token if callable(token) else (lambda: token)  # type: ignore[return-value]
@@ -143,13 +149,17 @@ def aio_channel(
     service runs is picked up by the next call.
     """
     merged = _tls_options(tls, options)
-    interceptors = None
+    interceptors: list[grpc.aio.ClientInterceptor] | None = None
     if token is not None:
         source = token if callable(token) else (lambda: token)  # type: ignore[return-value]
         interceptors = [
             cls(source)
             for cls in (_AioUnaryUnary, _AioUnaryStream, _AioStreamUnary, _AioStreamStream)
         ]
+    if tracing.active():  # a client span per call; its traceparent goes in the metadata
+        from ktrdr.tracing import grpc_spans
+
+        interceptors = [*grpc_spans.aio_client_interceptors(), *(interceptors or [])]
     if tls is not None and tls.enabled:
         return grpc.aio.secure_channel(
             address, tls.credentials(), options=merged, interceptors=interceptors

@@ -10,6 +10,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ktrdr import tracing
 from ktrdr.security.tls import ServerTLS
 from ktrdr.service.decoding import RejectUndecodable
 from ktrdr.service.error_boundary import ErrorBoundary
@@ -63,7 +64,8 @@ def build_server(
     """A ``grpc.aio`` server with the services, health and reflection registered.
 
     ``observe`` (the RPC metrics, when on) is the outermost interceptor: it sees every call
-    and the status it ends with. Undecodable requests are answered INVALID_ARGUMENT (next
+    and the status it ends with. With tracing on, a server span comes next (so the servicer
+    and everything it starts run under it). Undecodable requests are answered INVALID_ARGUMENT (next
     interceptor, so also for calls the other interceptors refuse). Next comes the one error
     boundary of every method (``ErrorBoundary``; ``service``, e.g. "backend", names whose log
     an INTERNAL answer points to), around the other interceptors and the servicer.
@@ -71,10 +73,16 @@ def build_server(
     that is already served and take half of its connections.
     """
     options = [*grpc_options(max_message_bytes), ("grpc.so_reuseport", 0), *SERVER_BOUNDS]
+    traced: list[grpc.aio.ServerInterceptor] = []
+    if tracing.active():  # a server span per call, under the caller's traceparent
+        from ktrdr.tracing import grpc_spans
+
+        traced.append(grpc_spans.ServerSpans())
     server = grpc.aio.server(
         options=options,
         interceptors=[
             *([observe] if observe is not None else []),
+            *traced,
             RejectUndecodable(),
             ErrorBoundary(service),
             *interceptors,

@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # the serving side imports this module without the training s
     from ktrdr.training.progress import ProgressCallback
 
 
+WORKER_SERVICE = "ktrdr-worker"  # the worker's spans' service name unless OTEL_SERVICE_NAME
+
+
 class TrainingRunner(Protocol):
     """What runs a training for a service: ``TrainingExecutor`` (in the caller's thread) or
     ``ProcessExecutor`` (in a worker process); both block until the run ends."""
@@ -45,6 +48,10 @@ class WorkerRequest:
     strategy_yaml: str | None = None
     max_batch_events_per_s: float = 4.0
     importance_repeats: int = 3
+    # The service's trace context (W3C headers) and OTEL_* variables: the worker's spans join
+    # the operation's trace. Empty when tracing is off.
+    trace_context: dict[str, str] = field(default_factory=dict)
+    trace_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,36 @@ def run_request(
     progress: ProgressCallback | None = None,
     cancel: CancellationToken | None = None,
 ) -> WorkerOutcome:
-    """Train as ``request`` says; raises ``TrainingCancelled`` or ``TrainingError``."""
+    """Train as ``request`` says; raises ``TrainingCancelled`` or ``TrainingError``.
+
+    With a trace context in the request, the run is a ``worker`` span (with a span per step)
+    in the service's trace, exported before this returns."""
+    from ktrdr import tracing
+
+    with tracing.continued(
+        "worker",
+        request.trace_context,
+        request.trace_env,
+        default_service=WORKER_SERVICE,
+        attributes={"ktrdr.strategy": request.config.name, "ktrdr.device": request.device},
+    ) as span:
+        if span is None:
+            return _run(request, progress, cancel)
+        from ktrdr.tracing.steps import StepSpans
+
+        steps = StepSpans(progress)
+        try:
+            return _run(request, steps, cancel)
+        except BaseException as exc:
+            steps.close(f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def _run(
+    request: WorkerRequest,
+    progress: ProgressCallback | None,
+    cancel: CancellationToken | None,
+) -> WorkerOutcome:
     import torch
 
     from ktrdr.training.executor import TrainingExecutor

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ktrdr import tracing
 from ktrdr.errors import TrainingCancelled
 from ktrdr.worker import forkserver
 from ktrdr.worker.budget import THREAD_VARIABLES
@@ -327,6 +328,7 @@ class ProcessExecutor:
             device=self.device_request,
             strategy_yaml=strategy_yaml,
             max_batch_events_per_s=self.max_batch_events_per_s,
+            **tracing.for_worker(),  # the worker's spans join this trace
         )
         if cancel is not None:
             cancel.raise_if_cancelled()
