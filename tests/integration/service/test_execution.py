@@ -38,9 +38,18 @@ async def test_cancel_raises_training_cancelled(sample_data_dir, tiny_strategy_y
     from ktrdr.training.executor import TrainingExecutor
 
     config = parse_strategy(tiny_strategy_yaml.replace("epochs: 4", "epochs: 400"))
-    run = ExecutorRun(TrainingExecutor(sample_data_dir, device="cpu"), config, fanout=new_fanout())
+    fan = new_fanout(buffer_limit=10_000)
+    run = ExecutorRun(TrainingExecutor(sample_data_dir, device="cpu"), config, fanout=fan)
+    _, sub = fan.subscribe()
     task = asyncio.create_task(run.run())
-    await asyncio.sleep(0.5)
+
+    async def first_epoch() -> None:  # cancel while it trains, however slow the machine
+        while not any(e.kind == common_pb2.PROGRESS_KIND_EPOCH for e in sub.items):
+            assert not task.done(), "the run ended before its first epoch"
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(first_epoch(), scaled(120))
+    sub.close()
     run.cancel("test")
-    with pytest.raises(TrainingCancelled):
-        await asyncio.wait_for(task, scaled(5))
+    with pytest.raises(TrainingCancelled):  # within batches of the cancel, not 400 epochs
+        await asyncio.wait_for(task, scaled(30))
