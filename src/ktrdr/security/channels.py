@@ -34,7 +34,9 @@ def _tls_options(tls: ClientTLS | None, options: Options) -> list[tuple[str, Any
 
 
 # -- synchronous channels (CLI, TrainingClient, health probes in scripts) --------------------
-class _SyncDetails(grpc.ClientCallDetails):
+class SyncDetails(grpc.ClientCallDetails):
+    """A call's details with other metadata (interceptors of blocking channels)."""
+
     def __init__(self, base: grpc.ClientCallDetails, metadata: Any) -> None:
         self.method = base.method
         self.timeout = base.timeout
@@ -57,7 +59,7 @@ class _SyncToken(
         token = self._source()
         if not token:
             return details
-        return _SyncDetails(details, _metadata(details.metadata, token))
+        return SyncDetails(details, _metadata(details.metadata, token))
 
     def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return continuation(self._details(client_call_details), request)

@@ -23,6 +23,7 @@ import grpc.aio
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from ktrdr.security.channels import SyncDetails
 from ktrdr.tracing.otel import PROPAGATOR, end_span, tracer
 
 UNTRACED = ("/grpc.health.v1.Health/", "/ktrdr.training.v1.Backend/HostHeartbeat")
@@ -161,16 +162,6 @@ def _end_with(span: trace.Span, code: Any, details: str) -> None:
     end_span(span, "" if ok else f"{code}: {details}")
 
 
-class _SyncDetails(grpc.ClientCallDetails):
-    def __init__(self, base: grpc.ClientCallDetails, metadata: list[tuple[str, Any]]) -> None:
-        self.method = base.method
-        self.timeout = base.timeout
-        self.metadata = metadata
-        self.credentials = base.credentials
-        self.wait_for_ready = getattr(base, "wait_for_ready", None)
-        self.compression = getattr(base, "compression", None)
-
-
 class SyncClientSpans(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
@@ -185,7 +176,7 @@ class SyncClientSpans(
             return continuation(details, request)
         span, metadata = _client_span(method, details.metadata)
         try:
-            call = continuation(_SyncDetails(details, metadata), request)
+            call = continuation(SyncDetails(details, metadata), request)
         except BaseException as exc:
             end_span(span, f"{type(exc).__name__}: {exc}")
             raise
