@@ -114,17 +114,67 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 # Share of the whole run attributed to each step, for the percent field (train dominates).
 _STEP_WEIGHTS: tuple[float, ...] = (4, 4, 2, 3, 2, 1, 1, 75, 3, 4, 1)
+TRAIN_STEP = STEP_NAMES.index("train") + 1
+EVALUATE_STEP = STEP_NAMES.index("evaluate") + 1  # where walk-forward folds train
+
+
+@dataclass(frozen=True)
+class ProgressScale:
+    """Where each step's work lies on the run's 0-100 percent scale.
+
+    A run with ``folds`` walk-forward folds trains ``folds + 1`` models: the final one in the
+    train step and one per fold in the evaluate step, each fold weighted as one more final
+    training. The evaluate step's own work comes first, then the folds' share. A run's scale
+    is fixed when it starts, so its percent never goes back.
+    """
+
+    folds: int = 0
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        extra = self.folds * _STEP_WEIGHTS[TRAIN_STEP - 1]
+        return tuple(
+            w + extra if step == EVALUATE_STEP else w
+            for step, w in enumerate(_STEP_WEIGHTS, start=1)
+        )
+
+    def base(self, step: int) -> float:
+        """Percent of the run completed when ``step`` (1-based) starts."""
+        weights = self.weights
+        return 100.0 * sum(weights[: max(0, step - 1)]) / sum(weights)
+
+    def span(self, step: int) -> float:
+        """Percent of the run that ``step`` (1-based) accounts for."""
+        weights = self.weights
+        return 100.0 * weights[step - 1] / sum(weights)
+
+    def within(self, step: int, fraction: float) -> float:
+        """Percent at ``fraction`` (clamped to 0..1) of ``step``'s own work."""
+        return self.base(step) + self.span(step) * min(max(fraction, 0.0), 1.0)
+
+    def folds_done(self, done: float) -> float:
+        """Percent when ``done`` (0..folds, fractions for a fold under way) folds are trained:
+        the folds' share is the end of the evaluate step, after its own evaluation."""
+        if self.folds < 1:
+            return self.base(EVALUATE_STEP + 1)
+        weights = self.weights
+        own = 100.0 * _STEP_WEIGHTS[EVALUATE_STEP - 1] / sum(weights)
+        start = self.base(EVALUATE_STEP) + own
+        share = min(max(done / self.folds, 0.0), 1.0)
+        return start + (self.span(EVALUATE_STEP) - own) * share
+
+
+DEFAULT_SCALE = ProgressScale()
 
 
 def step_base_percent(step: int) -> float:
-    """Percent of the run completed when ``step`` (1-based) starts."""
-    total = sum(_STEP_WEIGHTS)
-    return 100.0 * sum(_STEP_WEIGHTS[: max(0, step - 1)]) / total
+    """Percent of the run completed when ``step`` (1-based) starts (a run without folds)."""
+    return DEFAULT_SCALE.base(step)
 
 
 def step_span_percent(step: int) -> float:
-    """Percent of the run that ``step`` (1-based) accounts for."""
-    return 100.0 * _STEP_WEIGHTS[step - 1] / sum(_STEP_WEIGHTS)
+    """Percent of the run that ``step`` (1-based) accounts for (a run without folds)."""
+    return DEFAULT_SCALE.span(step)
 
 
 class ProgressReporter:
@@ -136,8 +186,10 @@ class ProgressReporter:
         *,
         max_batch_events_per_s: float = 4.0,
         clock: Callable[[], float] = time.monotonic,
+        scale: ProgressScale = DEFAULT_SCALE,
     ) -> None:
         self._callback = callback
+        self.scale = scale  # the run's percent scale: what the trainer places its events on
         self._min_batch_interval = 1.0 / max_batch_events_per_s if max_batch_events_per_s else 0
         self._clock = clock
         self._last_batch_emit = float("-inf")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the serving side imports this module without the training s
     from ktrdr.training.cancellation import CancellationToken
     from ktrdr.training.executor import TrainingResult
     from ktrdr.training.progress import ProgressCallback
+    from ktrdr.training.walk_forward import FoldMap
 
 
 class TrainingRunner(Protocol):
@@ -79,8 +80,12 @@ def run_request(
     request: WorkerRequest,
     progress: ProgressCallback | None = None,
     cancel: CancellationToken | None = None,
+    *,
+    fold_map: FoldMap | None = None,
 ) -> WorkerOutcome:
-    """Train as ``request`` says; raises ``TrainingCancelled`` or ``TrainingError``."""
+    """Train as ``request`` says; raises ``TrainingCancelled`` or ``TrainingError``.
+
+    ``fold_map``: how walk-forward folds are trained (default: one after another here)."""
     import torch
 
     from ktrdr.training.executor import TrainingExecutor
@@ -91,6 +96,7 @@ def run_request(
         device=request.device,
         max_batch_events_per_s=request.max_batch_events_per_s,
         importance_repeats=request.importance_repeats,
+        **({"fold_map": fold_map} if fold_map is not None else {}),
     )
     result = executor.run(request.config, progress, cancel, strategy_yaml=request.strategy_yaml)
     archive = result.bundle.to_archive_bytes()
