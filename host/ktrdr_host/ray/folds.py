@@ -133,7 +133,7 @@ class RayFoldMap:
     def _result(self, ref: Any, label: str) -> FoldResult:
         from ray import exceptions as rex
 
-        from ktrdr.errors import TrainingCancelled, TrainingError, WorkerDied
+        from ktrdr.errors import TrainingCancelled, WorkerDied
         from ktrdr.worker.process import WorkerCrashed
 
         try:
@@ -149,14 +149,23 @@ class RayFoldMap:
                 f"({type(exc).__name__}); tried {retries + 1} time(s) "
                 f"(KTRDR_HOST_RAY_TASK_RETRIES={retries}); no model was produced"
             ) from None
-        if kind == "result":
-            result: FoldResult = payload
-            return result
-        if kind == "cancelled":
-            raise TrainingCancelled(f"{label}: {payload}")
-        if kind == "error" and isinstance(payload, TrainingError):
-            raise type(payload)(f"{label}: {payload}") from payload
-        raise WorkerCrashed(f"{label} crashed: {payload}")
+        return fold_outcome(kind, payload, label)
 
 
-__all__ = ["FoldResources", "RayFoldMap", "train_fold"]
+def fold_outcome(kind: str, payload: Any, label: str) -> FoldResult:
+    """A fold task's message (as ``train_fold`` returns it): its result, or the error that
+    fails the session, of the same kind as the fold's and naming the fold (``label``)."""
+    from ktrdr.errors import TrainingCancelled, TrainingError
+    from ktrdr.worker.process import WorkerCrashed
+
+    if kind == "result":
+        result: FoldResult = payload
+        return result
+    if kind == "cancelled":
+        raise TrainingCancelled(f"{label}: {payload}")
+    if kind == "error" and isinstance(payload, TrainingError):
+        raise type(payload)(f"{label}: {payload}") from payload
+    raise WorkerCrashed(f"{label} crashed: {payload}")
+
+
+__all__ = ["FoldResources", "RayFoldMap", "fold_outcome", "train_fold"]

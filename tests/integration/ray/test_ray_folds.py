@@ -11,8 +11,8 @@ import pytest
 
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.training.v1 import backend_pb2_grpc, common_pb2
-from tests.integration.ray.ray_processes import wait_for
+from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2
+from tests.integration.ray.ray_processes import host_stub, session, start_direct, wait_for
 from tests.support.processes import channel_to
 from tests.support.timing import scaled
 
@@ -86,3 +86,26 @@ def test_folds_run_as_ray_tasks_with_the_local_numbers(  # type: ignore[no-untyp
         {r["task_id"] for r in b.metadata["metrics"]["walk_forward"]["ran_on"]} for b in on_ray
     )
     assert not first & second
+
+
+def test_a_cancel_cancels_the_fold_tasks(tiny_strategy_yaml, ray_host, ray_backend) -> None:  # type: ignore[no-untyped-def]
+    """Cancelled once its folds are submitted, the session ends CANCELLED at once, saying
+    that it cancelled the fold tasks still queued or running (each trains for seconds)."""
+    yaml_text = (tiny_strategy_yaml + WALK_FORWARD).replace("epochs: 4", "epochs: 200")
+    yaml_text = yaml_text.replace("patience: 10", "patience: 100000")
+    channel, stub = host_stub(ray_host)
+    with channel:
+        stream = start_direct(stub, "wf-cancel", yaml_text, ray_backend.address)
+        wait_for(lambda: stream.says("(a Ray task)"), scaled(180), "the fold tasks")
+        answer = stub.CancelTraining(
+            host_pb2.CancelTrainingRequest(session_id="wf-cancel", reason="enough folds"),
+            timeout=scaled(10),
+        )
+        assert answer.state == host_pb2.SESSION_STATE_CANCELLED, answer
+        wait_for(
+            lambda: stream.ended_with(common_pb2.PROGRESS_KIND_CANCELLED), scaled(10), "the end"
+        )
+        message = session(stub, "wf-cancel").error.message
+    assert "enough folds" in message
+    assert f"of {FOLDS} fold task(s) still queued or running were cancelled" in message, message
+    assert sum(stream.says(f"walk-forward fold {i}/{FOLDS}") for i in range(1, FOLDS + 1)) == FOLDS
