@@ -63,7 +63,12 @@ from ktrdr.training.progress import (
 from ktrdr.training.result import TrainingResult
 from ktrdr.training.split import chronological_split
 from ktrdr.training.trader_eval import trade_period, trade_signals
-from ktrdr.training.walk_forward import FoldMap, run_walk_forward, sequential_folds
+from ktrdr.training.walk_forward import (
+    FoldMap,
+    run_walk_forward,
+    sequential_folds,
+    walk_forward_folds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +147,7 @@ class _Run:
         self.reporter = ProgressReporter(
             progress,
             max_batch_events_per_s=executor.max_batch_events_per_s,
-            scale=ProgressScale(folds=wf.folds if wf is not None else 0),
+            scale=ProgressScale.estimate(wf.folds if wf is not None else 0),
         )
         self.cancel = cancel
         self.strategy_yaml = strategy_yaml
@@ -226,6 +231,10 @@ class _Run:
                 split.info["rows"],
                 split.info["excluded"],
             )
+            folds = walk_forward_folds(cfg, dataset)
+            if folds:  # the percent weighs each fold's training by its rows from now on
+                rows = [len(f.train) for f in folds]
+                self.reporter.scale = ProgressScale.for_rows(len(split.train), rows)
             scaled = ScaledRows(cfg, dataset, split, device.device)
             scaler, x, part = scaled.scaler, scaled.x, scaled.part
             train, val, test = part(split.train), part(split.validation), part(split.test)
@@ -264,19 +273,18 @@ class _Run:
                 trading,
                 seed=seed,
             )
-            wf = cfg.evaluation.walk_forward
             walk_forward = (
                 run_walk_forward(
                     cfg,
-                    wf,
                     dataset,
+                    folds,
                     device.device,
                     seed,
                     self.reporter,
                     self.cancel,
                     self.ex.fold_map,
                 )
-                if wf is not None
+                if folds
                 else None
             )
         with self.step(10):

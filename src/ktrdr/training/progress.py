@@ -122,46 +122,71 @@ EVALUATE_STEP = STEP_NAMES.index("evaluate") + 1  # where walk-forward folds tra
 class ProgressScale:
     """Where each step's work lies on the run's 0-100 percent scale.
 
-    A run with ``folds`` walk-forward folds trains ``folds + 1`` models: the final one in the
-    train step and one per fold in the evaluate step, each fold weighted as one more final
-    training. The evaluate step's own work comes first, then the folds' share. A run's scale
-    is fixed when it starts, so its percent never goes back.
+    A walk-forward run trains one model per fold besides the final one, in the evaluate step
+    after that step's own evaluation. ``fold_shares`` weighs each fold's training against the
+    final model's (its training rows over the final model's, at most 1): training time grows
+    with the rows, the epochs being capped alike. Before the rows are known a run uses
+    :meth:`estimate` (every fold as large as the final training), which no fold exceeds, so
+    switching to :meth:`for_rows` before the build-model step only moves the percent forward.
     """
 
-    folds: int = 0
+    fold_shares: tuple[float, ...] = ()
+
+    @classmethod
+    def estimate(cls, folds: int) -> ProgressScale:
+        """``folds`` folds, each counted as one more final training (an upper bound)."""
+        return cls((1.0,) * folds)
+
+    @classmethod
+    def for_rows(cls, final_rows: int, fold_rows: list[int]) -> ProgressScale:
+        """Each fold weighted by its training rows over the final model's (at most 1)."""
+        return cls(tuple(min(1.0, rows / max(final_rows, 1)) for rows in fold_rows))
+
+    @property
+    def folds(self) -> int:
+        return len(self.fold_shares)
 
     @property
     def weights(self) -> tuple[float, ...]:
-        extra = self.folds * _STEP_WEIGHTS[TRAIN_STEP - 1]
+        extra = sum(self.fold_shares) * _STEP_WEIGHTS[TRAIN_STEP - 1]
         return tuple(
             w + extra if step == EVALUATE_STEP else w
             for step, w in enumerate(_STEP_WEIGHTS, start=1)
         )
 
+    def _percent(self, done: float) -> float:
+        """Percent for ``done`` weights of work: sums taken in the same order everywhere, so
+        a step's end is exactly the next step's start."""
+        return 100.0 * done / sum(self.weights)
+
     def base(self, step: int) -> float:
         """Percent of the run completed when ``step`` (1-based) starts."""
-        weights = self.weights
-        return 100.0 * sum(weights[: max(0, step - 1)]) / sum(weights)
+        return self._percent(sum(self.weights[: max(0, step - 1)]))
 
     def span(self, step: int) -> float:
         """Percent of the run that ``step`` (1-based) accounts for."""
-        weights = self.weights
-        return 100.0 * weights[step - 1] / sum(weights)
+        return self._percent(self.weights[step - 1])
 
     def within(self, step: int, fraction: float) -> float:
         """Percent at ``fraction`` (clamped to 0..1) of ``step``'s own work."""
-        return self.base(step) + self.span(step) * min(max(fraction, 0.0), 1.0)
+        if fraction >= 1.0:
+            return self.base(step + 1)
+        weights = self.weights
+        return self._percent(sum(weights[: step - 1]) + weights[step - 1] * max(fraction, 0.0))
 
     def folds_done(self, done: float) -> float:
-        """Percent when ``done`` (0..folds, fractions for a fold under way) folds are trained:
-        the folds' share is the end of the evaluate step, after its own evaluation."""
-        if self.folds < 1:
+        """Percent when ``done`` folds (0..folds; a fraction for the one under way) are
+        trained, the folds taken in order: the folds' share ends the evaluate step."""
+        total = sum(self.fold_shares)
+        done = min(max(done, 0.0), float(self.folds))
+        if total <= 0 or done >= self.folds:
             return self.base(EVALUATE_STEP + 1)
-        weights = self.weights
-        own = 100.0 * _STEP_WEIGHTS[EVALUATE_STEP - 1] / sum(weights)
-        start = self.base(EVALUATE_STEP) + own
-        share = min(max(done / self.folds, 0.0), 1.0)
-        return start + (self.span(EVALUATE_STEP) - own) * share
+        whole = int(done)
+        trained = sum(self.fold_shares[:whole]) + (done - whole) * self.fold_shares[whole]
+        own = _STEP_WEIGHTS[EVALUATE_STEP - 1]
+        folds = self.weights[EVALUATE_STEP - 1] - own
+        before = sum(self.weights[: EVALUATE_STEP - 1])
+        return self._percent(before + own + folds * trained / total)
 
 
 DEFAULT_SCALE = ProgressScale()

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ktrdr.config.strategy import StrategyConfig, WalkForwardConfig
+from ktrdr.config.strategy import StrategyConfig
 from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.dataset import Dataset
 from ktrdr.training.evaluation import evaluate, majority_accuracy
@@ -188,18 +188,27 @@ def sequential_folds(
     return results
 
 
+def walk_forward_folds(cfg: StrategyConfig, dataset: Dataset) -> list[Split]:
+    """The strategy's walk-forward folds (none without ``evaluation.walk_forward``); a
+    DataError naming the numbers when they do not fit the data."""
+    wf = cfg.evaluation.walk_forward
+    return fold_splits(dataset, cfg.training.data_split, wf) if wf is not None else []
+
+
 def run_walk_forward(
     cfg: StrategyConfig,
-    wf: WalkForwardConfig,
     dataset: Dataset,
+    splits: list[Split],
     device: torch.device,
     seed: int,
     reporter: ProgressReporter,
     cancel: CancellationToken,
     fold_map: FoldMap = sequential_folds,
 ) -> dict[str, Any]:
-    """Train and evaluate every fold through ``fold_map``, then aggregate and stitch."""
-    splits = fold_splits(dataset, cfg.training.data_split, wf)
+    """Train and evaluate every fold (``splits``: :func:`walk_forward_folds`) through
+    ``fold_map``, then aggregate and stitch."""
+    wf = cfg.evaluation.walk_forward
+    assert wf is not None, "a strategy with walk-forward folds"
     work = FoldWork(cfg, dataset, splits, str(device), seed)
     results = fold_map(work, FoldEvents(reporter, work), cancel)
     rows = [r.row for r in results]
@@ -293,4 +302,5 @@ __all__ = [
     "FoldWork",
     "run_walk_forward",
     "sequential_folds",
+    "walk_forward_folds",
 ]

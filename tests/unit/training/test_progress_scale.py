@@ -1,5 +1,6 @@
-"""The run's percent scale: a walk-forward run gives its K fold trainings K final trainings'
-share, in the evaluate step after its own evaluation, and the percent only ever grows."""
+"""The run's percent scale: a walk-forward run gives each fold's training its share of a final
+training (by training rows), in the evaluate step after its own evaluation, and the percent
+only ever grows, also when the run switches from the estimate to the rows' scale."""
 
 from __future__ import annotations
 
@@ -16,53 +17,67 @@ from ktrdr.training.progress import (
     step_span_percent,
 )
 
+STEPS = range(1, TOTAL_STEPS + 1)
+
 
 def test_without_folds_the_scale_is_the_steps_weights():
     scale = ProgressScale()
     assert scale.base(1) == 0.0
     assert scale.within(TOTAL_STEPS, 1.0) == pytest.approx(100.0)
     assert scale.span(TRAIN_STEP) == pytest.approx(75.0)  # of the weights' total, 100
-    assert [scale.base(s) for s in range(1, TOTAL_STEPS + 1)] == [
-        step_base_percent(s) for s in range(1, TOTAL_STEPS + 1)
-    ]
+    assert [scale.base(s) for s in STEPS] == [step_base_percent(s) for s in STEPS]
     assert step_span_percent(EVALUATE_STEP) == pytest.approx(3.0)
     # no folds: "all folds done" is simply the end of the evaluate step
     assert scale.folds_done(0) == scale.base(EVALUATE_STEP + 1)
 
 
 @pytest.mark.parametrize("folds", [2, 3, 4])
-def test_folds_weigh_as_many_final_trainings(folds):
-    scale = ProgressScale(folds=folds)
+def test_the_estimate_weighs_each_fold_as_a_final_training(folds):
+    scale = ProgressScale.estimate(folds)
     final = scale.span(TRAIN_STEP)
-    fold_share = scale.folds_done(folds) - scale.folds_done(0)
-    assert fold_share == pytest.approx(folds * final)
+    assert scale.folds_done(folds) - scale.folds_done(0) == pytest.approx(folds * final)
     # K + 1 trainings of 75 among the other steps' 25: e.g. 4 folds, 375 of 400
-    assert final + fold_share == pytest.approx(100.0 * 75 * (folds + 1) / (25 + 75 * (folds + 1)))
+    assert scale.folds_done(folds) - scale.folds_done(0) + final == pytest.approx(
+        100.0 * 75 * (folds + 1) / (25 + 75 * (folds + 1))
+    )
     # the evaluate step's own work (3) comes first, the folds end the step
     assert scale.folds_done(0) == pytest.approx(
         scale.base(EVALUATE_STEP) + 100.0 * 3 / (100 + 75 * folds)
     )
     assert scale.folds_done(folds) == pytest.approx(scale.base(EVALUATE_STEP + 1))
-    assert scale.within(TOTAL_STEPS, 1.0) == pytest.approx(100.0)
 
 
-def test_percent_never_goes_back_through_a_walk_forward_run():
-    """Every point a run reports, in the order it reports them: steps 1-8 (the final model's
-    epochs within step 8), step 9's evaluation, each fold's epochs, steps 10 and 11."""
-    folds = 3
-    scale = ProgressScale(folds=folds)
-    points = []
-    for step in range(1, TOTAL_STEPS + 1):
-        points.append(scale.base(step))
+def test_folds_weigh_their_training_rows_at_most_a_final_training():
+    scale = ProgressScale.for_rows(1000, [250, 500, 2000])
+    assert scale.fold_shares == (0.25, 0.5, 1.0)
+    final = scale.span(TRAIN_STEP)
+    assert final == pytest.approx(100.0 * 75 / (100 + 75 * 1.75))
+    # each fold's share of the percent is its rows' share
+    ends = [scale.folds_done(n) for n in range(4)]
+    gains = [b - a for a, b in itertools.pairwise(ends)]
+    assert gains == pytest.approx([0.25 * final, 0.5 * final, 1.0 * final])
+    # halfway through fold 2: fold 1 and half of fold 2
+    assert scale.folds_done(1.5) == pytest.approx(ends[1] + 0.25 * final)
+
+
+@pytest.mark.parametrize("rows", [[100, 200, 300], [1000, 1000], [1, 5000, 10]])
+def test_switching_from_the_estimate_to_the_rows_never_goes_back(rows):
+    """The executor reports steps 1-6 on the estimate, then everything on the rows' scale."""
+    estimate, actual = ProgressScale.estimate(len(rows)), ProgressScale.for_rows(1000, rows)
+    points = [estimate.base(s) for s in range(1, 7)] + [estimate.within(6, 1.0)]
+    for step in range(7, TOTAL_STEPS + 1):
+        points.append(actual.base(step))
         if step == TRAIN_STEP:
-            points += [scale.within(step, e / 10) for e in range(11)]
+            points += [actual.within(step, e / 10) for e in range(11)]
         if step == EVALUATE_STEP:
-            points += [
-                scale.folds_done(n - 1 + e / 10) for n in range(1, folds + 1) for e in range(11)
-            ]
-        points.append(scale.within(step, 1.0))
+            points += [actual.folds_done(d / 10) for d in range(10 * len(rows) + 1)]
+        points.append(actual.within(step, 1.0))
     assert all(a <= b for a, b in itertools.pairwise(points))
     assert points[0] == 0.0 and points[-1] == pytest.approx(100.0)
-    # out-of-range fractions are clamped, not extrapolated
-    assert scale.folds_done(folds + 5) == scale.folds_done(folds)
+
+
+def test_out_of_range_fractions_are_clamped():
+    scale = ProgressScale.for_rows(100, [50, 50])
+    assert scale.folds_done(7) == scale.folds_done(2) == pytest.approx(scale.base(10))
+    assert scale.folds_done(-1) == scale.folds_done(0)
     assert scale.within(TRAIN_STEP, -1.0) == scale.base(TRAIN_STEP)
