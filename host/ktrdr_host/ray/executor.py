@@ -19,7 +19,9 @@ are the same in both modes. What differs is here:
 - a worker or node that dies is retried by Ray (``ray_task_retries``), after which the
   session fails with ``WorkerDied`` naming the node; a cluster that stays unreachable for
   ``ray_lost_after_s`` fails it too, so a session never stays RUNNING;
-- the model comes back through the object store as the bundle's archive bytes.
+- the model comes back through the object store as the bundle's archive bytes;
+- a walk-forward strategy's folds run as Ray tasks of their own (``ktrdr_host.ray.folds``),
+  each asking the session's CPUs (and GPUs) while the session task waits for them.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class RayExecutor:
     ) -> WorkerOutcome:
         import ray
 
+        from ktrdr_host.ray.folds import FoldResources
+
         settings = self.cluster.settings
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -115,6 +119,9 @@ class RayExecutor:
         cpus = settings.ray_cpus_per_session
         gpus = settings.ray_gpus_per_session if self.device_request.startswith("cuda") else 0
         key = uuid.uuid4().hex
+        threads = max(1, math.floor(cpus))
+        # each walk-forward fold: a Ray task of its own, asking what the session asks
+        folds = FoldResources(cpus, gpus, settings.ray_task_retries, threads)
         data_ref = ray.put(files) if files is not None else None
         ref = (
             _remote_task()
@@ -125,7 +132,7 @@ class RayExecutor:
                 retry_exceptions=False,
                 name=f"ktrdr-session-{strategy.name}",
             )
-            .remote(request, data_ref, self.cluster.relay, key, max(1, math.floor(cpus)))
+            .remote(request, data_ref, self.cluster.relay, key, threads, folds)
         )
         try:
             return self._drive(ref, key, progress, cancel)

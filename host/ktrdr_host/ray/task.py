@@ -11,7 +11,8 @@ cancel lands within ``REPORT_INTERVAL_S`` plus the executor's own checking inter
 The task returns its outcome as a tuple instead of raising a library error, so that Ray's
 retries (``max_retries``) only ever repeat a task whose worker or node died, never one
 whose strategy failed. Messages: ``("result", WorkerOutcome)``, ``("cancelled", reason)``,
-``("error", TrainingError)``, ``("crash", text)``.
+``("error", TrainingError)``, ``("crash", text)``. A walk-forward strategy's folds run as
+further Ray tasks (``ktrdr_host.ray.folds``).
 
 May import Ray (this module is only imported in Ray mode), the training library lazily, and
 the standard library.
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ray
+
+from ktrdr_host.ray.folds import FoldResources, RayFoldMap
 
 if TYPE_CHECKING:
     from ktrdr.training.progress import ProgressEvent
@@ -152,8 +155,12 @@ def train_on_node(
     relay: Any,
     key: str,
     threads: int,
+    folds: FoldResources | None = None,
 ) -> tuple[str, Any]:
-    """The Ray task: train ``request`` on this node and return its outcome as a message."""
+    """The Ray task: train ``request`` on this node and return its outcome as a message.
+
+    ``folds``: what each walk-forward fold's own Ray task asks (None: the folds train one
+    after another in this task)."""
     from ktrdr.training.cancellation import CancellationToken
     from ktrdr.worker.budget import apply_torch_threads, set_thread_environment
     from ktrdr.worker.entry import run_request
@@ -169,15 +176,16 @@ def train_on_node(
                 for name, content in data_files.items():
                     (Path(scratch) / Path(name).name).write_bytes(content)
                 request = replace(request, data_dir=scratch)
-            outcome = run_request(request, reporter, token)
+            fold_map = RayFoldMap(folds) if folds is not None else None
+            outcome = run_request(request, reporter, token, fold_map=fold_map)
     except BaseException as exc:  # everything leaves as a message, never as a traceback
-        return _failure(exc)
+        return failure_message(exc)
     finally:
         reporter.stop()
     return ("result", outcome)
 
 
-def _failure(exc: BaseException) -> tuple[str, Any]:
+def failure_message(exc: BaseException) -> tuple[str, Any]:
     from ktrdr.errors import TrainingCancelled, TrainingError
 
     if isinstance(exc, TrainingCancelled):
@@ -188,4 +196,4 @@ def _failure(exc: BaseException) -> tuple[str, Any]:
     return ("crash", f"{type(exc).__name__}: {exc}")
 
 
-__all__ = ["ProgressRelay", "train_on_node"]
+__all__ = ["ProgressRelay", "failure_message", "train_on_node"]

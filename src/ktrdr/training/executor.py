@@ -58,13 +58,17 @@ from ktrdr.training.progress import (
     ProgressEvent,
     ProgressKind,
     ProgressReporter,
-    step_base_percent,
-    step_span_percent,
+    ProgressScale,
 )
 from ktrdr.training.result import TrainingResult
 from ktrdr.training.split import chronological_split
 from ktrdr.training.trader_eval import trade_period, trade_signals
-from ktrdr.training.walk_forward import run_walk_forward
+from ktrdr.training.walk_forward import (
+    FoldMap,
+    run_walk_forward,
+    sequential_folds,
+    walk_forward_folds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +109,10 @@ class TrainingExecutor:
         device: str = "auto",
         max_batch_events_per_s: float = 4.0,
         importance_repeats: int = IMPORTANCE_REPEATS,
+        fold_map: FoldMap = sequential_folds,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.fold_map = fold_map  # how walk-forward folds are trained (a cluster may give one)
         self.device_request = device
         self.max_batch_events_per_s = max_batch_events_per_s
         self.importance_repeats = importance_repeats
@@ -137,8 +143,11 @@ class _Run:
     ) -> None:
         self.ex = executor
         self.config = config
+        wf = config.evaluation.walk_forward
         self.reporter = ProgressReporter(
-            progress, max_batch_events_per_s=executor.max_batch_events_per_s
+            progress,
+            max_batch_events_per_s=executor.max_batch_events_per_s,
+            scale=ProgressScale.estimate(wf.folds if wf is not None else 0),
         )
         self.cancel = cancel
         self.strategy_yaml = strategy_yaml
@@ -155,7 +164,7 @@ class _Run:
                 ProgressKind.STEP_STARTED,
                 step=number,
                 step_name=name,
-                percent=step_base_percent(number),
+                percent=self.reporter.scale.base(number),
                 message=f"Step {number}: {name}",
             )
         )
@@ -169,7 +178,7 @@ class _Run:
                 ProgressKind.STEP_FINISHED,
                 step=number,
                 step_name=name,
-                percent=step_base_percent(number) + step_span_percent(number),
+                percent=self.reporter.scale.within(number, 1.0),
                 metrics={"duration_s": elapsed},
                 message=f"Step {number}: {name} done in {elapsed:.2f} s",
             )
@@ -222,6 +231,10 @@ class _Run:
                 split.info["rows"],
                 split.info["excluded"],
             )
+            folds = walk_forward_folds(cfg, dataset)
+            if folds:  # the percent weighs each fold's training by its rows from now on
+                rows = [len(f.train) for f in folds]
+                self.reporter.scale = ProgressScale.for_rows(len(split.train), rows)
             scaled = ScaledRows(cfg, dataset, split, device.device)
             scaler, x, part = scaled.scaler, scaled.x, scaled.part
             train, val, test = part(split.train), part(split.validation), part(split.test)
@@ -260,12 +273,18 @@ class _Run:
                 trading,
                 seed=seed,
             )
-            wf = cfg.evaluation.walk_forward
             walk_forward = (
                 run_walk_forward(
-                    cfg, wf, dataset, device.device, seed, self.reporter, self.cancel, step=9
+                    cfg,
+                    dataset,
+                    folds,
+                    device.device,
+                    seed,
+                    self.reporter,
+                    self.cancel,
+                    self.ex.fold_map,
                 )
-                if wf is not None
+                if folds
                 else None
             )
         with self.step(10):

@@ -114,17 +114,92 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 # Share of the whole run attributed to each step, for the percent field (train dominates).
 _STEP_WEIGHTS: tuple[float, ...] = (4, 4, 2, 3, 2, 1, 1, 75, 3, 4, 1)
+TRAIN_STEP = STEP_NAMES.index("train") + 1
+EVALUATE_STEP = STEP_NAMES.index("evaluate") + 1  # where walk-forward folds train
+
+
+@dataclass(frozen=True)
+class ProgressScale:
+    """Where each step's work lies on the run's 0-100 percent scale.
+
+    A walk-forward run trains one model per fold besides the final one, in the evaluate step
+    after that step's own evaluation. ``fold_shares`` weighs each fold's training against the
+    final model's (its training rows over the final model's, at most 1): training time grows
+    with the rows, the epochs being capped alike. Before the rows are known a run uses
+    :meth:`estimate` (every fold as large as the final training), which no fold exceeds, so
+    switching to :meth:`for_rows` before the build-model step only moves the percent forward.
+    """
+
+    fold_shares: tuple[float, ...] = ()
+
+    @classmethod
+    def estimate(cls, folds: int) -> ProgressScale:
+        """``folds`` folds, each counted as one more final training (an upper bound)."""
+        return cls((1.0,) * folds)
+
+    @classmethod
+    def for_rows(cls, final_rows: int, fold_rows: list[int]) -> ProgressScale:
+        """Each fold weighted by its training rows over the final model's (at most 1)."""
+        return cls(tuple(min(1.0, rows / max(final_rows, 1)) for rows in fold_rows))
+
+    @property
+    def folds(self) -> int:
+        return len(self.fold_shares)
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        extra = sum(self.fold_shares) * _STEP_WEIGHTS[TRAIN_STEP - 1]
+        return tuple(
+            w + extra if step == EVALUATE_STEP else w
+            for step, w in enumerate(_STEP_WEIGHTS, start=1)
+        )
+
+    def _percent(self, done: float) -> float:
+        """Percent for ``done`` weights of work: sums taken in the same order everywhere, so
+        a step's end is exactly the next step's start."""
+        return 100.0 * done / sum(self.weights)
+
+    def base(self, step: int) -> float:
+        """Percent of the run completed when ``step`` (1-based) starts."""
+        return self._percent(sum(self.weights[: max(0, step - 1)]))
+
+    def span(self, step: int) -> float:
+        """Percent of the run that ``step`` (1-based) accounts for."""
+        return self._percent(self.weights[step - 1])
+
+    def within(self, step: int, fraction: float) -> float:
+        """Percent at ``fraction`` (clamped to 0..1) of ``step``'s own work."""
+        if fraction >= 1.0:
+            return self.base(step + 1)
+        weights = self.weights
+        return self._percent(sum(weights[: step - 1]) + weights[step - 1] * max(fraction, 0.0))
+
+    def folds_done(self, done: float) -> float:
+        """Percent when ``done`` folds (0..folds; a fraction for the one under way) are
+        trained, the folds taken in order: the folds' share ends the evaluate step."""
+        total = sum(self.fold_shares)
+        done = min(max(done, 0.0), float(self.folds))
+        if total <= 0 or done >= self.folds:
+            return self.base(EVALUATE_STEP + 1)
+        whole = int(done)
+        trained = sum(self.fold_shares[:whole]) + (done - whole) * self.fold_shares[whole]
+        own = _STEP_WEIGHTS[EVALUATE_STEP - 1]
+        folds = self.weights[EVALUATE_STEP - 1] - own
+        before = sum(self.weights[: EVALUATE_STEP - 1])
+        return self._percent(before + own + folds * trained / total)
+
+
+DEFAULT_SCALE = ProgressScale()
 
 
 def step_base_percent(step: int) -> float:
-    """Percent of the run completed when ``step`` (1-based) starts."""
-    total = sum(_STEP_WEIGHTS)
-    return 100.0 * sum(_STEP_WEIGHTS[: max(0, step - 1)]) / total
+    """Percent of the run completed when ``step`` (1-based) starts (a run without folds)."""
+    return DEFAULT_SCALE.base(step)
 
 
 def step_span_percent(step: int) -> float:
-    """Percent of the run that ``step`` (1-based) accounts for."""
-    return 100.0 * _STEP_WEIGHTS[step - 1] / sum(_STEP_WEIGHTS)
+    """Percent of the run that ``step`` (1-based) accounts for (a run without folds)."""
+    return DEFAULT_SCALE.span(step)
 
 
 class ProgressReporter:
@@ -136,8 +211,10 @@ class ProgressReporter:
         *,
         max_batch_events_per_s: float = 4.0,
         clock: Callable[[], float] = time.monotonic,
+        scale: ProgressScale = DEFAULT_SCALE,
     ) -> None:
         self._callback = callback
+        self.scale = scale  # the run's percent scale: what the trainer places its events on
         self._min_batch_interval = 1.0 / max_batch_events_per_s if max_batch_events_per_s else 0
         self._clock = clock
         self._last_batch_emit = float("-inf")

@@ -18,17 +18,10 @@ from torch import nn
 
 from ktrdr.config.strategy import ModelTrainingConfig
 from ktrdr.training.cancellation import CancellationToken
-from ktrdr.training.progress import (
-    ProgressEvent,
-    ProgressKind,
-    ProgressReporter,
-    step_base_percent,
-    step_span_percent,
-)
+from ktrdr.training.progress import TRAIN_STEP, ProgressEvent, ProgressKind, ProgressReporter
 
 logger = logging.getLogger(__name__)
 
-TRAIN_STEP = 8
 CHECK_EVERY_BATCHES = 16  # cancellation and batch-progress checks (issue asks for <= 50)
 EVAL_BATCH = 8192
 
@@ -185,7 +178,8 @@ class Trainer:
         stopping = cfg.early_stopping
         n, bs = len(train), cfg.batch_size
         n_batches = (n + bs - 1) // bs
-        base, span = step_base_percent(TRAIN_STEP), step_span_percent(TRAIN_STEP)
+        scale = self.reporter.scale  # the run's: a walk-forward run gives the folds their share
+        base, span = scale.base(TRAIN_STEP), scale.span(TRAIN_STEP)
         best_loss, best_epoch, bad_epochs = float("inf"), 0, 0
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         history: list[EpochRecord] = []

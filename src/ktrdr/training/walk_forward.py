@@ -6,6 +6,11 @@ order as one out-of-sample run.
 The folds lie before the test split (:mod:`ktrdr.training.folds`), so ``wf_*`` numbers never
 read the test period: a sweep may select on them, and the final model's test numbers stay
 out of sample. The fold models are evaluation only; the bundle keeps the single-split model.
+
+The folds are independent: a *fold map* trains them (:class:`FoldMap`). The library's is
+:func:`sequential_folds`, one after another in this process; a caller that has a cluster
+gives the executor one that trains each fold elsewhere (the host's Ray mode does), from the
+same picklable :class:`FoldWork` and with the same result.
 """
 
 from __future__ import annotations
@@ -14,27 +19,28 @@ import dataclasses
 import logging
 import statistics
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ktrdr.config.strategy import StrategyConfig, WalkForwardConfig
+from ktrdr.config.strategy import StrategyConfig
 from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.dataset import Dataset
 from ktrdr.training.evaluation import evaluate, majority_accuracy
 from ktrdr.training.fitting import ScaledRows, build_model, build_trainer, predicted
 from ktrdr.training.folds import fold_splits
 from ktrdr.training.progress import (
+    DEFAULT_SCALE,
+    EVALUATE_STEP,
+    TRAIN_STEP,
     ProgressEvent,
     ProgressKind,
     ProgressReporter,
-    step_base_percent,
-    step_span_percent,
 )
 from ktrdr.training.split import Split
 from ktrdr.training.trader_eval import trade_signals
-from ktrdr.training.trainer import TRAIN_STEP
 
 logger = logging.getLogger(__name__)
 
@@ -42,73 +48,171 @@ logger = logging.getLogger(__name__)
 AGGREGATED = ("accuracy", "return", "sharpe", "max_drawdown")
 
 
-class _FoldProgress:
-    """Re-labels a fold trainer's events for the run's reporter: its epochs become progress
-    (BATCH) events of step ``step``, so a sweep's pruner and the epoch display only ever see
-    the final model's epochs, and the percent moves through fold ``number``'s share of the
-    step."""
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold's table row and its model's signal on every row of the fold's test."""
 
-    def __init__(self, outer: ProgressReporter, step: int, number: int, folds: int) -> None:
-        self.outer, self.step, self.number, self.folds = outer, step, number, folds
+    row: dict[str, Any]
+    signals: np.ndarray
+    ran_on: dict[str, Any] = dataclasses.field(default_factory=dict)  # a map's own record
 
-    def percent(self, fraction: float) -> float:
-        share = (self.number - 1 + min(max(fraction, 0.0), 1.0)) / self.folds
-        return step_base_percent(self.step) + step_span_percent(self.step) * share
 
-    def __call__(self, event: ProgressEvent) -> None:
-        base, span = step_base_percent(TRAIN_STEP), step_span_percent(TRAIN_STEP)
-        label = f"walk-forward fold {self.number}/{self.folds}"
+@dataclass(frozen=True)
+class FoldWork:
+    """Everything the folds train on, picklable: a fold map may ship it to other processes
+    once and train any fold there, with the same result as here (the same seed per fold)."""
+
+    cfg: StrategyConfig
+    dataset: Dataset
+    splits: list[Split]
+    device: str  # a torch device name
+    seed: int
+
+    @property
+    def folds(self) -> int:
+        return len(self.splits)
+
+    def label(self, number: int) -> str:
+        return f"walk-forward fold {number}/{self.folds}"
+
+    def dates(self, number: int) -> str:
+        b = self.splits[number - 1].info["boundaries"]
+        return (
+            f"train from {b['train_start'][:10]}, "
+            f"test {b['test_start'][:10]} .. {b['test_end'][:10]}"
+        )
+
+    def train(
+        self,
+        number: int,
+        progress: Callable[[ProgressEvent], None] | None,
+        cancel: CancellationToken,
+    ) -> FoldResult:
+        """Train and evaluate fold ``number`` (1-based); ``progress`` hears its trainer."""
+        cancel.raise_if_cancelled()
+        row, signals = _fold(
+            self.cfg,
+            self.dataset,
+            self.splits[number - 1],
+            torch.device(self.device),
+            self.seed,
+            progress,
+            cancel,
+        )
+        return FoldResult(row, signals)
+
+
+class FoldEvents:
+    """A fold map's progress: each fold's start (with its dates) and end (with its numbers)
+    as step events of the evaluate step, a fold's epochs as progress (BATCH) events, so a
+    sweep's pruner and the epoch display only ever see the final model's epochs. ``done`` is
+    how many folds are trained (a fraction for one under way): it places the percent."""
+
+    def __init__(self, outer: ProgressReporter, work: FoldWork) -> None:
+        self.outer, self.work = outer, work
+        self.scale = outer.scale
+
+    def _emit(self, kind: ProgressKind, number: int, done: float, message: str, **kw: Any) -> None:
         self.outer.emit(
-            dataclasses.replace(
-                event,
-                kind=ProgressKind.BATCH,
-                step=self.step,
-                step_name=label,
-                percent=self.percent((event.percent - base) / span),
-                message=f"{label}: epoch {event.epoch}/{event.total_epochs}",
+            ProgressEvent(
+                kind,
+                step=EVALUATE_STEP,
+                step_name=self.work.label(number),
+                percent=self.scale.folds_done(done),
+                message=f"{self.work.label(number)}: {message}",
+                **kw,
             )
         )
+
+    def started(self, number: int, done: float, where: str = "") -> None:
+        self._emit(ProgressKind.STEP_STARTED, number, done, self.work.dates(number) + where)
+
+    def finished(self, number: int, done: float, result: FoldResult) -> None:
+        row = result.row
+        logger.info(
+            "%s: test accuracy %.4f, return %+.2f%%",
+            self.work.label(number),
+            row["accuracy"],
+            100 * row["return"],
+        )
+        self._emit(
+            ProgressKind.STEP_FINISHED,
+            number,
+            done,
+            f"done ({done:g} of {self.work.folds}): test accuracy {row['accuracy']:.4f}, "
+            f"return {100 * row['return']:+.2f}%",
+            metrics={"accuracy": float(row["accuracy"]), "return": float(row["return"])},
+        )
+
+    def trainer(self, number: int) -> Callable[[ProgressEvent], None]:
+        """A fold trainer's events (on the default scale's train step) re-labelled."""
+        base, span = DEFAULT_SCALE.base(TRAIN_STEP), DEFAULT_SCALE.span(TRAIN_STEP)
+
+        def relay(event: ProgressEvent) -> None:
+            fraction = min(max((event.percent - base) / span, 0.0), 1.0)
+            label = self.work.label(number)
+            self.outer.emit(
+                dataclasses.replace(
+                    event,
+                    kind=ProgressKind.BATCH,
+                    step=EVALUATE_STEP,
+                    step_name=label,
+                    percent=self.scale.folds_done(number - 1 + fraction),
+                    message=f"{label}: epoch {event.epoch}/{event.total_epochs}",
+                )
+            )
+
+        return relay
+
+
+class FoldMap(Protocol):
+    """Trains every fold of ``work`` and returns the results in fold order; honours
+    ``cancel`` (raises ``TrainingCancelled``) and reports through ``events``. The executor
+    runs :func:`sequential_folds` unless its caller gives another (a cluster's)."""
+
+    def __call__(
+        self, work: FoldWork, events: FoldEvents, cancel: CancellationToken
+    ) -> list[FoldResult]: ...
+
+
+def sequential_folds(
+    work: FoldWork, events: FoldEvents, cancel: CancellationToken
+) -> list[FoldResult]:
+    """One fold after another in this process (a cancel is honoured between and within)."""
+    results = []
+    for number in range(1, work.folds + 1):
+        cancel.raise_if_cancelled()
+        events.started(number, number - 1)
+        results.append(work.train(number, events.trainer(number), cancel))
+        events.finished(number, number, results[-1])
+    return results
+
+
+def walk_forward_folds(cfg: StrategyConfig, dataset: Dataset) -> list[Split]:
+    """The strategy's walk-forward folds (none without ``evaluation.walk_forward``); a
+    DataError naming the numbers when they do not fit the data."""
+    wf = cfg.evaluation.walk_forward
+    return fold_splits(dataset, cfg.training.data_split, wf) if wf is not None else []
 
 
 def run_walk_forward(
     cfg: StrategyConfig,
-    wf: WalkForwardConfig,
     dataset: Dataset,
+    splits: list[Split],
     device: torch.device,
     seed: int,
     reporter: ProgressReporter,
     cancel: CancellationToken,
-    step: int,
+    fold_map: FoldMap = sequential_folds,
 ) -> dict[str, Any]:
-    """Train and evaluate every fold (a cancel is honoured between and within folds)."""
-    splits = fold_splits(dataset, cfg.training.data_split, wf)
-    rows: list[dict[str, Any]] = []
-    signals: list[np.ndarray] = []
-    for number, split in enumerate(splits, start=1):
-        cancel.raise_if_cancelled()
-        progress = _FoldProgress(reporter, step, number, len(splits))
-        b = split.info["boundaries"]
-        reporter.emit(
-            ProgressEvent(
-                ProgressKind.STEP_STARTED,
-                step=step,
-                step_name=f"walk-forward fold {number}/{len(splits)}",
-                percent=progress.percent(0.0),
-                message=f"walk-forward fold {number}/{len(splits)}: train from "
-                f"{b['train_start'][:10]}, test {b['test_start'][:10]} .. {b['test_end'][:10]}",
-            )
-        )
-        row, fold_signals = _fold(cfg, dataset, split, device, seed, progress, reporter, cancel)
-        rows.append(row)
-        signals.append(fold_signals)
-        logger.info(
-            "walk-forward fold %d/%d: test accuracy %.4f, return %+.2f%%",
-            number,
-            len(splits),
-            row["accuracy"],
-            100 * row["return"],
-        )
-    return {
+    """Train and evaluate every fold (``splits``: :func:`walk_forward_folds`) through
+    ``fold_map``, then aggregate and stitch."""
+    wf = cfg.evaluation.walk_forward
+    assert wf is not None, "a strategy with walk-forward folds"
+    work = FoldWork(cfg, dataset, splits, str(device), seed)
+    results = fold_map(work, FoldEvents(reporter, work), cancel)
+    rows = [r.row for r in results]
+    out = {
         "window": wf.window,
         "config": wf.model_dump(mode="json"),
         "period": "the development period before the test split; the folds' models are "
@@ -116,8 +220,11 @@ def run_walk_forward(
         "folds": rows,
         "aggregate": _aggregate(rows),
         "folds_beating_baselines": sum(1 for r in rows if r["beats_baselines"]),
-        "stitched": _stitched(cfg, dataset, splits, signals),
+        "stitched": _stitched(cfg, dataset, splits, [r.signals for r in results]),
     }
+    if any(r.ran_on for r in results):
+        out["ran_on"] = [r.ran_on for r in results]
+    return out
 
 
 def _fold(
@@ -126,8 +233,7 @@ def _fold(
     split: Split,
     device: torch.device,
     seed: int,
-    progress: Callable[[ProgressEvent], None],
-    outer: ProgressReporter,
+    progress: Callable[[ProgressEvent], None] | None,
     cancel: CancellationToken,
 ) -> tuple[dict[str, Any], np.ndarray]:
     scaled = ScaledRows(cfg, dataset, split, device)
@@ -188,4 +294,13 @@ def _stitched(
     return trade_signals(np.concatenate(signals), dataset, stitched, cfg)
 
 
-__all__ = ["AGGREGATED", "run_walk_forward"]
+__all__ = [
+    "AGGREGATED",
+    "FoldEvents",
+    "FoldMap",
+    "FoldResult",
+    "FoldWork",
+    "run_walk_forward",
+    "sequential_folds",
+    "walk_forward_folds",
+]

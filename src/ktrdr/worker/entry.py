@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the serving side imports this module without the training s
     from ktrdr.training.cancellation import CancellationToken
     from ktrdr.training.executor import TrainingResult
     from ktrdr.training.progress import ProgressCallback
+    from ktrdr.training.walk_forward import FoldMap
 
 
 WORKER_SERVICE = "ktrdr-worker"  # the worker's spans' service name unless OTEL_SERVICE_NAME
@@ -86,11 +87,14 @@ def run_request(
     request: WorkerRequest,
     progress: ProgressCallback | None = None,
     cancel: CancellationToken | None = None,
+    *,
+    fold_map: FoldMap | None = None,
 ) -> WorkerOutcome:
     """Train as ``request`` says; raises ``TrainingCancelled`` or ``TrainingError``.
 
     With a trace context in the request, the run is a ``worker`` span (with a span per step)
-    in the service's trace, exported before this returns."""
+    in the service's trace, exported before this returns. ``fold_map``: how walk-forward folds
+    are trained (default: one after another here)."""
     from ktrdr import tracing
 
     with tracing.continued(
@@ -101,12 +105,12 @@ def run_request(
         attributes={"ktrdr.strategy": request.config.name, "ktrdr.device": request.device},
     ) as span:
         if span is None:
-            return _run(request, progress, cancel)
+            return _run(request, progress, cancel, fold_map)
         from ktrdr.tracing.steps import StepSpans
 
         steps = StepSpans(progress)
         try:
-            return _run(request, steps, cancel)
+            return _run(request, steps, cancel, fold_map)
         except BaseException as exc:
             steps.close(f"{type(exc).__name__}: {exc}")
             raise
@@ -116,6 +120,7 @@ def _run(
     request: WorkerRequest,
     progress: ProgressCallback | None,
     cancel: CancellationToken | None,
+    fold_map: FoldMap | None,
 ) -> WorkerOutcome:
     import torch
 
@@ -127,6 +132,7 @@ def _run(
         device=request.device,
         max_batch_events_per_s=request.max_batch_events_per_s,
         importance_repeats=request.importance_repeats,
+        **({"fold_map": fold_map} if fold_map is not None else {}),
     )
     result = executor.run(request.config, progress, cancel, strategy_yaml=request.strategy_yaml)
     archive = result.bundle.to_archive_bytes()

@@ -9,15 +9,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
 
 from ktrdr.service.parent_watch import parent_environment
+from ktrdr.training.v1 import common_pb2, host_pb2, host_pb2_grpc
 from ktrdr_host.ray.local_cluster import LocalRayCluster
-from tests.support.processes import HOST_AUTH_TOKEN, HOST_ROLE_TOKEN, Service, free_port
+from tests.support.processes import (
+    HOST_AUTH_TOKEN,
+    HOST_ROLE_TOKEN,
+    Service,
+    channel_to,
+    free_port,
+)
+from tests.support.timing import scaled
+
+S = host_pb2
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_DATA = REPO_ROOT / "data" / "samples"
@@ -93,4 +105,63 @@ def wait_for(condition, timeout_s: float, what: str, detail=None):  # type: igno
         time.sleep(0.05)
 
 
-__all__ = ["FAST_NODE_DEATH", "SAMPLE_DATA", "start_ray_host", "wait_for"]
+def host_stub(host) -> tuple[grpc.Channel, host_pb2_grpc.TrainingHostStub]:  # type: ignore[no-untyped-def]
+    channel = channel_to(host.address, HOST_AUTH_TOKEN)
+    return channel, host_pb2_grpc.TrainingHostStub(channel)
+
+
+def session(stub, session_id: str) -> host_pb2.Session:  # type: ignore[no-untyped-def]
+    return stub.GetSession(S.GetSessionRequest(session_id=session_id), timeout=scaled(5)).session
+
+
+def start_direct(stub, session_id: str, yaml_text: str, results_target: str) -> Stream:  # type: ignore[no-untyped-def]
+    """StartTraining on the host, its stream read in a thread that fills the answer."""
+    seen: list[host_pb2.StartTrainingResponse] = []
+    errors: list[grpc.RpcError] = []
+    call = stub.StartTraining(
+        S.StartTrainingRequest(
+            session_id=session_id,
+            strategy_yaml=yaml_text,
+            results_target=results_target,
+            overrides=common_pb2.TrainingOverrides(device="cpu", seed=11),
+        ),
+        timeout=scaled(120),
+    )
+
+    def read() -> None:
+        try:
+            seen.extend(call)
+        except grpc.RpcError as exc:  # shown by the test that waits for this stream
+            errors.append(exc)
+
+    threading.Thread(target=read, daemon=True).start()
+    return Stream(seen, errors)
+
+
+@dataclass
+class Stream:
+    """What one StartTraining stream delivered so far, and the error that ended it, if any."""
+
+    responses: list[host_pb2.StartTrainingResponse]
+    errors: list[grpc.RpcError]
+
+    def kinds(self) -> list[int]:
+        return [r.event.kind for r in list(self.responses)]
+
+    def ended_with(self, kind: int) -> bool:
+        return bool(self.responses) and self.responses[-1].event.kind == kind
+
+    def says(self, text: str) -> bool:
+        return any(text in r.event.message for r in list(self.responses))
+
+
+__all__ = [
+    "FAST_NODE_DEATH",
+    "SAMPLE_DATA",
+    "Stream",
+    "host_stub",
+    "session",
+    "start_direct",
+    "start_ray_host",
+    "wait_for",
+]

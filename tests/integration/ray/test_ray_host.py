@@ -7,9 +7,7 @@ node, then the whole cluster, away.
 from __future__ import annotations
 
 import signal
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -18,9 +16,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ktrdr.storage import ModelBundle
 from ktrdr.training.v1 import backend_pb2 as pb
-from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2, host_pb2_grpc
-from tests.integration.ray.ray_processes import SAMPLE_DATA, wait_for
-from tests.support.processes import HOST_AUTH_TOKEN, Service, channel_to, start_backend
+from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2
+from tests.integration.ray.ray_processes import (
+    SAMPLE_DATA,
+    host_stub,
+    session,
+    start_direct,
+    wait_for,
+)
+from tests.support.processes import Service, channel_to, start_backend
 from tests.support.timing import scaled
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,56 +46,6 @@ def yamls(tiny_strategy_yaml: str) -> dict[str, str]:
         "longer": short.replace("epochs: 40", "epochs: 60"),
         "long": short.replace("epochs: 40", "epochs: 10000"),
     }
-
-
-def host_stub(host) -> tuple[grpc.Channel, host_pb2_grpc.TrainingHostStub]:  # type: ignore[no-untyped-def]
-    channel = channel_to(host.address, HOST_AUTH_TOKEN)
-    return channel, host_pb2_grpc.TrainingHostStub(channel)
-
-
-def session(stub, session_id: str) -> host_pb2.Session:  # type: ignore[no-untyped-def]
-    return stub.GetSession(S.GetSessionRequest(session_id=session_id), timeout=scaled(5)).session
-
-
-def start_direct(stub, session_id: str, yaml_text: str, results_target: str) -> Stream:  # type: ignore[no-untyped-def]
-    """StartTraining on the host, its stream read in a thread that fills the answer."""
-    seen: list[host_pb2.StartTrainingResponse] = []
-    errors: list[grpc.RpcError] = []
-    call = stub.StartTraining(
-        S.StartTrainingRequest(
-            session_id=session_id,
-            strategy_yaml=yaml_text,
-            results_target=results_target,
-            overrides=CPU_SEED,
-        ),
-        timeout=scaled(120),
-    )
-
-    def read() -> None:
-        try:
-            seen.extend(call)
-        except grpc.RpcError as exc:  # shown by the test that waits for this stream
-            errors.append(exc)
-
-    threading.Thread(target=read, daemon=True).start()
-    return Stream(seen, errors)
-
-
-@dataclass
-class Stream:
-    """What one StartTraining stream delivered so far, and the error that ended it, if any."""
-
-    responses: list[host_pb2.StartTrainingResponse]
-    errors: list[grpc.RpcError]
-
-    def kinds(self) -> list[int]:
-        return [r.event.kind for r in list(self.responses)]
-
-    def ended_with(self, kind: int) -> bool:
-        return bool(self.responses) and self.responses[-1].event.kind == kind
-
-    def says(self, text: str) -> bool:
-        return any(text in r.event.message for r in list(self.responses))
 
 
 def create(stub, yaml_text: str, mode: int) -> pb.Operation:  # type: ignore[no-untyped-def]

@@ -31,6 +31,20 @@ def test_walk_forward_trains_one_model_per_fold(make_strategy, run_training, tin
     assert len(epochs) == result.metrics["training"]["epochs_run"]
     percents = [e.percent for e in events]
     assert percents == sorted(percents)
+    # The percent follows the work: each fold's training weighs its training rows' share of
+    # the final model's (rolling windows are smaller), and the folds fill step 9 to step 10.
+    done = [e for e in events if e.kind is ProgressKind.STEP_FINISHED and "fold" in e.step_name]
+    assert [e.step_name for e in done] == [f"walk-forward fold {i}/3" for i in (1, 2, 3)]
+    assert [e.metrics["accuracy"] for e in done] == [f["accuracy"] for f in folds]
+    final_rows = result.bundle.metadata["split"]["rows"]["train"]
+    shares = [f["rows"]["train"] / final_rows for f in folds]
+    assert all(0 < share < 1 for share in shares), shares
+    step = {(e.kind, e.step): e.percent for e in events if "fold" not in e.step_name}
+    total = 100 + 75 * sum(shares)  # the step weights, 75 of them the final training's
+    assert step[ProgressKind.STEP_FINISHED, 8] == pytest.approx(100 * 92 / total)
+    gains = [b.percent - a.percent for a, b in itertools.pairwise(done)]
+    assert gains == pytest.approx([100 * 75 * share / total for share in shares[1:]])
+    assert done[-1].percent == pytest.approx(step[ProgressKind.STEP_STARTED, 10])
 
     test_start = pd.Timestamp(result.bundle.metadata["split"]["boundaries"]["test_start"])
     for fold in folds:
