@@ -33,6 +33,8 @@ $(STAMP): pyproject.toml
 # it slower here (6m28s against 6m08s). E2E_XDIST='-n 2 --dist loadfile' spreads it too (each
 # worker then starts its own session services).
 # KTRDR_TEST_TIME_SCALE=3 (say) stretches every deadline on a slow or loaded machine.
+# The MLflow UI test uses .venv-mlflow (MLFLOW_VENV), the venv `make mlflow-ui` uses: made once
+# (in the background while the e2e tests before it run; ~60 s of CPU), then reused.
 # Test files go to /dev/shm when it is a tmpfs (tests/conftest.py; KTRDR_TEST_TMPFS=0: not).
 UNIT_XDIST ?= -n 2
 XDIST ?= -n 2
@@ -49,7 +51,8 @@ test-integration: setup
 		$(PYTEST_ARGS)
 
 test-e2e: setup
-	$(PY) -m pytest -q $(E2E_XDIST) -m e2e tests/e2e $(PYTEST_ARGS)
+	KTRDR_TEST_MLFLOW_UI_VENV=$(abspath $(MLFLOW_VENV)) \
+		$(PY) -m pytest -q $(E2E_XDIST) -m e2e tests/e2e $(PYTEST_ARGS)
 
 # The chaos soak (README "Chaos test"), in no tier of `make test`: trainings in local mode and
 # on two hosts while faults are injected at moments drawn from KTRDR_CHAOS_SEED (random when

@@ -66,12 +66,6 @@ def commands(block: str) -> list[str]:
     ]
 
 
-def readme_block(repo_root: Path, heading: str) -> list[str]:
-    """The commands of the first bash block under ``## heading``."""
-    assert repo_root == REPO_ROOT
-    return commands(bash_blocks(f"## {heading}")[0])
-
-
 def grpcurl_unusable() -> str | None:
     """Why the grpcurl binary cannot be used here (None when it can)."""
     if not GRPCURL.exists():

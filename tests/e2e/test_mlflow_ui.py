@@ -4,8 +4,9 @@ tracks to it over HTTP, a training and a two-trial sweep; then MLflow's REST API
 shows the runs, their metrics and artifacts, the sweep's run with its trials nested, and the
 UI's page is served. The server is stopped by its PID.
 
-The venv takes a minute or two to install the first time; ``$KTRDR_TEST_MLFLOW_UI_VENV``
-names one made before (``python3 -m venv DIR && DIR/bin/pip install 'mlflow>=3.10'``).
+The venv takes a minute or two (~60 s of CPU) to install; ``$KTRDR_TEST_MLFLOW_UI_VENV`` names
+where it lives and is made once (``make test`` names ``.venv-mlflow``, the venv ``make mlflow-ui``
+makes and uses; unset: a temporary one per session).
 """
 
 from __future__ import annotations
@@ -36,22 +37,26 @@ UI_REQUIREMENT = "mlflow>=3.10"  # the mlflow-ui extra of pyproject.toml
 
 
 class UiVenv:
-    """The mlflow-ui venv being made by a background ``pip install``, started when the
-    session has this test (``tests/e2e/conftest.py``), so that it installs while the
-    tests before it run (the install is mostly waiting on files)."""
+    """The mlflow-ui venv at ``venv``, made by a background ``pip install`` unless it holds
+    ``bin/mlflow`` already; started when the session has this test (``tests/e2e/conftest.py``),
+    so that it installs while the tests before it run (the install is mostly waiting on files).
+    Made under a lock (``VENV.lock``): a second suite in the same checkout waits for it."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.log = root / "install.log"
-        root.mkdir(parents=True, exist_ok=True)
-        script = (
-            f"{sys.executable} -c 'import venv; venv.EnvBuilder(with_pip=True, clear=True)"
-            f'.create("{root}/venv")\' && {root}/venv/bin/pip install --quiet '
-            f"--disable-pip-version-check '{UI_REQUIREMENT}'"
+    def __init__(self, venv: Path, log: Path) -> None:
+        self.venv = venv
+        self.log = log
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        create = f"import venv; venv.EnvBuilder(with_pip=True, clear=True).create({str(venv)!r})"
+        make = (
+            f'test -x {venv}/bin/mlflow || ({sys.executable} -c "{create}" && {venv}/bin/pip '
+            f"install --quiet --disable-pip-version-check '{UI_REQUIREMENT}')"
         )
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                ["bash", "-c", script], stdout=out, stderr=subprocess.STDOUT
+                ["flock", f"{venv}.lock", "bash", "-c", make],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # stop() ends pip too
             )
 
     def mlflow(self) -> Path:
@@ -62,29 +67,39 @@ class UiVenv:
             self.stop()
             raise
         assert code == 0, self.log.read_text()[-4000:]
-        return self.root / "venv" / "bin" / "mlflow"
+        return self.venv / "bin" / "mlflow"
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
 
+def ui_venv_path() -> Path | None:
+    """``$KTRDR_TEST_MLFLOW_UI_VENV``: the venv to use, made there once if it is not yet
+    (``make test`` names the ``.venv-mlflow`` that ``make mlflow-ui`` uses); None: a
+    temporary one for this session."""
+    given = os.environ.get("KTRDR_TEST_MLFLOW_UI_VENV")
+    return Path(given).resolve() if given else None
+
+
 def start_ui_venv(root: Path) -> UiVenv | None:
-    """The background install, unless ``$KTRDR_TEST_MLFLOW_UI_VENV`` names a venv made
-    before."""
-    return None if os.environ.get("KTRDR_TEST_MLFLOW_UI_VENV") else UiVenv(root)
+    """The background install, unless the venv to use has ``mlflow`` already."""
+    venv = ui_venv_path() or root / "venv"
+    return None if (venv / "bin" / "mlflow").exists() else UiVenv(venv, root / "install.log")
 
 
 @pytest.fixture(scope="module")
 def mlflow_bin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("KTRDR_TEST_MLFLOW_UI_VENV")
-    if given:
-        return Path(given) / "bin" / "mlflow"
     early: UiVenv | None = getattr(request.config, "_ktrdr_ui_venv", None)
-    if early is None:  # the test run on its own (-k, a node id): install now
-        early = UiVenv(tmp_path_factory.mktemp("mlflow-ui"))
-    return early.mlflow()
+    if early is not None:
+        return early.mlflow()
+    given = ui_venv_path()
+    if given is not None and (given / "bin" / "mlflow").exists():
+        return given / "bin" / "mlflow"
+    # the test run on its own (-k, a node id): install now
+    root = tmp_path_factory.mktemp("mlflow-ui")
+    return UiVenv(given or root / "venv", root / "install.log").mlflow()
 
 
 def _http(url: str, body: dict[str, Any] | None = None) -> Any:

@@ -43,6 +43,9 @@ def host_settings(tmp_path: Path, sample_data_dir: Path) -> HostSettings:
         delivery_timeout_s=10,
         shutdown_grace_s=5,
         cancel_wait_s=2,
+        # the training stack is imported with the first session, not at start: most of these
+        # hosts never train in a worker (test_host_preload.py asks for the default)
+        worker_preload="first-run",
     )
 
 

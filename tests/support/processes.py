@@ -22,6 +22,12 @@ from tests.support.timing import scaled
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = scaled(60.0)
+# The services these helpers start import the training stack with their first run, not at
+# start: many never train (or train only elsewhere), and a preload costs ~2-3 s of CPU each.
+# The services started as users start them (``LocalServices``: the e2e ``services`` fixture,
+# the README walk, the notebook, the demo) keep the default, and
+# tests/integration/{backend/test_local_worker,host/test_host_preload}.py prove it works.
+WORKER_PRELOAD = "first-run"
 
 # Tokens of this test session: every e2e backend registers the admin and host-role tokens,
 # every e2e host requires HOST_AUTH_TOKEN (presented by the backends) and presents
@@ -137,6 +143,7 @@ def start_host(
         "KTRDR_HOST_DELIVERY_INITIAL_BACKOFF_S": "0.5",
         "KTRDR_HOST_AUTH_TOKEN": HOST_AUTH_TOKEN,
         "KTRDR_HOST_BACKEND_TOKEN": HOST_ROLE_TOKEN,
+        "KTRDR_HOST_WORKER_PRELOAD": WORKER_PRELOAD,
     }
     return _spawn("host", args, port, work / "host.log", {**defaults, **(env or {})})
 
@@ -173,6 +180,7 @@ def start_backend(
         "KTRDR_BACKEND_DEVICE": "cpu",
         "KTRDR_BACKEND_HEALTH_CHECK_TIMEOUT_S": "1",
         "KTRDR_BACKEND_HOST_TOKEN": HOST_AUTH_TOKEN,
+        "KTRDR_BACKEND_WORKER_PRELOAD": WORKER_PRELOAD,
     }
     if strategies_dir is not None:
         defaults["KTRDR_BACKEND_STRATEGIES_DIR"] = str(strategies_dir)

@@ -38,6 +38,8 @@ FAST_ENV = {
     "KTRDR_HOST_DELIVERY_MAX_BACKOFF_S": "0.5",
     "KTRDR_HOST_DELIVERY_TIMEOUT_S": "20",
     "KTRDR_HOST_SHUTDOWN_GRACE_S": "1",
+    # the training stack is imported with the first session (tests/support/processes.py)
+    "KTRDR_HOST_WORKER_PRELOAD": "first-run",
 }
 
 

@@ -11,7 +11,7 @@ from tests.support.timing import scaled
 
 
 async def test_a_host_preloads_its_warm_workers_at_start(host_settings: HostSettings) -> None:
-    host = await start_host(host_settings)
+    host = await start_host(host_settings.model_copy(update={"worker_preload": "auto"}))
     try:
         pool = host.registry.workers
         assert pool.forkserver_pid is not None, "no forkserver started with the host"

@@ -30,6 +30,7 @@ def settings(tmp_path: Path, sample_data_dir: Path, **more: object) -> HostSetti
         delivery_initial_backoff_s=0.05,
         delivery_max_backoff_s=0.2,
         shutdown_grace_s=1,
+        worker_preload="first-run",  # the training stack with the first session, if any
         **more,  # type: ignore[arg-type]
     )
 

@@ -51,6 +51,7 @@ def settings(tmp_path: Path, sample_data_dir: Path, pki: dict[str, Issued], **ex
         tls_ca=pki["ca"].cert,
         tls_require_client_cert=True,
         shutdown_grace_s=1,
+        worker_preload="first-run",  # the training stack with the first session, if any
         **extra,  # type: ignore[arg-type]
     )
 

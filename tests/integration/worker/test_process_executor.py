@@ -150,12 +150,14 @@ def test_library_errors_arrive_as_themselves(
 
 
 def test_two_workers_at_once_give_the_weights_of_two_in_a_row(
-    sample_data_dir: Path, tiny_strategy_yaml: str
+    sample_data_dir: Path, tiny_strategy_yaml: str, pool: SparePool
 ) -> None:
+    """Warm workers (the services' default: forked from one forkserver, which imports the
+    training stack once instead of four cold workers importing it each)."""
     import torch
 
     config = parse_strategy(tiny_strategy_yaml)
-    pool = SparePool(threads=1, spares=0)
+    assert pool.warm
     executor = ProcessExecutor(sample_data_dir, device="cpu", pool=pool)
     sequential = [executor.run(config) for _ in range(2)]
     with ThreadPoolExecutor(2) as threads:
