@@ -33,7 +33,8 @@ from ktrdr.features import build_symbol_features
 from ktrdr.models import MLPClassifier, MLPSpec, embedding_dim_for
 from ktrdr.training.cancellation import CancellationToken
 from ktrdr.training.dataset import Scaler, build_dataset, compute_labels
-from ktrdr.training.executor import TrainingExecutor, seed_everything
+from ktrdr.training.executor import TrainingExecutor
+from ktrdr.training.fitting import seed_everything
 from ktrdr.training.progress import ProgressReporter
 from ktrdr.training.split import chronological_split
 from ktrdr.training.trainer import Tensors, Trainer, build_optimizer, class_weights

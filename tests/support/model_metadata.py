@@ -28,7 +28,7 @@ def sample_walk_forward(returns: tuple[float, ...] = (0.02, -0.01, 0.03)) -> dic
     stitched trading run)."""
     import statistics
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "fold": k,
             "train_start": "2024-01-01T00:00:00+00:00",
