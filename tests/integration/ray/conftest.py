@@ -1,7 +1,9 @@
 """A real two-node Ray cluster on loopback, a host in Ray mode and a backend in front of it.
 
-The cluster (head 127.0.0.2 and one node 127.0.0.3, one CPU each) is started once per test
-session by ``ray start --block`` processes and stopped by their process ids; see
+The cluster (head 127.0.0.2 and one node 127.0.0.3, one CPU each) is started by ``ray start
+--block`` processes and stopped by their process ids, once per test session unless a module
+took it away (``test_ray_host`` kills nodes in its last tests): a module that finds a node gone
+gets a fresh cluster, whatever order pytest-xdist runs the modules in. See
 ``ktrdr_host.ray.local_cluster`` for what keeps Ray on loopback. Skipped when Ray is not
 installed (the ``ray`` extra).
 """
@@ -27,13 +29,31 @@ if not installed("ray"):  # Ray is not installed (pip install 'ktrdr[training,ra
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[LocalRayCluster]:
-    cluster = LocalRayCluster([1, 1], system_env=dict(FAST_NODE_DEATH))
+def _ray_clusters() -> Iterator[list[LocalRayCluster]]:
+    """Every cluster this session started (the live one last); all stopped at the end."""
+    clusters: list[LocalRayCluster] = []
     try:
-        cluster.start(timeout_s=scaled(120))
-        yield cluster
+        yield clusters
     finally:
-        cluster.cleanup()
+        for cluster in clusters:
+            cluster.cleanup()
+
+
+def _all_nodes_running(cluster: LocalRayCluster) -> bool:
+    return all(node.process.poll() is None for node in cluster.nodes)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(_ray_clusters: list[LocalRayCluster]) -> LocalRayCluster:
+    """The session's cluster, started again when an earlier module stopped any of its nodes."""
+    if _ray_clusters and _all_nodes_running(_ray_clusters[-1]):
+        return _ray_clusters[-1]
+    if _ray_clusters:
+        _ray_clusters[-1].cleanup()
+    cluster = LocalRayCluster([1, 1], system_env=dict(FAST_NODE_DEATH))
+    _ray_clusters.append(cluster)
+    cluster.start(timeout_s=scaled(120))
+    return cluster
 
 
 @pytest.fixture(scope="module")

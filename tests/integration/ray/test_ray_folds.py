@@ -2,7 +2,8 @@
 numbers as folds trained one after another in a local worker, and no deadlock when every CPU
 of the cluster holds a session that waits for its folds.
 
-Named to run before ``test_ray_host.py``, whose last tests take the shared cluster away.
+It finds a running cluster in any order (``test_ray_host`` takes its cluster away; the
+``ray_cluster`` fixture starts a new one then).
 """
 
 from __future__ import annotations
