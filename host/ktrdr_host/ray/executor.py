@@ -26,6 +26,7 @@ are the same in both modes. What differs is here:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -56,19 +57,15 @@ RELAY_TIMEOUT_S = 5.0
 # (state, node label): "queued" with "", "running" with the node's label
 PlacementListener = Callable[[str, str], None]
 
-_REMOTE: Any = None
 
-
+@functools.cache
 def _remote_task() -> Any:
     """``train_on_node`` as a Ray remote function (made once per process)."""
-    global _REMOTE
-    if _REMOTE is None:
-        import ray
+    import ray
 
-        from ktrdr_host.ray.task import train_on_node
+    from ktrdr_host.ray.task import train_on_node
 
-        _REMOTE = ray.remote(train_on_node)
-    return _REMOTE
+    return ray.remote(train_on_node)
 
 
 class RayExecutor:

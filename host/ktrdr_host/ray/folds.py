@@ -19,6 +19,7 @@ library.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -70,14 +71,10 @@ def train_fold(work: FoldWork, number: int, threads: int) -> tuple[str, Any]:
     return ("result", replace(result, ran_on=where))
 
 
-_REMOTE: Any = None
-
-
+@functools.cache
 def _remote() -> Any:
-    global _REMOTE
-    if _REMOTE is None:
-        _REMOTE = ray.remote(train_fold)
-    return _REMOTE
+    """``train_fold`` as a Ray remote function (made once per process)."""
+    return ray.remote(train_fold)
 
 
 class RayFoldMap:
