@@ -262,7 +262,12 @@ def _check_mlflow_runs(cwd: Path, *, count: int) -> None:
     while True:
         experiment = client.get_experiment_by_name("ktrdr")
         runs = client.search_runs([experiment.experiment_id]) if experiment else []
-        done = [r for r in runs if r.data.tags.get("ktrdr.status") == "completed"]
+        # A run is FINISHED once its artifacts are logged (the tags come first, in one batch).
+        done = [
+            r
+            for r in runs
+            if r.info.status == "FINISHED" and r.data.tags.get("ktrdr.status") == "completed"
+        ]
         if len(done) >= count:
             break
         assert time.monotonic() < deadline, f"{len(done)} of {count} runs logged: {runs}"
