@@ -9,8 +9,10 @@ to an OTLP receiver in this process, the real ``TraceService``: every span is ex
 1. Unary latency: ``GetTrainingConfig`` ``--calls`` times per backend per round over one warm
    channel each, backends in a rotating order; each round's median per-call latency over
    off's. "on": an untraced caller (no ``traceparent``: a read starts no trace, the check
-   is all it costs); "on-traced": the same backend called with a ``traceparent``, so each
-   call is a server span, exported.
+   is all it costs); "on-traced": the same backend called with a ``traceparent`` (by
+   default a traced caller's read is shown by its client span, not recorded again by the
+   server); "reads-traced": a backend with ``KTRDR_TRACE_READS=true`` called with a
+   ``traceparent``, so each call is a server span, exported: the price of recording reads.
 2. Trainings: the tiny strategy (``--epochs``), local (the backend's worker process) and host
    mode (each backend with its own host, traced like it), on and off alternating; seconds from
    CreateTraining to COMPLETED seen by a WatchOperation client, over off's of the same round.
@@ -48,12 +50,17 @@ CALLER_CONTEXT = (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0
 
 
 def bench_unary(work: Path, receiver: OtlpReceiver, rounds: int, calls: int) -> None:
-    names = ["off", "off2", "on", "on-traced"]
+    names = ["off", "off2", "on", "on-traced", "reads-traced"]
     services: list[Service] = []
     try:
         stubs = {}
-        for name in names[:3]:
-            env = receiver.env() if name == "on" else {}
+        for name in ("off", "off2", "on", "reads"):
+            env = {
+                "off": {},
+                "off2": {},
+                "on": receiver.env(),
+                "reads": {**receiver.env(), "KTRDR_TRACE_READS": "true"},
+            }[name]
             backend = start_backend(work / name, DATA, [], env={**NO_SPARES, **env})
             services.append(backend)
             stubs[name] = backend_pb2_grpc.BackendStub(channel_to(backend.address))
@@ -65,7 +72,7 @@ def bench_unary(work: Path, receiver: OtlpReceiver, rounds: int, calls: int) -> 
         for round_ in range(rounds):
             for name in rotated(names, round_):
                 call = stubs[name.split("-")[0]].GetTrainingConfig
-                metadata = CALLER_CONTEXT if name == "on-traced" else ()
+                metadata = CALLER_CONTEXT if name.endswith("-traced") else ()
                 times = []
                 for _ in range(calls):
                     start = time.perf_counter()
@@ -80,6 +87,7 @@ def bench_unary(work: Path, receiver: OtlpReceiver, rounds: int, calls: int) -> 
             ("off2", "tracing off (2nd backend)", "1.00"),
             ("on", "tracing on", TARGET),
             ("on-traced", "tracing on, caller traced", TARGET),
+            ("reads-traced", "tracing on, caller traced, reads recorded", "(the cost of a span)"),
         )
         for name, figure, target in figures:
             ratios = [a / b for a, b in zip(medians[name], medians["off"], strict=True)]

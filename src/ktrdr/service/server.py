@@ -77,7 +77,7 @@ def build_server(
     if tracing.active():  # a server span per call, under the caller's traceparent
         from ktrdr.tracing import grpc_spans
 
-        traced.append(grpc_spans.ServerSpans())
+        traced.append(grpc_spans.ServerSpans(reads=tracing.records_reads()))
     server = grpc.aio.server(
         options=options,
         interceptors=[

@@ -26,6 +26,7 @@ from ktrdr.tracing.config import TraceSettings, TracingConfigError, export_varia
 logger = logging.getLogger(__name__)
 
 _active = False
+_reads = False
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
@@ -34,11 +35,16 @@ def active() -> bool:
     return _active
 
 
+def records_reads() -> bool:
+    """Whether a traced caller's reads get server spans (``KTRDR_TRACE_READS``)."""
+    return _reads
+
+
 def start(default_service: str, *, announce: bool = True) -> bool:
     """Turn tracing on when the ``OTEL_*`` variables say so (once per process; later calls
     return whether it is on). ``TracingConfigError`` for an exporter or protocol this project
     cannot use, or a missing exporter package."""
-    global _active
+    global _active, _reads
     if _active:
         return True
     settings = from_env(default_service)
@@ -48,10 +54,13 @@ def start(default_service: str, *, announce: bool = True) -> bool:
 
     otel.start(settings)
     log_format.set_trace_ids(otel.current_ids)
-    _active = True
+    _active, _reads = True, settings.reads
     if announce:
         logger.info(
-            "tracing on: spans of %s go to %s (OTLP gRPC)", settings.service_name, settings.endpoint
+            "tracing on: spans of %s go to %s (OTLP gRPC)%s",
+            settings.service_name,
+            settings.endpoint,
+            "; reads recorded (KTRDR_TRACE_READS)" if settings.reads else "",
         )
     return True
 
@@ -151,6 +160,7 @@ __all__ = [
     "flush",
     "for_worker",
     "from_env",
+    "records_reads",
     "shutdown",
     "span",
     "start",

@@ -7,6 +7,9 @@ endpoint) keeps it off. The OpenTelemetry SDK's own default (``otlp`` to localho
 whenever it is imported) is not followed: a service that nobody configured exports nothing
 and imports nothing. Only the OTLP gRPC exporter is supported; any other exporter or protocol
 is refused with a message, never ignored.
+
+``KTRDR_TRACE_READS=true`` also records a server span for a traced caller's reads (``Get*``
+and ``List*`` calls); by default a read is not recorded (see ``ktrdr.tracing.grpc_spans``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 # inherit the host's environment, so they travel in the request).
 EXPORT_VARIABLE_PREFIX = "OTEL_"
 SUPPORTED_PROTOCOL = "grpc"
+READS_VARIABLE = "KTRDR_TRACE_READS"
 
 
 class TracingConfigError(ValueError):
@@ -31,10 +35,21 @@ class TraceSettings:
 
     service_name: str  # OTEL_SERVICE_NAME, else the process's default (ktrdr-backend, ...)
     endpoint: str  # for the start-up line; the exporter reads the variables itself
+    reads: bool = False  # KTRDR_TRACE_READS: a server span for a traced caller's reads too
 
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() == "true"
+
+
+def _reads(env: Mapping[str, str]) -> bool:
+    value = env.get(READS_VARIABLE, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise TracingConfigError(
+            f"{READS_VARIABLE}={env.get(READS_VARIABLE)!r}: say true (record a server span "
+            "for a traced caller's Get/List calls too) or false (the default)"
+        )
+    return value == "true"
 
 
 def from_env(default_service: str, env: Mapping[str, str] | None = None) -> TraceSettings | None:
@@ -72,7 +87,9 @@ def from_env(default_service: str, env: Mapping[str, str] | None = None) -> Trac
             "or Jaeger); unset OTEL_EXPORTER_OTLP_PROTOCOL / OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
         )
     service = env.get("OTEL_SERVICE_NAME", "").strip() or default_service
-    return TraceSettings(service_name=service, endpoint=endpoint or "http://localhost:4317")
+    return TraceSettings(
+        service_name=service, endpoint=endpoint or "http://localhost:4317", reads=_reads(env)
+    )
 
 
 def export_variables(env: Mapping[str, str] | None = None) -> dict[str, str]:

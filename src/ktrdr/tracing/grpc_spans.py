@@ -8,12 +8,20 @@ compose with the services' interceptors that turn handlers into async generators
 call objects and behaviors pass through unchanged; a span ends when its call completes.
 Health checks and host heartbeats are not traced (each would be a trace of its own, every
 few seconds, saying nothing about an operation).
+
+What a server records: calls that start or finish an operation's work (``ROOTS``), always;
+any other call a traced caller makes (cancel, delete, download, a watch...), under the
+caller's span. A traced caller's reads (``Get*``/``List*``: a notebook polling, a listing)
+are not recorded unless ``KTRDR_TRACE_READS=true``: the caller's own client span already
+shows each one and its duration, and a recorded server span (~35 us of the SDK per call, plus
+its export) costs a fast read 10-20 % (``benchmarks/bench_tracing.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -38,6 +46,7 @@ ROOTS = frozenset(
         "/ktrdr.training.v1.TrainingHost/StartTraining",
     }
 )
+READ_PREFIXES = ("Get", "List")
 _KINDS = {
     (False, False): "unary_unary",
     (False, True): "unary_stream",
@@ -51,6 +60,11 @@ def _method(details: Any) -> str:
     return method.decode("ascii", "replace") if isinstance(method, bytes) else str(method)
 
 
+def _is_read(method: str) -> bool:
+    return method.rpartition("/")[2].startswith(READ_PREFIXES)
+
+
+@functools.lru_cache(maxsize=256)  # one entry per served method
 def _attributes(method: str) -> dict[str, str]:
     service, _, name = method.lstrip("/").partition("/")
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
@@ -67,9 +81,12 @@ def _incoming(metadata: Any) -> dict[str, str]:
 
 # -- server ------------------------------------------------------------------------------
 class ServerSpans(grpc.aio.ServerInterceptor):
-    """A SERVER span per call that carries a trace context or starts work (``ROOTS``),
-    current while the servicer runs (so what it starts, tasks included, is under it). A
-    ``traceparent`` that does not parse starts a new trace."""
+    """A SERVER span per call that starts work (``ROOTS``) or carries a trace context (a
+    read only with ``reads``), current while the servicer runs (so what it starts, tasks
+    included, is under it). A ``traceparent`` that does not parse starts a new trace."""
+
+    def __init__(self, *, reads: bool = False) -> None:
+        self.reads = reads
 
     async def intercept_service(
         self,
@@ -80,12 +97,14 @@ class ServerSpans(grpc.aio.ServerInterceptor):
         method = _method(handler_call_details)
         if handler is None or method.startswith(UNTRACED):
             return handler
+        if not self.reads and _is_read(method):  # the caller's client span shows a read
+            return handler
+        parent = _incoming(handler_call_details.invocation_metadata)
+        if not parent and method not in ROOTS:  # an untraced caller's call: no trace of its own
+            return handler
         kind = _KINDS[handler.request_streaming, handler.response_streaming]
         behavior = getattr(handler, kind)
         if behavior is None:
-            return handler
-        parent = _incoming(handler_call_details.invocation_metadata)
-        if not parent and method not in ROOTS:  # an untraced caller's read: no trace of its own
             return handler
         wrapped = _wrap(behavior, method, parent)
         return handler._replace(**{kind: wrapped})  # type: ignore[attr-defined, no-any-return]

@@ -9,6 +9,7 @@ trace and the text is never repeated anywhere.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -68,7 +69,10 @@ def shutdown() -> None:
         _provider.shutdown()
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
+    """This project's tracer (made once: before a provider is installed it is a proxy that
+    follows the provider installed later)."""
     return trace.get_tracer(TRACER_NAME, ktrdr.__version__)
 
 

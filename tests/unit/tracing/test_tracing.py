@@ -92,6 +92,19 @@ def test_a_setup_it_cannot_export_with_is_an_error(env: dict[str, str], says: st
 
 
 # -- context in and out -------------------------------------------------------------------
+@pytest.mark.parametrize(("value", "reads"), [("", False), ("false", False), (" TRUE ", True)])
+def test_reads_are_recorded_only_when_asked(value: str, reads: bool):
+    env = {"OTEL_TRACES_EXPORTER": "otlp", "KTRDR_TRACE_READS": value}
+    settings = from_env("svc", env)
+    assert settings is not None and settings.reads is reads
+
+
+def test_a_reads_setting_that_is_not_true_or_false_is_an_error():
+    env = {"OTEL_TRACES_EXPORTER": "otlp", "KTRDR_TRACE_READS": "yes"}
+    with pytest.raises(TracingConfigError, match="KTRDR_TRACE_READS='yes': say true"):
+        from_env("svc", env)
+
+
 def test_the_carrier_names_the_current_span(spans: InMemorySpanExporter):
     with otel.span("outer") as outer:
         carrier = otel.carrier()
@@ -220,19 +233,32 @@ class _Details:
         self.invocation_metadata = metadata
 
 
+TRACED = (("traceparent", VALID),)
+
+
 @pytest.mark.parametrize(
-    ("method", "metadata", "traced"),
+    ("method", "metadata", "reads", "traced"),
     [
-        ("/ktrdr.training.v1.Backend/GetOperation", (), False),  # an untraced caller's read
-        ("/ktrdr.training.v1.Backend/GetOperation", (("traceparent", VALID),), True),
-        ("/ktrdr.training.v1.Backend/CreateTraining", (), True),  # starts work: always
-        ("/ktrdr.training.v1.TrainingHost/StartTraining", (), True),
-        ("/grpc.health.v1.Health/Check", (("traceparent", VALID),), False),
-        ("/ktrdr.training.v1.Backend/HostHeartbeat", (("traceparent", VALID),), False),
+        ("/ktrdr.training.v1.Backend/GetOperation", (), False, False),  # an untraced read
+        ("/ktrdr.training.v1.Backend/GetOperation", (), True, False),
+        ("/ktrdr.training.v1.Backend/GetOperation", TRACED, False, False),  # client span only
+        ("/ktrdr.training.v1.Backend/ListModels", TRACED, False, False),
+        ("/ktrdr.training.v1.Backend/GetOperation", TRACED, True, True),  # KTRDR_TRACE_READS
+        ("/ktrdr.training.v1.Backend/CancelOperation", TRACED, False, True),  # not a read
+        ("/ktrdr.training.v1.Backend/DownloadModel", TRACED, False, True),
+        ("/ktrdr.training.v1.Backend/CancelOperation", (), False, False),
+        ("/ktrdr.training.v1.Backend/CreateTraining", (), False, True),  # starts work: always
+        ("/ktrdr.training.v1.TrainingHost/StartTraining", (), False, True),
+        ("/grpc.health.v1.Health/Check", TRACED, True, False),
+        ("/ktrdr.training.v1.Backend/HostHeartbeat", TRACED, True, False),
     ],
 )
 def test_which_calls_get_a_server_span(
-    spans: InMemorySpanExporter, method: str, metadata: tuple[tuple[str, str], ...], traced: bool
+    spans: InMemorySpanExporter,
+    method: str,
+    metadata: tuple[tuple[str, str], ...],
+    reads: bool,
+    traced: bool,
 ):
     async def behavior(request: Any, context: Any) -> str:
         return "answer"
@@ -243,7 +269,7 @@ def test_which_calls_get_a_server_span(
         return handler
 
     async def call() -> Any:
-        wrapped = await grpc_spans.ServerSpans().intercept_service(
+        wrapped = await grpc_spans.ServerSpans(reads=reads).intercept_service(
             continuation,
             _Details(method, metadata),  # type: ignore[arg-type]
         )
