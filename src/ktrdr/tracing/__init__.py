@@ -128,10 +128,12 @@ def continued(
     *,
     default_service: str,
     attributes: Mapping[str, Any] | None = None,
+    flush: bool = True,
 ) -> Iterator[Any]:
     """In a worker: a span ``name`` under the service's context ``parent`` (a carrier), with
     tracing started from the service's ``OTEL_*`` variables ``env`` where this process lacks
-    them; flushed when the block ends. Nothing when ``parent`` is empty."""
+    them; flushed when the block ends (``flush=False``: the caller flushes, e.g. after it
+    has sent its answer). Nothing when ``parent`` is empty."""
     if not parent:
         yield None
         return
@@ -146,7 +148,8 @@ def continued(
         with otel.span(name, attributes, parent=parent) as current:
             yield current
     finally:
-        otel.flush()
+        if flush:
+            otel.flush()
 
 
 __all__ = [

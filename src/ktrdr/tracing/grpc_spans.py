@@ -13,8 +13,8 @@ What a server records: calls that start or finish an operation's work (``ROOTS``
 any other call a traced caller makes (cancel, delete, download, a watch...), under the
 caller's span. A traced caller's reads (``Get*``/``List*``: a notebook polling, a listing)
 are not recorded unless ``KTRDR_TRACE_READS=true``: the caller's own client span already
-shows each one and its duration, and a recorded server span (~35 us of the SDK per call, plus
-its export) costs a fast read 10-20 % (``benchmarks/bench_tracing.py``).
+shows each one and its duration, and a recorded server span (the SDK's span and its export)
+costs a 0.7 ms read 7-23 % (``benchmarks/bench_tracing.py``).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,6 +42,8 @@ _RUN_IMPORTS = (
     "talib",
     "talib.abstract",
 )
+
+TRACING_IMPORTS = ("ktrdr.tracing.otel", "opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
 
 
 def worker_main(threads: int, events: Connection, control: Connection, log_level: int) -> None:
@@ -72,10 +75,23 @@ def prepare(threads: int, log_level: int, *, warm_threads: int | None = None) ->
     from ktrdr.training import executor as _executor  # noqa: F401  (warm the imports)
     from ktrdr.worker import entry as _entry  # noqa: F401
 
-    for name in _RUN_IMPORTS:  # what a run imports on first use (a forked worker inherits them)
-        with contextlib.suppress(ImportError):
+    for name in (*_RUN_IMPORTS, *tracing_imports()):  # what a run imports on first use
+        with contextlib.suppress(ImportError):  # (a forked worker inherits them)
             importlib.import_module(name)
     _warm_up()
+
+
+def tracing_imports(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The OpenTelemetry modules a traced run's ``worker`` span needs, when the service's
+    ``OTEL_*`` variables (inherited) turn tracing on: imported while the worker waits, not
+    on the run's time (~0.2 s). Nothing is started: the run starts tracing itself."""
+    from ktrdr.tracing import TracingConfigError, from_env
+
+    try:
+        on = from_env("ktrdr-worker", env) is not None
+    except TracingConfigError:
+        return ()  # the run reports it
+    return TRACING_IMPORTS if on else ()
 
 
 def serve_one(events: Connection, control: Connection, threads: int | None = None) -> None:
@@ -100,12 +116,19 @@ def serve_one(events: Connection, control: Connection, threads: int | None = Non
 
     token = CancellationToken()
     threading.Thread(target=_watch_control, args=(control, token), daemon=True).start()
+    def progress(event: Any) -> None:
+        _send(events, ("progress", event))
+
     try:
-        outcome = run_request(request, lambda event: _send(events, ("progress", event)), token)
+        outcome = run_request(request, progress, token, flush_traces=False)
     except BaseException as exc:  # everything leaves as a message, never as a traceback
         _send(events, _failure(exc))
     else:
         _send(events, ("result", outcome))
+    finally:
+        from ktrdr import tracing
+
+        tracing.flush()  # the run's spans, after its answer: the service does not wait for it
 
 
 def _warm_up() -> None:

@@ -89,12 +89,14 @@ def run_request(
     cancel: CancellationToken | None = None,
     *,
     fold_map: FoldMap | None = None,
+    flush_traces: bool = True,
 ) -> WorkerOutcome:
     """Train as ``request`` says; raises ``TrainingCancelled`` or ``TrainingError``.
 
     With a trace context in the request, the run is a ``worker`` span (with a span per step)
-    in the service's trace, exported before this returns. ``fold_map``: how walk-forward folds
-    are trained (default: one after another here)."""
+    in the service's trace, exported before this returns (``flush_traces=False``: the caller
+    calls ``tracing.flush()``). ``fold_map``: how walk-forward folds are trained (default:
+    one after another here)."""
     from ktrdr import tracing
 
     with tracing.continued(
@@ -103,6 +105,7 @@ def run_request(
         request.trace_env,
         default_service=WORKER_SERVICE,
         attributes={"ktrdr.strategy": request.config.name, "ktrdr.device": request.device},
+        flush=flush_traces,
     ) as span:
         if span is None:
             return _run(request, progress, cancel, fold_map)

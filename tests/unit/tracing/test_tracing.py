@@ -5,6 +5,7 @@ spans from the executor's progress events, trace ids on JSON log lines."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from ktrdr import log_format
 from ktrdr.tracing import TracingConfigError, from_env, grpc_spans, otel
 from ktrdr.tracing.steps import StepSpans
 from ktrdr.training.progress import ProgressEvent, ProgressKind
+from ktrdr.worker import child
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 MALFORMED = [
@@ -277,3 +279,22 @@ def test_which_calls_get_a_server_span(
 
     assert asyncio.run(call()) == "answer"
     assert [s.name for s in spans.get_finished_spans()] == ([method] if traced else [])
+
+
+# -- warm workers ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("env", "imports"),
+    [
+        ({}, False),
+        ({"OTEL_TRACES_EXPORTER": "none"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, True),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, False),  # refused when the run starts tracing
+    ],
+)
+def test_a_waiting_worker_imports_the_exporter_only_when_tracing_is_on(
+    env: dict[str, str], imports: bool
+):
+    names = child.tracing_imports(env)
+    assert names == (child.TRACING_IMPORTS if imports else ())
+    for name in names:  # modules that exist (prepare() ignores an ImportError)
+        assert importlib.util.find_spec(name) is not None, name
