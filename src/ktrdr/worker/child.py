@@ -116,6 +116,7 @@ def serve_one(events: Connection, control: Connection, threads: int | None = Non
 
     token = CancellationToken()
     threading.Thread(target=_watch_control, args=(control, token), daemon=True).start()
+
     def progress(event: Any) -> None:
         _send(events, ("progress", event))
 
