@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +44,16 @@ FAST_NODE_DEATH = {
 }
 
 
-def start_ray_host(work: Path, cluster: LocalRayCluster | None, **settings: str) -> Service:
+def start_ray_host(
+    work: Path,
+    cluster: LocalRayCluster | None,
+    *,
+    env_extra: Mapping[str, str] | None = None,
+    **settings: str,
+) -> Service:
     """``ktrdr host serve --ray-address`` on a free loopback port, SERVING when returned;
-    without a cluster, a host training in its own worker processes (for comparisons)."""
+    without a cluster, a host training in its own worker processes (for comparisons).
+    ``env_extra``: other variables (``OTEL_*``); ``settings``: ``KTRDR_HOST_*`` ones."""
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
     args = ["host", "serve", "--address", f"127.0.0.1:{port}", "--data-dir", str(SAMPLE_DATA)]
@@ -67,6 +75,7 @@ def start_ray_host(work: Path, cluster: LocalRayCluster | None, **settings: str)
             "KTRDR_HOST_AUTH_TOKEN": HOST_AUTH_TOKEN,
             "KTRDR_HOST_BACKEND_TOKEN": HOST_ROLE_TOKEN,
             **{f"KTRDR_HOST_{k.upper()}": v for k, v in settings.items()},
+            **(env_extra or {}),
             **parent_environment(),  # the host stops if pytest dies
         }
     )

@@ -2,6 +2,9 @@
 numbers as folds trained one after another in a local worker, and no deadlock when every CPU
 of the cluster holds a session that waits for its folds.
 
+A training's trace continues through its Ray task (the worker's span and its step spans
+under the host's session), checked here on the module's cluster.
+
 It finds a running cluster in any order (``test_ray_host`` takes its cluster away; the
 ``ray_cluster`` fixture starts a new one then).
 """
@@ -11,11 +14,20 @@ from __future__ import annotations
 import pytest
 
 from ktrdr.storage import ModelBundle
+from ktrdr.training.progress import STEP_NAMES
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import backend_pb2_grpc, common_pb2, host_pb2
-from tests.integration.ray.ray_processes import host_stub, session, start_direct, wait_for
-from tests.support.processes import channel_to
-from tests.support.timing import scaled
+from tests.integration.ray.ray_processes import (
+    SAMPLE_DATA,
+    host_stub,
+    session,
+    start_direct,
+    start_ray_host,
+    wait_for,
+)
+from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.support.processes import Service, channel_to, start_backend
+from tests.support.timing import scaled, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,3 +122,60 @@ def test_a_cancel_cancels_the_fold_tasks(tiny_strategy_yaml, ray_host, ray_backe
     assert "enough folds" in message
     assert f"of {FOLDS} fold task(s) still queued or running were cancelled" in message, message
     assert sum(stream.says(f"walk-forward fold {i}/{FOLDS}") for i in range(1, FOLDS + 1)) == FOLDS
+
+
+def test_a_ray_task_continues_the_operations_trace(  # type: ignore[no-untyped-def]
+    tmp_path, tiny_strategy_yaml, ray_cluster
+) -> None:
+    """A host in Ray mode and a backend with tracing on (OTLP to a receiver here): the Ray
+    task's ``worker`` span (service ``ktrdr-worker``, its variables sent in the request: a
+    Ray worker does not inherit the host's environment) is under the host's ``session``,
+    which is under the backend's ``operation``; each step is a span under the worker."""
+    receiver = OtlpReceiver().start()
+    services: list[Service] = []
+    try:
+        host = start_ray_host(tmp_path / "host", ray_cluster, env_extra=receiver.env())
+        services.append(host)
+        backend = start_backend(
+            tmp_path / "backend", SAMPLE_DATA, [host.address], env=receiver.env()
+        )
+        services.append(backend)
+        with channel_to(backend.address) as channel:
+            stub = backend_pb2_grpc.BackendStub(channel)
+            op_id = run(stub, tiny_strategy_yaml, pb.EXECUTION_MODE_HOST)
+            wait_for(lambda: model_path(stub, op_id), scaled(300), "the traced Ray training")
+
+        def named(service: str, name: str) -> list[ReceivedSpan]:
+            return [s for s in receiver.received() if s.service == service and s.name == name]
+
+        wait_until(
+            lambda: (
+                named("ktrdr-backend", "/ktrdr.training.v1.Backend/SubmitResults")
+                and named("ktrdr-worker", f"Step {len(STEP_NAMES)}: {STEP_NAMES[-1]}")
+            ),
+            scaled(60),
+            "the delivery's and the Ray task's spans",
+        )
+    finally:
+        for service in reversed(services):
+            service.stop(crash=True)
+        receiver.stop()
+
+    (operation,) = [
+        s for s in named("ktrdr-backend", "operation")
+        if s.attributes.get("ktrdr.operation_id") == op_id
+    ]  # fmt: skip
+    trace = {s.span_id: s for s in receiver.received() if s.trace_id == operation.trace_id}
+    spans = list(trace.values())
+    (session_span,) = [s for s in spans if (s.service, s.name) == ("ktrdr-host", "session")]
+    (worker,) = [s for s in spans if (s.service, s.name) == ("ktrdr-worker", "worker")]
+    assert worker.parent_id == session_span.span_id, trace.get(worker.parent_id)
+    ancestor = trace.get(session_span.parent_id)
+    while ancestor is not None and ancestor.span_id != operation.span_id:
+        ancestor = trace.get(ancestor.parent_id)
+    assert ancestor is operation, "the session is not under the backend's operation"
+    steps = [s for s in spans if s.service == "ktrdr-worker" and s is not worker]
+    assert sorted(s.name for s in steps) == sorted(
+        f"Step {n}: {name}" for n, name in enumerate(STEP_NAMES, start=1)
+    )
+    assert all(s.parent_id == worker.span_id and not s.error for s in steps)
