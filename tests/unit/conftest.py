@@ -35,3 +35,13 @@ def _no_servers_or_processes_in_threads() -> Iterator[None]:
     guard = current()
     if guard is not None:
         guard.check()
+
+
+@pytest.fixture(autouse=True)
+def _a_cpu_only_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every unit test sees a CPU-only machine: the device inventory is given, never found.
+    Found, it would depend on the order tests ran in (asked of torch when an earlier test
+    imported it, else of a probe process, which the guard refuses)."""
+    from ktrdr.training import device
+
+    monkeypatch.setattr(device, "_inventory", device.DeviceInventory(torch_version="unit"))
