@@ -50,7 +50,7 @@ from ktrdr.service.disk import disk_full_message, is_disk_full
 from ktrdr.service.execution import ExecutorRun, new_fanout
 from ktrdr.service.fanout import EventFanout, Subscription
 from ktrdr.storage import ModelStorage
-from ktrdr.training.device import resolve_device
+from ktrdr.training.device import present_everywhere, resolve_device
 from ktrdr.training.progress import ProgressKind
 from ktrdr.training.v1 import backend_pb2 as pb
 from ktrdr.training.v1 import common_pb2
@@ -275,7 +275,11 @@ class Operations:
         await self.local.run(op, run)
 
     async def _check_local_device(self, device: str, operation_id: str) -> None:
-        """A device this machine has (INVALID_ARGUMENT for ``cuda:99`` on a 1-GPU backend)."""
+        """A device this machine has (INVALID_ARGUMENT for ``cuda:99`` on a 1-GPU backend).
+        ``cpu`` and ``auto`` need no check: asking the machine is a probe process that imports
+        torch, seconds on a busy machine, which the first CreateTraining would wait for."""
+        if present_everywhere(device):
+            return
         try:
             await asyncio.to_thread(resolve_device, device)
         except DeviceError as exc:

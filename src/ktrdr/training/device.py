@@ -149,6 +149,12 @@ def machine_inventory() -> DeviceInventory:
         return _inventory
 
 
+def present_everywhere(requested: str) -> bool:
+    """Whether ``requested`` names a device every machine has (``cpu``, ``auto``): checking it
+    needs no inventory (a service then starts no probe process, which imports torch)."""
+    return (requested or "auto").strip().lower() in ("auto", "cpu")
+
+
 def resolve_device(requested: str = "auto") -> DeviceInfo:
     """Turn ``auto|cpu|cuda|mps`` (or ``cuda:N``) into a ``DeviceInfo`` on this machine.
 
