@@ -14,9 +14,10 @@ Configurations differ only in ``METRICS_ADDRESS`` (the backend's and its host's)
 2. Trainings: real ``ktrdr backend serve`` / ``ktrdr host serve`` processes, the tiny strategy
    (``--epochs``), local (the backend's worker process) and host mode (each backend with its
    own host, metrics on or off like it), on and off alternating; seconds from CreateTraining
-   to COMPLETED seen by a WatchOperation client, divided by off's of the same round. No spare
-   workers (``WORKER_SPARES=0``): every run starts its worker, and no warm-up in the
-   background overlaps the other configuration's run.
+   to COMPLETED seen by a WatchOperation client, divided by off's of the same round. The
+   services' default warm workers (each run forked from a forkserver that imported the
+   training stack once; nothing imports in the background between runs): with a cold worker
+   per run (``WORKER_SPARES=0``) each run's 3 s of imports made the ratios noise.
 
 Ratios: median [min..max] over the rounds; above 1 means slower than off. Target: off2 = 1.00
 (within the noise), on <= 1.03.
@@ -155,8 +156,8 @@ def bench_trainings(work: Path, rounds: int, epochs: int) -> None:
         stubs = {}
         for name in ("off", "on"):
             on = name == "on"
-            host_env = {**NO_SPARES}
-            backend_env = {**NO_SPARES}
+            host_env: dict[str, str] = {}
+            backend_env: dict[str, str] = {}
             if on:
                 host_env["KTRDR_HOST_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_ports[1]}"
                 backend_env["KTRDR_BACKEND_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_ports[0]}"
